@@ -1,0 +1,3 @@
+// Package cpu is the accel backend that runs C kernels through cgo, with the
+// instruction set (AVX-512, AVX2+FMA, portable C) picked once at start-up.
+package cpu
