@@ -1,0 +1,145 @@
+package cpu
+
+/*
+#include "gemm.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// parallelMinFlops is the smallest product (m·n·k multiply-adds) that Sgemm
+// splits across goroutines; below it the split costs more than it saves.
+const parallelMinFlops = 1 << 18
+
+// Sgemm computes, in float32 with row-major storage,
+//
+//	C = alpha·op(A)·op(B) + beta·C
+//
+// where op(A) is m×k, op(B) is k×n and C is m×n; op(X) is Xᵀ when the
+// matching trans flag is set, so A is stored m×k (k×m when transposed) with
+// leading dimension lda, B k×n (n×k when transposed) with ldb, and C m×n
+// with ldc. When beta is 0, C is overwritten without being read (NaN in C
+// does not propagate). The work is split by blocks of C over threads
+// goroutines (threads <= 0: runtime.NumCPU()), each block one call into the
+// single-threaded C kernel hw_sgemm at the current ISA level.
+//
+// It returns an error naming the argument when a size is negative, a leading
+// dimension is too small, or a slice is too short for the shape.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, threads int) error {
+	if err := checkSgemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc); err != nil {
+		return err
+	}
+	if m == 0 || n == 0 {
+		return nil
+	}
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	isa := cISA()
+	call := func(i0, i1, j0, j1 int) {
+		// Offsets of the block's first element in each operand.
+		ao, bo := i0*lda, j0
+		if transA {
+			ao = i0
+		}
+		if transB {
+			bo = j0 * ldb
+		}
+		var ap, bp *C.float
+		if k > 0 {
+			ap = (*C.float)(unsafe.Pointer(&a[ao]))
+			bp = (*C.float)(unsafe.Pointer(&b[bo]))
+		}
+		C.hw_sgemm(isa, cbool(transA), cbool(transB), C.int(i1-i0), C.int(j1-j0), C.int(k), C.float(alpha),
+			ap, C.int(lda), bp, C.int(ldb), C.float(beta), (*C.float)(unsafe.Pointer(&c[i0*ldc+j0])), C.int(ldc))
+	}
+	if threads == 1 || int64(m)*int64(n)*int64(k) < parallelMinFlops {
+		call(0, m, 0, n)
+		return nil
+	}
+	// Split the longer side of C into equal bands, rounded to 16 rows or
+	// columns so that every band but the last fills whole register tiles.
+	split, total := m, m
+	if n > m {
+		split, total = n, n
+	}
+	step := (split + threads - 1) / threads
+	step = (step + 15) &^ 15
+	var wg sync.WaitGroup
+	for s := 0; s < total; s += step {
+		e := min(s+step, total)
+		wg.Add(1)
+		go func(s, e int) {
+			defer wg.Done()
+			if split == m && m >= n {
+				call(s, e, 0, n)
+			} else {
+				call(0, m, s, e)
+			}
+		}(s, e)
+	}
+	wg.Wait()
+	return nil
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// checkSgemm validates the shapes, leading dimensions and slice lengths of
+// an Sgemm call.
+func checkSgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) error {
+	if m < 0 || n < 0 || k < 0 {
+		return fmt.Errorf("sgemm: negative size m=%d n=%d k=%d", m, n, k)
+	}
+	const maxInt32 = 1<<31 - 1
+	if m > maxInt32 || n > maxInt32 || k > maxInt32 || lda > maxInt32 || ldb > maxInt32 || ldc > maxInt32 {
+		return fmt.Errorf("sgemm: size or leading dimension exceeds 2³¹−1")
+	}
+	ar, ac := m, k // stored rows and columns of A
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	if err := checkOperand("A", transA, a, ar, ac, lda); err != nil {
+		return err
+	}
+	if err := checkOperand("B", transB, b, br, bc, ldb); err != nil {
+		return err
+	}
+	return checkOperand("C", false, c, m, n, ldc)
+}
+
+// checkOperand checks one rows×cols row-major operand with leading
+// dimension ld stored in s.
+func checkOperand(name string, trans bool, s []float32, rows, cols, ld int) error {
+	t := ""
+	if trans {
+		t = " (transposed)"
+	}
+	if ld < max(1, cols) {
+		return fmt.Errorf("sgemm: leading dimension ld%s=%d of %s%s is smaller than its %d columns", lower(name), ld, name, t, cols)
+	}
+	if rows == 0 || cols == 0 {
+		return nil
+	}
+	if need := (rows-1)*ld + cols; len(s) < need {
+		return fmt.Errorf("sgemm: %s%s is %d×%d with ld%s=%d and needs %d elements, has %d", name, t, rows, cols, lower(name), ld, need, len(s))
+	}
+	return nil
+}
+
+func lower(name string) string {
+	return string(rune(name[0]) + 'a' - 'A')
+}

@@ -1,0 +1,18 @@
+/* Instruction-set levels of the C kernels, chosen at run time by isa.go and
+ * passed to every kernel as an int argument. Higher levels include the lower
+ * ones: AVX-512 means AVX-512F/BW/VL/DQ plus AVX2 and FMA. */
+#ifndef HWNAS_CPU_ISA_H
+#define HWNAS_CPU_ISA_H
+
+enum { HW_ISA_GENERIC = 0, HW_ISA_AVX2 = 1, HW_ISA_AVX512 = 2 };
+
+/* HW_X86 is 1 when the ISA-specific files can be compiled (x86 with GCC or
+ * clang target pragmas); elsewhere they compile to nothing and only the
+ * generic level is supported. */
+#if defined(__x86_64__) || defined(__i386__)
+#define HW_X86 1
+#else
+#define HW_X86 0
+#endif
+
+#endif
