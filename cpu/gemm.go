@@ -128,11 +128,11 @@ func checkOperand(name string, trans bool, s []float32, rows, cols, ld int) erro
 	if trans {
 		t = " (transposed)"
 	}
-	if ld < max(1, cols) {
-		return fmt.Errorf("sgemm: leading dimension ld%s=%d of %s%s is smaller than its %d columns", lower(name), ld, name, t, cols)
-	}
 	if rows == 0 || cols == 0 {
-		return nil
+		return nil // empty: never read, any leading dimension will do
+	}
+	if ld < cols {
+		return fmt.Errorf("sgemm: leading dimension ld%s=%d of %s%s is smaller than its %d columns", lower(name), ld, name, t, cols)
 	}
 	if need := (rows-1)*ld + cols; len(s) < need {
 		return fmt.Errorf("sgemm: %s%s is %d×%d with ld%s=%d and needs %d elements, has %d", name, t, rows, cols, lower(name), ld, need, len(s))

@@ -1,0 +1,263 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// refSgemm is the plain triple loop, accumulating in float64. It also
+// returns, per element of C, the scale |alpha|·Σ_p|op(A)_ip·op(B)_pj| +
+// |beta·C_ij| that bounds the float32 rounding error of any summation order.
+func refSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) (want, scale []float64) {
+	want = make([]float64, m*n)
+	scale = make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s, abs float64
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+				abs += math.Abs(float64(av) * float64(bv))
+			}
+			v := float64(alpha) * s
+			sc := math.Abs(float64(alpha)) * abs
+			if beta != 0 {
+				v += float64(beta) * float64(c[i*ldc+j])
+				sc += math.Abs(float64(beta) * float64(c[i*ldc+j]))
+			}
+			want[i*n+j], scale[i*n+j] = v, sc
+		}
+	}
+	return want, scale
+}
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.Float64()*2 - 1)
+	}
+	return s
+}
+
+type gemmCase struct {
+	m, n, k        int
+	transA, transB bool
+	alpha, beta    float32
+	pad            int // extra leading-dimension elements of A, B and C
+	nanC           bool
+}
+
+func (g gemmCase) String() string {
+	return fmt.Sprintf("m=%d,n=%d,k=%d,tA=%v,tB=%v,alpha=%g,beta=%g,pad=%d,nanC=%v", g.m, g.n, g.k, g.transA, g.transB, g.alpha, g.beta, g.pad, g.nanC)
+}
+
+// gemmCases mixes fixed edge shapes with random ones drawn from odd sizes.
+func gemmCases() []gemmCase {
+	cases := []gemmCase{
+		{m: 1, n: 1, k: 1, alpha: 1},
+		{m: 0, n: 5, k: 3, alpha: 1},
+		{m: 4, n: 0, k: 3, alpha: 1},
+		{m: 5, n: 7, k: 0, alpha: 1, beta: 0.5},           // C = beta·C
+		{m: 5, n: 7, k: 0, alpha: 1, beta: 0, nanC: true}, // C = 0
+		{m: 6, n: 64, k: 9, alpha: 1},                     // exactly one AVX-512 tile
+		{m: 6, n: 16, k: 9, alpha: 1},                     // exactly one AVX2 tile
+		{m: 129, n: 257, k: 65, alpha: 1, beta: 0, nanC: true, transA: true},
+		{m: 257, n: 129, k: 257, alpha: -0.5, beta: 2, pad: 3, transB: true},
+		{m: 300, n: 520, k: 700, alpha: 1, beta: 1}, // crosses every cache block
+	}
+	sizes := []int{1, 3, 7, 17, 33, 65, 129, 257}
+	ab := [][2]float32{{1, 0}, {1, 1}, {0.5, -1.5}, {-2, 0}}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 32; i++ {
+		g := gemmCase{
+			m: sizes[r.IntN(len(sizes))], n: sizes[r.IntN(len(sizes))], k: sizes[r.IntN(len(sizes))],
+			transA: i&1 != 0, transB: i&2 != 0, pad: r.IntN(3) * 5,
+		}
+		g.alpha, g.beta = ab[i/4%4][0], ab[i/4%4][1]
+		g.nanC = g.beta == 0 && i%8 < 4
+		cases = append(cases, g)
+	}
+	return cases
+}
+
+// TestSgemmMatchesReference checks every supported ISA level, 1 and 2
+// threads, all trans combinations, alpha/beta, padded leading dimensions
+// and beta = 0 over a C full of NaN.
+//
+// Tolerance: each result may differ from the float64 reference by
+// 2·(k+2)·2⁻²⁴·scale + 1e-30, where scale = |alpha|·Σ_p|a_ip·b_pj| + |beta·c_ij|
+// (the classical bound on float32 dot-product rounding, k·u·Σ|terms|, with
+// room for FMA and the alpha/beta updates).
+func TestSgemmMatchesReference(t *testing.T) {
+	defer SetISA(ISA())
+	for _, isa := range SupportedISAs() {
+		if err := SetISA(isa); err != nil {
+			t.Fatal(err)
+		}
+		for _, threads := range []int{1, 2} {
+			for ci, g := range gemmCases() {
+				r := rand.New(rand.NewPCG(uint64(ci), 7))
+				ar, ac := g.m, g.k
+				if g.transA {
+					ar, ac = g.k, g.m
+				}
+				br, bc := g.k, g.n
+				if g.transB {
+					br, bc = g.n, g.k
+				}
+				lda, ldb, ldc := ac+g.pad, bc+g.pad, g.n+g.pad
+				a := randSlice(r, ar*lda)
+				b := randSlice(r, br*ldb)
+				c := randSlice(r, g.m*ldc)
+				if g.nanC {
+					for i := range c {
+						c[i] = float32(math.NaN())
+					}
+				}
+				orig := append([]float32(nil), c...)
+				want, scale := refSgemm(g.transA, g.transB, g.m, g.n, g.k, g.alpha, a, lda, b, ldb, g.beta, c, ldc)
+				if err := Sgemm(g.transA, g.transB, g.m, g.n, g.k, g.alpha, a, lda, b, ldb, g.beta, c, ldc, threads); err != nil {
+					t.Fatalf("%s threads=%d %v: %v", isa, threads, g, err)
+				}
+				bad := 0
+				for i := 0; i < g.m && bad < 3; i++ {
+					for j := 0; j < ldc && bad < 3; j++ {
+						got := c[i*ldc+j]
+						if j >= g.n { // padding of C must be untouched
+							if math.Float32bits(got) != math.Float32bits(orig[i*ldc+j]) {
+								t.Errorf("%s threads=%d %v: padding C[%d][%d] changed to %g", isa, threads, g, i, j, got)
+								bad++
+							}
+							continue
+						}
+						w := want[i*g.n+j]
+						tol := 2*float64(g.k+2)*0x1p-24*scale[i*g.n+j] + 1e-30
+						if d := math.Abs(float64(got) - w); !(d <= tol) {
+							t.Errorf("%s threads=%d %v: C[%d][%d] = %g, want %g (|Δ| %.3g > tol %.3g)", isa, threads, g, i, j, got, w, d, tol)
+							bad++
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestSgemmBadInput(t *testing.T) {
+	buf := make([]float32, 100)
+	tests := []struct {
+		name           string
+		transA, transB bool
+		m, n, k        int
+		a              []float32
+		lda            int
+		b              []float32
+		ldb            int
+		c              []float32
+		ldc            int
+		want           string
+	}{
+		{"negative m", false, false, -1, 2, 2, buf, 2, buf, 2, buf, 2, "negative size"},
+		{"lda too small", false, false, 3, 3, 4, buf, 3, buf, 3, buf, 3, "lda=3 of A is smaller than its 4 columns"},
+		{"lda too small transposed", true, false, 5, 3, 4, buf, 4, buf, 3, buf, 3, "lda=4 of A (transposed)"},
+		{"short A", false, false, 10, 2, 11, buf, 11, buf, 2, buf, 2, "A is 10×11 with lda=11 and needs 110 elements, has 100"},
+		{"short B transposed", false, true, 2, 11, 10, buf, 10, buf[:50], 10, buf, 11, "B (transposed) is 11×10"},
+		{"ldc too small", false, false, 2, 5, 2, buf, 2, buf, 5, buf, 4, "ldc=4 of C"},
+		{"short C", false, false, 8, 8, 2, buf, 2, buf, 8, buf[:63], 8, "C is 8×8 with ldc=8 and needs 64 elements, has 63"},
+		{"nil B", false, false, 2, 2, 2, buf, 2, nil, 2, buf, 2, "B is 2×2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Sgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, 1, tc.a, tc.lda, tc.b, tc.ldb, 0, tc.c, tc.ldc, 1)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetISA(t *testing.T) {
+	defer SetISA(ISA())
+	sup := SupportedISAs()
+	if len(sup) == 0 || sup[0] != ISAGeneric {
+		t.Fatalf("SupportedISAs() = %v, want generic first", sup)
+	}
+	for _, l := range sup {
+		if err := SetISA(l); err != nil || ISA() != l {
+			t.Errorf("SetISA(%q) = %v, ISA() = %q", l, err, ISA())
+		}
+	}
+	last := ISA()
+	if err := SetISA("avx1024"); err == nil || !strings.Contains(err.Error(), "unknown ISA level") || ISA() != last {
+		t.Errorf("SetISA(avx1024) = %v and ISA() = %q, want an error and no change", err, ISA())
+	}
+	if len(sup) < len(isaNames) {
+		if err := SetISA(isaNames[len(sup)]); err == nil || !strings.Contains(err.Error(), "not supported") {
+			t.Errorf("SetISA(unsupported) = %v, want not supported", err)
+		}
+	}
+}
+
+// naiveSgemm is the plain-Go twin the benchmarks compare with (no
+// transposes, beta = 0).
+func naiveSgemm(m, n, k int, a, b, c []float32) {
+	for i := 0; i < m; i++ {
+		ci := c[i*n : i*n+n]
+		clear(ci)
+		for p := 0; p < k; p++ {
+			av := a[i*k+p]
+			bp := b[p*n : p*n+n]
+			for j := range ci {
+				ci[j] += av * bp[j]
+			}
+		}
+	}
+}
+
+func benchSizes(b *testing.B, sizes []int, f func(b *testing.B, n int, a, bb, c []float32)) {
+	for _, n := range sizes {
+		r := rand.New(rand.NewPCG(3, uint64(n)))
+		a, bb, c := randSlice(r, n*n), randSlice(r, n*n), make([]float32, n*n)
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				f(b, n, a, bb, c)
+			}
+			b.ReportMetric(2*float64(n)*float64(n)*float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkSgemm times square single-threaded SGEMM at every supported level.
+func BenchmarkSgemm(b *testing.B) {
+	defer SetISA(ISA())
+	for _, isa := range SupportedISAs() {
+		b.Run(isa, func(b *testing.B) {
+			if err := SetISA(isa); err != nil {
+				b.Fatal(err)
+			}
+			benchSizes(b, []int{64, 256, 512, 1024}, func(b *testing.B, n int, a, bb, c []float32) {
+				if err := Sgemm(false, false, n, n, n, 1, a, n, bb, n, 0, c, n, 1); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkSgemmNaiveGo is the plain-Go twin of BenchmarkSgemm.
+func BenchmarkSgemmNaiveGo(b *testing.B) {
+	benchSizes(b, []int{64, 256}, func(b *testing.B, n int, a, bb, c []float32) { naiveSgemm(n, n, n, a, bb, c) })
+}
