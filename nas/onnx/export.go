@@ -1,0 +1,564 @@
+// Package onnx exports hwnas inference plans (accel.Plan) as ONNX models and
+// runs them in onnxruntime in the same process.
+//
+// The exporter works from the lowered plan, not from the nas graph: batch
+// norm is already folded and activations fused, channel-pruned and low-rank
+// models are just smaller or extra ops, and compressed weights travel with
+// each op (Op.Quant, Op.Sparse). The file is written with our own protobuf
+// writer (proto.go) at opset 17, IR version 8.
+//
+// The model has one input "input", float32 [N, shape of the plan's input]
+// with a symbolic batch dimension N (for MNIST models N×1×28×28, pixels in
+// [0, 1]), and one output "logits".
+//
+// int8 ops are written in the QDQ form onnxruntime fuses into integer
+// kernels: int8 weight initializers with per-output-channel scales feed
+// DequantizeLinear (axis 0), and the op's input goes through
+// QuantizeLinear/DequantizeLinear with the uint8 scale and zero point the
+// op was calibrated with. What ONNX cannot carry (sub-8-bit widths, shared
+// weight codebooks, unstructured sparsity, entropy coding) is listed by
+// Notes and written into the model's metadata, never dropped silently.
+package onnx
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"hwnas/accel"
+)
+
+const (
+	// Opset is the ai.onnx operator set version the exporter writes.
+	// 17 is the newest that Debian's python3-onnx checker (1.12) knows;
+	// HardSwish needs 14 and per-channel DequantizeLinear 13.
+	Opset = 17
+	// IRVersion is the ONNX IR version that goes with Opset.
+	IRVersion = 8
+
+	// InputName and OutputName are the names of the graph's input and
+	// output.
+	InputName  = "input"
+	OutputName = "logits"
+	// BatchDim is the symbolic name of the dynamic batch dimension.
+	BatchDim = "N"
+)
+
+// Metadata describes where a model comes from; it goes into the model's
+// producer fields and metadata_props.
+type Metadata struct {
+	Producer        string // producer_name; "hwnas" when empty
+	ProducerVersion string
+	Doc             string // graph doc_string
+	Arch            string // architecture JSON → metadata_props "hwnas.arch"
+	Recipe          string // compression recipe → "hwnas.recipe"
+	// Figures are measured results (accuracy, latency_us, bytes, ...),
+	// written as "hwnas.<key>" with the shortest exact decimal form.
+	Figures map[string]float64
+	// Props are further key/value pairs, written as given.
+	Props map[string]string
+	// Uncarried lists compression the caller applied that the plan itself
+	// does not show (Huffman coding of the weights, say); each entry is
+	// reported by Notes as not carried by the file.
+	Uncarried []string
+}
+
+// Export encodes p as an ONNX model. It validates the plan first and
+// returns an error naming the op when an op has no ONNX form.
+func Export(p *accel.Plan, meta Metadata) ([]byte, error) {
+	if p == nil {
+		return nil, errors.New("onnx: nil plan")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
+	}
+	b := &builder{plan: p, names: make([]string, len(p.Tensors)), inits: map[string]bool{}}
+	if err := b.build(); err != nil {
+		return nil, fmt.Errorf("onnx: plan %q: %w", p.Name, err)
+	}
+	m := modelProto{
+		irVersion:       IRVersion,
+		opset:           Opset,
+		producer:        meta.Producer,
+		producerVersion: meta.ProducerVersion,
+		graph:           b.g,
+		props:           metadataProps(p, meta),
+	}
+	if m.producer == "" {
+		m.producer = "hwnas"
+	}
+	m.graph.name = p.Name
+	if m.graph.name == "" {
+		m.graph.name = "hwnas"
+	}
+	m.graph.doc = meta.Doc
+	return m.marshal(), nil
+}
+
+// WriteFile exports p to path through a temporary file in the same folder
+// that is renamed into place, so an error never leaves a partial file (and
+// never replaces an existing one). It returns the Notes of the export.
+func WriteFile(path string, p *accel.Plan, meta Metadata) ([]string, error) {
+	data, err := Export(p, meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(path, data); err != nil {
+		return nil, err
+	}
+	return Notes(p, meta), nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("onnx: cannot write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("onnx: writing %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("onnx: writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("onnx: writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// Notes lists what of p's compression (and meta.Uncarried) an ONNX file
+// cannot carry, one sentence per op and kind, in plan order. An empty list
+// means the file represents the plan exactly.
+func Notes(p *accel.Plan, meta Metadata) []string {
+	var notes []string
+	if p != nil {
+		for i := range p.Ops {
+			op := &p.Ops[i]
+			if op.Kind != accel.OpConv && op.Kind != accel.OpLinear {
+				continue
+			}
+			if q := op.Quant; q != nil && q.Bits < 8 {
+				notes = append(notes, fmt.Sprintf("op %q: %d-bit weights are stored as int8 (opset %d has no narrower integer type)", op.Name, q.Bits, Opset))
+			}
+			if s := op.Sparse; s != nil && len(op.W) > 0 {
+				notes = append(notes, fmt.Sprintf("op %q: unstructured sparsity (%d of %d weights non-zero, %.1f%%) is stored dense: ONNX Conv/Gemm take dense weights",
+					op.Name, len(s.Val), len(op.W), 100*float64(len(s.Val))/float64(len(op.W))))
+			}
+			if op.Quant == nil {
+				if n := distinct(op.W, 256); n > 0 && n*4 <= len(op.W) {
+					notes = append(notes, fmt.Sprintf("op %q: the %d weights take only %d distinct values (shared weights); they are stored as float32: ONNX has no codebook format", op.Name, len(op.W), n))
+				}
+			}
+		}
+	}
+	for _, u := range meta.Uncarried {
+		notes = append(notes, u+" (not carried by ONNX)")
+	}
+	return notes
+}
+
+// distinct returns the number of distinct values in w, or 0 when there are
+// more than limit.
+func distinct(w []float32, limit int) int {
+	seen := map[float32]struct{}{}
+	for _, v := range w {
+		seen[v] = struct{}{}
+		if len(seen) > limit {
+			return 0
+		}
+	}
+	return len(seen)
+}
+
+func metadataProps(p *accel.Plan, meta Metadata) [][2]string {
+	var props [][2]string
+	add := func(k, v string) {
+		if v != "" {
+			props = append(props, [2]string{k, v})
+		}
+	}
+	add("hwnas.arch", meta.Arch)
+	add("hwnas.recipe", meta.Recipe)
+	keys := make([]string, 0, len(meta.Figures))
+	for k := range meta.Figures {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		add("hwnas."+k, strconv.FormatFloat(meta.Figures[k], 'g', -1, 64))
+	}
+	keys = keys[:0]
+	for k := range meta.Props {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		add(k, meta.Props[k])
+	}
+	add("hwnas.export_notes", strings.Join(Notes(p, meta), "\n"))
+	return props
+}
+
+// builder turns plan ops into ONNX nodes and initializers.
+type builder struct {
+	plan  *accel.Plan
+	g     graphProto
+	names []string // current ONNX value name of each plan tensor
+	inits map[string]bool
+	// lastWrite is the index of the last op writing each tensor.
+	lastWrite []int
+}
+
+// batched returns the ONNX shape of a plan tensor: [N, s...].
+func batched(s accel.Shape) []dim {
+	d := []dim{{param: BatchDim}}
+	for _, v := range s {
+		d = append(d, dim{value: int64(v)})
+	}
+	return d
+}
+
+func (b *builder) build() error {
+	p := b.plan
+	if p.Input == p.Output {
+		return errors.New("the input is the output")
+	}
+	// Plans may update a tensor in place (Act, Add, BatchNorm); ONNX
+	// values are assigned once, so every write gets a fresh name and the
+	// last write of the output tensor is named OutputName.
+	b.lastWrite = make([]int, len(p.Tensors))
+	for i := range b.lastWrite {
+		b.lastWrite[i] = -1
+	}
+	for i := range p.Ops {
+		for _, t := range p.Ops[i].Out {
+			b.lastWrite[t] = i
+		}
+	}
+	b.names[p.Input] = InputName
+	b.g.inputs = []valueInfo{{name: InputName, elem: dtFloat, shape: batched(p.Tensors[p.Input])}}
+	b.g.outputs = []valueInfo{{name: OutputName, elem: dtFloat, shape: batched(p.Tensors[p.Output])}}
+	for i := range p.Ops {
+		if err := b.op(i, &p.Ops[i]); err != nil {
+			return fmt.Errorf("op %d %q (%s): %w", i, p.Ops[i].Name, p.Ops[i].Kind, err)
+		}
+	}
+	return nil
+}
+
+// define returns the ONNX name of op i's write of plan tensor t.
+func (b *builder) define(i, t int) string {
+	switch {
+	case t == b.plan.Output && i == b.lastWrite[t]:
+		return OutputName
+	case b.names[t] == "":
+		return "t" + strconv.Itoa(t)
+	}
+	return fmt.Sprintf("t%d_op%d", t, i)
+}
+
+// node appends an operator application.
+func (b *builder) node(opType, name string, in, out []string, attrs ...attribute) {
+	b.g.nodes = append(b.g.nodes, nodeProto{name: name, opType: opType, inputs: in, outputs: out, attrs: attrs})
+}
+
+// init adds an initializer once (shared constants are added by the first
+// user).
+func (b *builder) init(t tensorProto) string {
+	if !b.inits[t.name] {
+		b.inits[t.name] = true
+		b.g.inits = append(b.g.inits, t)
+	}
+	return t.name
+}
+
+// shapeConst returns an int64 initializer holding a Reshape target
+// [-1, s...].
+func (b *builder) shapeConst(s accel.Shape) string {
+	v := []int64{-1}
+	name := "shape"
+	for _, d := range s {
+		v = append(v, int64(d))
+		name += "_" + strconv.Itoa(d)
+	}
+	return b.init(int64Tensor(name, []int64{int64(len(v))}, v))
+}
+
+// as returns value in (of plan shape have) viewed with shape want,
+// emitting a Flatten or Reshape when the shapes differ (same size).
+func (b *builder) as(in string, have, want accel.Shape, prefix string) string {
+	if sameShape(have, want) {
+		return in
+	}
+	out := prefix + "_reshaped"
+	if len(want) == 1 && len(have) > 1 {
+		b.node("Flatten", prefix+"_flatten", []string{in}, []string{out}, intAttr("axis", 1))
+		return out
+	}
+	b.node("Reshape", prefix+"_reshape", []string{in, b.shapeConst(want)}, []string{out})
+	return out
+}
+
+func sameShape(a, b accel.Shape) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// act emits activation a from value in to value out (an Identity when a is
+// none, so out always exists).
+func (b *builder) act(a accel.Act, name, in, out string) error {
+	switch a {
+	case accel.ActNone:
+		b.node("Identity", name, []string{in}, []string{out})
+	case accel.ActReLU:
+		b.node("Relu", name, []string{in}, []string{out})
+	case accel.ActReLU6:
+		lo := b.init(floatTensor("clip_min_0", nil, []float32{0}))
+		hi := b.init(floatTensor("clip_max_6", nil, []float32{6}))
+		b.node("Clip", name, []string{in, lo, hi}, []string{out})
+	case accel.ActHardSwish:
+		// HardSwish(x) = x·max(0, min(1, x/6 + 1/2)) = x·relu6(x+3)/6.
+		b.node("HardSwish", name, []string{in}, []string{out})
+	default:
+		return fmt.Errorf("activation %v has no ONNX form", a)
+	}
+	return nil
+}
+
+// withAct names the output of a node whose result goes through fused
+// activation a into value out: out itself when a is none, an intermediate
+// value otherwise; finish emits the activation.
+func (b *builder) withAct(a accel.Act, opName, out string) (pre string, finish func() error) {
+	if a == accel.ActNone {
+		return out, func() error { return nil }
+	}
+	pre = opName + "_pre_" + a.String()
+	return pre, func() error { return b.act(a, opName+"_"+a.String(), pre, out) }
+}
+
+// weights returns the value name of an op's weights with dims: a float
+// initializer, or for int8 ops an int8 initializer dequantized per output
+// channel (axis 0).
+func (b *builder) weights(op *accel.Op, prefix string, dims []int64) (string, error) {
+	q := op.Quant
+	if q == nil {
+		return b.init(floatTensor(prefix+".weight", dims, op.W)), nil
+	}
+	k := int(dims[0])
+	if len(q.Q) != len(op.W) || len(q.Scale) != k {
+		return "", fmt.Errorf("int8 weights: %d values and %d scales for %d weights of %d output channels", len(q.Q), len(q.Scale), len(op.W), k)
+	}
+	wq := b.init(int8Tensor(prefix+".weight_q", dims, q.Q))
+	sc := b.init(floatTensor(prefix+".weight_scale", []int64{int64(k)}, q.Scale))
+	zp := b.init(int8Tensor(prefix+".weight_zero", []int64{int64(k)}, make([]int8, k)))
+	out := prefix + ".weight"
+	b.node("DequantizeLinear", prefix+"_weight_dequant", []string{wq, sc, zp}, []string{out}, intAttr("axis", 0))
+	return out, nil
+}
+
+// input returns the value name an op reads its (first) input from: the
+// tensor itself, or for int8 ops the tensor quantized to uint8 with the
+// op's InScale/InZero and dequantized again (the QDQ pair onnxruntime fuses
+// into its integer kernels).
+func (b *builder) input(op *accel.Op, prefix, in string) (string, error) {
+	q := op.Quant
+	if q == nil {
+		return in, nil
+	}
+	if !(q.InScale > 0) || math.IsInf(float64(q.InScale), 0) || q.InZero < 0 || q.InZero > 255 {
+		return "", fmt.Errorf("int8 input quantization: scale %v and zero point %d, want a positive finite scale and a zero point in [0,255]", q.InScale, q.InZero)
+	}
+	sc := b.init(floatTensor(prefix+".in_scale", nil, []float32{q.InScale}))
+	zp := b.init(uint8Tensor(prefix+".in_zero", nil, []uint8{uint8(q.InZero)}))
+	b.node("QuantizeLinear", prefix+"_in_quant", []string{in, sc, zp}, []string{prefix + ".in_q"})
+	b.node("DequantizeLinear", prefix+"_in_dequant", []string{prefix + ".in_q", sc, zp}, []string{prefix + ".in_dq"})
+	return prefix + ".in_dq", nil
+}
+
+// opPrefix is a unique, readable name stem for op i.
+func opPrefix(i int, op *accel.Op) string {
+	if op.Name == "" {
+		return "op" + strconv.Itoa(i)
+	}
+	return fmt.Sprintf("op%d_%s", i, op.Name)
+}
+
+func (b *builder) op(i int, op *accel.Op) error {
+	name := opPrefix(i, op)
+	ins := make([]string, len(op.In))
+	for k, t := range op.In {
+		ins[k] = b.names[t]
+	}
+	outs := make([]string, len(op.Out))
+	for k, t := range op.Out {
+		outs[k] = b.define(i, t)
+	}
+	if err := b.emit(op, name, ins, outs); err != nil {
+		return err
+	}
+	for k, t := range op.Out {
+		b.names[t] = outs[k]
+	}
+	return nil
+}
+
+// emit writes the nodes of op, reading values ins and writing values outs.
+func (b *builder) emit(op *accel.Op, name string, ins, outs []string) error {
+	p := b.plan
+	inShape, outShape := p.Tensors[op.In[0]], p.Tensors[op.Out[0]]
+	switch op.Kind {
+	case accel.OpConv:
+		c := op.Conv.Norm()
+		c.C = inShape[0]
+		x, err := b.input(op, name, ins[0])
+		if err != nil {
+			return err
+		}
+		w, err := b.weights(op, name, []int64{int64(c.K), int64(c.C / c.Groups), int64(c.KH), int64(c.KW)})
+		if err != nil {
+			return err
+		}
+		args := []string{x, w}
+		if op.B != nil {
+			args = append(args, b.init(floatTensor(name+".bias", []int64{int64(c.K)}, op.B)))
+		}
+		pre, finish := b.withAct(op.Act, name, outs[0])
+		b.node("Conv", name, args, []string{pre},
+			intsAttr("kernel_shape", int64(c.KH), int64(c.KW)),
+			intsAttr("strides", int64(c.StrideH), int64(c.StrideW)),
+			intsAttr("pads", int64(c.PadH), int64(c.PadW), int64(c.PadH), int64(c.PadW)),
+			intsAttr("dilations", int64(c.DilH), int64(c.DilW)),
+			intAttr("group", int64(c.Groups)))
+		return finish()
+	case accel.OpLinear:
+		nin, nout := inShape.Size(), outShape.Size()
+		if len(outShape) != 1 {
+			return fmt.Errorf("output shape %v, want a vector", outShape)
+		}
+		x, err := b.input(op, name, b.as(ins[0], inShape, accel.Shape{nin}, name+"_in"))
+		if err != nil {
+			return err
+		}
+		w, err := b.weights(op, name, []int64{int64(nout), int64(nin)})
+		if err != nil {
+			return err
+		}
+		args := []string{x, w}
+		if op.B != nil {
+			args = append(args, b.init(floatTensor(name+".bias", []int64{int64(nout)}, op.B)))
+		}
+		pre, finish := b.withAct(op.Act, name, outs[0])
+		b.node("Gemm", name, args, []string{pre}, intAttr("transB", 1))
+		return finish()
+	case accel.OpBatchNorm:
+		// y = Scale[c]·x + Shift[c] is BatchNormalization with mean 0,
+		// variance 1 and epsilon 0, which onnxruntime computes exactly.
+		c := int64(inShape[0])
+		ones := make([]float32, c)
+		for k := range ones {
+			ones[k] = 1
+		}
+		args := []string{
+			b.as(ins[0], inShape, outShape, name+"_in"),
+			b.init(floatTensor(name+".scale", []int64{c}, op.Scale)),
+			b.init(floatTensor(name+".shift", []int64{c}, op.Shift)),
+			b.init(floatTensor(name+".mean", []int64{c}, make([]float32, c))),
+			b.init(floatTensor(name+".var", []int64{c}, ones)),
+		}
+		pre, finish := b.withAct(op.Act, name, outs[0])
+		b.node("BatchNormalization", name, args, []string{pre}, floatAttr("epsilon", 0))
+		return finish()
+	case accel.OpAct:
+		return b.act(op.Act, name, b.as(ins[0], inShape, outShape, name+"_in"), outs[0])
+	case accel.OpMaxPool, accel.OpAvgPool:
+		q := op.Pool
+		attrs := []attribute{
+			intsAttr("kernel_shape", int64(q.KH), int64(q.KW)),
+			intsAttr("strides", int64(max(q.StrideH, 1)), int64(max(q.StrideW, 1))),
+			intsAttr("pads", int64(q.PadH), int64(q.PadW), int64(q.PadH), int64(q.PadW)),
+		}
+		typ := "MaxPool"
+		if op.Kind == accel.OpAvgPool {
+			typ = "AveragePool"
+			attrs = append(attrs, intAttr("count_include_pad", 0))
+		}
+		b.node(typ, name, ins[:1], outs[:1], attrs...)
+		return nil
+	case accel.OpGlobalAvgPool:
+		if len(outShape) == 3 && outShape[1] == 1 && outShape[2] == 1 {
+			b.node("GlobalAveragePool", name, ins[:1], outs[:1])
+			return nil
+		}
+		pooled := name + "_pooled"
+		b.node("GlobalAveragePool", name, ins[:1], []string{pooled})
+		if len(outShape) == 1 {
+			b.node("Flatten", name+"_flatten", []string{pooled}, outs[:1], intAttr("axis", 1))
+		} else {
+			b.node("Reshape", name+"_reshape", []string{pooled, b.shapeConst(outShape)}, outs[:1])
+		}
+		return nil
+	case accel.OpAdd:
+		pre, finish := b.withAct(op.Act, name, outs[0])
+		b.node("Add", name, []string{
+			b.as(ins[0], inShape, outShape, name+"_a"),
+			b.as(ins[1], p.Tensors[op.In[1]], outShape, name+"_b"),
+		}, []string{pre})
+		return finish()
+	case accel.OpConcat:
+		b.node("Concat", name, ins, outs[:1], intAttr("axis", 1))
+		return nil
+	case accel.OpSplit:
+		sizes := make([]int64, len(op.Out))
+		for k, t := range op.Out {
+			sizes[k] = int64(p.Tensors[t][0])
+		}
+		split := b.init(int64Tensor(name+".split", []int64{int64(len(sizes))}, sizes))
+		b.node("Split", name, []string{ins[0], split}, outs, intAttr("axis", 1))
+		return nil
+	case accel.OpShuffle:
+		// Channel shuffle with g groups: view C as g×(C/g), transpose to
+		// (C/g)×g and flatten, so output channel j·g+i is input channel
+		// i·(C/g)+j.
+		g, c, h, w := op.Groups, inShape[0], inShape[1], inShape[2]
+		grouped, swapped := name+"_grouped", name+"_swapped"
+		b.node("Reshape", name+"_split_groups", []string{ins[0], b.shapeConst(accel.Shape{g, c / g, h, w})}, []string{grouped})
+		b.node("Transpose", name+"_transpose", []string{grouped}, []string{swapped}, intsAttr("perm", 0, 2, 1, 3, 4))
+		b.node("Reshape", name+"_merge_groups", []string{swapped, b.shapeConst(outShape)}, outs[:1])
+		return nil
+	case accel.OpFlatten:
+		if len(outShape) == 1 {
+			b.node("Flatten", name, ins[:1], outs[:1], intAttr("axis", 1))
+		} else {
+			b.node("Reshape", name, []string{ins[0], b.shapeConst(outShape)}, outs[:1])
+		}
+		return nil
+	}
+	return fmt.Errorf("op kind %q has no ONNX form in this exporter", op.Kind)
+}
