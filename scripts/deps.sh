@@ -16,3 +16,16 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# onnxruntime's shared library, loaded in-process by nas/onnx (through
+# github.com/yalue/onnxruntime_go v1.27.0, which asks for ORT C API 24, so
+# onnxruntime ≥ 1.24; 1.30 is the version the design's peer figures used).
+ORT_VERSION=1.30.0
+ORT_DIR=.cache/onnxruntime
+ORT_LIB=$ORT_DIR/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
+if [ ! -f "$ORT_LIB" ] || ! grep -q "\"version\": \"$ORT_VERSION\"" "$ORT_DIR/node_modules/onnxruntime-node/package.json" 2>/dev/null; then
+  echo "deps: installing onnxruntime-node@$ORT_VERSION into $ORT_DIR"
+  mkdir -p "$ORT_DIR"
+  (cd "$ORT_DIR" && npm install --ignore-scripts --no-audit --no-fund --silent "onnxruntime-node@$ORT_VERSION" >/dev/null)
+  [ -f "$ORT_LIB" ] || { echo "deps: $ORT_LIB missing after npm install" >&2; exit 1; }
+fi
