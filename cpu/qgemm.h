@@ -1,0 +1,56 @@
+/* Integer (uint8 × int8 → int32) GEMM and the quantize/im2col/epilogue
+ * helpers of the int8 Conv and Linear kernels of package cpu. */
+#ifndef HWNAS_CPU_QGEMM_H
+#define HWNAS_CPU_QGEMM_H
+
+#include <stdint.h>
+#include "isa.h"
+
+/* Levels of the integer kernels: the HW_ISA_* levels of isa.h, plus
+ * AVX-512 with VNNI (vpdpbusd), which the plain AVX-512 level lacks on
+ * some CPUs. */
+enum { HW_QISA_VNNI = 3 };
+
+/* hw_qgemm computes, single-threaded, for i < m, j < n,
+ *
+ *     c[i·rsc + j·csc] = Σ_{p<k} a[i·lda + p] · b[j·ldb + p]
+ *
+ * with a uint8 and b int8 (both rows along k), in exact int32 arithmetic
+ * (no saturation at any level). isa is a HW_ISA_* level or HW_QISA_VNNI
+ * that the CPU supports. Sizes are trusted (validated in qgemm.go). */
+void hw_qgemm(int isa, int m, int n, int k, const uint8_t *a, int lda,
+              const int8_t *b, int ldb, int32_t *c, long rsc, long csc);
+
+/* hw_quantize_u8 writes q[i] = clamp(rint(x[i]/scale) + zero, 0, 255)
+ * (round half to even). */
+void hw_quantize_u8(long n, const float *x, float scale, int zero, uint8_t *q);
+
+/* hw_im2col_u8 writes, for one image of c×h×w uint8 values, the
+ * (oh·ow)×(c·kh·kw) patch matrix (row = output pixel, column = (channel,
+ * ky, kx)); out-of-image taps get pad (the zero point). */
+void hw_im2col_u8(const uint8_t *x, int c, int h, int w, int kh, int kw,
+                  int sh, int sw, int ph, int pw, int dh, int dw, int oh,
+                  int ow, uint8_t pad, uint8_t *col);
+
+/* hw_qepilogue turns the integer accumulators of rows output channels ×
+ * cols positions, element (r, j) at offset o = r·rs + j·cs of both acc and
+ * y, into
+ *
+ *     y[o] = act(xs·ws[r]·(acc[o] − zero·rowsum[r]) + bias[r])
+ *
+ * (bias may be NULL). act is an accel.Act value. */
+void hw_qepilogue(int rows, int cols, const int32_t *acc, long rs, long cs,
+                  const int32_t *rowsum, int zero, float xs, const float *ws,
+                  const float *bias, int act, float *y);
+
+/* Per-level kernels, called by hw_qgemm. */
+void hw_qgemm_generic(int m, int n, int k, const uint8_t *a, int lda,
+                      const int8_t *b, int ldb, int32_t *c, long rsc, long csc);
+void hw_qgemm_avx2(int m, int n, int k, const uint8_t *a, int lda,
+                   const int8_t *b, int ldb, int32_t *c, long rsc, long csc);
+void hw_qgemm_avx512(int m, int n, int k, const uint8_t *a, int lda,
+                     const int8_t *b, int ldb, int32_t *c, long rsc, long csc);
+void hw_qgemm_vnni(int m, int n, int k, const uint8_t *a, int lda,
+                   const int8_t *b, int ldb, int32_t *c, long rsc, long csc);
+
+#endif

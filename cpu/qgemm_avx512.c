@@ -1,0 +1,91 @@
+/* AVX-512 int8 GEMM: with VNNI, vpdpbusd multiplies 64 uint8 × int8 pairs
+ * and adds them in fours into 16 int32 lanes per instruction; without it,
+ * operands are widened to int16 and multiplied with vpmaddwd (exact too:
+ * 255·127·2 fits in int32). Tiles of up to 4 rows of a × 4 rows of b keep
+ * 16 accumulators in registers; the k tail uses masked loads. */
+#include "qgemm.h"
+
+#if HW_X86
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")
+#include <immintrin.h>
+
+#define TILE_LOOPS(MR, NR, BODY)                                                \
+	for (int r = 0; r < (MR); r++)                                              \
+		for (int j = 0; j < (NR); j++) BODY
+
+static inline __attribute__((always_inline)) void
+tile_vnni(const int MR, const int NR, int k, const uint8_t *a, int lda,
+          const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
+	__m512i acc[4][4], va[4], vb[4];
+	TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_setzero_si512(); })
+	int p = 0;
+	for (; p + 64 <= k; p += 64) {
+		for (int r = 0; r < MR; r++) va[r] = _mm512_loadu_si512(a + (long)r * lda + p);
+		for (int j = 0; j < NR; j++) vb[j] = _mm512_loadu_si512(b + (long)j * ldb + p);
+		TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], va[r], vb[j]); })
+	}
+	if (p < k) {
+		__mmask64 m = (1ULL << (k - p)) - 1;
+		for (int r = 0; r < MR; r++) va[r] = _mm512_maskz_loadu_epi8(m, a + (long)r * lda + p);
+		for (int j = 0; j < NR; j++) vb[j] = _mm512_maskz_loadu_epi8(m, b + (long)j * ldb + p);
+		TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], va[r], vb[j]); })
+	}
+	TILE_LOOPS(MR, NR, { c[r * rsc + j * csc] = _mm512_reduce_add_epi32(acc[r][j]); })
+}
+
+static inline __attribute__((always_inline)) void
+tile_bw(const int MR, const int NR, int k, const uint8_t *a, int lda,
+        const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
+	__m512i acc[4][4], va[4], vb[4];
+	TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_setzero_si512(); })
+	int p = 0;
+	for (; p + 32 <= k; p += 32) {
+		for (int r = 0; r < MR; r++)
+			va[r] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(a + (long)r * lda + p)));
+		for (int j = 0; j < NR; j++)
+			vb[j] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(b + (long)j * ldb + p)));
+		TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_add_epi32(acc[r][j], _mm512_madd_epi16(va[r], vb[j])); })
+	}
+	if (p < k) {
+		__mmask32 m = (__mmask32)((1ULL << (k - p)) - 1);
+		for (int r = 0; r < MR; r++)
+			va[r] = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, a + (long)r * lda + p));
+		for (int j = 0; j < NR; j++)
+			vb[j] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, b + (long)j * ldb + p));
+		TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_add_epi32(acc[r][j], _mm512_madd_epi16(va[r], vb[j])); })
+	}
+	TILE_LOOPS(MR, NR, { c[r * rsc + j * csc] = _mm512_reduce_add_epi32(acc[r][j]); })
+}
+
+/* DRIVE walks c in 4×4 tiles and calls TILE with constant edge sizes, so
+ * that every (mr, nr) case is specialised with its accumulators in
+ * registers. */
+#define CASE(TILE, MR, NR)                                                      \
+	case (MR) * 8 + (NR):                                                       \
+		TILE(MR, NR, k, ap, lda, bp, ldb, cp, rsc, csc);                        \
+		break;
+#define CASES_NR(TILE, MR) CASE(TILE, MR, 1) CASE(TILE, MR, 2) CASE(TILE, MR, 3) CASE(TILE, MR, 4)
+#define DRIVE(TILE)                                                             \
+	for (int j0 = 0; j0 < n; j0 += 4) {                                         \
+		int nr = n - j0 < 4 ? n - j0 : 4;                                       \
+		for (int i0 = 0; i0 < m; i0 += 4) {                                     \
+			int mr = m - i0 < 4 ? m - i0 : 4;                                   \
+			const uint8_t *ap = a + (long)i0 * lda;                             \
+			const int8_t *bp = b + (long)j0 * ldb;                              \
+			int32_t *cp = c + i0 * rsc + j0 * csc;                              \
+			switch (mr * 8 + nr) {                                              \
+				CASES_NR(TILE, 1) CASES_NR(TILE, 2) CASES_NR(TILE, 3) CASES_NR(TILE, 4) \
+			}                                                                   \
+		}                                                                       \
+	}
+
+void hw_qgemm_vnni(int m, int n, int k, const uint8_t *a, int lda,
+                   const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
+	DRIVE(tile_vnni)
+}
+
+void hw_qgemm_avx512(int m, int n, int k, const uint8_t *a, int lda,
+                     const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
+	DRIVE(tile_bw)
+}
+#endif
