@@ -1,0 +1,87 @@
+package search
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"hwnas/nas"
+)
+
+func TestBuildCandidateEveryBlock(t *testing.T) {
+	for _, block := range BlockTypes {
+		for _, exp := range []int{1, 4} {
+			st := func(w, stride, rep int) StageConfig {
+				return StageConfig{Block: block, Width: w, Kernel: 3, Expansion: exp, Repeats: rep, Stride: stride, Prune: 0.25, Bits: 8, Rank: 0.5, Clusters: 16}
+			}
+			cfg := Config{Input: []int{1, 28, 28}, Classes: 10, Stages: []StageConfig{st(8, 2, 2), st(16, 2, 1), st(16, 1, 2)}}
+			c, err := BuildCandidate(cfg)
+			if err != nil {
+				t.Fatalf("%s e=%d: %v", block, exp, err)
+			}
+			g, err := nas.NewGraph(c.Arch)
+			if err != nil {
+				t.Fatalf("%s: %v", block, err)
+			}
+			if out := g.Tensors[len(g.Tensors)-1]; out.Size() != 10 {
+				t.Fatalf("%s: output %v", block, out)
+			}
+			if g.Params() <= 0 || g.MACs() <= 0 {
+				t.Fatalf("%s: params %d MACs %d", block, g.Params(), g.MACs())
+			}
+			// Every recipe names a conv/dwconv/linear layer of the arch;
+			// depthwise layers are never pruned or factorised.
+			types := map[string]string{}
+			for _, l := range c.Arch.Layers {
+				types[l.Name] = l.Type
+			}
+			for _, r := range c.Layers {
+				switch types[r.Layer] {
+				case nas.TypeDWConv:
+					if r.Prune != 0 || r.Rank != 0 {
+						t.Fatalf("%s: depthwise recipe %+v", block, r)
+					}
+				case nas.TypeConv, nas.TypeLinear:
+				default:
+					t.Fatalf("%s: recipe for %q of type %q", block, r.Layer, types[r.Layer])
+				}
+			}
+			if block == BlockInvRes && exp == 1 && strings.Contains(string(c.Arch.JSON()), "expand") {
+				t.Fatalf("invres with e=1 has an expand layer")
+			}
+		}
+	}
+}
+
+// TestBuildCandidateDefaultSpace: random points of the default space map
+// to valid networks (none is invalid by construction there).
+func TestBuildCandidateDefaultSpace(t *testing.T) {
+	s := DefaultMNISTSpace()
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := 0; i < 300; i++ {
+		cfg, err := s.Decode(uniform(rng, s.Sizes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := BuildCandidate(cfg); err != nil {
+			t.Fatalf("point %d %+v: %v", i, cfg, err)
+		}
+	}
+}
+
+func TestBuildCandidateInvalid(t *testing.T) {
+	st := StageConfig{Block: BlockShuffleV2, Width: 7, Kernel: 3, Expansion: 1, Repeats: 1, Stride: 2, Bits: 32, Rank: 1}
+	_, err := BuildCandidate(Config{Input: []int{1, 28, 28}, Classes: 10, Stages: []StageConfig{st}})
+	var inv *InvalidError
+	if !errors.As(err, &inv) || !strings.Contains(err.Error(), "odd") {
+		t.Fatalf("error %v, want an InvalidError about the odd width", err)
+	}
+	// A zero-width conv (possible only in a hand-made Config): nas
+	// rejects the graph.
+	st = StageConfig{Block: BlockConv, Width: 0, Kernel: 3, Expansion: 1, Repeats: 1, Stride: 2, Bits: 32, Rank: 1}
+	_, err = BuildCandidate(Config{Input: []int{1, 28, 28}, Classes: 10, Stages: []StageConfig{st}})
+	if !errors.As(err, &inv) {
+		t.Fatalf("error %v, want an InvalidError", err)
+	}
+}
