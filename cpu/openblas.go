@@ -21,12 +21,12 @@ import (
 const PeerBuiltIn = true
 
 // PeerName describes the peer library and the kernel it picked for this
-// CPU, e.g. "OpenBLAS 0.3.21 ... (core SkylakeX)". OpenBLAS picks its core
-// from the CPU unless OPENBLAS_CORETYPE overrides it.
+// CPU, e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ... (core Cooperlake)".
+// OpenBLAS picks its core from the CPU unless OPENBLAS_CORETYPE overrides it.
 func PeerName() string {
 	cfg := C.GoString(C.openblas_get_config())
 	core := C.GoString(C.openblas_get_corename())
-	return fmt.Sprintf("OpenBLAS %s (core %s)", cfg, core)
+	return fmt.Sprintf("%s (core %s)", cfg, core)
 }
 
 // PeerSgemm computes the same product as Sgemm with OpenBLAS's cblas_sgemm
