@@ -23,8 +23,13 @@ test: deps vet
 data: build
 	$(BIN) data --out $(DATA)
 
-bench: build
-	$(BIN) bench kernels
+# SGEMM beside OpenBLAS in the same run: a separate binary carries the peer
+# (-tags openblas, libopenblas-dev from deps), and OPENBLAS_CORETYPE /
+# OPENBLAS_L2_SIZE are unset so OpenBLAS picks its kernel for this CPU.
+BENCH_BIN ?= bin/hwnas-bench
+bench: deps
+	$(GO) build -tags openblas -o $(BENCH_BIN) ./cmd/hwnas
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BENCH_BIN) bench kernels $(BENCH_ARGS)
 
 cuda:
 	@echo "make cuda: the CUDA backend is not built yet (see issue 6)"; exit 1
