@@ -16,6 +16,7 @@ func TestBuildCandidateEveryBlock(t *testing.T) {
 				return StageConfig{Block: block, Width: w, Kernel: 3, Expansion: exp, Repeats: rep, Stride: stride, Prune: 0.25, Bits: 8, Rank: 0.5, Clusters: 16}
 			}
 			cfg := Config{Input: []int{1, 28, 28}, Classes: 10, Stages: []StageConfig{st(8, 2, 2), st(16, 2, 1), st(16, 1, 2)}}
+			cfg.Stages[1].Bits, cfg.Stages[2].Bits = 4, 2
 			c, err := BuildCandidate(cfg)
 			if err != nil {
 				t.Fatalf("%s e=%d: %v", block, exp, err)
@@ -47,7 +48,19 @@ func TestBuildCandidateEveryBlock(t *testing.T) {
 					t.Fatalf("%s: recipe for %q of type %q", block, r.Layer, types[r.Layer])
 				}
 			}
-			if block == BlockInvRes && exp == 1 && strings.Contains(string(c.Arch.JSON()), "expand") {
+			// Stage recipes follow the layer order: 8 bits first, 2 bits
+			// for the last stage and the classifier.
+			if first, last := c.Layers[0], c.Layers[len(c.Layers)-1]; first.Bits != 8 || last.Bits != 2 || last.Layer != c.Arch.Layers[len(c.Arch.Layers)-1].Name {
+				t.Fatalf("%s: first recipe %+v, last %+v", block, first, last)
+			}
+			bits := map[int]bool{}
+			for _, r := range c.Layers {
+				bits[r.Bits] = true
+			}
+			if len(bits) != 3 {
+				t.Fatalf("%s: recipes use bits %v, want all three stages'", block, bits)
+			}
+			if block == BlockInvRes && exp == 1 && strings.Contains(string(c.Arch.JSON()), ".expand") {
 				t.Fatalf("invres with e=1 has an expand layer")
 			}
 		}
@@ -74,7 +87,7 @@ func TestBuildCandidateInvalid(t *testing.T) {
 	st := StageConfig{Block: BlockShuffleV2, Width: 7, Kernel: 3, Expansion: 1, Repeats: 1, Stride: 2, Bits: 32, Rank: 1}
 	_, err := BuildCandidate(Config{Input: []int{1, 28, 28}, Classes: 10, Stages: []StageConfig{st}})
 	var inv *InvalidError
-	if !errors.As(err, &inv) || !strings.Contains(err.Error(), "odd") {
+	if !errors.As(err, &inv) || !strings.Contains(err.Error(), "even") {
 		t.Fatalf("error %v, want an InvalidError about the odd width", err)
 	}
 	// A zero-width conv (possible only in a hand-made Config): nas
