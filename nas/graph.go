@@ -61,7 +61,11 @@ const maxDim = 1 << 24
 // shape mismatches, outputs never used, and a network output that is not
 // a vector of a.Classes logits. Errors are *LayerError where a layer is to
 // blame.
-func NewGraph(a *Arch) (*Graph, error) {
+func NewGraph(a *Arch) (*Graph, error) { return newGraph(a, true) }
+
+// newGraph infers shapes; complete adds the checks that only a finished
+// network passes (every output read, logits at the end).
+func newGraph(a *Arch, complete bool) (*Graph, error) {
 	if a == nil {
 		return nil, fmt.Errorf("arch: nil architecture")
 	}
@@ -81,7 +85,7 @@ func NewGraph(a *Arch) (*Graph, error) {
 	if a.Classes < 1 || a.Classes > maxDim {
 		return nil, fmt.Errorf("arch %q: classes %d must be positive", a.Name, a.Classes)
 	}
-	if len(a.Layers) == 0 {
+	if len(a.Layers) == 0 && complete {
 		return nil, fmt.Errorf("arch %q: no layers", a.Name)
 	}
 	g := &Graph{Arch: a, Tensors: []accel.Shape{append(accel.Shape(nil), a.Input...)}}
@@ -151,6 +155,9 @@ func NewGraph(a *Arch) (*Graph, error) {
 		for _, t := range n.In {
 			g.Consumers[t] = append(g.Consumers[t], n.Index)
 		}
+	}
+	if !complete {
+		return g, nil
 	}
 	for t := 1; t < len(g.Tensors); t++ {
 		if t != g.Output && len(g.Consumers[t]) == 0 {
