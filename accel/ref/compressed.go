@@ -23,8 +23,8 @@ func QuantizeInput(q *accel.QuantWeights, x []float32) []float64 {
 	return out
 }
 
-// checkQuant validates q for rows output channels of cols weights each.
-func checkQuant(kernel string, q *accel.QuantWeights, rows, cols int) error {
+// CheckQuant validates q for rows output channels of cols weights each.
+func CheckQuant(kernel string, q *accel.QuantWeights, rows, cols int) error {
 	switch {
 	case q == nil:
 		return fmt.Errorf("%s: no quantized weights", kernel)
@@ -35,10 +35,10 @@ func checkQuant(kernel string, q *accel.QuantWeights, rows, cols int) error {
 	case q.InZero < 0 || q.InZero > 255:
 		return fmt.Errorf("%s: input zero point %d outside [0,255]", kernel, q.InZero)
 	}
-	if err := exact(kernel, "q.Q", len(q.Q), rows*cols); err != nil {
+	if err := CheckLen(kernel, "q.Q", len(q.Q), rows*cols); err != nil {
 		return err
 	}
-	return exact(kernel, "q.Scale", len(q.Scale), rows)
+	return CheckLen(kernel, "q.Scale", len(q.Scale), rows)
 }
 
 // dequantWeights returns Scale[row]·Q as float32.
@@ -52,12 +52,12 @@ func dequantWeights(q *accel.QuantWeights, cols int) []float32 {
 
 // QConv2D computes act(conv(dequant(quant(x)), Scale·Q) + bias) in float64.
 func (k Kernels) QConv2D(p accel.ConvParams, x []float32, q *accel.QuantWeights, bias []float32, act accel.Act, y []float32) error {
-	pn, err := convCheck("qconv2d", p, len(x), -1, len(y))
+	pn, err := CheckConv("qconv2d", p, len(x), -1, len(y))
 	if err != nil {
 		return err
 	}
 	_, nw, _ := pn.Sizes()
-	if err := checkQuant("qconv2d", q, pn.K, nw/pn.K); err != nil {
+	if err := CheckQuant("qconv2d", q, pn.K, nw/pn.K); err != nil {
 		return err
 	}
 	return k.Conv2D(p, toF32(QuantizeInput(q, x)), dequantWeights(q, nw/pn.K), bias, act, y)
@@ -65,7 +65,7 @@ func (k Kernels) QConv2D(p accel.ConvParams, x []float32, q *accel.QuantWeights,
 
 // QLinear computes y[n×out] = act(dequant(quant(x))·(Scale·Q)ᵀ + bias).
 func (k Kernels) QLinear(n, in, out int, x []float32, q *accel.QuantWeights, bias []float32, act accel.Act, y []float32) error {
-	if err := checkQuant("qlinear", q, out, in); err != nil {
+	if err := CheckQuant("qlinear", q, out, in); err != nil {
 		return err
 	}
 	return k.linear("qlinear", n, in, out, toF32(QuantizeInput(q, x)), dequantWeights(q, in), bias, act, y)
@@ -87,10 +87,10 @@ func (k Kernels) linear(kernel string, n, in, out int, x, w, bias []float32, act
 	if n <= 0 || in <= 0 || out <= 0 {
 		return fmt.Errorf("%s: sizes must be positive (n=%d in=%d out=%d)", kernel, n, in, out)
 	}
-	if err := exact(kernel, "x", len(x), n*in); err != nil {
+	if err := CheckLen(kernel, "x", len(x), n*in); err != nil {
 		return err
 	}
-	if err := exact(kernel, "y", len(y), n*out); err != nil {
+	if err := CheckLen(kernel, "y", len(y), n*out); err != nil {
 		return err
 	}
 	if err := k.Sgemm(false, true, n, out, in, 1, x, in, w, in, 0, y, out); err != nil {
@@ -145,7 +145,7 @@ func densify(s *accel.SparseWeights) []float32 {
 // SpConv2D computes act(conv(x, dense(s)) + bias); rows of s are output
 // channels, columns (input channel within the group, ky, kx).
 func (k Kernels) SpConv2D(p accel.ConvParams, x []float32, s *accel.SparseWeights, bias []float32, act accel.Act, y []float32) error {
-	pn, err := convCheck("spconv2d", p, len(x), -1, len(y))
+	pn, err := CheckConv("spconv2d", p, len(x), -1, len(y))
 	if err != nil {
 		return err
 	}

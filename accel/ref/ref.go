@@ -26,23 +26,6 @@ var (
 	_ accel.SparseKernels = Kernels{}
 )
 
-// need returns an error when a slice named name has fewer than want
-// elements.
-func need(kernel, name string, got, want int) error {
-	if got < want {
-		return fmt.Errorf("%s: %s has %d elements, want at least %d", kernel, name, got, want)
-	}
-	return nil
-}
-
-// exact returns an error when a slice does not have exactly want elements.
-func exact(kernel, name string, got, want int) error {
-	if got != want {
-		return fmt.Errorf("%s: %s has %d elements, want %d", kernel, name, got, want)
-	}
-	return nil
-}
-
 // Activate applies a to one value in float64.
 func Activate(a accel.Act, v float64) float64 {
 	switch a {
@@ -83,13 +66,6 @@ func ActGrad(a accel.Act, v float64) float64 {
 	return 1
 }
 
-func checkAct(kernel string, a accel.Act) error {
-	if a < accel.ActNone || a > accel.ActHardSwish {
-		return fmt.Errorf("%s: unknown activation %v", kernel, a)
-	}
-	return nil
-}
-
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C (row-major). When beta is 0,
 // C is not read, so NaNs in it do not propagate.
 func (Kernels) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) error {
@@ -113,13 +89,13 @@ func (Kernels) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 		}
 		return (rows-1)*ld + cols
 	}
-	if err := need("sgemm", "a", len(a), span(ar, ac, lda)); err != nil {
+	if err := CheckMin("sgemm", "a", len(a), span(ar, ac, lda)); err != nil {
 		return err
 	}
-	if err := need("sgemm", "b", len(b), span(br, bc, ldb)); err != nil {
+	if err := CheckMin("sgemm", "b", len(b), span(br, bc, ldb)); err != nil {
 		return err
 	}
-	if err := need("sgemm", "c", len(c), span(m, n, ldc)); err != nil {
+	if err := CheckMin("sgemm", "c", len(c), span(m, n, ldc)); err != nil {
 		return err
 	}
 	at := func(i, p int) float64 {
@@ -148,27 +124,6 @@ func (Kernels) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 		}
 	}
 	return nil
-}
-
-// convCheck validates p and the lengths of x, w and y (any may be skipped
-// by passing -1 as its length).
-func convCheck(kernel string, p accel.ConvParams, lx, lw, ly int) (accel.ConvParams, error) {
-	if err := p.Validate(); err != nil {
-		return p, fmt.Errorf("%s: %w", kernel, err)
-	}
-	p = p.Norm()
-	nx, nw, ny := p.Sizes()
-	for _, c := range []struct {
-		name      string
-		got, want int
-	}{{"x", lx, nx}, {"w", lw, nw}, {"y", ly, ny}} {
-		if c.got >= 0 {
-			if err := exact(kernel, c.name, c.got, c.want); err != nil {
-				return p, err
-			}
-		}
-	}
-	return p, nil
 }
 
 // convTaps calls f for every (output position, weight tap, input position)
@@ -211,16 +166,16 @@ func convTaps(p accel.ConvParams, f func(yi, wi, xi int)) {
 // w[k,c,ky,kx]·x[n,c,oy·sh−ph+ky·dh, ox·sw−pw+kx·dw]), out-of-range input
 // positions counting as zero.
 func (Kernels) Conv2D(p accel.ConvParams, x, w, bias []float32, act accel.Act, y []float32) error {
-	p, err := convCheck("conv2d", p, len(x), len(w), len(y))
+	p, err := CheckConv("conv2d", p, len(x), len(w), len(y))
 	if err != nil {
 		return err
 	}
 	if bias != nil {
-		if err := exact("conv2d", "bias", len(bias), p.K); err != nil {
+		if err := CheckLen("conv2d", "bias", len(bias), p.K); err != nil {
 			return err
 		}
 	}
-	if err := checkAct("conv2d", act); err != nil {
+	if err := CheckAct("conv2d", act); err != nil {
 		return err
 	}
 	acc := make([]float64, len(y))
@@ -239,7 +194,7 @@ func (Kernels) Conv2D(p accel.ConvParams, x, w, bias []float32, act accel.Act, y
 // Conv2DBackwardData computes dx[n,c,iy,ix] = Σ w[k,c,ky,kx]·dy[n,k,oy,ox]
 // over every tap that reads x[n,c,iy,ix].
 func (Kernels) Conv2DBackwardData(p accel.ConvParams, w, dy, dx []float32) error {
-	p, err := convCheck("conv2d backward data", p, len(dx), len(w), len(dy))
+	p, err := CheckConv("conv2d backward data", p, len(dx), len(w), len(dy))
 	if err != nil {
 		return err
 	}
@@ -255,12 +210,12 @@ func (Kernels) Conv2DBackwardData(p accel.ConvParams, w, dy, dx []float32) error
 // over every tap using that weight and, when dbias is not nil,
 // dbias[k] = Σ_{n,oy,ox} dy[n,k,oy,ox].
 func (Kernels) Conv2DBackwardFilter(p accel.ConvParams, x, dy, dw, dbias []float32) error {
-	p, err := convCheck("conv2d backward filter", p, len(x), len(dw), len(dy))
+	p, err := CheckConv("conv2d backward filter", p, len(x), len(dw), len(dy))
 	if err != nil {
 		return err
 	}
 	if dbias != nil {
-		if err := exact("conv2d backward filter", "dbias", len(dbias), p.K); err != nil {
+		if err := CheckLen("conv2d backward filter", "dbias", len(dbias), p.K); err != nil {
 			return err
 		}
 	}
@@ -273,16 +228,6 @@ func (Kernels) Conv2DBackwardFilter(p accel.ConvParams, x, dy, dw, dbias []float
 		return Kernels{}.BiasBackward(p.N, p.K, p.OutH()*p.OutW(), dy, dbias)
 	}
 	return nil
-}
-
-func poolCheck(kernel string, p accel.PoolParams, lx, ly int) error {
-	if err := p.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", kernel, err)
-	}
-	if err := exact(kernel, "x", lx, p.N*p.C*p.H*p.W); err != nil {
-		return err
-	}
-	return exact(kernel, "y", ly, p.N*p.C*p.OutH()*p.OutW())
 }
 
 // poolWindows calls f for each output element (flat index yi, plane index
@@ -317,11 +262,11 @@ func poolWindows(p accel.PoolParams, f func(yi, nc int, in []int)) {
 // MaxPool2D writes the maximum of each window (padding never wins; the
 // first maximum in row-major order on ties) and its flat in-plane index.
 func (Kernels) MaxPool2D(p accel.PoolParams, x, y []float32, argmax []int32) error {
-	if err := poolCheck("maxpool", p, len(x), len(y)); err != nil {
+	if err := CheckPool("maxpool", p, len(x), len(y)); err != nil {
 		return err
 	}
 	if argmax != nil {
-		if err := exact("maxpool", "argmax", len(argmax), len(y)); err != nil {
+		if err := CheckLen("maxpool", "argmax", len(argmax), len(y)); err != nil {
 			return err
 		}
 	}
@@ -343,10 +288,10 @@ func (Kernels) MaxPool2D(p accel.PoolParams, x, y []float32, argmax []int32) err
 
 // MaxPool2DBackward zeroes dx and adds each dy to dx at its argmax.
 func (Kernels) MaxPool2DBackward(p accel.PoolParams, dy []float32, argmax []int32, dx []float32) error {
-	if err := poolCheck("maxpool backward", p, len(dx), len(dy)); err != nil {
+	if err := CheckPool("maxpool backward", p, len(dx), len(dy)); err != nil {
 		return err
 	}
-	if err := exact("maxpool backward", "argmax", len(argmax), len(dy)); err != nil {
+	if err := CheckLen("maxpool backward", "argmax", len(argmax), len(dy)); err != nil {
 		return err
 	}
 	plane := p.H * p.W
@@ -366,7 +311,7 @@ func (Kernels) MaxPool2DBackward(p accel.PoolParams, dy []float32, argmax []int3
 
 // AvgPool2D writes the mean of the in-bounds elements of each window.
 func (Kernels) AvgPool2D(p accel.PoolParams, x, y []float32) error {
-	if err := poolCheck("avgpool", p, len(x), len(y)); err != nil {
+	if err := CheckPool("avgpool", p, len(x), len(y)); err != nil {
 		return err
 	}
 	plane := p.H * p.W
@@ -383,7 +328,7 @@ func (Kernels) AvgPool2D(p accel.PoolParams, x, y []float32) error {
 // AvgPool2DBackward computes dx[i] = Σ over windows containing i of
 // dy/len(window).
 func (Kernels) AvgPool2DBackward(p accel.PoolParams, dy, dx []float32) error {
-	if err := poolCheck("avgpool backward", p, len(dx), len(dy)); err != nil {
+	if err := CheckPool("avgpool backward", p, len(dx), len(dy)); err != nil {
 		return err
 	}
 	plane := p.H * p.W
@@ -400,23 +345,16 @@ func (Kernels) AvgPool2DBackward(p accel.PoolParams, dy, dx []float32) error {
 	return nil
 }
 
-func planeCheck(kernel string, n, c, hw int) error {
-	if n <= 0 || c <= 0 || hw <= 0 {
-		return fmt.Errorf("%s: sizes must be positive (n=%d c=%d hw=%d)", kernel, n, c, hw)
-	}
-	return nil
-}
-
 // GlobalAvgPool computes y[i] = mean of x[i·hw : (i+1)·hw] for the n·c
 // planes.
 func (Kernels) GlobalAvgPool(n, c, hw int, x, y []float32) error {
-	if err := planeCheck("globalavgpool", n, c, hw); err != nil {
+	if err := CheckPlanes("globalavgpool", n, c, hw); err != nil {
 		return err
 	}
-	if err := exact("globalavgpool", "x", len(x), n*c*hw); err != nil {
+	if err := CheckLen("globalavgpool", "x", len(x), n*c*hw); err != nil {
 		return err
 	}
-	if err := exact("globalavgpool", "y", len(y), n*c); err != nil {
+	if err := CheckLen("globalavgpool", "y", len(y), n*c); err != nil {
 		return err
 	}
 	for i := range y {
@@ -431,13 +369,13 @@ func (Kernels) GlobalAvgPool(n, c, hw int, x, y []float32) error {
 
 // GlobalAvgPoolBackward computes dx[i·hw+j] = dy[i]/hw.
 func (Kernels) GlobalAvgPoolBackward(n, c, hw int, dy, dx []float32) error {
-	if err := planeCheck("globalavgpool backward", n, c, hw); err != nil {
+	if err := CheckPlanes("globalavgpool backward", n, c, hw); err != nil {
 		return err
 	}
-	if err := exact("globalavgpool backward", "dy", len(dy), n*c); err != nil {
+	if err := CheckLen("globalavgpool backward", "dy", len(dy), n*c); err != nil {
 		return err
 	}
-	if err := exact("globalavgpool backward", "dx", len(dx), n*c*hw); err != nil {
+	if err := CheckLen("globalavgpool backward", "dx", len(dx), n*c*hw); err != nil {
 		return err
 	}
 	for i := range dx {
@@ -448,21 +386,21 @@ func (Kernels) GlobalAvgPoolBackward(n, c, hw int, dy, dx []float32) error {
 
 // BiasAct computes y = act(x + bias[channel]); y may alias x.
 func (Kernels) BiasAct(n, c, hw int, x, bias []float32, act accel.Act, y []float32) error {
-	if err := planeCheck("biasact", n, c, hw); err != nil {
+	if err := CheckPlanes("biasact", n, c, hw); err != nil {
 		return err
 	}
-	if err := exact("biasact", "x", len(x), n*c*hw); err != nil {
+	if err := CheckLen("biasact", "x", len(x), n*c*hw); err != nil {
 		return err
 	}
-	if err := exact("biasact", "y", len(y), n*c*hw); err != nil {
+	if err := CheckLen("biasact", "y", len(y), n*c*hw); err != nil {
 		return err
 	}
 	if bias != nil {
-		if err := exact("biasact", "bias", len(bias), c); err != nil {
+		if err := CheckLen("biasact", "bias", len(bias), c); err != nil {
 			return err
 		}
 	}
-	if err := checkAct("biasact", act); err != nil {
+	if err := CheckAct("biasact", act); err != nil {
 		return err
 	}
 	for i := range x {
@@ -480,10 +418,10 @@ func (Kernels) BiasAct(n, c, hw int, x, bias []float32, act accel.Act, y []float
 // both functions are monotone and flat outside that range. Hard-swish needs
 // pre. dx may alias dy.
 func (Kernels) ActBackward(act accel.Act, pre, post, dy, dx []float32) error {
-	if err := checkAct("act backward", act); err != nil {
+	if err := CheckAct("act backward", act); err != nil {
 		return err
 	}
-	if err := exact("act backward", "dx", len(dx), len(dy)); err != nil {
+	if err := CheckLen("act backward", "dx", len(dx), len(dy)); err != nil {
 		return err
 	}
 	src := pre
@@ -503,7 +441,7 @@ func (Kernels) ActBackward(act accel.Act, pre, post, dy, dx []float32) error {
 			return fmt.Errorf("act backward: hardswish needs pre (the activation's input)")
 		}
 	}
-	if err := exact("act backward", "pre/post", len(src), len(dy)); err != nil {
+	if err := CheckLen("act backward", "pre/post", len(src), len(dy)); err != nil {
 		return err
 	}
 	for i, g := range dy {
@@ -514,13 +452,13 @@ func (Kernels) ActBackward(act accel.Act, pre, post, dy, dx []float32) error {
 
 // BiasBackward computes dbias[c] = Σ_{n,j} dy[n,c,j].
 func (Kernels) BiasBackward(n, c, hw int, dy, dbias []float32) error {
-	if err := planeCheck("bias backward", n, c, hw); err != nil {
+	if err := CheckPlanes("bias backward", n, c, hw); err != nil {
 		return err
 	}
-	if err := exact("bias backward", "dy", len(dy), n*c*hw); err != nil {
+	if err := CheckLen("bias backward", "dy", len(dy), n*c*hw); err != nil {
 		return err
 	}
-	if err := exact("bias backward", "dbias", len(dbias), c); err != nil {
+	if err := CheckLen("bias backward", "dbias", len(dbias), c); err != nil {
 		return err
 	}
 	acc := make([]float64, c)
@@ -537,29 +475,12 @@ func (Kernels) BiasBackward(n, c, hw int, dy, dbias []float32) error {
 // row maximum subtracted), loss = −(1/n)·Σ log probs[label], and
 // dlogits = (probs − onehot(label))/n. Labels outside [0,k) are errors.
 func (Kernels) SoftmaxCrossEntropy(n, k int, logits []float32, labels []int32, probs, dlogits []float32) (float32, error) {
-	if n <= 0 || k <= 0 {
-		return 0, fmt.Errorf("softmax cross-entropy: sizes must be positive (n=%d k=%d)", n, k)
-	}
-	if err := exact("softmax cross-entropy", "logits", len(logits), n*k); err != nil {
+	if err := CheckSoftmax(n, k, logits, labels, probs, dlogits); err != nil {
 		return 0, err
-	}
-	if err := exact("softmax cross-entropy", "labels", len(labels), n); err != nil {
-		return 0, err
-	}
-	if err := exact("softmax cross-entropy", "probs", len(probs), n*k); err != nil {
-		return 0, err
-	}
-	if dlogits != nil {
-		if err := exact("softmax cross-entropy", "dlogits", len(dlogits), n*k); err != nil {
-			return 0, err
-		}
 	}
 	var loss float64
 	for r := 0; r < n; r++ {
 		l := int(labels[r])
-		if l < 0 || l >= k {
-			return 0, fmt.Errorf("softmax cross-entropy: label[%d]=%d outside [0,%d)", r, l, k)
-		}
 		row := logits[r*k : (r+1)*k]
 		mx := math.Inf(-1)
 		for _, v := range row {
