@@ -18,6 +18,7 @@ import (
 var (
 	mnistOnce sync.Once
 	mnistTest *data.Set
+	mnistCal  *data.Set
 	mnistErr  error
 	mnistDir  string
 )
@@ -42,12 +43,20 @@ func mnist(t testing.TB, n int) *data.Set {
 		if _, mnistErr = data.Fetch(mnistDir); mnistErr != nil {
 			return
 		}
-		_, _, mnistTest, mnistErr = data.MNIST(mnistDir)
+		mnistCal, _, mnistTest, mnistErr = data.MNIST(mnistDir)
 	})
 	if mnistErr != nil {
 		t.Fatalf("MNIST: %v", mnistErr)
 	}
 	return mnistTest.Subset(n)
+}
+
+// calibration returns the first n images of the MNIST training split, the
+// data int8 ranges are calibrated on.
+func calibration(t testing.TB, n int) *data.Set {
+	t.Helper()
+	mnist(t, 1)
+	return mnistCal.Subset(n)
 }
 
 // runAll runs prog over all n samples of in (n a multiple of its batch)

@@ -92,11 +92,15 @@ func RuntimeVersion() string {
 type SessionOptions struct {
 	// Threads is onnxruntime's intra-op thread count (0: its default).
 	// Execution is sequential (one inter-op thread) with all graph
-	// optimisations on.
+	// optimisations on unless Unoptimized.
 	Threads int
 	// OptimizedModelPath, when set, is where onnxruntime writes the graph
 	// after its optimisations (to see which kernels it chose).
 	OptimizedModelPath string
+	// Unoptimized turns onnxruntime's graph optimisations off, so the model
+	// runs node by node as written (QDQ pairs stay float arithmetic
+	// instead of being fused into integer kernels).
+	Unoptimized bool
 }
 
 // Session runs an ONNX model with one float32 input and one float32 output
@@ -162,7 +166,12 @@ func NewSession(model []byte, batch int, opt SessionOptions) (*Session, error) {
 	for _, set := range []func() error{
 		func() error { return so.SetExecutionMode(ort.ExecutionModeSequential) },
 		func() error { return so.SetInterOpNumThreads(1) },
-		func() error { return so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelEnableAll) },
+		func() error {
+			if opt.Unoptimized {
+				return so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll)
+			}
+			return so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelEnableAll)
+		},
 		func() error {
 			if opt.Threads > 0 {
 				return so.SetIntraOpNumThreads(opt.Threads)

@@ -1,0 +1,154 @@
+package onnx
+
+import (
+	"testing"
+
+	"hwnas/accel"
+	"hwnas/nas/compress"
+)
+
+// quantize returns a copy of p whose Conv and Linear ops named in bits
+// (all of them when bits has the key "*") carry int8 weights quantized per
+// output channel by compress.QuantizePerChannel and an input quantization
+// calibrated (compress.ActRange) on the calibration images, as the
+// compression pipeline produces them.
+func quantize(t testing.TB, p *accel.Plan, bits map[string]int, calib []float32, n int) *accel.Plan {
+	t.Helper()
+	q := *p
+	q.Name = p.Name + "-int8"
+	q.Ops = append([]accel.Op(nil), p.Ops...)
+	for i := range q.Ops {
+		op := &q.Ops[i]
+		if op.Kind != accel.OpConv && op.Kind != accel.OpLinear {
+			continue
+		}
+		nb, ok := bits[op.Name]
+		if !ok {
+			if nb, ok = bits["*"]; !ok {
+				continue
+			}
+		}
+		// The op's input on the calibration images, from the float plan
+		// truncated before the op.
+		x := calib
+		if op.In[0] != p.Input {
+			head := *p
+			head.Ops, head.Output = p.Ops[:i], op.In[0]
+			x = hwnasOutputs(t, &head, calib, n, n)
+		}
+		var r compress.ActRange
+		r.Observe(x)
+		inScale, inZero := r.Params()
+		rows := q.Tensors[op.Out[0]].Size()
+		if op.Kind == accel.OpConv {
+			rows = op.Conv.K
+		}
+		qw, scale, err := compress.QuantizePerChannel(op.W, rows, nb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op.Quant = &accel.QuantWeights{Bits: nb, Q: qw, Scale: scale, InScale: inScale, InZero: inZero}
+	}
+	return &q
+}
+
+// outputSteps returns, per logit o of the last (int8) layer of p, the
+// step of its input quantization carried to the output,
+// InScale·Scale[o]·Σ_i |Q[o,i]|: how far y[o] moves when every input code
+// of the layer moves by one. An integer runtime that requantizes (and
+// rounds the bias to int32) lands each code within one step of hwnas's,
+// so its logits stay within this bound.
+func outputSteps(p *accel.Plan) []float64 {
+	op := &p.Ops[len(p.Ops)-1]
+	q := op.Quant
+	rows := len(q.Scale)
+	cols := len(q.Q) / rows
+	steps := make([]float64, rows)
+	for o := range steps {
+		sum := 0.0
+		for _, v := range q.Q[o*cols : (o+1)*cols] {
+			sum += float64(max(v, -v))
+		}
+		steps[o] = float64(q.InScale) * float64(q.Scale[o]) * sum
+	}
+	return steps
+}
+
+// TestInt8MatchesHwnas exports int8 models in QDQ form and checks, on the
+// MNIST test set, that
+//   - onnxruntime, both evaluating the QDQ graph as written (no graph
+//     optimisations, float arithmetic) and with its own integer kernels
+//     (all optimisations: QDQ fused into integer Gemm/Conv with int32 bias
+//     and requantization), gives the same argmax as hwnas's int8 kernels on
+//     ≥ 99.5% of the images and every logit within one quantization step
+//     (outputSteps). Exact equality is not expected: float32 sums that land
+//     within rounding error of a code boundary requantize one code apart;
+//     over the whole test set a few do.
+//   - the file is at most 30% of the fp32 file's size.
+func TestInt8MatchesHwnas(t *testing.T) {
+	cases := []struct {
+		plan *accel.Plan
+		n    int // test images compared
+	}{
+		{lenet300Plan(2), 10000},
+		{lenet5Plan(1, 1), 200},
+	}
+	cal := calibration(t, 200)
+	dir := t.TempDir()
+	var paths []string
+	for _, c := range cases {
+		t.Run(c.plan.Name, func(t *testing.T) {
+			set := mnist(t, c.n)
+			fpPath, fp, _ := exportFile(t, dir, c.plan, Metadata{})
+			qp := quantize(t, c.plan, map[string]int{"*": 8}, cal.Images, cal.N)
+			qPath, model, notes := exportFile(t, dir, qp, Metadata{})
+			paths = append(paths, fpPath, qPath)
+			if len(notes) != 0 {
+				t.Errorf("8-bit plan: unexpected notes %q", notes)
+			}
+			if ratio := float64(len(model)) / float64(len(fp)); ratio > 0.30 {
+				t.Errorf("int8 file %d bytes is %.1f%% of the fp32 file's %d, want ≤ 30%%", len(model), 100*ratio, len(fp))
+			} else {
+				t.Logf("int8 file %d bytes = %.1f%% of fp32 %d", len(model), 100*ratio, len(fp))
+			}
+			want := hwnasOutputs(t, qp, set.Images, c.n, 100)
+			step := outputSteps(qp)
+			k := len(step)
+			for _, mode := range []struct {
+				name string
+				opt  SessionOptions
+			}{
+				{"QDQ as written", SessionOptions{Threads: 1, Unoptimized: true}},
+				{"int8 kernels", SessionOptions{Threads: 1}},
+			} {
+				s, err := NewSession(model, 100, mode.opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := runAll(t, s, set.Images, c.n)
+				s.Close()
+				same, worst := 0, 0.0
+				for i := 0; i < c.n; i++ {
+					g, w := got[i*k:(i+1)*k], want[i*k:(i+1)*k]
+					if argmax(g) == argmax(w) {
+						same++
+					}
+					for o := range g {
+						d := float64(g[o]) - float64(w[o])
+						worst = max(worst, max(d, -d)/step[o])
+					}
+				}
+				agree := float64(same) / float64(c.n)
+				d, _ := maxAbsDiff(got, want)
+				t.Logf("%s, %d images: argmax agrees on %.2f%%, max |Δ| %.3g = %.3g steps", mode.name, c.n, 100*agree, d, worst)
+				if agree < 0.995 {
+					t.Errorf("%s: argmax agrees on %.2f%% of %d images, want ≥ 99.5%%", mode.name, 100*agree, c.n)
+				}
+				if worst > 1 {
+					t.Errorf("%s: worst logit difference is %.3g quantization steps, want ≤ 1", mode.name, worst)
+				}
+			}
+		})
+	}
+	checkFiles(t, paths...)
+}
