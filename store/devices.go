@@ -1,0 +1,256 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"hwnas/accel"
+)
+
+// putDevice keeps d's description under its fingerprint (the first
+// description seen is kept; the fingerprint says it is the same hardware).
+func putDevice(tx *sql.Tx, d accel.Device, at string) error {
+	if d.Fingerprint == "" || d.Name == "" {
+		return fmt.Errorf("device %+v: fingerprint and name are required", d)
+	}
+	desc, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(`INSERT INTO devices (fingerprint, name, backend, description, first_seen) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (fingerprint) DO NOTHING`, d.Fingerprint, d.Name, d.Backend, string(desc), at)
+	return err
+}
+
+// PutDevice records a device's description under its fingerprint.
+func (d *DB) PutDevice(ctx context.Context, dev accel.Device) error {
+	return d.write(ctx, func(tx *sql.Tx) error { return putDevice(tx, dev, fmtTime(now())) })
+}
+
+// Devices returns every device the database has seen, by name.
+func (d *DB) Devices(ctx context.Context) ([]accel.Device, error) {
+	return d.devices(ctx, `1`)
+}
+
+func (d *DB) devices(ctx context.Context, where string, args ...any) ([]accel.Device, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT description FROM devices WHERE `+where+` ORDER BY name, fingerprint`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []accel.Device
+	for rows.Next() {
+		var desc string
+		if err := rows.Scan(&desc); err != nil {
+			return nil, err
+		}
+		var dev accel.Device
+		if err := json.Unmarshal([]byte(desc), &dev); err != nil {
+			return nil, fmt.Errorf("device description %q: %w", desc, err)
+		}
+		out = append(out, dev)
+	}
+	return out, rows.Err()
+}
+
+// deviceMatch is the SQL condition on table alias dv that Query.Device
+// documents: fingerprint, name in any case, or backend.
+const deviceMatch = `(dv.fingerprint = ?1 OR dv.name = ?1 COLLATE NOCASE OR dv.backend = ?1)`
+
+// MatchDevices returns the devices in the database that spec names (a
+// fingerprint, a device name in any case, or a backend name). None is an
+// error that lists the devices the database knows.
+func (d *DB) MatchDevices(ctx context.Context, spec string) ([]accel.Device, error) {
+	got, err := d.devices(ctx, strings.ReplaceAll(deviceMatch, "dv.", ""), spec)
+	if err != nil || len(got) > 0 {
+		return got, err
+	}
+	all, err := d.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := make([]string, len(all))
+	for i, dev := range all {
+		known[i] = fmt.Sprintf("%s %q (%s)", dev.Backend, dev.Name, dev.Fingerprint)
+	}
+	if len(known) == 0 {
+		known = []string{"none yet"}
+	}
+	return nil, fmt.Errorf("device %q: %w in %s (devices measured: %s)", spec, ErrNotFound, d.path, strings.Join(known, ", "))
+}
+
+// putLatency stores one latency of a trial, replacing an earlier one for
+// the same device and batch.
+func putLatency(tx *sql.Tx, trialID int64, l Latency, at string) error {
+	if err := putDevice(tx, l.Device, at); err != nil {
+		return fmt.Errorf("trial %d latency: %w", trialID, err)
+	}
+	if l.Batch <= 0 {
+		return fmt.Errorf("trial %d latency on %s: batch %d, want ≥ 1", trialID, l.Device.Name, l.Batch)
+	}
+	var pred sql.NullInt64
+	if l.Predicted != 0 {
+		pred = sql.NullInt64{Int64: int64(l.Predicted), Valid: true}
+	}
+	s := l.Stats
+	_, err := tx.Exec(`INSERT OR REPLACE INTO latencies (trial_id, device_fingerprint, batch, median_ns, p90_ns, mad_ns,
+		mean_ns, min_ns, max_ns, runs, outliers, predicted_ns, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		trialID, l.Device.Fingerprint, l.Batch, int64(s.Median), int64(s.P90), int64(s.MAD), int64(s.Mean),
+		int64(s.Min), int64(s.Max), s.Runs, s.Outliers, pred, at)
+	if err != nil {
+		return fmt.Errorf("trial %d latency on %s batch %d: %w", trialID, l.Device.Name, l.Batch, err)
+	}
+	return nil
+}
+
+// PutLatency adds (or replaces) a finished trial's latency on a device and
+// batch, as re-measuring a study on another device does.
+func (d *DB) PutLatency(ctx context.Context, trialID int64, l Latency) error {
+	return d.write(ctx, func(tx *sql.Tx) error {
+		if err := requireStatus(tx, trialID, Done); err != nil {
+			return err
+		}
+		return putLatency(tx, trialID, l, fmtTime(now()))
+	})
+}
+
+const latencyColumns = `l.trial_id, l.batch, l.median_ns, l.p90_ns, l.mad_ns, l.mean_ns, l.min_ns, l.max_ns,
+	l.runs, l.outliers, l.predicted_ns, dv.description`
+
+// latencyScan receives latencyColumns from a row.
+type latencyScan struct {
+	trial                       int64
+	l                           Latency
+	med, p90, mad, mean, lo, hi int64
+	pred                        sql.NullInt64
+	desc                        string
+}
+
+func (s *latencyScan) dest() []any {
+	return []any{&s.trial, &s.l.Batch, &s.med, &s.p90, &s.mad, &s.mean, &s.lo, &s.hi, &s.l.Stats.Runs,
+		&s.l.Stats.Outliers, &s.pred, &s.desc}
+}
+
+func (s *latencyScan) latency() (Latency, error) {
+	l := s.l
+	l.Stats.Median, l.Stats.P90, l.Stats.MAD = durNS(s.med), durNS(s.p90), durNS(s.mad)
+	l.Stats.Mean, l.Stats.Min, l.Stats.Max = durNS(s.mean), durNS(s.lo), durNS(s.hi)
+	l.Predicted = durNS(s.pred.Int64)
+	if err := json.Unmarshal([]byte(s.desc), &l.Device); err != nil {
+		return Latency{}, fmt.Errorf("device description %q: %w", s.desc, err)
+	}
+	return l, nil
+}
+
+// latencies returns the latencies matching where (over alias l), by trial.
+func (d *DB) latencies(ctx context.Context, where string, args ...any) (map[int64][]Latency, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT `+latencyColumns+` FROM latencies l
+		JOIN devices dv ON dv.fingerprint = l.device_fingerprint WHERE `+where+`
+		ORDER BY l.trial_id, dv.name, l.batch`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64][]Latency{}
+	for rows.Next() {
+		var ls latencyScan
+		if err := rows.Scan(ls.dest()...); err != nil {
+			return nil, err
+		}
+		l, err := ls.latency()
+		if err != nil {
+			return nil, err
+		}
+		out[ls.trial] = append(out[ls.trial], l)
+	}
+	return out, rows.Err()
+}
+
+// PutOpLatency records the median latency of one op signature on a device
+// (the per-op latency table the predictor sums).
+func (d *DB) PutOpLatency(ctx context.Context, dev accel.Device, signature string, median time.Duration) error {
+	return d.PutOpLatencies(ctx, dev, map[string]time.Duration{signature: median})
+}
+
+// PutOpLatencies records many entries of a device's per-op table in one
+// transaction, replacing earlier medians of the same signatures.
+func (d *DB) PutOpLatencies(ctx context.Context, dev accel.Device, table map[string]time.Duration) error {
+	return d.write(ctx, func(tx *sql.Tx) error {
+		at := fmtTime(now())
+		if err := putDevice(tx, dev, at); err != nil {
+			return err
+		}
+		sigs := make([]string, 0, len(table))
+		for s := range table {
+			sigs = append(sigs, s)
+		}
+		sort.Strings(sigs)
+		for _, s := range sigs {
+			if _, err := tx.Exec(`INSERT OR REPLACE INTO op_latencies (device_fingerprint, signature, median_ns, updated_at)
+				VALUES (?, ?, ?, ?)`, dev.Fingerprint, s, int64(table[s]), at); err != nil {
+				return fmt.Errorf("op latency %q on %s: %w", s, dev.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// OpLatencies returns the per-op table of the device with this
+// fingerprint (empty when none was recorded).
+func (d *DB) OpLatencies(ctx context.Context, fingerprint string) (map[string]time.Duration, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT signature, median_ns FROM op_latencies WHERE device_fingerprint = ?`, fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]time.Duration{}
+	for rows.Next() {
+		var s string
+		var ns int64
+		if err := rows.Scan(&s, &ns); err != nil {
+			return nil, err
+		}
+		out[s] = durNS(ns)
+	}
+	return out, rows.Err()
+}
+
+// SaveCheckpoint stores the search controller's state after step, keeping
+// the KeepCheckpoints newest of the study.
+func (d *DB) SaveCheckpoint(ctx context.Context, studyID int64, step int, blob []byte) error {
+	if blob == nil {
+		blob = []byte{}
+	}
+	return d.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`INSERT OR REPLACE INTO checkpoints (study_id, step, blob, created_at) VALUES (?, ?, ?, ?)`,
+			studyID, step, blob, fmtTime(now())); err != nil {
+			return fmt.Errorf("study id %d checkpoint %d: %w", studyID, step, err)
+		}
+		_, err := tx.Exec(`DELETE FROM checkpoints WHERE study_id = ? AND step NOT IN
+			(SELECT step FROM checkpoints WHERE study_id = ? ORDER BY step DESC LIMIT ?)`, studyID, studyID, KeepCheckpoints)
+		return err
+	})
+}
+
+// KeepCheckpoints is how many controller checkpoints a study keeps.
+const KeepCheckpoints = 3
+
+// LatestCheckpoint returns the study's checkpoint with the highest step;
+// ErrNotFound when there is none.
+func (d *DB) LatestCheckpoint(ctx context.Context, studyID int64) (Checkpoint, error) {
+	var c Checkpoint
+	var created sql.NullString
+	err := d.db.QueryRowContext(ctx, `SELECT step, blob, created_at FROM checkpoints WHERE study_id = ?
+		ORDER BY step DESC LIMIT 1`, studyID).Scan(&c.Step, &c.Blob, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Checkpoint{}, fmt.Errorf("checkpoint of study id %d: %w", studyID, ErrNotFound)
+	}
+	c.Created = parseTime(created)
+	return c, err
+}

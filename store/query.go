@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// results returns finished trials joined with their latency on the devices
+// deviceSpec matches at batch, with accuracy by (test accuracy required for
+// ByTest), narrowed by extra conditions.
+func (d *DB) results(ctx context.Context, deviceSpec string, batch int, by Metric, extra string, args ...any) ([]Result, error) {
+	acc, err := accuracyColumn(by)
+	if err != nil {
+		return nil, err
+	}
+	if batch <= 0 {
+		batch = 1
+	}
+	q := `SELECT t.id, s.name, t.number, t.arch, t.recipe,
+		m.val_accuracy, m.test_accuracy, m.params, m.compressed_bytes, m.macs, m.train_seconds, m.reward, ` +
+		acc + `, ` + latencyColumns + `
+		FROM trials t JOIN studies s ON s.id = t.study_id JOIN metrics m ON m.trial_id = t.id
+		JOIN latencies l ON l.trial_id = t.id JOIN devices dv ON dv.fingerprint = l.device_fingerprint
+		WHERE t.status = 'done' AND ` + deviceMatch + ` AND l.batch = ?2 AND ` + acc + ` IS NOT NULL` + extra + `
+		ORDER BY ` + acc + ` DESC, l.median_ns, m.compressed_bytes, t.id`
+	rows, err := d.db.QueryContext(ctx, q, append([]any{deviceSpec, batch}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Result
+	for rows.Next() {
+		var r Result
+		var arch, recipe string
+		var test sql.NullFloat64
+		var ls latencyScan
+		dest := append([]any{&r.TrialID, &r.Study, &r.Number, &arch, &recipe,
+			&r.Metrics.ValAccuracy, &test, &r.Metrics.Params, &r.Metrics.CompressedBytes, &r.Metrics.MACs,
+			&r.Metrics.TrainSeconds, &r.Metrics.Reward, &r.Accuracy}, ls.dest()...)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		if r.Latency, err = ls.latency(); err != nil {
+			return nil, err
+		}
+		r.Arch, r.Recipe = json.RawMessage(arch), json.RawMessage(recipe)
+		r.Metrics.TestAccuracy, r.Metrics.HasTest = test.Float64, test.Valid
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func accuracyColumn(by Metric) (string, error) {
+	switch by {
+	case "", ByValidation:
+		return "m.val_accuracy", nil
+	case ByTest:
+		return "m.test_accuracy", nil
+	}
+	return "", fmt.Errorf("accuracy metric %q: want %q or %q", by, ByValidation, ByTest)
+}
+
+// Best returns up to q.N finished trials measured on the device q.Device
+// names (at q.Batch) that meet the bounds, most accurate first, ties broken
+// by lower latency, then fewer bytes. A trial measured on several matching
+// devices appears once per device. A device the database has never seen
+// is ErrNotFound, naming the devices it has.
+func (d *DB) Best(ctx context.Context, q Query) ([]Result, error) {
+	if _, err := d.MatchDevices(ctx, q.Device); err != nil {
+		return nil, err
+	}
+	var extra []string
+	var args []any
+	if q.Study != "" {
+		if _, err := d.GetStudy(ctx, q.Study); err != nil {
+			return nil, err
+		}
+		extra = append(extra, "s.name = ?3")
+		args = append(args, q.Study)
+	} else {
+		extra = append(extra, "?3 IS NULL")
+		args = append(args, nil)
+	}
+	acc, err := accuracyColumn(q.By)
+	if err != nil {
+		return nil, err
+	}
+	extra = append(extra, "(?4 = 0 OR l.median_ns <= ?4)", "("+acc+" >= ?5)", "(?6 = 0 OR m.compressed_bytes <= ?6)")
+	args = append(args, int64(q.MaxLatency), q.MinAccuracy, q.MaxBytes)
+	rs, err := d.results(ctx, q.Device, q.Batch, q.By, " AND "+strings.Join(extra, " AND "), args...)
+	if err != nil {
+		return nil, err
+	}
+	n := q.N
+	if n <= 0 {
+		n = 10
+	}
+	sortResults(rs)
+	if len(rs) > n {
+		rs = rs[:n]
+	}
+	return rs, nil
+}
+
+// sortResults orders by accuracy ↓, latency ↑, bytes ↑, trial id ↑.
+func sortResults(rs []Result) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if a.Accuracy != b.Accuracy {
+			return a.Accuracy > b.Accuracy
+		}
+		if a.Latency.Stats.Median != b.Latency.Stats.Median {
+			return a.Latency.Stats.Median < b.Latency.Stats.Median
+		}
+		if a.Metrics.CompressedBytes != b.Metrics.CompressedBytes {
+			return a.Metrics.CompressedBytes < b.Metrics.CompressedBytes
+		}
+		return a.TrialID < b.TrialID
+	})
+}
+
+// ParetoFront returns the study's finished trials that no other is better
+// than on all of accuracy (higher), latency on the device (lower, at batch)
+// and compressed bytes (lower): see Pareto. device "" means the study's
+// own target; otherwise it must match exactly one device, as latencies
+// from different hardware do not belong on one front.
+func (d *DB) ParetoFront(ctx context.Context, study, device string, batch int, by Metric) ([]Result, error) {
+	s, err := d.GetStudy(ctx, study)
+	if err != nil {
+		return nil, err
+	}
+	if device == "" {
+		device = s.DeviceFingerprint
+	}
+	devs, err := d.MatchDevices(ctx, device)
+	if err != nil {
+		return nil, err
+	}
+	if len(devs) > 1 {
+		names := make([]string, len(devs))
+		for i, dv := range devs {
+			names[i] = fmt.Sprintf("%q (%s)", dv.Name, dv.Fingerprint)
+		}
+		return nil, fmt.Errorf("device %q matches %d devices (%s): give a fingerprint", device, len(devs), strings.Join(names, ", "))
+	}
+	rs, err := d.results(ctx, devs[0].Fingerprint, batch, by, " AND s.id = ?3", s.ID)
+	if err != nil {
+		return nil, err
+	}
+	return Pareto(rs), nil
+}
+
+// Pareto returns the non-dominated results, by latency ascending (then
+// accuracy descending). r dominates q when r.Accuracy ≥ q.Accuracy,
+// r's median latency ≤ q's and r's compressed bytes ≤ q's, with at least
+// one strict; results equal on all three are all kept.
+func Pareto(rs []Result) []Result {
+	var front []Result
+	for i, q := range rs {
+		dominated := false
+		for j, r := range rs {
+			if i != j && dominates(r, q) {
+				dominated = true
+				break
+			}
+		}
+		if !dominated {
+			front = append(front, q)
+		}
+	}
+	sort.SliceStable(front, func(i, j int) bool {
+		a, b := front[i], front[j]
+		if a.Latency.Stats.Median != b.Latency.Stats.Median {
+			return a.Latency.Stats.Median < b.Latency.Stats.Median
+		}
+		if a.Accuracy != b.Accuracy {
+			return a.Accuracy > b.Accuracy
+		}
+		return a.TrialID < b.TrialID
+	})
+	return front
+}
+
+func dominates(r, q Result) bool {
+	ra, rl, rb := r.Accuracy, r.Latency.Stats.Median, r.Metrics.CompressedBytes
+	qa, ql, qb := q.Accuracy, q.Latency.Stats.Median, q.Metrics.CompressedBytes
+	return ra >= qa && rl <= ql && rb <= qb && (ra > qa || rl < ql || rb < qb)
+}
