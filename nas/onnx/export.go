@@ -160,9 +160,8 @@ func Notes(p *accel.Plan, meta Metadata) []string {
 			if q := op.Quant; q != nil && q.Bits < 8 {
 				notes = append(notes, fmt.Sprintf("op %q: %d-bit weights are stored as int8 (opset %d has no narrower integer type)", op.Name, q.Bits, Opset))
 			}
-			if s := op.Sparse; s != nil && len(op.W) > 0 {
-				notes = append(notes, fmt.Sprintf("op %q: unstructured sparsity (%d of %d weights non-zero, %.1f%%) is stored dense: ONNX Conv/Gemm take dense weights",
-					op.Name, len(s.Val), len(op.W), 100*float64(len(s.Val))/float64(len(op.W))))
+			if note := sparsityNote(op); note != "" {
+				notes = append(notes, note)
 			}
 			if op.Quant == nil {
 				if n := distinct(op.W, 256); n > 0 && n*4 <= len(op.W) {
@@ -175,6 +174,35 @@ func Notes(p *accel.Plan, meta Metadata) []string {
 		notes = append(notes, u+" (not carried by ONNX)")
 	}
 	return notes
+}
+
+// sparsityNote describes how an op's pruned weights are stored, or returns
+// "" when fewer than half are zero and the op carries no CSR form.
+func sparsityNote(op *accel.Op) string {
+	n := len(op.W)
+	nnz, size := 0, 4
+	if op.Quant != nil {
+		size = 1
+		for _, v := range op.Quant.Q {
+			if v != 0 {
+				nnz++
+			}
+		}
+	} else {
+		for _, v := range op.W {
+			if math.Float32bits(v) != 0 {
+				nnz++
+			}
+		}
+	}
+	if n == 0 || (op.Sparse == nil && 2*nnz > n) {
+		return ""
+	}
+	what := fmt.Sprintf("op %q: unstructured sparsity (%d of %d weights non-zero, %.1f%%)", op.Name, nnz, n, 100*float64(nnz)/float64(n))
+	if sparsePays(nnz, n, size) {
+		return fmt.Sprintf("%s is stored sparse, as a Constant's sparse_value (%d bytes instead of %d); runtimes densify it when loading, so the file is smaller but ONNX Conv/Gemm run dense", what, nnz*(size+8), n*size)
+	}
+	return fmt.Sprintf("%s is stored dense: a sparse tensor (value and int64 index per non-zero) would be larger, and ONNX Conv/Gemm take dense weights", what)
 }
 
 // distinct returns the number of distinct values in w, or 0 when there are
@@ -292,6 +320,20 @@ func (b *builder) init(t tensorProto) string {
 	return t.name
 }
 
+// weightInit adds a weight initializer or, when that is smaller (pruned
+// weights), a Constant node whose sparse_value holds the non-zeros and
+// whose output is the dense tensor; it reports whether it went sparse.
+func (b *builder) weightInit(t tensorProto) (string, bool) {
+	sp, nnz := toSparse(t)
+	size := elemSize(t.dtype)
+	if !sparsePays(nnz, len(t.raw)/size, size) {
+		return b.init(t), false
+	}
+	b.inits[t.name] = true
+	b.node("Constant", t.name+"_sparse", nil, []string{t.name}, attribute{name: "sparse_value", typ: attrSparse, sp: &sp})
+	return t.name, true
+}
+
 // shapeConst returns an int64 initializer holding a Reshape target
 // [-1, s...].
 func (b *builder) shapeConst(s accel.Shape) string {
@@ -369,13 +411,14 @@ func (b *builder) withAct(a accel.Act, opName, out string) (pre string, finish f
 func (b *builder) weights(op *accel.Op, prefix string, dims []int64) (string, error) {
 	q := op.Quant
 	if q == nil {
-		return b.init(floatTensor(prefix+".weight", dims, op.W)), nil
+		w, _ := b.weightInit(floatTensor(prefix+".weight", dims, op.W))
+		return w, nil
 	}
 	k := int(dims[0])
 	if len(q.Q) != len(op.W) || len(q.Scale) != k {
 		return "", fmt.Errorf("int8 weights: %d values and %d scales for %d weights of %d output channels", len(q.Q), len(q.Scale), len(op.W), k)
 	}
-	wq := b.init(int8Tensor(prefix+".weight_q", dims, q.Q))
+	wq, _ := b.weightInit(int8Tensor(prefix+".weight_q", dims, q.Q))
 	sc := b.init(floatTensor(prefix+".weight_scale", []int64{int64(k)}, q.Scale))
 	zp := b.init(int8Tensor(prefix+".weight_zero", []int64{int64(k)}, make([]int8, k)))
 	out := prefix + ".weight"

@@ -112,43 +112,52 @@ func TestInt8MatchesHwnas(t *testing.T) {
 				t.Logf("int8 file %d bytes = %.1f%% of fp32 %d", len(model), 100*ratio, len(fp))
 			}
 			want := hwnasOutputs(t, qp, set.Images, c.n, 100)
-			step := outputSteps(qp)
-			k := len(step)
-			for _, mode := range []struct {
-				name string
-				opt  SessionOptions
-			}{
-				{"QDQ as written", SessionOptions{Threads: 1, Unoptimized: true}},
-				{"int8 kernels", SessionOptions{Threads: 1}},
-			} {
-				s, err := NewSession(model, 100, mode.opt)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got := runAll(t, s, set.Images, c.n)
-				s.Close()
-				same, worst := 0, 0.0
-				for i := 0; i < c.n; i++ {
-					g, w := got[i*k:(i+1)*k], want[i*k:(i+1)*k]
-					if argmax(g) == argmax(w) {
-						same++
-					}
-					for o := range g {
-						d := float64(g[o]) - float64(w[o])
-						worst = max(worst, max(d, -d)/step[o])
-					}
-				}
-				agree := float64(same) / float64(c.n)
-				d, _ := maxAbsDiff(got, want)
-				t.Logf("%s, %d images: argmax agrees on %.2f%%, max |Δ| %.3g = %.3g steps", mode.name, c.n, 100*agree, d, worst)
-				if agree < 0.995 {
-					t.Errorf("%s: argmax agrees on %.2f%% of %d images, want ≥ 99.5%%", mode.name, 100*agree, c.n)
-				}
-				if worst > 1 {
-					t.Errorf("%s: worst logit difference is %.3g quantization steps, want ≤ 1", mode.name, worst)
-				}
-			}
+			compareQuantized(t, qp, model, set.Images, c.n, want)
 		})
 	}
 	checkFiles(t, paths...)
+}
+
+// compareQuantized runs model in onnxruntime both as written (no graph
+// optimisations) and with its integer kernels, and checks the outputs
+// against hwnas's (want) as TestInt8MatchesHwnas describes.
+func compareQuantized(t *testing.T, qp *accel.Plan, model []byte, images []float32, n int, want []float32) {
+	t.Helper()
+	step := outputSteps(qp)
+	k := len(step)
+	for _, mode := range []struct {
+		name string
+		opt  SessionOptions
+	}{
+		{"QDQ as written", SessionOptions{Threads: 1, Unoptimized: true}},
+		{"int8 kernels", SessionOptions{Threads: 1}},
+	} {
+		batch := min(n, 100)
+		s, err := NewSession(model, batch, mode.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := runAll(t, s, images, n)
+		s.Close()
+		same, worst := 0, 0.0
+		for i := 0; i < n; i++ {
+			g, w := got[i*k:(i+1)*k], want[i*k:(i+1)*k]
+			if argmax(g) == argmax(w) {
+				same++
+			}
+			for o := range g {
+				d := float64(g[o]) - float64(w[o])
+				worst = max(worst, max(d, -d)/step[o])
+			}
+		}
+		agree := float64(same) / float64(n)
+		d, _ := maxAbsDiff(got, want)
+		t.Logf("%s, %d images: argmax agrees on %.2f%%, max |Δ| %.3g = %.3g steps", mode.name, n, 100*agree, d, worst)
+		if agree < 0.995 {
+			t.Errorf("%s: argmax agrees on %.2f%% of %d images, want ≥ 99.5%%", mode.name, 100*agree, n)
+		}
+		if worst > 1 {
+			t.Errorf("%s: worst logit difference is %.3g quantization steps, want ≤ 1", mode.name, worst)
+		}
+	}
 }

@@ -26,6 +26,7 @@ const (
 	attrInt    = 2
 	attrString = 3
 	attrInts   = 7
+	attrSparse = 11
 )
 
 // tensorProto is an initializer: dims and little-endian raw bytes.
@@ -66,6 +67,42 @@ func int64Tensor(name string, dims []int64, v []int64) tensorProto {
 	return tensorProto{name: name, dims: dims, dtype: dtInt64, raw: raw}
 }
 
+// elemSize is the byte size of one element of the data types written here.
+func elemSize(dtype int32) int {
+	switch dtype {
+	case dtFloat:
+		return 4
+	case dtInt64:
+		return 8
+	}
+	return 1
+}
+
+// sparsePays reports whether nnz of n elements of size bytes are smaller
+// as a sparse tensor (each non-zero costs its value plus an int64 index).
+func sparsePays(nnz, n, size int) bool { return nnz*(size+8) < n*size }
+
+// toSparse returns t as a sparse tensor: its non-zero elements (any
+// non-zero byte) and their flat indices.
+func toSparse(t tensorProto) (sparseTensorProto, int) {
+	size := elemSize(t.dtype)
+	n := len(t.raw) / size
+	s := sparseTensorProto{dims: t.dims}
+	var vals []byte
+	for i := 0; i < n; i++ {
+		e := t.raw[i*size : (i+1)*size]
+		for _, c := range e {
+			if c != 0 {
+				s.indices = append(s.indices, int64(i))
+				vals = append(vals, e...)
+				break
+			}
+		}
+	}
+	s.values = tensorProto{name: t.name, dims: []int64{int64(len(s.indices))}, dtype: t.dtype, raw: vals}
+	return s, len(s.indices)
+}
+
 // attribute is one node attribute of type FLOAT, INT, STRING or INTS.
 type attribute struct {
 	name string
@@ -74,6 +111,7 @@ type attribute struct {
 	i    int64
 	s    string
 	ints []int64
+	sp   *sparseTensorProto
 }
 
 func intAttr(name string, v int64) attribute { return attribute{name: name, typ: attrInt, i: v} }
@@ -104,6 +142,16 @@ type valueInfo struct {
 	name  string
 	elem  int32
 	shape []dim
+}
+
+// sparseTensorProto is a tensor stored as its non-zero values and their
+// flat (row-major) int64 indices. The exporter writes pruned weights as the
+// sparse_value of a Constant node, whose output is the dense tensor (a
+// graph sparse_initializer would be typed sparse, which Conv/Gemm reject).
+type sparseTensorProto struct {
+	values  tensorProto // dims [NNZ]; its name names the initializer
+	indices []int64
+	dims    []int64
 }
 
 // graphProto is the computation graph.
@@ -162,7 +210,16 @@ func (t *tensorProto) marshal() []byte {
 	return appendBytes(b, 9, t.raw)
 }
 
-// AttributeProto: name=1, f=2, i=3, s=4, ints=8, type=20.
+// SparseTensorProto: values=1, indices=2 (a TensorProto of int64 with
+// dims [NNZ]), dims=3.
+func (t *sparseTensorProto) marshal() []byte {
+	b := appendBytes(nil, 1, t.values.marshal())
+	idx := int64Tensor(t.values.name+".indices", []int64{int64(len(t.indices))}, t.indices)
+	b = appendBytes(b, 2, idx.marshal())
+	return appendPackedInt64(b, 3, t.dims)
+}
+
+// AttributeProto: name=1, f=2, i=3, s=4, ints=8, type=20, sparse_tensor=22.
 func (a *attribute) marshal() []byte {
 	b := appendString(nil, 1, a.name)
 	switch a.typ {
@@ -175,6 +232,8 @@ func (a *attribute) marshal() []byte {
 		b = appendString(b, 4, a.s)
 	case attrInts:
 		b = appendPackedInt64(b, 8, a.ints)
+	case attrSparse:
+		b = appendBytes(b, 22, a.sp.marshal())
 	}
 	return appendVarint(b, 20, uint64(a.typ))
 }

@@ -1,0 +1,120 @@
+package onnx
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"hwnas/accel"
+	"hwnas/nas/compress"
+)
+
+// csr builds the CSR form of a rows×cols weight matrix's non-zeros.
+func csr(w []float32, rows, cols int) *accel.SparseWeights {
+	s := &accel.SparseWeights{Rows: rows, Cols: cols, RowPtr: []int32{0}}
+	for r := 0; r < rows; r++ {
+		for c, v := range w[r*cols : (r+1)*cols] {
+			if v != 0 {
+				s.ColIdx = append(s.ColIdx, int32(c))
+				s.Val = append(s.Val, v)
+			}
+		}
+		s.RowPtr = append(s.RowPtr, int32(len(s.Val)))
+	}
+	return s
+}
+
+// mixedPlan is LeNet-300-100 with a Deep-Compression-like mix per layer:
+// fc1 magnitude-pruned to 8% density (CSR, run by hwnas's sparse kernels),
+// fc2 replaced by its rank-24 SVD factors, quantized to 8 bits, and fc3
+// quantized to 4 bits.
+func mixedPlan(t testing.TB, calib []float32, n int) *accel.Plan {
+	t.Helper()
+	p := lenet300Plan(2)
+	p.Name = "lenet-300-100-mixed"
+	fc1 := &p.Ops[0]
+	th, err := compress.MagnitudeThreshold([][]float32{fc1.W}, 0.92)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compress.ApplyMask(fc1.W, compress.PruneMagnitude(fc1.W, th))
+	fc1.Sparse = csr(fc1.W, 300, 784)
+
+	// fc2 (300→100) becomes 300→24 (no bias) then 24→100.
+	fc2 := p.Ops[1]
+	_, factor, err := compress.SVD(fc2.W, 100, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := factor(24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := len(p.Tensors)
+	p.Tensors = append(p.Tensors, accel.Shape{24})
+	v := accel.Op{Name: "fc2_v", Kind: accel.OpLinear, In: fc2.In, Out: []int{mid}, W: f.B}
+	u := accel.Op{Name: "fc2_u", Kind: accel.OpLinear, In: []int{mid}, Out: fc2.Out, W: f.A, B: fc2.B, Act: fc2.Act}
+	p.Ops = []accel.Op{p.Ops[0], v, u, p.Ops[2]}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return quantize(t, p, map[string]int{"fc2_v": 8, "fc2_u": 8, "fc3": 4}, calib, n)
+}
+
+// TestMixedRecipe exports the mixed plan, checks that every compression
+// it cannot carry natively is reported (4-bit as int8, Huffman coding given
+// by the caller) and that the pruned layer travels as a sparse tensor,
+// and compares onnxruntime with hwnas on 1000 MNIST test images.
+func TestMixedRecipe(t *testing.T) {
+	const n = 1000
+	cal := calibration(t, 200)
+	set := mnist(t, n)
+	p := mixedPlan(t, cal.Images, cal.N)
+	dir := t.TempDir()
+	meta := Metadata{Recipe: "fc1: prune 92%; fc2: svd rank 24, int8; fc3: int4", Uncarried: []string{"Huffman coding of the quantized weights"}}
+	path, model, notes := exportFile(t, dir, p, meta)
+	fpPath, fp, _ := exportFile(t, dir, lenet300Plan(2), Metadata{})
+	checkFiles(t, path, fpPath)
+
+	wantNotes := []string{
+		`op "fc1": unstructured sparsity (18816 of 235200 weights non-zero, 8.0%) is stored sparse`,
+		`op "fc3": 4-bit weights are stored as int8`,
+		`Huffman coding of the quantized weights (not carried by ONNX)`,
+	}
+	if len(notes) != len(wantNotes) {
+		t.Errorf("notes %q, want %d", notes, len(wantNotes))
+	}
+	for i, w := range wantNotes {
+		if i >= len(notes) || !strings.HasPrefix(notes[i], w) {
+			t.Errorf("note %d: %q, want prefix %q", i, fmt.Sprint(notes), w)
+		}
+	}
+	// fc1's 8% non-zeros at 12 bytes each (0.96 bytes per weight), fc2's
+	// factors and fc3 at a byte per weight: under a quarter of fp32.
+	if ratio := float64(len(model)) / float64(len(fp)); ratio > 0.25 {
+		t.Errorf("mixed file %d bytes is %.1f%% of fp32's %d, want ≤ 25%%", len(model), 100*ratio, len(fp))
+	} else {
+		t.Logf("mixed file %d bytes = %.1f%% of fp32 %d", len(model), 100*ratio, len(fp))
+	}
+	want := hwnasOutputs(t, p, set.Images, n, 100)
+	compareQuantized(t, p, model, set.Images, n, want)
+}
+
+// TestPrunedFileShrinks: a 75%-channel-pruned LeNet-5 (a quarter of the
+// filters and hidden units) has about 1/15 of the parameters, and its file
+// shrinks with them: file bytes per parameter stay within 2% of 4.
+func TestPrunedFileShrinks(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []*accel.Plan{lenet5Plan(1, 1), lenet5Plan(1, 0.25)} {
+		_, b, _ := exportFile(t, dir, p, Metadata{})
+		params := 0
+		for _, op := range p.Ops {
+			params += len(op.W) + len(op.B)
+		}
+		perParam := float64(len(b)) / float64(params)
+		t.Logf("%s: %d parameters, %d bytes (%.3f bytes/parameter)", p.Name, params, len(b), perParam)
+		if perParam < 4 || perParam > 4.08 {
+			t.Errorf("%s: %.3f file bytes per parameter, want 4..4.08", p.Name, perParam)
+		}
+	}
+}
