@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"hwnas/accel"
 )
@@ -62,31 +63,27 @@ func PredictLatency(table map[string]float64, p *accel.Plan) (ns, coverage float
 	return ns, float64(known) / float64(len(p.Ops))
 }
 
-// OpTableEntry is one row of a device's per-op latency table: the running
-// mean of Count measurements of ops with this key.
-type OpTableEntry struct {
-	Key   string  `json:"key"`
-	Ns    float64 `json:"ns"`
-	Count int     `json:"count"`
-}
-
-// MergeOpTimes folds a trial's per-op times into table entries (running
-// means; Count saturates at 1000 so the table follows drift slowly) and
-// returns the updated entries by key.
-func MergeOpTimes(table map[string]OpTableEntry, ops []OpTime) map[string]OpTableEntry {
-	if table == nil {
-		table = map[string]OpTableEntry{}
-	}
+// MergeOpTimes folds a trial's per-op times into a device's table and
+// returns the entries it changed. Ops of one trial that share a key are
+// averaged first; a known entry then moves a quarter of the way to the new
+// time (an exponential moving average, so the table follows the device
+// without one noisy trial dominating), an unknown one takes it.
+func MergeOpTimes(table map[string]time.Duration, ops []OpTime) map[string]time.Duration {
+	sum := map[string]float64{}
+	n := map[string]int{}
 	for _, o := range ops {
-		if o.Ns <= 0 || math.IsNaN(o.Ns) {
-			continue
+		if o.Ns > 0 && !math.IsNaN(o.Ns) && !math.IsInf(o.Ns, 0) {
+			sum[o.Key] += o.Ns
+			n[o.Key]++
 		}
-		e := table[o.Key]
-		e.Key = o.Key
-		n := float64(min(e.Count, 999))
-		e.Ns = (e.Ns*n + o.Ns) / (n + 1)
-		e.Count++
-		table[o.Key] = e
 	}
-	return table
+	out := make(map[string]time.Duration, len(sum))
+	for k, s := range sum {
+		m := s / float64(n[k])
+		if old, ok := table[k]; ok && old > 0 {
+			m = float64(old) + 0.25*(m-float64(old))
+		}
+		out[k] = time.Duration(math.Round(m))
+	}
+	return out
 }

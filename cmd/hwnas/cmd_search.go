@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"hwnas/accel"
+	"hwnas/nas/data"
+	"hwnas/search"
+	"hwnas/store"
+)
+
+type searchOptions struct {
+	Study, DB, Device, Strategy string
+	Trials                      int
+	Hours                       float64
+	LatencyTarget               time.Duration
+	MaxBytes                    int64
+	Reward                      string
+	Space                       string
+	Epochs, Subset, ValSubset   int
+	Data                        string
+	Seed                        uint64
+	Threads, Batch              int
+	TrialTimeout                time.Duration
+	TrialMemory                 int64
+	JSON                        bool
+	// Progress forces (1) or forbids (0) the progress bar; -1 decides by
+	// whether stderr is a terminal.
+	progress int
+	// worker overrides the worker command (tests).
+	worker []string
+	stderr io.Writer
+}
+
+func init() {
+	opts := searchOptions{}
+	cmd := &cobra.Command{
+		Use:   "search",
+		Short: "Search architectures and compression mixes for a device",
+		Long: `search runs (or resumes) a study: a strategy proposes a network and a
+per-stage compression mix, a worker process trains it for the proxy budget,
+compresses, evaluates and measures it on the device, and the result is stored
+in the database. Run the same command again (or just --study S) after a crash
+or kill -9 to resume: trials left running are re-run, the controller continues
+from its checkpoint and nothing finished is lost.
+
+The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
+−1 above), times the same form on bytes when --max-bytes is given.`,
+		Example: `  hwnas search --study quick --data data/mnist --trials 20 --subset 1000
+  hwnas best --device cpu`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.progress = -1
+			opts.stderr = cmd.ErrOrStderr()
+			return runSearch(cmd.Context(), cmd.OutOrStdout(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Study, "study", "", "study name (created, or resumed when it exists)")
+	f.StringVar(&opts.DB, "db", "hwnas.db", "database file")
+	f.StringVar(&opts.Device, "device", "cpu", "device to measure on (cpu, cuda:0)")
+	f.StringVar(&opts.Strategy, "strategy", "rl", "search strategy: rl, random, evolution")
+	f.IntVar(&opts.Trials, "trials", 0, "total trials of the study (including earlier runs)")
+	f.Float64Var(&opts.Hours, "hours", 0, "stop this run after this many hours")
+	f.DurationVar(&opts.LatencyTarget, "latency-target", 100*time.Microsecond, "latency target T of the reward")
+	f.Int64Var(&opts.MaxBytes, "max-bytes", 0, "size budget of the reward in bytes (0: none)")
+	f.StringVar(&opts.Reward, "reward", "soft", "reward form: soft or hard")
+	f.StringVar(&opts.Space, "space", "", "search space JSON file (default: the built-in MNIST space)")
+	f.IntVar(&opts.Epochs, "epochs", 1, "proxy training epochs per trial")
+	f.IntVar(&opts.Subset, "subset", 5000, "training images per trial (0: all)")
+	f.IntVar(&opts.ValSubset, "val-subset", 0, "validation images for the reward (0: all 5,000)")
+	f.StringVar(&opts.Data, "data", "data/mnist", "data folder (IDX files; `hwnas data` writes MNIST)")
+	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the strategy and of every trial")
+	f.IntVar(&opts.Threads, "threads", 1, "threads for training and latency (0: all cores)")
+	f.IntVar(&opts.Batch, "batch", 1, "batch size of the latency measurement")
+	f.DurationVar(&opts.TrialTimeout, "trial-timeout", 15*time.Minute, "time limit of one trial")
+	f.Int64Var(&opts.TrialMemory, "trial-memory", 8<<30, "address-space limit of one worker in bytes")
+	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
+	_ = cmd.MarkFlagRequired("study")
+	rootCmd.AddCommand(cmd)
+}
+
+// runSearch checks the input (device, space, database, data) before
+// anything is written, then runs the study.
+func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
+	if opts.stderr == nil {
+		opts.stderr = io.Discard
+	}
+	if opts.Study == "" {
+		return badInputf("--study is required")
+	}
+	if opts.Trials < 0 || opts.Hours < 0 || opts.Epochs < 0 || opts.Subset < 0 || opts.ValSubset < 0 || opts.Batch < 0 {
+		return badInputf("--trials, --hours, --epochs, --subset, --val-subset and --batch must not be negative")
+	}
+	reward := search.RewardConfig{Mode: search.RewardMode(opts.Reward), LatencyTargetNs: int64(opts.LatencyTarget), MaxBytes: opts.MaxBytes}
+	if err := reward.Reward().Validate(); err != nil {
+		return badInput(err)
+	}
+	if _, _, err := accel.ParseSpec(opts.Device); err != nil {
+		return badInput(err)
+	}
+	name, _, _ := accel.ParseSpec(opts.Device)
+	if _, err := accel.Lookup(name); err != nil {
+		return badInput(err)
+	}
+	var space *search.Space
+	if opts.Space != "" {
+		var err error
+		if space, err = search.LoadSpace(opts.Space); err != nil {
+			return badInput(err)
+		}
+	}
+	if _, err := search.NewStrategy(opts.Strategy, []int{1}, 0); err != nil {
+		return badInput(err)
+	}
+	db, err := store.Open(opts.DB)
+	if err != nil {
+		if errors.Is(err, store.ErrNotHwnas) || errors.Is(err, store.ErrNewerSchema) {
+			return badInput(err)
+		}
+		return err
+	}
+	defer db.Close()
+	_, err = db.GetStudy(ctx, opts.Study)
+	resuming := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if !resuming {
+		if opts.Trials == 0 && opts.Hours == 0 {
+			return badInputf("study %q is new: give --trials N or --hours H", opts.Study)
+		}
+		if _, _, _, err := data.LoadDir(opts.Data); err != nil {
+			return badInput(err)
+		}
+	}
+	if resuming && opts.Trials == 0 && opts.Hours == 0 {
+		// A bare resume finishes the budget the study was started with.
+		opts.Trials = -1
+	}
+	cfg := search.StudyConfig{Space: space, Strategy: opts.Strategy, Seed: opts.Seed, Device: opts.Device,
+		Reward: reward, Data: opts.Data, Epochs: opts.Epochs, Subset: opts.Subset, ValSubset: opts.ValSubset,
+		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials}
+	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, Trials: opts.Trials,
+		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker,
+		Limits: search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory}}
+	bar := opts.progress == 1
+	if opts.progress < 0 {
+		f, ok := opts.stderr.(*os.File)
+		bar = ok && term.IsTerminal(int(f.Fd()))
+	}
+	if bar {
+		pb := progressbar.NewOptions(-1, progressbar.OptionSetWriter(opts.stderr),
+			progressbar.OptionSetDescription("search "+opts.Study), progressbar.OptionShowCount(),
+			progressbar.OptionClearOnFinish())
+		ro.Progress = func(p search.Progress) {
+			if p.Total > 0 {
+				pb.ChangeMax(p.Total)
+			}
+			pb.Describe(fmt.Sprintf("search %s: best %.4f (trial %d), %.0f trials/h, ETA %s, failed %d",
+				p.Study, p.BestReward, p.BestTrial, p.TrialsPerHr, (time.Duration(p.ETASeconds) * time.Second).Round(time.Second), p.Failed))
+			_ = pb.Set(p.Done)
+		}
+		defer pb.Finish()
+	} else {
+		ro.Log = opts.stderr
+	}
+	sum, err := search.Run(ctx, ro)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return writeJSON(w, sum)
+	}
+	_, err = fmt.Fprintf(w, "study %s: %d trials (%d failed, %d invalid), best reward %.4f (trial %d), %.0f trials/hour, per-op table error %.1f%%\n",
+		sum.Study, sum.Done, sum.Failed, sum.Invalid, sum.BestReward, sum.BestTrial, sum.TrialsPerHr, sum.PredErrorPct)
+	return err
+}

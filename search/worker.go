@@ -1,0 +1,227 @@
+package search
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"hwnas/accel"
+	"hwnas/nas"
+	"hwnas/nas/data"
+)
+
+// FaultEnv names the environment variable that forces a worker fault for
+// tests: "crash", "hang" or "nan", optionally "@N" to hit trial N only
+// ("crash@3").
+const FaultEnv = "HWNAS_WORKER_FAULT"
+
+// fault returns the forced fault for this trial ("" for none).
+func fault(trial int) (string, error) {
+	v := os.Getenv(FaultEnv)
+	if v == "" {
+		return "", nil
+	}
+	kind, at, found := strings.Cut(v, "@")
+	switch kind {
+	case "crash", "hang", "nan":
+	default:
+		return "", fmt.Errorf("%s=%q: want crash, hang or nan, optionally @trial", FaultEnv, v)
+	}
+	if found {
+		n, err := strconv.Atoi(at)
+		if err != nil {
+			return "", fmt.Errorf("%s=%q: trial %q is not a number", FaultEnv, v, at)
+		}
+		if n != trial {
+			return "", nil
+		}
+	}
+	return kind, nil
+}
+
+// ServeWorker is the body of `hwnas worker`: it reads one TrialSpec (JSON)
+// from in, evaluates it and writes the TrialResult (JSON) to out. A trial
+// that fails in a way the worker detects (NaN loss) is written as a result
+// with Error set and ServeWorker returns nil; errors returned mean the
+// spec or the environment is broken.
+func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
+	var spec TrialSpec
+	dec := json.NewDecoder(in)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		return fmt.Errorf("worker: reading the trial spec: %w", err)
+	}
+	f, err := fault(spec.Trial)
+	if err != nil {
+		return err
+	}
+	switch f {
+	case "crash":
+		panic(fmt.Sprintf("forced worker fault (%s) in trial %d", FaultEnv, spec.Trial))
+	case "hang":
+		time.Sleep(365 * 24 * time.Hour)
+	}
+	res, err := EvaluateTrial(ctx, &spec, f == "nan")
+	var te *TrialError
+	if errors.As(err, &te) {
+		res = &TrialResult{Trial: spec.Trial, Error: te.Detail, FailReason: te.Reason}
+	} else if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(out)
+	return enc.Encode(res)
+}
+
+// EvaluateTrial trains the spec's candidate for the proxy budget,
+// compresses it with its recipe, evaluates it (validation for the reward,
+// test for the report), lowers it and measures it on the spec's device,
+// with per-op times and the per-op table's prediction. poison puts a NaN
+// into the first training image (the forced "nan" fault), which the
+// training's NaN check must catch. A non-finite loss or accuracy is a
+// *TrialError with reason FailNaN.
+func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialResult, error) {
+	if spec.Arch == nil {
+		return nil, fmt.Errorf("trial %d: no architecture", spec.Trial)
+	}
+	train, val, test, err := data.LoadDir(spec.Data)
+	if err != nil {
+		return nil, err
+	}
+	train = train.Subset(spec.Subset)
+	val = val.Subset(spec.ValSubset)
+	if poison {
+		p := *train
+		p.Images = append([]float32(nil), train.Images...)
+		for i := range p.Images[:p.SampleSize()] {
+			p.Images[i] = float32(math.NaN())
+		}
+		train = &p
+	}
+	m, err := nas.NewModel(spec.Arch, spec.Seed)
+	if err != nil {
+		return nil, &TrialError{FailInvalid, err.Error()}
+	}
+	kern, closeKern, err := nas.DefaultKernels(spec.Threads)
+	if err != nil {
+		return nil, err
+	}
+	defer closeKern()
+	m.Kernels = kern
+	t0 := time.Now()
+	tr, err := nas.Train(ctx, m, train, nil, nas.TrainConfig{Epochs: max(1, spec.Epochs), Seed: spec.Seed}, nil)
+	if errors.Is(err, nas.ErrNaN) {
+		return nil, &TrialError{FailNaN, fmt.Sprintf("training: %v", err)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("trial %d: training: %w", spec.Trial, err)
+	}
+	res := &TrialResult{Trial: spec.Trial, Recipe: spec.Recipe}
+	if n := len(tr.Epochs); n > 0 {
+		res.FinalLoss = tr.Epochs[n-1].TrainLoss
+	}
+	blob, bytes, err := compressModel(ctx, m, spec, train)
+	if err != nil {
+		return nil, err
+	}
+	res.TrainSeconds = time.Since(t0).Seconds()
+	res.Weights, res.Bytes = blob, bytes
+	res.Arch = m.Arch
+	res.Params = m.NumParams()
+	res.MACs = m.Graph.MACs()
+	if res.ValAccuracy, _, err = nas.Evaluate(m, val); err != nil {
+		return nil, fmt.Errorf("trial %d: validation: %w", spec.Trial, err)
+	}
+	if spec.Test {
+		if res.TestAccuracy, _, err = nas.Evaluate(m, test); err != nil {
+			return nil, fmt.Errorf("trial %d: test: %w", spec.Trial, err)
+		}
+	}
+	if math.IsNaN(res.ValAccuracy) || math.IsNaN(res.FinalLoss) || math.IsInf(res.FinalLoss, 0) {
+		return nil, &TrialError{FailNaN, fmt.Sprintf("validation accuracy %v, final loss %v", res.ValAccuracy, res.FinalLoss)}
+	}
+	plan, err := nas.Lower(m)
+	if err != nil {
+		return nil, fmt.Errorf("trial %d: lowering: %w", spec.Trial, err)
+	}
+	if err := measure(spec, plan, val, res); err != nil {
+		return nil, fmt.Errorf("trial %d: %w", spec.Trial, err)
+	}
+	return res, nil
+}
+
+// compressModel applies the spec's recipe to m and returns the encoded
+// compressed weights and their exact size.
+//
+// TODO(E5 compress.Apply): until the compression package's recipe API
+// lands this keeps the dense fp32 model and counts its 4 bytes per
+// parameter.
+func compressModel(_ context.Context, m *nas.Model, _ *TrialSpec, _ *data.Set) ([]byte, int64, error) {
+	return nas.EncodeWeights(m), 4 * m.NumParams(), nil
+}
+
+// measure compiles plan on the spec's device at the spec's batch size and
+// fills res with the latency statistics, the per-op medians and the
+// table's prediction. Inputs are real validation images.
+func measure(spec *TrialSpec, plan *accel.Plan, val *data.Set, res *TrialResult) error {
+	be, err := accel.Open(spec.Device, accel.Options{Threads: spec.Threads})
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	batch := max(1, spec.Batch)
+	prog, err := be.Compile(plan, batch)
+	if err != nil {
+		return fmt.Errorf("compiling for %s: %w", spec.Device, err)
+	}
+	defer prog.Close()
+	in := make([]float32, batch*prog.InputSize())
+	for i := range in {
+		in[i] = val.Images[i%len(val.Images)]
+	}
+	stats, err := accel.MeasureProgram(prog, in, spec.Latency)
+	if err != nil {
+		return err
+	}
+	res.Device, res.Batch, res.Latency = be.Device(), batch, stats
+	if ot, ok := prog.(accel.OpTimedProgram); ok {
+		res.PerOp, err = perOpTimes(ot, plan, in, prog.Batch()*prog.OutputSize(), max(stats.Runs/3, 30))
+		if err != nil {
+			return err
+		}
+	}
+	if ns, cov := PredictLatency(spec.OpTable, plan); cov == 1 {
+		res.PredictedNs = ns
+	}
+	return nil
+}
+
+// perOpTimes runs the program runs times with per-op timing and returns
+// each op's median.
+func perOpTimes(p accel.OpTimedProgram, plan *accel.Plan, in []float32, outSize, runs int) ([]OpTime, error) {
+	out := make([]float32, outSize)
+	times := make([][]time.Duration, len(plan.Ops))
+	perOp := make([]time.Duration, len(plan.Ops))
+	for r := 0; r < runs; r++ {
+		if err := p.RunOpTimed(in, out, perOp); err != nil {
+			return nil, fmt.Errorf("per-op timing: %w", err)
+		}
+		for i, d := range perOp {
+			times[i] = append(times[i], d)
+		}
+	}
+	ops := make([]OpTime, len(plan.Ops))
+	for i := range plan.Ops {
+		t := times[i]
+		sort.Slice(t, func(a, b int) bool { return t[a] < t[b] })
+		ops[i] = OpTime{Name: plan.Ops[i].Name, Key: OpKey(plan, &plan.Ops[i]), Ns: float64(t[len(t)/2])}
+	}
+	return ops, nil
+}
