@@ -23,7 +23,7 @@ void hw_qgemm(int isa, int m, int n, int k, const uint8_t *a, int lda,
 
 /* hw_quantize_u8 writes q[i] = clamp(rint(x[i]/scale) + zero, 0, 255)
  * (round half to even). */
-void hw_quantize_u8(long n, const float *x, float scale, int zero, uint8_t *q);
+void hw_quantize_u8(int isa, long n, const float *x, float scale, int zero, uint8_t *q);
 
 /* hw_im2col_u8 writes, for one image of c×h×w uint8 values, the
  * (oh·ow)×(c·kh·kw) patch matrix (row = output pixel, column = (channel,
@@ -43,7 +43,10 @@ void hw_qepilogue(int rows, int cols, const int32_t *acc, long rs, long cs,
                   const int32_t *rowsum, int zero, float xs, const float *ws,
                   const float *bias, int act, float *y);
 
-/* Per-level kernels, called by hw_qgemm. */
+/* Per-level kernels, called by hw_qgemm and hw_quantize_u8. */
+void hw_quantize_u8_generic(long n, const float *x, float scale, int zero, uint8_t *q);
+void hw_quantize_u8_avx2(long n, const float *x, float scale, int zero, uint8_t *q);
+void hw_quantize_u8_avx512(long n, const float *x, float scale, int zero, uint8_t *q);
 void hw_qgemm_generic(int m, int n, int k, const uint8_t *a, int lda,
                       const int8_t *b, int ldb, int32_t *c, long rsc, long csc);
 void hw_qgemm_avx2(int m, int n, int k, const uint8_t *a, int lda,

@@ -41,6 +41,21 @@ tile_avx2(const int MR, const int NR, int k, const uint8_t *a, int lda,
 		}
 }
 
+void hw_quantize_u8_avx2(long n, const float *x, float scale, int zero, uint8_t *q) {
+	const __m256 s = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-512.0f), hi = _mm256_set1_ps(512.0f);
+	const __m256i z = _mm256_set1_epi32(zero);
+	long i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 t = _mm256_div_ps(_mm256_loadu_ps(x + i), s);
+		t = _mm256_min_ps(_mm256_max_ps(t, lo), hi);
+		__m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(t), z); /* half to even */
+		/* Saturating packs clamp to [0, 255]. */
+		__m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+		_mm_storel_epi64((__m128i *)(q + i), _mm_packus_epi16(p16, p16));
+	}
+	hw_quantize_u8_generic(n - i, x + i, scale, zero, q + i);
+}
+
 #define CASE(MR, NR)                                                            \
 	case (MR) * 8 + (NR):                                                       \
 		tile_avx2(MR, NR, k, ap, lda, bp, ldb, cp, rsc, csc);                   \

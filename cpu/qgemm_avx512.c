@@ -79,6 +79,20 @@ tile_bw(const int MR, const int NR, int k, const uint8_t *a, int lda,
 		}                                                                       \
 	}
 
+void hw_quantize_u8_avx512(long n, const float *x, float scale, int zero, uint8_t *q) {
+	const __m512 s = _mm512_set1_ps(scale), lo = _mm512_set1_ps(-512.0f), hi = _mm512_set1_ps(512.0f);
+	const __m512i z = _mm512_set1_epi32(zero), zero_i = _mm512_setzero_si512(), max_i = _mm512_set1_epi32(255);
+	for (long i = 0; i < n; i += 16) {
+		__mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+		__m512 t = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), s);
+		t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+		/* cvtps rounds half to even in the default rounding mode. */
+		__m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(t), z);
+		v = _mm512_min_epi32(_mm512_max_epi32(v, zero_i), max_i);
+		_mm_mask_storeu_epi8(q + i, m, _mm512_cvtepi32_epi8(v));
+	}
+}
+
 void hw_qgemm_vnni(int m, int n, int k, const uint8_t *a, int lda,
                    const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
 	DRIVE(tile_vnni)

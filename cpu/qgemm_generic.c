@@ -1,5 +1,6 @@
 /* Portable int8 kernels and the level dispatch of hw_qgemm. */
 #include <math.h>
+#include <string.h>
 #include "qgemm.h"
 
 void hw_qgemm_generic(int m, int n, int k, const uint8_t *a, int lda,
@@ -35,14 +36,38 @@ void hw_qgemm(int isa, int m, int n, int k, const uint8_t *a, int lda,
 	hw_qgemm_generic(m, n, k, a, lda, b, ldb, c, rsc, csc);
 }
 
-void hw_quantize_u8(long n, const float *x, float scale, int zero, uint8_t *q) {
+void hw_quantize_u8_generic(long n, const float *x, float scale, int zero, uint8_t *q) {
+	/* Adding and subtracting 1.5·2²³ rounds |t| < 2²² to the nearest
+	 * integer, half to even (the default rounding mode), without a libm
+	 * call. t is clamped first (the result is clamped to [0, 255] anyway).
+	 * Division, not multiplication by 1/scale, matches x/scale of the
+	 * reference. */
+	const float magic = 12582912.0f;
+	float z = (float)zero;
 	for (long i = 0; i < n; i++) {
-		/* Division, not multiplication by inv, to match x/scale of the
-		 * reference; rintf rounds half to even in the default mode. */
-		float r = rintf(x[i] / scale) + (float)zero;
-		r = r < 0.0f ? 0.0f : (r > 255.0f ? 255.0f : r);
-		q[i] = (uint8_t)r;
+		float t = x[i] / scale;
+		t = t < -512.0f ? -512.0f : t;
+		t = t > 512.0f ? 512.0f : t;
+		float r = (t + magic) - magic + z;
+		r = r < 0.0f ? 0.0f : r;
+		r = r > 255.0f ? 255.0f : r;
+		q[i] = (uint8_t)(int)r;
 	}
+}
+
+void hw_quantize_u8(int isa, long n, const float *x, float scale, int zero, uint8_t *q) {
+#if HW_X86
+	if (isa >= HW_ISA_AVX512) {
+		hw_quantize_u8_avx512(n, x, scale, zero, q);
+		return;
+	}
+	if (isa == HW_ISA_AVX2) {
+		hw_quantize_u8_avx2(n, x, scale, zero, q);
+		return;
+	}
+#endif
+	(void)isa;
+	hw_quantize_u8_generic(n, x, scale, zero, q);
 }
 
 void hw_im2col_u8(const uint8_t *x, int c, int h, int w, int kh, int kw,
@@ -52,13 +77,24 @@ void hw_im2col_u8(const uint8_t *x, int c, int h, int w, int kh, int kw,
 	for (int oy = 0; oy < oh; oy++) {
 		for (int ox = 0; ox < ow; ox++) {
 			uint8_t *row = col + ((long)oy * ow + ox) * kk;
+			int ix0 = ox * sw - pw;
+			/* Whole kernel row inside the image with unit dilation: a copy. */
+			int inside = dw == 1 && ix0 >= 0 && ix0 + kw <= w;
 			for (int ci = 0; ci < c; ci++) {
 				const uint8_t *plane = x + (long)ci * h * w;
-				for (int ky = 0; ky < kh; ky++) {
+				for (int ky = 0; ky < kh; ky++, row += kw) {
 					int iy = oy * sh - ph + ky * dh;
-					for (int kx = 0; kx < kw; kx++) {
-						int ix = ox * sw - pw + kx * dw;
-						*row++ = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? plane[iy * w + ix] : pad;
+					if (iy < 0 || iy >= h) {
+						memset(row, pad, kw);
+					} else if (inside) {
+						/* Kernel rows are short: an inline loop beats a memcpy call. */
+						const uint8_t *src = plane + (long)iy * w + ix0;
+						for (int kx = 0; kx < kw; kx++) row[kx] = src[kx];
+					} else {
+						for (int kx = 0; kx < kw; kx++) {
+							int ix = ix0 + kx * dw;
+							row[kx] = (ix >= 0 && ix < w) ? plane[(long)iy * w + ix] : pad;
+						}
 					}
 				}
 			}
@@ -66,29 +102,45 @@ void hw_im2col_u8(const uint8_t *x, int c, int h, int w, int kh, int kw,
 	}
 }
 
-static inline float act_apply(int act, float v) {
-	switch (act) {
-	case 1: return v > 0.0f ? v : 0.0f;
-	case 2: return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
-	case 3: {
-		float r = v + 3.0f;
-		r = r < 0.0f ? 0.0f : (r > 6.0f ? 6.0f : r);
-		return v * r / 6.0f;
+/* EPI applies one activation expression A(v) over the (r, j) elements in
+ * memory order: along j when cs == 1, along r when rs == 1. */
+#define EPI(A)                                                                  \
+	if (cs == 1 || rs != 1) {                                                   \
+		for (int r = 0; r < rows; r++) {                                        \
+			float s = xs * ws[r], bb = bias ? bias[r] : 0.0f;                   \
+			int32_t off = zero * rowsum[r];                                     \
+			const int32_t *ar = acc + r * rs;                                   \
+			float *yr = y + r * rs;                                             \
+			for (int j = 0; j < cols; j++) {                                    \
+				float v = s * (float)(ar[j * cs] - off) + bb;                   \
+				yr[j * cs] = A;                                                 \
+			}                                                                   \
+		}                                                                       \
+	} else {                                                                    \
+		for (int j = 0; j < cols; j++) {                                        \
+			const int32_t *aj = acc + j * cs;                                   \
+			float *yj = y + j * cs;                                             \
+			for (int r = 0; r < rows; r++) {                                    \
+				float v = xs * ws[r] * (float)(aj[r] - zero * rowsum[r]) + (bias ? bias[r] : 0.0f); \
+				yj[r] = A;                                                      \
+			}                                                                   \
+		}                                                                       \
 	}
-	}
-	return v;
-}
 
 void hw_qepilogue(int rows, int cols, const int32_t *acc, long rs, long cs,
                   const int32_t *rowsum, int zero, float xs, const float *ws,
                   const float *bias, int act, float *y) {
-	for (int r = 0; r < rows; r++) {
-		float s = xs * ws[r];
-		int32_t off = zero * rowsum[r];
-		float bb = bias ? bias[r] : 0.0f;
-		const int32_t *ar = acc + r * rs;
-		float *yr = y + r * rs;
-		for (int j = 0; j < cols; j++)
-			yr[j * cs] = act_apply(act, s * (float)(ar[j * cs] - off) + bb);
+	switch (act) {
+	case 1:
+		EPI(v > 0.0f ? v : 0.0f)
+		break;
+	case 2:
+		EPI(v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v))
+		break;
+	case 3:
+		EPI(v * (v + 3.0f < 0.0f ? 0.0f : (v + 3.0f > 6.0f ? 6.0f : v + 3.0f)) / 6.0f)
+		break;
+	default:
+		EPI(v)
 	}
 }

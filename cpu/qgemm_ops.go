@@ -1,0 +1,195 @@
+package cpu
+
+/*
+#include "qgemm.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"unsafe"
+	"weak"
+
+	"hwnas/accel"
+)
+
+// checkQuantWeights validates q for rows output channels of cols weights.
+func checkQuantWeights(kernel string, q *accel.QuantWeights, rows, cols int) error {
+	switch {
+	case q == nil:
+		return fmt.Errorf("%s: no quantized weights", kernel)
+	case q.Bits < 1 || q.Bits > 8:
+		return fmt.Errorf("%s: %d bits, want 1..8", kernel, q.Bits)
+	case !(q.InScale > 0) || math.IsInf(float64(q.InScale), 0):
+		return fmt.Errorf("%s: input scale %v must be positive and finite", kernel, q.InScale)
+	case q.InZero < 0 || q.InZero > 255:
+		return fmt.Errorf("%s: input zero point %d outside [0,255]", kernel, q.InZero)
+	case len(q.Q) != rows*cols:
+		return fmt.Errorf("%s: q.Q has %d weights, want %d×%d", kernel, len(q.Q), rows, cols)
+	case len(q.Scale) != rows:
+		return fmt.Errorf("%s: q.Scale has %d entries, want %d", kernel, len(q.Scale), rows)
+	}
+	return nil
+}
+
+func checkBiasAct(kernel string, bias []float32, k int, act accel.Act) error {
+	if bias != nil && len(bias) != k {
+		return fmt.Errorf("%s: bias has %d entries, want %d", kernel, len(bias), k)
+	}
+	if act < accel.ActNone || act > accel.ActHardSwish {
+		return fmt.Errorf("%s: unknown activation %v", kernel, act)
+	}
+	return nil
+}
+
+// rowSumEntry caches Σ_i Q[o,i] per output channel of one QuantWeights.
+type rowSumEntry struct {
+	q0   *int8
+	n    int
+	sums []int32
+}
+
+// rowSums maps weak.Pointer[accel.QuantWeights] to *rowSumEntry. The zero
+// point correction needs the row sums on every call; computing them reads
+// the weights a second time, which halves the speed of batch-1 Linear, so
+// they are kept while the QuantWeights lives (a weak key and a cleanup drop
+// them after). Q must not be modified in place after its first use.
+var rowSums sync.Map
+
+func quantRowSums(q *accel.QuantWeights, rows, cols int) []int32 {
+	key := weak.Make(q)
+	if v, ok := rowSums.Load(key); ok {
+		e := v.(*rowSumEntry)
+		if e.q0 == &q.Q[0] && e.n == len(q.Q) {
+			return e.sums
+		}
+	}
+	e := &rowSumEntry{q0: &q.Q[0], n: len(q.Q), sums: make([]int32, rows)}
+	for o := 0; o < rows; o++ {
+		s := int32(0)
+		for _, v := range q.Q[o*cols : (o+1)*cols] {
+			s += int32(v)
+		}
+		e.sums[o] = s
+	}
+	if _, loaded := rowSums.Swap(key, e); !loaded {
+		runtime.AddCleanup(q, func(k weak.Pointer[accel.QuantWeights]) { rowSums.Delete(k) }, key)
+	}
+	return e.sums
+}
+
+var (
+	u8Pool  = sync.Pool{New: func() any { return new([]uint8) }}
+	i32Pool = sync.Pool{New: func() any { return new([]int32) }}
+)
+
+func getU8(n int) *[]uint8 {
+	p := u8Pool.Get().(*[]uint8)
+	if cap(*p) < n {
+		*p = make([]uint8, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
+
+func getI32(n int) *[]int32 {
+	p := i32Pool.Get().(*[]int32)
+	if cap(*p) < n {
+		*p = make([]int32, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
+
+// qLinear computes y[n×out] = act(x̂·(Scale·Q)ᵀ + bias), where x̂ is x on
+// q's uint8 input grid: q_x = clamp(rint(x/InScale) + InZero, 0, 255),
+// accumulating Σ(q_x − InZero)·Q exactly in int32 (qgemm) before scaling.
+func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias []float32, act accel.Act, y []float32) error {
+	const kernel = "qlinear"
+	switch {
+	case n <= 0 || in <= 0 || out <= 0:
+		return fmt.Errorf("%s: sizes must be positive (n=%d in=%d out=%d)", kernel, n, in, out)
+	case len(x) != n*in:
+		return fmt.Errorf("%s: x has %d elements, want %d", kernel, len(x), n*in)
+	case len(y) != n*out:
+		return fmt.Errorf("%s: y has %d elements, want %d", kernel, len(y), n*out)
+	}
+	if err := checkQuantWeights(kernel, q, out, in); err != nil {
+		return err
+	}
+	if err := checkBiasAct(kernel, bias, out, act); err != nil {
+		return err
+	}
+	xq := getU8(n * in)
+	defer u8Pool.Put(xq)
+	acc := getI32(n * out)
+	defer i32Pool.Put(acc)
+	C.hw_quantize_u8(cISA(), C.long(n*in), (*C.float)(&x[0]), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&(*xq)[0]))
+	if err := QGemm(n, out, in, *xq, in, q.Q, in, *acc, out, 1, threads); err != nil {
+		return fmt.Errorf("%s: %w", kernel, err)
+	}
+	sums := quantRowSums(q, out, in)
+	C.hw_qepilogue(C.int(out), C.int(n), (*C.int32_t)(&(*acc)[0]), 1, C.long(out), (*C.int32_t)(&sums[0]), C.int(q.InZero),
+		C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[0]))
+	return nil
+}
+
+// qConv2D computes act(conv(x̂, Scale·Q) + bias) with x̂ as in qLinear:
+// per image and group, the uint8 input is unrolled (im2col, padding taps
+// take the zero point, which is float 0) and multiplied by the int8 filters.
+func qConv2D(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights, bias []float32, act accel.Act, y []float32) error {
+	const kernel = "qconv2d"
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", kernel, err)
+	}
+	pn := p.Norm()
+	nx, nw, ny := pn.Sizes()
+	switch {
+	case len(x) != nx:
+		return fmt.Errorf("%s: x has %d elements, want %d", kernel, len(x), nx)
+	case len(y) != ny:
+		return fmt.Errorf("%s: y has %d elements, want %d", kernel, len(y), ny)
+	}
+	if err := checkQuantWeights(kernel, q, pn.K, nw/pn.K); err != nil {
+		return err
+	}
+	if err := checkBiasAct(kernel, bias, pn.K, act); err != nil {
+		return err
+	}
+	cg, kg := pn.C/pn.Groups, pn.K/pn.Groups
+	kk := cg * pn.KH * pn.KW
+	oh, ow := pn.OutH(), pn.OutW()
+	hw, pix := pn.H*pn.W, oh*ow
+	xq := getU8(pn.C * hw)
+	defer u8Pool.Put(xq)
+	col := getU8(pix * kk)
+	defer u8Pool.Put(col)
+	acc := getI32(pn.K * pix)
+	defer i32Pool.Put(acc)
+	sums := quantRowSums(q, pn.K, kk)
+	for img := 0; img < pn.N; img++ {
+		C.hw_quantize_u8(cISA(), C.long(pn.C*hw), (*C.float)(&x[img*pn.C*hw]), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&(*xq)[0]))
+		for g := 0; g < pn.Groups; g++ {
+			C.hw_im2col_u8((*C.uint8_t)(&(*xq)[g*cg*hw]), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
+				C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
+				C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]))
+			if err := QGemm(pix, kg, kk, *col, kk, q.Q[g*kg*kk:(g+1)*kg*kk], kk, (*acc)[g*kg*pix:], 1, pix, threads); err != nil {
+				return fmt.Errorf("%s: %w", kernel, err)
+			}
+		}
+		C.hw_qepilogue(C.int(pn.K), C.int(pix), (*C.int32_t)(&(*acc)[0]), C.long(pix), 1, (*C.int32_t)(&sums[0]), C.int(q.InZero),
+			C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[img*pn.K*pix]))
+	}
+	return nil
+}
+
+// cfloats is a C pointer to s, or NULL when s is empty.
+func cfloats(s []float32) *C.float {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.float)(unsafe.Pointer(&s[0]))
+}
