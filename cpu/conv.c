@@ -1,0 +1,241 @@
+/* Convolution through im2col + hw_sgemm, the direct 1×1 path, and the
+ * depthwise dispatch and backward passes. See conv.h for the contracts. */
+#include <string.h>
+
+#include "act.h"
+#include "conv.h"
+#include "gemm.h"
+
+int hw_conv_direct(const hw_conv_t *p)
+{
+    return p->KH == 1 && p->KW == 1 && p->sh == 1 && p->sw == 1 && p->ph == 0 && p->pw == 0;
+}
+
+/* cols returns in [*lo,*hi) the output columns ox with 0 ≤ ox·s + off < n. */
+static inline void cols(int n, int s, int off, int outn, int *lo, int *hi)
+{
+    int l = off < 0 ? (-off + s - 1) / s : 0;
+    int h = n - 1 - off < 0 ? 0 : (n - 1 - off) / s + 1;
+    *lo = l < outn ? l : outn;
+    *hi = h < outn ? h : outn;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+void hw_im2col(const hw_conv_t *p, const float *x, float *col)
+{
+    const int H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+    for (int c = 0; c < p->C; c++) {
+        const float *xc = x + (long)c * H * W;
+        for (int ky = 0; ky < p->KH; ky++) {
+            for (int kx = 0; kx < p->KW; kx++) {
+                float *row = col + ((long)(c * p->KH + ky) * p->KW + kx) * OH * OW;
+                const int off = kx * p->dw - p->pw;
+                int lo, hi;
+                cols(W, p->sw, off, OW, &lo, &hi);
+                for (int oy = 0; oy < OH; oy++) {
+                    float *r = row + (long)oy * OW;
+                    const int iy = oy * p->sh - p->ph + ky * p->dh;
+                    if (iy < 0 || iy >= H) {
+                        memset(r, 0, sizeof(float) * OW);
+                        continue;
+                    }
+                    const float *xr = xc + (long)iy * W;
+                    for (int ox = 0; ox < lo; ox++)
+                        r[ox] = 0.0f;
+                    if (p->sw == 1)
+                        memcpy(r + lo, xr + lo + off, sizeof(float) * (hi - lo));
+                    else
+                        for (int ox = lo; ox < hi; ox++)
+                            r[ox] = xr[ox * p->sw + off];
+                    for (int ox = hi; ox < OW; ox++)
+                        r[ox] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+void hw_col2im(const hw_conv_t *p, const float *col, float *dx)
+{
+    const int H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+    memset(dx, 0, sizeof(float) * p->C * H * W);
+    for (int c = 0; c < p->C; c++) {
+        float *dc = dx + (long)c * H * W;
+        for (int ky = 0; ky < p->KH; ky++) {
+            for (int kx = 0; kx < p->KW; kx++) {
+                const float *row = col + ((long)(c * p->KH + ky) * p->KW + kx) * OH * OW;
+                const int off = kx * p->dw - p->pw;
+                int lo, hi;
+                cols(W, p->sw, off, OW, &lo, &hi);
+                for (int oy = 0; oy < OH; oy++) {
+                    const int iy = oy * p->sh - p->ph + ky * p->dh;
+                    if (iy < 0 || iy >= H)
+                        continue;
+                    const float *r = row + (long)oy * OW;
+                    float *dr = dc + (long)iy * W;
+                    if (p->sw == 1) {
+                        float *d = dr + off;
+                        for (int ox = lo; ox < hi; ox++)
+                            d[ox] += r[ox];
+                    } else {
+                        for (int ox = lo; ox < hi; ox++)
+                            dr[ox * p->sw + off] += r[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void hw_conv_rows(int isa, const hw_conv_t *p, int k0, int k1, const float *w, const float *col,
+                  const float *bias, int act, float *y)
+{
+    const int kg = p->K / p->G, kk = p->C / p->G * p->KH * p->KW;
+    const long ohw = (long)p->OH * p->OW;
+    for (int g = k0 / kg; g < p->G && g * kg < k1; g++) {
+        int a = g * kg > k0 ? g * kg : k0;
+        int b = (g + 1) * kg < k1 ? (g + 1) * kg : k1;
+        hw_sgemm(isa, 0, 0, b - a, (int)ohw, kk, 1.0f, w + (long)a * kk, kk, col + (long)g * kk * ohw,
+                 (int)ohw, 0.0f, y + a * ohw, (int)ohw);
+    }
+    if (bias || act != HW_ACT_NONE)
+        hw_bias_act(isa, y, y, k0, k1, p->K, ohw, bias, act);
+}
+
+void hw_conv_fwd(int isa, const hw_conv_t *p, int n0, int n1, const float *x, const float *w,
+                 const float *bias, int act, float *col, float *y)
+{
+    const long xs = (long)p->C * p->H * p->W, ys = (long)p->K * p->OH * p->OW;
+    const int direct = hw_conv_direct(p);
+    for (int n = n0; n < n1; n++) {
+        const float *xn = x + n * xs;
+        if (!direct) {
+            hw_im2col(p, xn, col);
+            xn = col;
+        }
+        hw_conv_rows(isa, p, 0, p->K, w, xn, bias, act, y + n * ys);
+    }
+}
+
+void hw_conv_bwd_data(int isa, const hw_conv_t *p, int n0, int n1, const float *w, const float *dy,
+                      float *col, float *dx)
+{
+    const long xs = (long)p->C * p->H * p->W, ohw = (long)p->OH * p->OW, ys = p->K * ohw;
+    const int kg = p->K / p->G, kk = p->C / p->G * p->KH * p->KW;
+    const int direct = hw_conv_direct(p);
+    for (int n = n0; n < n1; n++) {
+        float *out = direct ? dx + n * xs : col;
+        for (int g = 0; g < p->G; g++)
+            hw_sgemm(isa, 1, 0, kk, (int)ohw, kg, 1.0f, w + (long)g * kg * kk, kk,
+                     dy + n * ys + g * kg * ohw, (int)ohw, 0.0f, out + (long)g * kk * ohw, (int)ohw);
+        if (!direct)
+            hw_col2im(p, col, dx + n * xs);
+    }
+}
+
+void hw_conv_bwd_filter(int isa, const hw_conv_t *p, int n0, int n1, const float *x, const float *dy,
+                        float *col, float *dw, int accumulate)
+{
+    const long xs = (long)p->C * p->H * p->W, ohw = (long)p->OH * p->OW, ys = p->K * ohw;
+    const int kg = p->K / p->G, kk = p->C / p->G * p->KH * p->KW;
+    const int direct = hw_conv_direct(p);
+    for (int n = n0; n < n1; n++) {
+        const float *cn = x + n * xs;
+        if (!direct) {
+            hw_im2col(p, cn, col);
+            cn = col;
+        }
+        float beta = (accumulate || n > n0) ? 1.0f : 0.0f;
+        for (int g = 0; g < p->G; g++)
+            hw_sgemm(isa, 0, 1, kg, kk, (int)ohw, 1.0f, dy + n * ys + g * kg * ohw, (int)ohw,
+                     cn + (long)g * kk * ohw, (int)ohw, beta, dw + (long)g * kg * kk, kk);
+    }
+}
+
+void hw_conv_dw(int isa, const hw_conv_t *p, int q0, int q1, const float *x, const float *w,
+                const float *bias, int act, float *y)
+{
+    switch (isa) {
+#if HW_X86
+    case HW_ISA_AVX512:
+        hw_conv_dw_avx512(p, q0, q1, x, w, bias, act, y);
+        return;
+    case HW_ISA_AVX2:
+        hw_conv_dw_avx2(p, q0, q1, x, w, bias, act, y);
+        return;
+#endif
+    default:
+        hw_conv_dw_generic(p, q0, q1, x, w, bias, act, y);
+    }
+}
+
+void hw_conv_dw_bwd_data(const hw_conv_t *p, int q0, int q1, const float *w, const float *dy, float *dx)
+{
+    const int H = p->H, W = p->W, OH = p->OH, OW = p->OW, KH = p->KH, KW = p->KW;
+    for (int q = q0; q < q1; q++) {
+        const float *wc = w + (long)(q % p->C) * KH * KW;
+        const float *dyq = dy + (long)q * OH * OW;
+        float *dxq = dx + (long)q * H * W;
+        memset(dxq, 0, sizeof(float) * H * W);
+        for (int oy = 0; oy < OH; oy++) {
+            const float *restrict g = dyq + (long)oy * OW;
+            for (int ky = 0; ky < KH; ky++) {
+                const int iy = oy * p->sh - p->ph + ky * p->dh;
+                if (iy < 0 || iy >= H)
+                    continue;
+                float *restrict dr = dxq + (long)iy * W;
+                for (int kx = 0; kx < KW; kx++) {
+                    const float wv = wc[ky * KW + kx];
+                    const int off = kx * p->dw - p->pw;
+                    int lo, hi;
+                    cols(W, p->sw, off, OW, &lo, &hi);
+                    if (p->sw == 1) {
+                        float *restrict d = dr + off;
+                        for (int ox = lo; ox < hi; ox++)
+                            d[ox] += wv * g[ox];
+                    } else {
+                        for (int ox = lo; ox < hi; ox++)
+                            dr[ox * p->sw + off] += wv * g[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void hw_conv_dw_bwd_filter(const hw_conv_t *p, int c0, int c1, const float *x, const float *dy, float *dw)
+{
+    const int H = p->H, W = p->W, OH = p->OH, OW = p->OW, KH = p->KH, KW = p->KW;
+    for (int c = c0; c < c1; c++) {
+        for (int ky = 0; ky < KH; ky++) {
+            for (int kx = 0; kx < KW; kx++) {
+                const int off = kx * p->dw - p->pw;
+                int lo, hi;
+                cols(W, p->sw, off, OW, &lo, &hi);
+                double s = 0;
+                for (int n = 0; n < p->N; n++) {
+                    const long q = (long)n * p->C + c;
+                    const float *xq = x + q * H * W, *dyq = dy + q * OH * OW;
+                    for (int oy = 0; oy < OH; oy++) {
+                        const int iy = oy * p->sh - p->ph + ky * p->dh;
+                        if (iy < 0 || iy >= H)
+                            continue;
+                        const float *xr = xq + (long)iy * W, *g = dyq + (long)oy * OW;
+                        float r = 0;
+                        if (p->sw == 1) {
+                            const float *xs = xr + off;
+                            for (int ox = lo; ox < hi; ox++)
+                                r += g[ox] * xs[ox];
+                        } else {
+                            for (int ox = lo; ox < hi; ox++)
+                                r += g[ox] * xr[ox * p->sw + off];
+                        }
+                        s += r;
+                    }
+                }
+                dw[((long)c * KH + ky) * KW + kx] = (float)s;
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+/* Pooling kernels (NCHW, float32) for package cpu. Each works on the planes
+ * [q0,q1) of the N·C (sample, channel) planes so the Go side splits a call
+ * across goroutines. Sizes are trusted: pool.go validates them. */
+#ifndef HWNAS_CPU_POOL_H
+#define HWNAS_CPU_POOL_H
+
+/* hw_pool_t describes a KH×KW window with strides sh/sw and padding ph/pw
+ * (ph < KH, pw < KW, so every window has an in-bounds element) over H×W
+ * planes giving OH×OW planes. */
+typedef struct {
+    int H, W, KH, KW, sh, sw, ph, pw, OH, OW;
+} hw_pool_t;
+
+/* hw_maxpool writes each window's maximum (padding never wins; the first
+ * maximum in row-major order on ties) and, when argmax is not NULL, its flat
+ * index within the input plane. */
+void hw_maxpool(const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax);
+
+/* hw_maxpool_bwd zeroes each dx plane and adds dy at argmax. */
+void hw_maxpool_bwd(const hw_pool_t *p, long q0, long q1, const float *dy, const int *argmax, float *dx);
+
+/* hw_avgpool writes each window's mean over its in-bounds elements. */
+void hw_avgpool(const hw_pool_t *p, long q0, long q1, const float *x, float *y);
+
+/* hw_avgpool_bwd computes dx[i] = Σ over windows w ∋ i of dy[w]/|w|. */
+void hw_avgpool_bwd(const hw_pool_t *p, long q0, long q1, const float *dy, float *dx);
+
+/* hw_gap writes y[q] = mean of the hw elements of plane q (double sum). */
+void hw_gap(long q0, long q1, long hw, const float *x, float *y);
+
+/* hw_gap_bwd writes dx[q·hw + j] = dy[q]/hw. */
+void hw_gap_bwd(long q0, long q1, long hw, const float *dy, float *dx);
+
+#endif
