@@ -106,7 +106,7 @@ func RunWorker(ctx context.Context, command []string, env []string, spec *TrialS
 	}
 	if waitErr != nil {
 		reason := FailCrash
-		if looksOOM(tail) {
+		if lim.MemoryBytes > 0 && looksOOM(tail) {
 			reason = FailOOM
 		}
 		return nil, &TrialError{reason, fmt.Sprintf("worker %v; stderr: %s", waitErr, lastLines(tail, 6))}
@@ -121,9 +121,11 @@ func RunWorker(ctx context.Context, command []string, env []string, spec *TrialS
 }
 
 // looksOOM recognises the messages of an allocation refused by RLIMIT_AS
-// in Go, in C, and in threads that cannot get a stack.
+// in Go, in C, and in threads that cannot get a stack (pthread_create
+// fails with EAGAIN when the address space is exhausted).
 func looksOOM(stderr string) bool {
-	for _, s := range []string{"out of memory", "cannot allocate memory", "std::bad_alloc", "failed to create new OS thread"} {
+	for _, s := range []string{"out of memory", "cannot allocate memory", "std::bad_alloc",
+		"failed to create new os thread", "pthread_create failed"} {
 		if strings.Contains(strings.ToLower(stderr), s) {
 			return true
 		}

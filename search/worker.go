@@ -19,8 +19,9 @@ import (
 )
 
 // FaultEnv names the environment variable that forces a worker fault for
-// tests: "crash", "hang" or "nan", optionally "@N" to hit trial N only
-// ("crash@3").
+// tests: "crash" (a panic), "hang" (sleeps), "nan" (a NaN in the training
+// data) or "oom" (allocates until the memory limit stops it), optionally
+// "@N" to hit trial N only ("crash@3").
 const FaultEnv = "HWNAS_WORKER_FAULT"
 
 // fault returns the forced fault for this trial ("" for none).
@@ -31,9 +32,9 @@ func fault(trial int) (string, error) {
 	}
 	kind, at, found := strings.Cut(v, "@")
 	switch kind {
-	case "crash", "hang", "nan":
+	case "crash", "hang", "nan", "oom":
 	default:
-		return "", fmt.Errorf("%s=%q: want crash, hang or nan, optionally @trial", FaultEnv, v)
+		return "", fmt.Errorf("%s=%q: want crash, hang, nan or oom, optionally @trial", FaultEnv, v)
 	}
 	if found {
 		n, err := strconv.Atoi(at)
@@ -68,6 +69,15 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 		panic(fmt.Sprintf("forced worker fault (%s) in trial %d", FaultEnv, spec.Trial))
 	case "hang":
 		time.Sleep(365 * 24 * time.Hour)
+	case "oom":
+		var hog [][]byte
+		for {
+			b := make([]byte, 64<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			hog = append(hog, b)
+		}
 	}
 	res, err := EvaluateTrial(ctx, &spec, f == "nan")
 	var te *TrialError
