@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"hwnas/nas"
+	"hwnas/nas/onnx"
+	"hwnas/store"
+)
+
+// exportOptions configure `hwnas export`.
+type exportOptions struct {
+	Arch    string // built-in name or arch JSON file
+	Weights string // weights file (hwnas train --save)
+	Recipe  string // compression recipe JSON file
+	DB      string // results database
+	Trial   int64  // trial id in DB
+	Out     string // the .onnx file to write
+	JSON    bool
+}
+
+// exportReport is what `hwnas export` prints (--json).
+type exportReport struct {
+	Output   string             `json:"output"`
+	Bytes    int64              `json:"bytes"`
+	Arch     string             `json:"arch"`
+	ArchHash string             `json:"arch_hash"`
+	Source   string             `json:"source"`
+	Opset    int                `json:"opset"`
+	Ops      int                `json:"plan_ops"`
+	Int8Ops  int                `json:"int8_ops"`
+	Params   int64              `json:"params"`
+	Figures  map[string]float64 `json:"figures,omitempty"`
+	// Notes list what the file cannot carry (and was therefore not
+	// exported as such); empty when the file is exact.
+	Notes []string `json:"notes"`
+}
+
+func init() {
+	opts := exportOptions{}
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Export a trained model (weights file or search trial) to ONNX",
+		Long: `Writes an ONNX model (opset 17) of a trained model, lowered as hwnas runs it:
+batch norm folded, activations fused, channel-pruned and factorised layers as
+their smaller layers, int8 layers as int8 weights with DequantizeLinear and
+QuantizeLinear/DequantizeLinear on their inputs. The input is "input",
+float32 N×C×H×W with pixels in [0, 1] and a dynamic batch N; the output is
+"logits". Architecture, recipe and measured figures go into metadata_props.
+
+Either --arch and --weights (a file from hwnas train --save), or --db and
+--trial (weights stored with a finished search trial; nothing is retrained).
+What ONNX cannot carry (sub-8-bit widths, codebooks, Huffman coding,
+sparsity as compute) is listed as notes. The file is written atomically:
+on any error no file is left behind.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runExport(cmd.Context(), cmd.OutOrStdout(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Arch, "arch", "", "architecture: a built-in name ("+joinNames()+") or a JSON file")
+	f.StringVar(&opts.Weights, "weights", "", "weights file of the architecture (hwnas train --save)")
+	f.StringVar(&opts.Recipe, "recipe", "", "compression recipe JSON file (recorded in the metadata)")
+	f.StringVar(&opts.DB, "db", "", "results database of a search")
+	f.Int64Var(&opts.Trial, "trial", 0, "trial id in --db whose stored weights to export")
+	f.StringVarP(&opts.Out, "output", "o", "", "the .onnx file to write")
+	f.BoolVar(&opts.JSON, "json", false, "print JSON")
+	rootCmd.AddCommand(cmd)
+}
+
+// exportSource is a model to export with what is known about it.
+type exportSource struct {
+	model   *nas.Model
+	recipe  json.RawMessage
+	source  string
+	figures map[string]float64
+	props   map[string]string
+}
+
+// runExport loads the model, lowers it, writes the ONNX file and prints
+// the report. Every error caused by the input (flags, files, trial, a
+// model the exporter cannot express, an output path that cannot be
+// written) is a usage error.
+func runExport(ctx context.Context, w io.Writer, opts exportOptions) error {
+	if opts.Out == "" {
+		return badInputf("-o/--output: the .onnx file to write is required")
+	}
+	fromFiles := opts.Arch != "" || opts.Weights != ""
+	fromDB := opts.DB != "" || opts.Trial != 0
+	var src *exportSource
+	var err error
+	switch {
+	case fromFiles && fromDB:
+		return badInputf("give either --arch and --weights, or --db and --trial, not both")
+	case fromFiles:
+		src, err = exportFromFiles(opts)
+	case fromDB:
+		src, err = exportFromTrial(ctx, opts)
+	default:
+		return badInputf("nothing to export: give --arch and --weights, or --db and --trial")
+	}
+	if err != nil {
+		return err
+	}
+	if opts.Recipe != "" {
+		b, err := os.ReadFile(opts.Recipe)
+		if err != nil {
+			return badInputf("--recipe: %v", err)
+		}
+		if !json.Valid(b) {
+			return badInputf("--recipe %s: not valid JSON", opts.Recipe)
+		}
+		src.recipe = b
+	}
+	var uncarried []string
+	if hasRecipe(src.recipe) {
+		uncarried = append(uncarried, "the compression recipe is recorded in metadata_props (hwnas.recipe) but not applied by export: the weights are exported as stored")
+	}
+	plan, err := nas.Lower(src.model)
+	if err != nil {
+		return badInputf("%s: cannot lower the model for export: %v", src.source, err)
+	}
+	a := src.model.Arch
+	meta := onnx.Metadata{
+		ProducerVersion: version,
+		Doc:             fmt.Sprintf("%s exported by hwnas from %s", a.Name, src.source),
+		Arch:            string(a.JSON()),
+		Figures:         src.figures,
+		Props:           map[string]string{"hwnas.source": src.source, "hwnas.arch_hash": a.Hash()},
+		Uncarried:       uncarried,
+	}
+	for k, v := range src.props {
+		meta.Props[k] = v
+	}
+	if hasRecipe(src.recipe) {
+		meta.Recipe = string(src.recipe)
+	}
+	notes, err := onnx.WriteFile(opts.Out, plan, meta)
+	if err != nil {
+		return badInput(err)
+	}
+	st, err := os.Stat(opts.Out)
+	if err != nil {
+		return err
+	}
+	rep := exportReport{Output: opts.Out, Bytes: st.Size(), Arch: a.Name, ArchHash: a.Hash(), Source: src.source,
+		Opset: onnx.Opset, Ops: len(plan.Ops), Params: src.model.NumParams(), Figures: src.figures, Notes: notes}
+	if rep.Notes == nil {
+		rep.Notes = []string{}
+	}
+	for _, op := range plan.Ops {
+		if op.Quant != nil {
+			rep.Int8Ops++
+		}
+	}
+	if opts.JSON {
+		return writeJSON(w, rep)
+	}
+	fmt.Fprintf(w, "wrote %s: %d bytes, ONNX opset %d, %d plan ops (%d int8), %d parameters, from %s\n",
+		rep.Output, rep.Bytes, rep.Opset, rep.Ops, rep.Int8Ops, rep.Params, rep.Source)
+	if len(notes) > 0 {
+		fmt.Fprintln(w, "not carried by the ONNX file as such:")
+		for _, n := range notes {
+			fmt.Fprintln(w, "  -", n)
+		}
+	}
+	return nil
+}
+
+// hasRecipe reports whether a recipe JSON says anything (not empty, null,
+// [] or {}).
+func hasRecipe(r json.RawMessage) bool {
+	var v any
+	if len(r) == 0 || json.Unmarshal(r, &v) != nil {
+		return false
+	}
+	switch x := v.(type) {
+	case nil:
+		return false
+	case []any:
+		return len(x) > 0
+	case map[string]any:
+		return len(x) > 0
+	}
+	return true
+}
+
+func exportFromFiles(opts exportOptions) (*exportSource, error) {
+	if opts.Arch == "" || opts.Weights == "" {
+		return nil, badInputf("--arch and --weights go together: both are needed")
+	}
+	a, err := nas.ResolveArch(opts.Arch)
+	if err != nil {
+		return nil, badInputf("--arch: %v", err)
+	}
+	m, err := nas.NewModel(a, 1)
+	if err != nil {
+		return nil, badInputf("--arch %s: %v", opts.Arch, err)
+	}
+	if err := nas.LoadWeights(opts.Weights, m); err != nil {
+		return nil, badInputf("--weights: %v", err)
+	}
+	return &exportSource{model: m, source: "weights file " + opts.Weights}, nil
+}
+
+func exportFromTrial(ctx context.Context, opts exportOptions) (*exportSource, error) {
+	if opts.DB == "" || opts.Trial == 0 {
+		return nil, badInputf("--db and --trial go together: both are needed")
+	}
+	if _, err := os.Stat(opts.DB); err != nil {
+		return nil, badInputf("--db: %v", err)
+	}
+	db, err := store.OpenReadOnly(opts.DB)
+	if err != nil {
+		return nil, badInputf("--db: %v", err)
+	}
+	defer db.Close()
+	tr, err := db.GetTrial(ctx, opts.Trial)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, badInputf("--trial %d: no such trial in %s", opts.Trial, opts.DB)
+	}
+	if err != nil {
+		return nil, err
+	}
+	blob, err := db.TrialWeights(ctx, tr.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, badInputf("trial %d (study %q, number %d) has no stored weights (status %s): only finished trials can be exported", tr.ID, tr.Study, tr.Number, tr.Status)
+	}
+	if err != nil {
+		return nil, badInputf("trial %d: %v", tr.ID, err)
+	}
+	a, err := nas.ParseArch(tr.Arch)
+	if err != nil {
+		return nil, badInputf("trial %d: stored architecture: %v", tr.ID, err)
+	}
+	m, err := nas.NewModel(a, 1)
+	if err != nil {
+		return nil, badInputf("trial %d: %v", tr.ID, err)
+	}
+	if err := nas.DecodeWeightsInto(blob, m); err != nil {
+		return nil, badInputf("trial %d: stored weights: %v", tr.ID, err)
+	}
+	src := &exportSource{model: m, recipe: tr.Recipe, source: fmt.Sprintf("trial %d (study %q, number %d) in %s", tr.ID, tr.Study, tr.Number, opts.DB),
+		figures: map[string]float64{}, props: map[string]string{}}
+	if mt := tr.Metrics; mt != nil {
+		src.figures["val_accuracy"] = mt.ValAccuracy
+		if mt.HasTest {
+			src.figures["test_accuracy"] = mt.TestAccuracy
+		}
+		src.figures["params"] = float64(mt.Params)
+		src.figures["compressed_bytes"] = float64(mt.CompressedBytes)
+		src.figures["macs"] = float64(mt.MACs)
+		src.figures["reward"] = mt.Reward
+	}
+	for _, l := range tr.Latencies {
+		key := fmt.Sprintf("latency_us.%s.batch%d", l.Device.Fingerprint, l.Batch)
+		src.figures[key] = float64(l.Stats.Median.Nanoseconds()) / 1e3
+		src.props["hwnas.device."+l.Device.Fingerprint] = l.Device.Name
+	}
+	return src, nil
+}
