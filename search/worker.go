@@ -174,12 +174,11 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 // lands this keeps the dense fp32 model and counts its 4 bytes per
 // parameter.
 func compressModel(_ context.Context, m *nas.Model, _ *TrialSpec, _ *data.Set) ([]byte, int64, error) {
-	return nas.EncodeWeights(m), 4 * m.NumParams(), nil
+	return encodeTrialWeights(m), 4 * m.NumParams(), nil
 }
 
-// measure compiles plan on the spec's device at the spec's batch size and
-// fills res with the latency statistics, the per-op medians and the
-// table's prediction. Inputs are real validation images.
+// measure opens the spec's device and measures plan on it with real
+// validation images as input.
 func measure(spec *TrialSpec, plan *accel.Plan, val *data.Set, res *TrialResult) error {
 	be, err := accel.Open(spec.Device, accel.Options{Threads: spec.Threads})
 	if err != nil {
@@ -187,16 +186,24 @@ func measure(spec *TrialSpec, plan *accel.Plan, val *data.Set, res *TrialResult)
 	}
 	defer be.Close()
 	batch := max(1, spec.Batch)
-	prog, err := be.Compile(plan, batch)
-	if err != nil {
-		return fmt.Errorf("compiling for %s: %w", spec.Device, err)
-	}
-	defer prog.Close()
-	in := make([]float32, batch*prog.InputSize())
+	in := make([]float32, batch*plan.Tensors[plan.Input].Size())
 	for i := range in {
 		in[i] = val.Images[i%len(val.Images)]
 	}
-	stats, err := accel.MeasureProgram(prog, in, spec.Latency)
+	return measureOn(be, plan, batch, in, spec.Latency, spec.OpTable, res)
+}
+
+// measureOn compiles plan on be for batch and fills res with the latency
+// statistics (accel.MeasureProgram: median of ≥ 30 runs by default), each
+// op's median time when the program can time ops, and table's prediction
+// when it knows every op.
+func measureOn(be accel.Backend, plan *accel.Plan, batch int, in []float32, lo accel.LatencyOptions, table map[string]float64, res *TrialResult) error {
+	prog, err := be.Compile(plan, batch)
+	if err != nil {
+		return fmt.Errorf("compiling for %s: %w", be.Name(), err)
+	}
+	defer prog.Close()
+	stats, err := accel.MeasureProgram(prog, in, lo)
 	if err != nil {
 		return err
 	}
@@ -207,7 +214,7 @@ func measure(spec *TrialSpec, plan *accel.Plan, val *data.Set, res *TrialResult)
 			return err
 		}
 	}
-	if ns, cov := PredictLatency(spec.OpTable, plan); cov == 1 {
+	if ns, cov := PredictLatency(table, plan); cov == 1 {
 		res.PredictedNs = ns
 	}
 	return nil
