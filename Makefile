@@ -31,8 +31,19 @@ bench: deps
 	$(GO) build -tags openblas -o $(BENCH_BIN) ./cmd/hwnas
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BENCH_BIN) bench kernels $(BENCH_ARGS)
 
-cuda:
-	@echo "make cuda: the CUDA backend is not built yet (see issue 6)"; exit 1
+# The CUDA build (needs nvcc and cuda.h: scripts/install-cuda.sh): kernels.cu
+# into one fatbin (SASS for sm_80 and sm_90, PTX for compute_80 that newer GPUs
+# JIT), embedded by the cuda package; bin/hwnas-cuda links only libcuda.so.1.
+NVCC      ?= nvcc
+CUDA_BIN  ?= bin/hwnas-cuda
+CUDA_GENCODE ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+                -gencode arch=compute_80,code=compute_80
+
+cuda/kernels.fatbin: cuda/kernels.cu
+	$(NVCC) -O3 -std=c++14 -fatbin $(CUDA_GENCODE) -o $@ $<
+
+cuda: cuda/kernels.fatbin
+	$(GO) build -tags cuda -o $(CUDA_BIN) ./cmd/hwnas
 
 deps:
 	@scripts/deps.sh
