@@ -77,10 +77,6 @@ func Registration(name string, find func() (Config, error)) accel.Registration {
 	}
 }
 
-func init() {
-	accel.Register(Registration("cuda", CUDAConfig))
-}
-
 // workerEnv is set in every worker's environment, so that a worker whose
 // backend is itself remote (a binary built without CUDA asked to serve
 // "cuda") fails instead of starting workers without end.

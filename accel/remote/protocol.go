@@ -3,8 +3,10 @@
 // binary (`hwnas-cuda cuda-worker`), because gorgonia.org/cu exits any
 // process that imports it on a machine without an NVIDIA driver.
 //
-// Importing the package registers the backend "cuda" (see CUDAConfig for
-// how the worker binary is found). Serve is the worker side.
+// The CPU binary registers Registration("cuda", CUDAConfig) (see CUDAConfig
+// for how the worker binary is found); Serve is the worker side. The
+// package registers nothing itself, so the CUDA-enabled binary, which
+// registers the real "cuda" backend, can serve through it.
 //
 // # Protocol
 //
