@@ -17,9 +17,9 @@ import (
 // wrong element of a few thousand lands above 1e-4.
 const kernelNMSE = 1e-10
 
-// forEachISA runs f as a subtest at every level this CPU supports (forced
+// eachLevel runs f as a subtest at every level this CPU supports (forced
 // with SetISA) and with one and two threads, restoring the level after.
-func forEachISA(t *testing.T, f func(t *testing.T, k *Kernels)) {
+func eachLevel(t *testing.T, f func(t *testing.T, k *Kernels)) {
 	t.Helper()
 	old := ISA()
 	defer SetISA(old)
@@ -76,7 +76,7 @@ var convShapes = []accel.ConvParams{
 func TestConvMatchesReference(t *testing.T) {
 	var rk ref.Kernels
 	acts := []accel.Act{accel.ActNone, accel.ActReLU, accel.ActReLU6, accel.ActHardSwish}
-	forEachISA(t, func(t *testing.T, k *Kernels) {
+	eachLevel(t, func(t *testing.T, k *Kernels) {
 		r := rand.New(rand.NewPCG(1, 1))
 		for i, p := range convShapes {
 			nx, nw, ny := p.Sizes()
