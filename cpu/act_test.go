@@ -78,7 +78,7 @@ func TestActKinks(t *testing.T) {
 	dx := make([]float32, len(x))
 	ones := []float32{1, 1, 1, 1, 1, 1}
 	for _, c := range []struct {
-		act    accel.Act
+		act     accel.Act
 		y, dydx []float32
 	}{
 		{accel.ActReLU, []float32{0, 0, 3, 6, 0, 7}, []float32{0, 0, 1, 1, 0, 1}},
