@@ -104,10 +104,10 @@ func OpenReadOnly(path string) (*DB, error) {
 		return nil, err
 	}
 	switch {
-	case !st.exists:
+	case !st.present:
 		return nil, fmt.Errorf("%s: %w (a search creates it: hwnas search --db %s ...)", path, ErrNoDatabase, path)
-	case st.appID == 0:
-		return nil, fmt.Errorf("%s: %w (an empty SQLite database)", path, ErrNotHwnas)
+	case !st.exists:
+		return nil, fmt.Errorf("%s: %w (an empty database)", path, ErrNotHwnas)
 	case st.version > SchemaVersion:
 		return nil, fmt.Errorf("%s: %w (schema version %d, this hwnas knows up to %d)", path, ErrNewerSchema, st.version, SchemaVersion)
 	case st.version < SchemaVersion:
@@ -131,7 +131,8 @@ func dsn(path string, extra ...string) string {
 
 // fileState is what inspect found at a path.
 type fileState struct {
-	exists  bool
+	present bool // a file is there
+	exists  bool // and it is an hwnas database (not empty)
 	appID   int64
 	version int
 }
@@ -139,7 +140,7 @@ type fileState struct {
 var sqliteMagic = []byte("SQLite format 3\x00")
 
 // inspect classifies the file at path without writing to it: absent or
-// empty (exists false: a writer may create it), an hwnas database (its
+// empty (exists false: a writer may initialise it), an hwnas database (its
 // schema version), or anything else (ErrNotHwnas). The header is read
 // through SQLite in read-only mode because in WAL mode the newest
 // application_id and user_version may still sit in the -wal file.
@@ -155,7 +156,7 @@ func inspect(path string) (fileState, error) {
 		return fileState{}, fmt.Errorf("%s is a folder, not a database file", path)
 	}
 	if fi.Size() == 0 {
-		return fileState{}, nil // SQLite treats an empty file as an empty database
+		return fileState{present: true}, nil // SQLite treats an empty file as an empty database
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -172,7 +173,7 @@ func inspect(path string) (fileState, error) {
 		return fileState{}, err
 	}
 	defer sdb.Close()
-	var st fileState
+	st := fileState{present: true}
 	var objects int
 	err = sdb.QueryRow(`SELECT (SELECT application_id FROM pragma_application_id),
 		(SELECT user_version FROM pragma_user_version),
@@ -185,7 +186,7 @@ func inspect(path string) (fileState, error) {
 		st.exists = true
 		return st, nil
 	case st.appID == 0 && st.version == 0 && objects == 0:
-		return fileState{}, nil // an empty SQLite database: a writer may initialise it
+		return fileState{present: true}, nil // an empty SQLite database: a writer may initialise it
 	case st.appID == 0:
 		return fileState{}, fmt.Errorf("%s: %w (an SQLite database with %d schema objects and no hwnas application id)", path, ErrNotHwnas, objects)
 	default:
