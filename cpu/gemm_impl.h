@@ -7,6 +7,14 @@
  *   GEMM_NC            columns of the packed B block
  *   GEMM_UKR           the micro-kernel, with the signature of hw_ukr below
  *   GEMM_NAME          the name of the driver function to define
+ * and may define
+ *   GEMM_PACKB_T(b, ldb, kc, nc, dst)   a faster packing of transposed B
+ *   GEMM_DIRECT_UKR    a micro-kernel that reads A in place and B in place
+ *       or packed (signature of ukr_direct below); the driver then packs
+ *       only transposed B and never A
+ *   GEMM_DOT_M, GEMM_DOT                for m <= GEMM_DOT_M, A not and B
+ *       transposed (A·Bsᵀ, rows of both contiguous along k): dot products,
+ *       the shape of a fully connected layer at batch 1
  * and is compiled with its own target pragma, so packing and driver loops
  * are vectorised for that level too (as OpenBLAS builds one source per
  * kernel target).
@@ -29,6 +37,7 @@
  *   c[i][j] = alpha·Σ_p a[p][i]·b[p][j] + beta·c[i][j]   (c not read if beta == 0)
  * with a packed as kc×GEMM_MR and b as kc×GEMM_NR. */
 
+#ifndef GEMM_DIRECT_UKR
 static void GEMM_CAT(GEMM_NAME, _packA)(int transA, const float *a, long lda, int mc, int kc, float *restrict dst)
 {
     for (int i0 = 0; i0 < mc; i0 += GEMM_MR) {
@@ -61,9 +70,16 @@ static void GEMM_CAT(GEMM_NAME, _packA)(int transA, const float *a, long lda, in
         dst += (long)kc * GEMM_MR;
     }
 }
+#endif
 
 static void GEMM_CAT(GEMM_NAME, _packB)(int transB, const float *b, long ldb, int kc, int nc, float *restrict dst)
 {
+#ifdef GEMM_PACKB_T
+    if (transB) {
+        GEMM_PACKB_T(b, ldb, kc, nc, dst);
+        return;
+    }
+#endif
     for (int j0 = 0; j0 < nc; j0 += GEMM_NR) {
         int nr = nc - j0 < GEMM_NR ? nc - j0 : GEMM_NR;
         if (!transB) {
@@ -104,6 +120,51 @@ int GEMM_NAME(int transA, int transB, int m, int n, int k, float alpha,
               const float *a, long lda, const float *b, long ldb, float beta,
               float *c, long ldc)
 {
+#ifdef GEMM_DOT_M
+    if (transB && !transA && m <= GEMM_DOT_M) {
+        GEMM_DOT(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return 0;
+    }
+#endif
+#ifdef GEMM_DIRECT_UKR
+    /* ukr_direct(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, mr, nr):
+     * the micro-kernel with A(i,p) at a[i·rsa + p·csa] and B(p,j) at
+     * b[p·ldb + j]. A is read in place (its MR broadcasts per step of k
+     * are cheap from any layout, and packing it is a slow transpose); B is
+     * read in place when stored k×n and packed only when transposed. Loops:
+     * pc over k by KC, jc over n by NC (pack B if transposed), jr by NR (the
+     * B sliver stays in L2 / L1), ir over all m by MR. */
+    long rsa = transA ? 1 : lda, csa = transA ? lda : 1;
+    float *bp = NULL;
+    if (transB) {
+        int kcap = k < GEMM_KC ? k : GEMM_KC;
+        int ncap = n < GEMM_NC ? n : GEMM_NC;
+        bp = aligned_alloc(64, (size_t)((ncap + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * kcap * sizeof(float));
+        if (!bp)
+            return -1;
+    }
+    for (int pc = 0; pc < k; pc += GEMM_KC) {
+        int kc = k - pc < GEMM_KC ? k - pc : GEMM_KC;
+        float bet = pc == 0 ? beta : 1.0f;
+        for (int jc = 0; jc < n; jc += GEMM_NC) {
+            int nc = n - jc < GEMM_NC ? n - jc : GEMM_NC;
+            if (transB)
+                GEMM_CAT(GEMM_NAME, _packB)(1, b + (long)jc * ldb + pc, ldb, kc, nc, bp);
+            for (int jr = 0; jr < nc; jr += GEMM_NR) {
+                int nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+                const float *bs = transB ? bp + (long)jr * kc : b + (long)pc * ldb + jc + jr;
+                long bld = transB ? GEMM_NR : ldb;
+                for (int ir = 0; ir < m; ir += GEMM_MR) {
+                    int mr = m - ir < GEMM_MR ? m - ir : GEMM_MR;
+                    GEMM_DIRECT_UKR(kc, a + ir * rsa + (long)pc * csa, rsa, csa, bs, bld,
+                                    c + (long)ir * ldc + jc + jr, ldc, alpha, bet, mr, nr);
+                }
+            }
+        }
+    }
+    free(bp);
+    return 0;
+#else
     int mcap = m < GEMM_MC ? m : GEMM_MC;
     int kcap = k < GEMM_KC ? k : GEMM_KC;
     int ncap = n < GEMM_NC ? n : GEMM_NC;
@@ -138,4 +199,5 @@ int GEMM_NAME(int transA, int transB, int m, int n, int k, float alpha,
     }
     free(buf);
     return 0;
+#endif
 }

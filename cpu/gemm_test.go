@@ -77,6 +77,15 @@ func gemmCases() []gemmCase {
 		{m: 129, n: 257, k: 65, alpha: 1, beta: 0, nanC: true, transA: true},
 		{m: 257, n: 129, k: 257, alpha: -0.5, beta: 2, pad: 3, transB: true},
 		{m: 300, n: 520, k: 700, alpha: 1, beta: 1}, // crosses every cache block
+		{m: 300, n: 520, k: 700, alpha: 1, beta: 1, transA: true, transB: true, pad: 1},
+		// m <= 4 with B transposed: the dot-product path, k tails of 1..15
+		{m: 1, n: 129, k: 257, alpha: 1, transB: true},
+		{m: 3, n: 7, k: 17, alpha: 2, beta: -1, transB: true, pad: 2},
+		{m: 4, n: 9, k: 15, alpha: 1, beta: 0, nanC: true, transB: true},
+		{m: 2, n: 200, k: 40, alpha: 1, transA: true, transB: true},
+		// transposed B packed in 8×8 blocks with ragged edges
+		{m: 13, n: 71, k: 37, alpha: 1, transB: true, pad: 4},
+		{m: 18, n: 65, k: 1000, alpha: 0.25, beta: 0.5}, // k over several panels
 	}
 	sizes := []int{1, 3, 7, 17, 33, 65, 129, 257}
 	ab := [][2]float32{{1, 0}, {1, 1}, {0.5, -1.5}, {-2, 0}}
