@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hwnas/accel"
+	"hwnas/nas"
+	"hwnas/nas/onnx"
+)
+
+// benchOrtOptions configure `hwnas bench ort`.
+type benchOrtOptions struct {
+	Arch    string
+	Weights string
+	Recipe  string
+	Batches []int
+	Threads int
+	Rounds  int
+	JSON    bool
+	Latency accel.LatencyOptions // tests shorten it
+}
+
+// benchOrtOp is one plan op's share of hwnas's time (median over runs).
+type benchOrtOp struct {
+	Name     string  `json:"name"`
+	Kind     string  `json:"kind"`
+	MedianUS float64 `json:"median_us"`
+	Share    float64 `json:"share"` // of the sum of op medians
+}
+
+// benchOrtRow is one batch size of `hwnas bench ort`.
+type benchOrtRow struct {
+	Batch int `json:"batch"`
+	// HwnasUS and OrtUS are medians over the rounds of each round's median
+	// latency of one batch; Ratio = HwnasUS/OrtUS (below 1: hwnas is faster).
+	HwnasUS         float64 `json:"hwnas_us"`
+	OrtUS           float64 `json:"onnxruntime_us"`
+	Ratio           float64 `json:"ratio"`
+	HwnasPerImageUS float64 `json:"hwnas_per_image_us"`
+	OrtPerImageUS   float64 `json:"onnxruntime_per_image_us"`
+	// RoundRatios are the ratios of each round, to show the noise.
+	RoundRatios []float64 `json:"round_ratios"`
+	// Ops is hwnas's time per plan op, largest first.
+	Ops []benchOrtOp `json:"hwnas_ops"`
+}
+
+// benchOrtReport is the --json output of `hwnas bench ort`.
+type benchOrtReport struct {
+	Arch        string        `json:"arch"`
+	Params      int64         `json:"params"`
+	MACs        int64         `json:"macs"`
+	PlanOps     int           `json:"plan_ops"`
+	Threads     int           `json:"threads"`
+	Device      accel.Device  `json:"device"`
+	OrtVersion  string        `json:"onnxruntime_version"`
+	OnnxBytes   int           `json:"onnx_bytes"`
+	Rounds      int           `json:"rounds"`
+	Rows        []benchOrtRow `json:"rows"`
+	Notes       []string      `json:"notes"`
+	Weights     string        `json:"weights,omitempty"`
+	RecipeGiven bool          `json:"recipe_given"`
+}
+
+func init() {
+	opts := benchOrtOptions{}
+	cmd := &cobra.Command{
+		Use:   "ort",
+		Short: "Race hwnas's CPU backend against onnxruntime on the same model",
+		Long: `Lowers an architecture (trained --weights, or seeded random ones: latency does
+not depend on values) to hwnas's inference plan, compiles it on the cpu
+backend and exports the same plan to ONNX for onnxruntime (loaded in this
+process; intra-op threads = --threads, sequential execution, all graph
+optimisations on). For each batch size both run on the same input in
+alternating rounds; the median latencies and their ratio hwnas/onnxruntime
+are printed (below 1: hwnas is faster), with hwnas's time per op.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchOrt(cmd.Context(), cmd.OutOrStdout(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Arch, "arch", "lenet5", "architecture: a built-in name ("+joinNames()+") or a JSON file")
+	f.StringVar(&opts.Weights, "weights", "", "weights file saved by `hwnas train --save`")
+	f.StringVar(&opts.Recipe, "recipe", "", "compression recipe JSON file (recorded; not applied yet)")
+	f.IntSliceVar(&opts.Batches, "batch", []int{1, 64}, "batch sizes (comma-separated)")
+	f.IntVar(&opts.Threads, "threads", 1, "threads for both runtimes")
+	f.IntVar(&opts.Rounds, "rounds", 3, "alternating measurement rounds per batch size")
+	f.BoolVar(&opts.JSON, "json", false, "print JSON")
+	benchCmd.AddCommand(cmd)
+}
+
+// runBenchOrt measures the model in both runtimes and prints the race.
+func runBenchOrt(ctx context.Context, w io.Writer, opts benchOrtOptions) error {
+	if len(opts.Batches) == 0 {
+		return badInputf("--batch: give at least one batch size")
+	}
+	for _, b := range opts.Batches {
+		if b <= 0 {
+			return badInputf("--batch %d: must be positive", b)
+		}
+	}
+	if opts.Threads <= 0 {
+		return badInputf("--threads %d: must be positive (both runtimes get the same count)", opts.Threads)
+	}
+	if opts.Rounds <= 0 {
+		return badInputf("--rounds %d: must be positive", opts.Rounds)
+	}
+	arch, err := nas.ResolveArch(opts.Arch)
+	if err != nil {
+		return badInputf("--arch: %v", err)
+	}
+	m, err := nas.NewModel(arch, 1)
+	if err != nil {
+		return badInputf("--arch %s: %v", opts.Arch, err)
+	}
+	if opts.Weights != "" {
+		if err := nas.LoadWeights(opts.Weights, m); err != nil {
+			return badInputf("--weights: %v", err)
+		}
+	}
+	rep := benchOrtReport{Arch: arch.Name, Params: m.NumParams(), MACs: m.Graph.MACs(), Threads: opts.Threads,
+		Rounds: opts.Rounds, Weights: opts.Weights, Notes: []string{}}
+	if opts.Recipe != "" {
+		b, err := os.ReadFile(opts.Recipe)
+		if err != nil {
+			return badInputf("--recipe: %v", err)
+		}
+		if !json.Valid(b) {
+			return badInputf("--recipe %s: not valid JSON", opts.Recipe)
+		}
+		rep.RecipeGiven = true
+		rep.Notes = append(rep.Notes, "the recipe is not applied: both runtimes run the model as loaded")
+	}
+	plan, err := nas.Lower(m)
+	if err != nil {
+		return badInputf("%s: cannot lower: %v", arch.Name, err)
+	}
+	rep.PlanOps = len(plan.Ops)
+	model, err := onnx.Export(plan, onnx.Metadata{ProducerVersion: version})
+	if err != nil {
+		return badInput(err)
+	}
+	rep.OnnxBytes = len(model)
+	rep.Notes = append(rep.Notes, onnx.Notes(plan, onnx.Metadata{})...)
+	backend, err := accel.Open("cpu", accel.Options{Threads: opts.Threads})
+	if err != nil {
+		return err
+	}
+	defer backend.Close()
+	rep.Device = backend.Device()
+	if err := onnx.InitRuntime(); err != nil {
+		return err
+	}
+	rep.OrtVersion = onnx.RuntimeVersion()
+	for _, batch := range opts.Batches {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		row, err := raceBatch(backend, plan, model, batch, opts)
+		if err != nil {
+			return err
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	if opts.JSON {
+		return writeJSON(w, rep)
+	}
+	fmt.Fprintf(w, "%s (%d parameters, %d plan ops) on %s, %d thread(s); onnxruntime %s\n",
+		rep.Arch, rep.Params, rep.PlanOps, rep.Device.Name, rep.Threads, rep.OrtVersion)
+	for _, r := range rep.Rows {
+		fmt.Fprintf(w, "batch %4d: hwnas %9.1f µs  onnxruntime %9.1f µs  ratio %.2f×  (per image %.2f / %.2f µs; rounds %s)\n",
+			r.Batch, r.HwnasUS, r.OrtUS, r.Ratio, r.HwnasPerImageUS, r.OrtPerImageUS, fmtRatios(r.RoundRatios))
+		fmt.Fprintf(w, "            hwnas time by op:")
+		for i, op := range r.Ops {
+			if i == 4 {
+				break
+			}
+			fmt.Fprintf(w, " %s %.0f%% (%.1f µs)", op.Name, 100*op.Share, op.MedianUS)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+	return nil
+}
+
+func fmtRatios(r []float64) string {
+	s := ""
+	for i, v := range r {
+		if i > 0 {
+			s += " "
+		}
+		s += fmt.Sprintf("%.2f", v)
+	}
+	return s
+}
+
+// raceBatch measures one batch size: hwnas's program and an onnxruntime
+// session on the same input, alternating for opts.Rounds rounds, then
+// hwnas's per-op times.
+func raceBatch(backend accel.Backend, plan *accel.Plan, model []byte, batch int, opts benchOrtOptions) (benchOrtRow, error) {
+	row := benchOrtRow{Batch: batch}
+	prog, err := backend.Compile(plan, batch)
+	if err != nil {
+		return row, err
+	}
+	defer prog.Close()
+	sess, err := onnx.NewSession(model, batch, onnx.SessionOptions{Threads: opts.Threads})
+	if err != nil {
+		return row, err
+	}
+	defer sess.Close()
+	if prog.InputSize() != sess.InputSize() || prog.OutputSize() != sess.OutputSize() {
+		return row, fmt.Errorf("hwnas program (%d→%d) and onnxruntime session (%d→%d) disagree on sizes",
+			prog.InputSize(), prog.OutputSize(), sess.InputSize(), sess.OutputSize())
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	in := make([]float32, batch*prog.InputSize())
+	for i := range in {
+		in[i] = r.Float32()
+	}
+	var hw, rt []time.Duration
+	for i := 0; i < opts.Rounds; i++ {
+		h, err := accel.MeasureProgram(prog, in, opts.Latency)
+		if err != nil {
+			return row, fmt.Errorf("hwnas batch %d: %w", batch, err)
+		}
+		o, err := accel.MeasureProgram(sess, in, opts.Latency)
+		if err != nil {
+			return row, fmt.Errorf("onnxruntime batch %d: %w", batch, err)
+		}
+		hw, rt = append(hw, h.Median), append(rt, o.Median)
+		row.RoundRatios = append(row.RoundRatios, float64(h.Median)/float64(o.Median))
+	}
+	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+	row.HwnasUS, row.OrtUS = us(medianDuration(hw)), us(medianDuration(rt))
+	row.Ratio = row.HwnasUS / row.OrtUS
+	row.HwnasPerImageUS, row.OrtPerImageUS = row.HwnasUS/float64(batch), row.OrtUS/float64(batch)
+	if row.Ops, err = opTimes(prog, plan, in, opts.Latency); err != nil {
+		return row, err
+	}
+	return row, nil
+}
+
+// opTimes returns the median time of each plan op over repeated runs,
+// largest first, when the program can time its ops (nil otherwise).
+func opTimes(prog accel.Program, plan *accel.Plan, in []float32, lo accel.LatencyOptions) ([]benchOrtOp, error) {
+	tp, ok := prog.(accel.OpTimedProgram)
+	if !ok {
+		return nil, nil
+	}
+	runs := max(lo.MinRuns, 30)
+	out := make([]float32, prog.Batch()*prog.OutputSize())
+	perOp := make([]time.Duration, len(plan.Ops))
+	samples := make([][]time.Duration, len(plan.Ops))
+	for r := 0; r < runs+3; r++ {
+		if err := tp.RunOpTimed(in, out, perOp); err != nil {
+			return nil, err
+		}
+		if r < 3 { // warm-up
+			continue
+		}
+		for i, d := range perOp {
+			samples[i] = append(samples[i], d)
+		}
+	}
+	ops := make([]benchOrtOp, len(plan.Ops))
+	total := 0.0
+	for i := range ops {
+		ops[i] = benchOrtOp{Name: plan.Ops[i].Name, Kind: string(plan.Ops[i].Kind), MedianUS: float64(medianDuration(samples[i]).Nanoseconds()) / 1e3}
+		total += ops[i].MedianUS
+	}
+	for i := range ops {
+		if total > 0 {
+			ops[i].Share = ops[i].MedianUS / total
+		}
+	}
+	sort.SliceStable(ops, func(i, j int) bool { return ops[i].MedianUS > ops[j].MedianUS })
+	return ops, nil
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"hwnas/accel"
+)
+
+// shortLatency keeps the race's measurements to a few runs in tests.
+var shortLatency = accel.LatencyOptions{Warmup: 1, MinRuns: 3, MinTime: time.Millisecond, MaxTime: time.Second}
+
+func TestRunBenchOrt(t *testing.T) {
+	var buf bytes.Buffer
+	opts := benchOrtOptions{Arch: "lenet300", Batches: []int{1, 3}, Threads: 1, Rounds: 2, JSON: true, Latency: shortLatency}
+	if err := runBenchOrt(context.Background(), &buf, opts); err != nil {
+		t.Fatal(err)
+	}
+	var rep benchOrtReport
+	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if rep.Arch != "lenet300" || rep.Params != 266610 || rep.Threads != 1 || rep.OrtVersion == "" || rep.OnnxBytes < 4*266610 {
+		t.Errorf("report %+v", rep)
+	}
+	if len(rep.Rows) != 2 {
+		t.Fatalf("%d rows, want 2", len(rep.Rows))
+	}
+	for i, r := range rep.Rows {
+		if r.Batch != opts.Batches[i] || !(r.HwnasUS > 0) || !(r.OrtUS > 0) || len(r.RoundRatios) != 2 {
+			t.Errorf("row %+v", r)
+		}
+		if math.Abs(r.Ratio-r.HwnasUS/r.OrtUS) > 1e-9 || math.Abs(r.HwnasPerImageUS*float64(r.Batch)-r.HwnasUS) > 1e-6 {
+			t.Errorf("batch %d: ratio %v for %v/%v µs", r.Batch, r.Ratio, r.HwnasUS, r.OrtUS)
+		}
+		if len(r.Ops) != rep.PlanOps {
+			t.Errorf("batch %d: %d op times for %d plan ops", r.Batch, len(r.Ops), rep.PlanOps)
+		}
+		share := 0.0
+		for j, op := range r.Ops {
+			share += op.Share
+			if j > 0 && op.MedianUS > r.Ops[j-1].MedianUS {
+				t.Errorf("op times not sorted: %+v", r.Ops)
+			}
+		}
+		if math.Abs(share-1) > 1e-6 {
+			t.Errorf("op shares add up to %v", share)
+		}
+	}
+	buf.Reset()
+	opts.JSON, opts.Batches, opts.Rounds = false, []int{2}, 1
+	if err := runBenchOrt(context.Background(), &buf, opts); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "onnxruntime") || !strings.Contains(buf.String(), "ratio") || !strings.Contains(buf.String(), "fc1") {
+		t.Errorf("text output %q", buf.String())
+	}
+}
+
+func TestRunBenchOrtBadInput(t *testing.T) {
+	dir := t.TempDir()
+	weights := filepath.Join(dir, "lenet5.hwnw")
+	savedModel(t, "lenet5", weights, 3)
+	ok := benchOrtOptions{Arch: "lenet300", Batches: []int{1}, Threads: 1, Rounds: 1, Latency: shortLatency}
+	cases := []struct {
+		name string
+		edit func(*benchOrtOptions)
+		want string
+	}{
+		{"no batch", func(o *benchOrtOptions) { o.Batches = nil }, "--batch"},
+		{"zero batch", func(o *benchOrtOptions) { o.Batches = []int{1, 0} }, "--batch 0"},
+		{"zero threads", func(o *benchOrtOptions) { o.Threads = 0 }, "--threads 0"},
+		{"zero rounds", func(o *benchOrtOptions) { o.Rounds = 0 }, "--rounds 0"},
+		{"unknown arch", func(o *benchOrtOptions) { o.Arch = "lenet9" }, "lenet9"},
+		{"weights of another arch", func(o *benchOrtOptions) { o.Weights = weights }, "saved for architecture"},
+		{"missing recipe", func(o *benchOrtOptions) { o.Recipe = filepath.Join(dir, "nope.json") }, "nope.json"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := ok
+			c.edit(&o)
+			err := runBenchOrt(context.Background(), &bytes.Buffer{}, o)
+			var ue usageError
+			if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want a usage error containing %q", err, c.want)
+			}
+		})
+	}
+}
