@@ -32,6 +32,17 @@ void hw_im2col_u8(const uint8_t *x, int c, int h, int w, int kh, int kw,
                   int sh, int sw, int ph, int pw, int dh, int dw, int oh,
                   int ow, uint8_t pad, uint8_t *col);
 
+/* hw_chw_to_hwc_u8 transposes one c×h×w uint8 image to h×w×c. */
+void hw_chw_to_hwc_u8(const uint8_t *x, int c, int hw, uint8_t *y);
+
+/* hw_im2col_hwc_u8 writes, for one h×w×c (channels-last) uint8 image, the
+ * (oh·ow)×(kh·kw·cg) patch matrix of the cg channels starting at c0: row =
+ * output pixel, column = (ky, kx, channel), so each tap is one contiguous
+ * copy of cg bytes. Out-of-image taps get pad (the zero point). */
+void hw_im2col_hwc_u8(const uint8_t *x, int c, int c0, int cg, int h, int w,
+                      int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                      int dw, int oh, int ow, uint8_t pad, uint8_t *col);
+
 /* hw_qepilogue turns the integer accumulators of rows output channels ×
  * cols positions, element (r, j) at offset o = r·rs + j·cs of both acc and
  * y, into

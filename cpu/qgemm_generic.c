@@ -102,6 +102,34 @@ void hw_im2col_u8(const uint8_t *x, int c, int h, int w, int kh, int kw,
 	}
 }
 
+void hw_chw_to_hwc_u8(const uint8_t *x, int c, int hw, uint8_t *y) {
+	for (int ci = 0; ci < c; ci++) {
+		const uint8_t *plane = x + (long)ci * hw;
+		for (int i = 0; i < hw; i++) y[(long)i * c + ci] = plane[i];
+	}
+}
+
+void hw_im2col_hwc_u8(const uint8_t *x, int c, int c0, int cg, int h, int w,
+                      int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                      int dw, int oh, int ow, uint8_t pad, uint8_t *col) {
+	long kk = (long)kh * kw * cg;
+	for (int oy = 0; oy < oh; oy++) {
+		for (int ox = 0; ox < ow; ox++) {
+			uint8_t *row = col + ((long)oy * ow + ox) * kk;
+			for (int ky = 0; ky < kh; ky++) {
+				int iy = oy * sh - ph + ky * dh;
+				for (int kx = 0; kx < kw; kx++, row += cg) {
+					int ix = ox * sw - pw + kx * dw;
+					if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+						memset(row, pad, cg);
+					else
+						memcpy(row, x + ((long)iy * w + ix) * c + c0, cg);
+				}
+			}
+		}
+	}
+}
+
 /* EPI applies one activation expression A(v) over the (r, j) elements in
  * memory order: along j when cs == 1, along r when rs == 1. */
 #define EPI(A)                                                                  \

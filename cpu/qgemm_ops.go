@@ -45,29 +45,38 @@ func checkBiasAct(kernel string, bias []float32, k int, act accel.Act) error {
 	return nil
 }
 
-// rowSumEntry caches Σ_i Q[o,i] per output channel of one QuantWeights.
-type rowSumEntry struct {
-	q0   *int8
-	n    int
-	sums []int32
+// quantPrep is what the int8 kernels derive once from a QuantWeights:
+// Σ_i Q[o,i] per output channel (for the zero-point correction) and, for
+// convolutions over several input channels, Q reordered from (channel, ky,
+// kx) to (ky, kx, channel) columns to match the channels-last patches.
+type quantPrep struct {
+	q0     *int8
+	n      int
+	sums   []int32
+	kh, kw int
+	hwc    []int8
 }
 
-// rowSums maps weak.Pointer[accel.QuantWeights] to *rowSumEntry. The zero
-// point correction needs the row sums on every call; computing them reads
-// the weights a second time, which halves the speed of batch-1 Linear, so
-// they are kept while the QuantWeights lives (a weak key and a cleanup drop
-// them after). Q must not be modified in place after its first use.
-var rowSums sync.Map
+// quantPreps maps weak.Pointer[accel.QuantWeights] to *quantPrep. Computing
+// the row sums reads the weights a second time, which halves the speed of
+// batch-1 Linear, so they are kept while the QuantWeights lives (a weak key
+// and a cleanup drop them after). Q must not be modified in place after its
+// first use; replacing the slice is noticed.
+var quantPreps sync.Map
 
-func quantRowSums(q *accel.QuantWeights, rows, cols int) []int32 {
+// prepareQuant returns the cached quantPrep of q (rows output channels of
+// cols weights), with the channels-last copy for a kh×kw kernel when
+// kh·kw > 1 and cols > kh·kw.
+func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw int) *quantPrep {
 	key := weak.Make(q)
-	if v, ok := rowSums.Load(key); ok {
-		e := v.(*rowSumEntry)
-		if e.q0 == &q.Q[0] && e.n == len(q.Q) {
-			return e.sums
+	needHWC := kh*kw > 1 && cols > kh*kw
+	if v, ok := quantPreps.Load(key); ok {
+		e := v.(*quantPrep)
+		if e.q0 == &q.Q[0] && e.n == len(q.Q) && (!needHWC || (e.hwc != nil && e.kh == kh && e.kw == kw)) {
+			return e
 		}
 	}
-	e := &rowSumEntry{q0: &q.Q[0], n: len(q.Q), sums: make([]int32, rows)}
+	e := &quantPrep{q0: &q.Q[0], n: len(q.Q), sums: make([]int32, rows), kh: kh, kw: kw}
 	for o := 0; o < rows; o++ {
 		s := int32(0)
 		for _, v := range q.Q[o*cols : (o+1)*cols] {
@@ -75,10 +84,21 @@ func quantRowSums(q *accel.QuantWeights, rows, cols int) []int32 {
 		}
 		e.sums[o] = s
 	}
-	if _, loaded := rowSums.Swap(key, e); !loaded {
-		runtime.AddCleanup(q, func(k weak.Pointer[accel.QuantWeights]) { rowSums.Delete(k) }, key)
+	if needHWC {
+		cg := cols / (kh * kw)
+		e.hwc = make([]int8, len(q.Q))
+		for o := 0; o < rows; o++ {
+			for c := 0; c < cg; c++ {
+				for t := 0; t < kh*kw; t++ {
+					e.hwc[o*cols+t*cg+c] = q.Q[o*cols+c*kh*kw+t]
+				}
+			}
+		}
 	}
-	return e.sums
+	if _, loaded := quantPreps.Swap(key, e); !loaded {
+		runtime.AddCleanup(q, func(k weak.Pointer[accel.QuantWeights]) { quantPreps.Delete(k) }, key)
+	}
+	return e
 }
 
 var (
@@ -131,7 +151,7 @@ func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias [
 	if err := QGemm(n, out, in, *xq, in, q.Q, in, *acc, out, 1, threads); err != nil {
 		return fmt.Errorf("%s: %w", kernel, err)
 	}
-	sums := quantRowSums(q, out, in)
+	sums := prepareQuant(q, out, in, 1, 1).sums
 	C.hw_qepilogue(C.int(out), C.int(n), (*C.int32_t)(&(*acc)[0]), 1, C.long(out), (*C.int32_t)(&sums[0]), C.int(q.InZero),
 		C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[0]))
 	return nil
@@ -169,18 +189,39 @@ func qConv2D(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights
 	defer u8Pool.Put(col)
 	acc := getI32(pn.K * pix)
 	defer i32Pool.Put(acc)
-	sums := quantRowSums(q, pn.K, kk)
+	prep := prepareQuant(q, pn.K, kk, pn.KH, pn.KW)
+	// Several input channels: quantize, go channels-last, and copy each
+	// tap's cg channels at once; weights come reordered to match.
+	hwc := prep.hwc != nil
+	var xt *[]uint8
+	if hwc {
+		xt = getU8(pn.C * hw)
+		defer u8Pool.Put(xt)
+	}
+	wq := q.Q
+	if hwc {
+		wq = prep.hwc
+	}
 	for img := 0; img < pn.N; img++ {
 		C.hw_quantize_u8(cISA(), C.long(pn.C*hw), (*C.float)(&x[img*pn.C*hw]), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&(*xq)[0]))
+		if hwc {
+			C.hw_chw_to_hwc_u8((*C.uint8_t)(&(*xq)[0]), C.int(pn.C), C.int(hw), (*C.uint8_t)(&(*xt)[0]))
+		}
 		for g := 0; g < pn.Groups; g++ {
-			C.hw_im2col_u8((*C.uint8_t)(&(*xq)[g*cg*hw]), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
-				C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
-				C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]))
-			if err := QGemm(pix, kg, kk, *col, kk, q.Q[g*kg*kk:(g+1)*kg*kk], kk, (*acc)[g*kg*pix:], 1, pix, threads); err != nil {
+			if hwc {
+				C.hw_im2col_hwc_u8((*C.uint8_t)(&(*xt)[0]), C.int(pn.C), C.int(g*cg), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
+					C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
+					C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]))
+			} else {
+				C.hw_im2col_u8((*C.uint8_t)(&(*xq)[g*cg*hw]), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
+					C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
+					C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]))
+			}
+			if err := QGemm(pix, kg, kk, *col, kk, wq[g*kg*kk:(g+1)*kg*kk], kk, (*acc)[g*kg*pix:], 1, pix, threads); err != nil {
 				return fmt.Errorf("%s: %w", kernel, err)
 			}
 		}
-		C.hw_qepilogue(C.int(pn.K), C.int(pix), (*C.int32_t)(&(*acc)[0]), C.long(pix), 1, (*C.int32_t)(&sums[0]), C.int(q.InZero),
+		C.hw_qepilogue(C.int(pn.K), C.int(pix), (*C.int32_t)(&(*acc)[0]), C.long(pix), 1, (*C.int32_t)(&prep.sums[0]), C.int(q.InZero),
 			C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[img*pn.K*pix]))
 	}
 	return nil

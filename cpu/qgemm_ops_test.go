@@ -98,14 +98,20 @@ func TestQLinearQConvMatchReference(t *testing.T) {
 	})
 }
 
-func TestQuantRowSumsFollowWeights(t *testing.T) {
+func TestPrepareQuantFollowsWeights(t *testing.T) {
 	q := &accel.QuantWeights{Bits: 8, Q: []int8{1, 2, 3, 4}, Scale: []float32{1, 1}, InScale: 1}
-	if s := quantRowSums(q, 2, 2); s[0] != 3 || s[1] != 7 {
+	if s := prepareQuant(q, 2, 2, 1, 1).sums; s[0] != 3 || s[1] != 7 {
 		t.Fatalf("row sums %v", s)
 	}
 	q.Q = []int8{-1, -1, 5, 5} // a new slice invalidates the cache
-	if s := quantRowSums(q, 2, 2); s[0] != -2 || s[1] != 10 {
+	if s := prepareQuant(q, 2, 2, 1, 1).sums; s[0] != -2 || s[1] != 10 {
 		t.Fatalf("row sums after replacing Q: %v", s)
+	}
+	// One filter of 2 channels × 1×2 taps: (c, kx) order → (kx, c).
+	q.Q = []int8{1, 2, 3, 4}
+	p := prepareQuant(q, 1, 4, 1, 2)
+	if want := []int8{1, 3, 2, 4}; fmt.Sprint(p.hwc) != fmt.Sprint(want) {
+		t.Fatalf("channels-last weights %v, want %v", p.hwc, want)
 	}
 }
 
@@ -144,6 +150,7 @@ func TestQKernelsBadInput(t *testing.T) {
 // same LeNet-5 shapes, batch 1 and 64, one thread: the int8 target is ≥ 2×.
 func BenchmarkQConvVsFP32(b *testing.B) {
 	r := rand.New(rand.NewPCG(9, 9))
+	k1 := NewKernels(1)
 	type shape struct {
 		name string
 		conv accel.ConvParams
@@ -164,11 +171,10 @@ func BenchmarkQConvVsFP32(b *testing.B) {
 			}
 		})
 		b.Run("fp32/"+s.name, func(b *testing.B) {
-			if err := fp32Conv(s.conv, x, w, y); err != nil {
-				b.Skip(err) // E2's Conv2D not built yet
-			}
 			for b.Loop() {
-				fp32Conv(s.conv, x, w, y)
+				if err := k1.Conv2D(s.conv, x, w, nil, accel.ActReLU, y); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
@@ -192,8 +198,4 @@ func BenchmarkQConvVsFP32(b *testing.B) {
 			}
 		})
 	}
-}
-
-func fp32Conv(p accel.ConvParams, x, w, y []float32) error {
-	return fmt.Errorf("TODO")
 }
