@@ -16,6 +16,9 @@ import (
 // workerEnv makes the test binary act as `hwnas worker` (see TestMain).
 const workerEnv = "HWNAS_SEARCH_TEST_WORKER"
 
+// TestMain lets the test binary act as a worker (workerEnv, checked
+// first: workers inherit the coordinator's environment) or as a search
+// coordinator (coordEnv) for the real-process tests.
 func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
 		if err := ServeWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
@@ -24,7 +27,18 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	if spec := os.Getenv(coordEnv); spec != "" {
+		if err := runTestCoordinator(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "coordinator:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	code := m.Run()
+	if miniDir != "" {
+		os.RemoveAll(miniDir)
+	}
+	os.Exit(code)
 }
 
 // testWorker is the command that runs this test binary as a worker.

@@ -133,6 +133,9 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 	if err != nil {
 		return nil, fmt.Errorf("trial %d: training: %w", spec.Trial, err)
 	}
+	if err := checkFinite(m); err != nil {
+		return nil, err
+	}
 	res := &TrialResult{Trial: spec.Trial, Recipe: spec.Recipe}
 	if n := len(tr.Epochs); n > 0 {
 		res.FinalLoss = tr.Epochs[n-1].TrainLoss
@@ -165,6 +168,20 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 		return nil, fmt.Errorf("trial %d: %w", spec.Trial, err)
 	}
 	return res, nil
+}
+
+// checkFinite fails with FailNaN when a parameter or buffer of m is NaN
+// or infinite: the loss can stay finite (a ReLU maps NaN to 0) while the
+// weights are already ruined.
+func checkFinite(m *nas.Model) error {
+	for _, p := range m.Tensors() {
+		for _, v := range p.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return &TrialError{FailNaN, fmt.Sprintf("%s holds %v after training", p.Name, v)}
+			}
+		}
+	}
+	return nil
 }
 
 // compressModel applies the spec's recipe to m and returns the encoded

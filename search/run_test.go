@@ -1,0 +1,249 @@
+package search
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"hwnas/accel"
+	"hwnas/store"
+)
+
+// coordEnv makes the test binary run a search coordinator (see
+// TestMain): HWNAS_SEARCH_TEST_COORD=db,study,data,trials.
+const coordEnv = "HWNAS_SEARCH_TEST_COORD"
+
+// fastLatency keeps measurements short in tests (still ≥ 30 runs).
+var fastLatency = accel.LatencyOptions{Warmup: 2, MinRuns: 30, MinTime: time.Millisecond, MaxTime: time.Second}
+
+func testConfig(dataDir, strategy string) StudyConfig {
+	return StudyConfig{Strategy: strategy, Seed: 3, Device: "cpu", Data: dataDir, Epochs: 1, Subset: 300,
+		Reward: RewardConfig{Mode: RewardSoft, LatencyTargetNs: int64(50 * time.Microsecond)},
+		Batch:  1, Latency: fastLatency, Threads: 1}
+}
+
+func testOptions(t *testing.T, db *store.DB, study string, cfg StudyConfig, trials int) Options {
+	return Options{DB: db, Study: study, Config: cfg, Trials: trials, Worker: testWorker(t),
+		WorkerEnv: []string{workerEnv + "=1"}, Limits: WorkerLimits{Timeout: 2 * time.Minute, MemoryBytes: 4 << 30}}
+}
+
+func openDB(t *testing.T, path string) *store.DB {
+	t.Helper()
+	db, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// checkTrials asserts the study's trials are numbered 0..n−1 without gaps
+// or duplicates, none is pending or running, and returns them.
+func checkTrials(t *testing.T, db *store.DB, study string, n int) []store.Trial {
+	t.Helper()
+	ctx := context.Background()
+	st, err := db.GetStudy(ctx, study)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trials, err := db.ListTrials(ctx, st.ID, store.TrialFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trials) != n {
+		t.Fatalf("%d trials, want %d", len(trials), n)
+	}
+	for i, tr := range trials {
+		if tr.Number != i {
+			t.Fatalf("trial %d has number %d", i, tr.Number)
+		}
+		if tr.Status != store.Done && tr.Status != store.Failed {
+			t.Fatalf("trial %d is %s", i, tr.Status)
+		}
+	}
+	if err := db.IntegrityCheck(); err != nil {
+		t.Fatal(err)
+	}
+	return trials
+}
+
+// TestRunRecordsTrialsAndResumes runs a tiny real search (worker
+// processes, SQLite), with a forced crash and NaN on two trials, then
+// extends it: numbers continue, nothing is lost, the per-op table fills.
+func TestRunRecordsTrialsAndResumes(t *testing.T) {
+	dir := miniMNIST(t)
+	path := filepath.Join(t.TempDir(), "hwnas.db")
+	db := openDB(t, path)
+	ctx := context.Background()
+	o := testOptions(t, db, "s", testConfig(dir, "rl"), 4)
+	o.WorkerEnv = append(o.WorkerEnv, FaultEnv+"=crash@1")
+	var progress []Progress
+	o.Progress = func(p Progress) { progress = append(progress, p) }
+	sum, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Done != 4 || sum.Failed != 1 || sum.Resumed || len(progress) != 4 || progress[3].Done != 4 {
+		t.Fatalf("summary %+v, %d progress calls", sum, len(progress))
+	}
+	trials := checkTrials(t, db, "s", 4)
+	if trials[1].Status != store.Failed || !strings.Contains(trials[1].Error, "crash") || !strings.Contains(trials[1].Error, "forced worker fault") {
+		t.Fatalf("trial 1: %s %q", trials[1].Status, trials[1].Error)
+	}
+	for _, i := range []int{0, 2, 3} {
+		tr := trials[i]
+		if tr.Status != store.Done || tr.Metrics == nil || len(tr.Latencies) != 1 {
+			t.Fatalf("trial %d: %+v", i, tr)
+		}
+		m, l := tr.Metrics, tr.Latencies[0]
+		if m.ValAccuracy < 0 || m.ValAccuracy > 1 || !m.HasTest || m.CompressedBytes <= 0 || m.Reward <= 0 || l.Stats.Runs < 30 || l.Stats.Median <= 0 {
+			t.Fatalf("trial %d: metrics %+v latency %+v", i, m, l)
+		}
+		want, _ := Reward{RewardSoft, 50 * time.Microsecond, 0}.Compute(m.ValAccuracy, l.Stats.Median, m.CompressedBytes)
+		if m.Reward != want {
+			t.Fatalf("trial %d: reward %v, want %v", i, m.Reward, want)
+		}
+		if w, err := db.TrialWeights(ctx, tr.ID); err != nil || len(w) == 0 {
+			t.Fatalf("trial %d weights: %d bytes, %v", i, len(w), err)
+		}
+	}
+	st, _ := db.GetStudy(ctx, "s")
+	if st.Status != store.StudyDone {
+		t.Fatalf("study status %s", st.Status)
+	}
+	table, err := db.OpLatencies(ctx, trials[0].Latencies[0].Device.Fingerprint)
+	if err != nil || len(table) == 0 {
+		t.Fatalf("per-op table: %d entries, %v", len(table), err)
+	}
+	ck, err := db.LatestCheckpoint(ctx, st.ID)
+	if err != nil || ck.Step != 4 {
+		t.Fatalf("checkpoint step %d, %v", ck.Step, err)
+	}
+	// Extend the budget; a NaN fault on trial 5 fails only that trial.
+	o = testOptions(t, db, "s", StudyConfig{}, 6)
+	o.WorkerEnv = append(o.WorkerEnv, FaultEnv+"=nan@5")
+	sum, err = Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Resumed || sum.Done != 6 || sum.Failed != 2 {
+		t.Fatalf("resumed summary %+v", sum)
+	}
+	trials = checkTrials(t, db, "s", 6)
+	if trials[4].Status != store.Done || trials[5].Status != store.Failed || !strings.HasPrefix(trials[5].Error, FailNaN) {
+		t.Fatalf("trials 4, 5: %s, %s %q", trials[4].Status, trials[5].Status, trials[5].Error)
+	}
+}
+
+// TestRunSurvivesSIGKILL kills a coordinator process with SIGKILL while
+// a trial is running, then resumes: the running trial is re-run, no
+// number is duplicated or lost, nothing is left running, and SQLite's
+// integrity check passes.
+func TestRunSurvivesSIGKILL(t *testing.T) {
+	dir := miniMNIST(t)
+	path := filepath.Join(t.TempDir(), "hwnas.db")
+	ctx := context.Background()
+	cmd := exec.Command(testWorker(t)[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), coordEnv+"="+strings.Join([]string{path, "k", dir, "50"}, ","))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until at least two trials are done and a third is running.
+	ro := waitForDB(t, path)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no running trial after two finished ones")
+		}
+		st, err := ro.GetStudy(ctx, "k")
+		if err == nil {
+			trials, err := ro.ListTrials(ctx, st.ID, store.TrialFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done, running := 0, 0
+			for _, tr := range trials {
+				switch tr.Status {
+				case store.Done, store.Failed:
+					done++
+				case store.Running:
+					running++
+				}
+			}
+			if done >= 2 && running == 1 {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	ro.Close()
+	db := openDB(t, path)
+	st, _ := db.GetStudy(ctx, "k")
+	before, _ := db.ListTrials(ctx, st.ID, store.TrialFilter{})
+	finished := map[int]store.TrialStatus{}
+	for _, tr := range before {
+		if tr.Status == store.Done || tr.Status == store.Failed {
+			finished[tr.Number] = tr.Status
+		}
+	}
+	n := len(before) + 1
+	o := testOptions(t, db, "k", StudyConfig{}, n)
+	sum, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Resumed || sum.Requeued != 1 {
+		t.Fatalf("resume summary %+v", sum)
+	}
+	after := checkTrials(t, db, "k", n)
+	for num, status := range finished {
+		if after[num].Status != status {
+			t.Fatalf("trial %d was %s before the kill, %s after", num, status, after[num].Status)
+		}
+	}
+	if after[len(before)-1].Attempts < 2 {
+		t.Fatalf("the trial running at the kill has %d attempts", after[len(before)-1].Attempts)
+	}
+}
+
+func waitForDB(t *testing.T, path string) *store.DB {
+	t.Helper()
+	for i := 0; i < 600; i++ {
+		if db, err := store.OpenReadOnly(path); err == nil {
+			return db
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("database never appeared")
+	return nil
+}
+
+// runTestCoordinator is the body of the coordinator child process.
+func runTestCoordinator(spec string) error {
+	parts := strings.Split(spec, ",")
+	trials, _ := strconv.Atoi(parts[3])
+	db, err := store.Open(parts[0])
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	exe, _ := os.Executable()
+	o := Options{DB: db, Study: parts[1], Config: testConfig(parts[2], "evolution"), Trials: trials,
+		Worker: []string{exe}, WorkerEnv: []string{workerEnv + "=1"}, Limits: WorkerLimits{Timeout: time.Minute}}
+	_, err = Run(context.Background(), o)
+	return err
+}
+
+
