@@ -245,5 +245,3 @@ func runTestCoordinator(spec string) error {
 	_, err = Run(context.Background(), o)
 	return err
 }
-
-
