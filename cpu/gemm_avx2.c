@@ -1,10 +1,12 @@
-/* AVX2 + FMA SGEMM level: 6×16 register tile (12 ymm accumulators). */
+/* AVX2 + FMA SGEMM level: 6×16 register tile (12 ymm accumulators), A and
+ * untransposed B read in place (see gemm_impl.h). */
 #include "gemm_kernels.h"
 #include "isa.h"
 
 #if HW_X86
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
+#include "gemm_x86.h"
 
 #define GEMM_MR 6
 #define GEMM_NR 16
@@ -42,22 +44,34 @@ static inline void store_row(float *ci, __m256 x0, __m256 x1, __m256 va, float b
     }
 }
 
-static inline void ukr_avx2(int kc, const float *restrict a, const float *restrict b,
-                            float *restrict c, long ldc, float alpha, float beta, int mr, int nr)
+/* ukr_direct (see gemm_impl.h): A(i,p) = a[i·rsa + p·csa] broadcast in
+ * place, B(p,j) = b[p·ldb + j]; rows past mr alias row 0, columns past nr
+ * are masked off, so nothing outside the operands is read. */
+static inline __attribute__((always_inline)) void ukr_direct_body(
+    int kc, const float *a, long rsa, long csa, const float *b, long ldb,
+    float *c, long ldc, float alpha, float beta, int mr, int nr, int full)
 {
+    const float *a0 = a, *a1 = a + (mr > 1 ? rsa : 0), *a2 = a + (mr > 2 ? 2 * rsa : 0);
+    const float *a3 = a + (mr > 3 ? 3 * rsa : 0), *a4 = a + (mr > 4 ? 4 * rsa : 0), *a5 = a + (mr > 5 ? 5 * rsa : 0);
+    __m256i k0 = mask8(nr), k1 = mask8(nr - 8);
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-#pragma GCC unroll 4
+    long off = 0;
     for (int p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), av;
-        av = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
-        a += GEMM_MR;
-        b += GEMM_NR;
+        __m256 b0, b1, av;
+        if (full) {
+            b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        } else {
+            b0 = _mm256_maskload_ps(b, k0), b1 = _mm256_maskload_ps(b + 8, k1);
+        }
+        av = _mm256_broadcast_ss(a0 + off); c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a1 + off); c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a2 + off); c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a3 + off); c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(a4 + off); c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(a5 + off); c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
+        off += csa;
+        b += ldb;
     }
     __m256 va = _mm256_set1_ps(alpha);
     store_row(c, c00, c01, va, beta, nr);
@@ -68,10 +82,21 @@ static inline void ukr_avx2(int kc, const float *restrict a, const float *restri
     if (mr > 5) store_row(c + 5 * ldc, c50, c51, va, beta, nr);
 }
 
+static void ukr_direct(int kc, const float *a, long rsa, long csa, const float *b, long ldb,
+                       float *c, long ldc, float alpha, float beta, int mr, int nr)
+{
+    if (nr == GEMM_NR)
+        ukr_direct_body(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, mr, nr, 1);
+    else
+        ukr_direct_body(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, mr, nr, 0);
+}
+
 #define GEMM_KC 384
 #define GEMM_MC 1020
 #define GEMM_NC 512
-#define GEMM_UKR ukr_avx2
+#define GEMM_PACKB_T(b, ldb, kc, nc, dst) packB_trans_x86(b, ldb, kc, nc, GEMM_NR, dst)
+#define GEMM_DIRECT_UKR ukr_direct
+#define GEMM_INPLACE_B_M 18
 #define GEMM_NAME hw_sgemm_avx2
 #include "gemm_impl.h"
 

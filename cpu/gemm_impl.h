@@ -10,8 +10,9 @@
  * and may define
  *   GEMM_PACKB_T(b, ldb, kc, nc, dst)   a faster packing of transposed B
  *   GEMM_DIRECT_UKR    a micro-kernel that reads A in place and B in place
- *       or packed (signature of ukr_direct below); the driver then packs
- *       only transposed B and never A
+ *       or packed (signature of ukr_direct below); the driver then never
+ *       packs A, and packs B unless it is untransposed and m <=
+ *       GEMM_INPLACE_B_M (default 0)
  *   GEMM_DOT_M, GEMM_DOT                for m <= GEMM_DOT_M, A not and B
  *       transposed (A·Bsᵀ, rows of both contiguous along k): dot products,
  *       the shape of a fully connected layer at batch 1
@@ -37,7 +38,6 @@
  *   c[i][j] = alpha·Σ_p a[p][i]·b[p][j] + beta·c[i][j]   (c not read if beta == 0)
  * with a packed as kc×GEMM_MR and b as kc×GEMM_NR. */
 
-#ifndef GEMM_DIRECT_UKR
 static void GEMM_CAT(GEMM_NAME, _packA)(int transA, const float *a, long lda, int mc, int kc, float *restrict dst)
 {
     for (int i0 = 0; i0 < mc; i0 += GEMM_MR) {
@@ -70,7 +70,6 @@ static void GEMM_CAT(GEMM_NAME, _packA)(int transA, const float *a, long lda, in
         dst += (long)kc * GEMM_MR;
     }
 }
-#endif
 
 static void GEMM_CAT(GEMM_NAME, _packB)(int transB, const float *b, long ldb, int kc, int nc, float *restrict dst)
 {
@@ -129,40 +128,60 @@ int GEMM_NAME(int transA, int transB, int m, int n, int k, float alpha,
 #ifdef GEMM_DIRECT_UKR
     /* ukr_direct(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, mr, nr):
      * the micro-kernel with A(i,p) at a[i·rsa + p·csa] and B(p,j) at
-     * b[p·ldb + j]. A is read in place (its MR broadcasts per step of k
-     * are cheap from any layout, and packing it is a slow transpose); B is
-     * read in place when stored k×n and packed only when transposed. Loops:
-     * pc over k by KC, jc over n by NC (pack B if transposed), jr by NR (the
-     * B sliver stays in L2 / L1), ir over all m by MR. */
-    long rsa = transA ? 1 : lda, csa = transA ? lda : 1;
-    float *bp = NULL;
-    if (transB) {
-        int kcap = k < GEMM_KC ? k : GEMM_KC;
-        int ncap = n < GEMM_NC ? n : GEMM_NC;
-        bp = aligned_alloc(64, (size_t)((ncap + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * kcap * sizeof(float));
-        if (!bp)
+     * b[p·ldb + j]. A stored m×k is read in place: its MR broadcasts per
+     * step of k come from MR sequential row streams, and packing it would
+     * be a slow transpose. Transposed A is packed (a plain copy of MR
+     * floats per step), since in place its MR values share one cache line
+     * per step and a power-of-two lda maps all of them to one cache set.
+     * B is read in place when stored k×n and m is small (it is reused too
+     * few times to repay packing), packed otherwise, for the same reason.
+     * Loops: pc over k by KC, ic over m by MC (pack A), jc over n by NC
+     * (pack B), jr by NR (the B sliver stays in L1/L2), ir by MR. */
+#ifndef GEMM_INPLACE_B_M
+#define GEMM_INPLACE_B_M 0
+#endif
+    int packb = transB || m > GEMM_INPLACE_B_M;
+    int mcap = m < GEMM_MC ? m : GEMM_MC;
+    int kcap = k < GEMM_KC ? k : GEMM_KC;
+    int ncap = n < GEMM_NC ? n : GEMM_NC;
+    size_t asz = transA ? (size_t)((mcap + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * kcap : 0;
+    size_t bsz = packb ? (size_t)((ncap + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * kcap : 0;
+    asz = (asz + 15) & ~(size_t)15; /* keep B 64-byte aligned */
+    float *buf = NULL;
+    if (asz + bsz > 0) {
+        buf = aligned_alloc(64, (asz + bsz) * sizeof(float));
+        if (!buf)
             return -1;
     }
+    float *ap = buf, *bp = buf + asz;
     for (int pc = 0; pc < k; pc += GEMM_KC) {
         int kc = k - pc < GEMM_KC ? k - pc : GEMM_KC;
         float bet = pc == 0 ? beta : 1.0f;
-        for (int jc = 0; jc < n; jc += GEMM_NC) {
-            int nc = n - jc < GEMM_NC ? n - jc : GEMM_NC;
-            if (transB)
-                GEMM_CAT(GEMM_NAME, _packB)(1, b + (long)jc * ldb + pc, ldb, kc, nc, bp);
-            for (int jr = 0; jr < nc; jr += GEMM_NR) {
-                int nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
-                const float *bs = transB ? bp + (long)jr * kc : b + (long)pc * ldb + jc + jr;
-                long bld = transB ? GEMM_NR : ldb;
-                for (int ir = 0; ir < m; ir += GEMM_MR) {
-                    int mr = m - ir < GEMM_MR ? m - ir : GEMM_MR;
-                    GEMM_DIRECT_UKR(kc, a + ir * rsa + (long)pc * csa, rsa, csa, bs, bld,
-                                    c + (long)ir * ldc + jc + jr, ldc, alpha, bet, mr, nr);
+        for (int ic = 0; ic < m; ic += GEMM_MC) {
+            int mc = m - ic < GEMM_MC ? m - ic : GEMM_MC;
+            if (transA)
+                GEMM_CAT(GEMM_NAME, _packA)(1, a + (long)pc * lda + ic, lda, mc, kc, ap);
+            for (int jc = 0; jc < n; jc += GEMM_NC) {
+                int nc = n - jc < GEMM_NC ? n - jc : GEMM_NC;
+                if (packb)
+                    GEMM_CAT(GEMM_NAME, _packB)(transB, transB ? b + (long)jc * ldb + pc : b + (long)pc * ldb + jc, ldb, kc, nc, bp);
+                for (int jr = 0; jr < nc; jr += GEMM_NR) {
+                    int nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+                    const float *bs = packb ? bp + (long)jr * kc : b + (long)pc * ldb + jc + jr;
+                    long bld = packb ? GEMM_NR : ldb;
+                    for (int ir = 0; ir < mc; ir += GEMM_MR) {
+                        int mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
+                        float *ct = c + (long)(ic + ir) * ldc + jc + jr;
+                        if (transA)
+                            GEMM_DIRECT_UKR(kc, ap + (long)ir * kc, 1, GEMM_MR, bs, bld, ct, ldc, alpha, bet, mr, nr);
+                        else
+                            GEMM_DIRECT_UKR(kc, a + (long)(ic + ir) * lda + pc, lda, 1, bs, bld, ct, ldc, alpha, bet, mr, nr);
+                    }
                 }
             }
         }
     }
-    free(bp);
+    free(buf);
     return 0;
 #else
     int mcap = m < GEMM_MC ? m : GEMM_MC;
