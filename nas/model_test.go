@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"hwnas/accel"
 	"hwnas/accel/ref"
 )
 
@@ -47,9 +48,15 @@ func trainLoss(t *testing.T, m *Model, x []float32, labels []int32) (float64, []
 
 // gradCheck compares every parameter's analytic gradient at a few
 // positions with central finite differences of the training loss.
-func gradCheck(t *testing.T, a *Arch, n int) {
+func gradCheck(t *testing.T, a *Arch, n int) { gradCheckK(t, a, n, nil) }
+
+// gradCheckK is gradCheck on the kernels k (nil: the reference kernels).
+func gradCheckK(t *testing.T, a *Arch, n int, k accel.Kernels) {
 	t.Helper()
 	m := testModel(t, a, 7)
+	if k != nil {
+		m.Kernels = k
+	}
 	r := rand.New(rand.NewPCG(1, 2))
 	// Zero biases put ReLU inputs exactly at the kink (a zero input plus a
 	// zero bias), where finite differences are meaningless: perturb them.
