@@ -7,13 +7,17 @@ import (
 	"hwnas/nas/compress"
 )
 
-// TestFP32MatchesHwnas exports every fp32 model kind, checks each file with
-// the ONNX checker, and compares onnxruntime's logits with hwnas's host
-// program on the same 100 MNIST test images: max |Δ| ≤ 1e-4.
+// TestFP32MatchesHwnas exports every fp32 model kind (the built-in LeNet-5
+// and LeNet-300-100 and nas.Builder's compact blocks lowered by nas.Lower,
+// a 75%-channel-pruned LeNet-5, a low-rank LeNet-300-100, and hand-built
+// plans covering every op kind), checks each file with the ONNX checker,
+// and compares onnxruntime's logits with hwnas's cpu backend on the same
+// 100 MNIST test images: max |Δ| ≤ 1e-4.
 func TestFP32MatchesHwnas(t *testing.T) {
 	const n, tol = 100, 1e-4
 	set := mnist(t, n)
-	plans := []*accel.Plan{lenet5Plan(1, 1), lenet300Plan(2), lenet5Plan(3, 0.25), lowRankPlan(t, 4)}
+	plans := []*accel.Plan{builtinPlan(t, "lenet5", 1), builtinPlan(t, "lenet300", 2), lenet5Plan(3, 0.25), lowRankPlan(t, 4)}
+	plans = append(plans, blockModels(t)...)
 	plans = append(plans, compactPlans()...)
 	dir := t.TempDir()
 	var paths []string

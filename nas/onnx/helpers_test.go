@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"hwnas/accel"
-	"hwnas/accel/ref"
+	_ "hwnas/cpu" // the "cpu" backend
 	"hwnas/nas/data"
 )
 
@@ -77,10 +77,16 @@ func runAll(t testing.TB, prog accel.Program, in []float32, n int) []float32 {
 	return out
 }
 
-// hwnasOutputs runs p with hwnas's host program on the reference kernels.
+// hwnasOutputs runs p on hwnas's cpu backend (one thread), the C kernels
+// hwnas measures and deploys with, int8 and sparse ones included.
 func hwnasOutputs(t testing.TB, p *accel.Plan, in []float32, n, batch int) []float32 {
 	t.Helper()
-	prog, err := accel.NewHostProgram(ref.Kernels{}, p, batch)
+	b, err := accel.Open("cpu", accel.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	prog, err := b.Compile(p, batch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,8 +90,8 @@ func TestInt8MatchesHwnas(t *testing.T) {
 		plan *accel.Plan
 		n    int // test images compared
 	}{
-		{lenet300Plan(2), 10000},
-		{lenet5Plan(1, 1), 200},
+		{builtinPlan(t, "lenet300", 2), 10000},
+		{builtinPlan(t, "lenet5", 1), 10000},
 	}
 	cal := calibration(t, 200)
 	dir := t.TempDir()

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strings"
+	"testing"
 
 	"hwnas/accel"
+	"hwnas/nas"
 )
 
 // planBuilder assembles accel.Plans with He-initialised random weights for
@@ -180,12 +183,11 @@ func blockPlan(name string, seed int64, block func(b *planBuilder, x int) int) *
 	return b.done(b.linear("classifier", b.gap(x), 10, accel.ActNone, true))
 }
 
-// compactPlans are one model per compact block of the design (SqueezeNet
-// fire, MobileNet depthwise-separable, MobileNetV2 inverted residual,
-// ShuffleNet unit, ShuffleNetV2 unit), covering every remaining op kind:
-// unfolded batch norm, standalone activations, average pooling with
-// padding, hard-swish, ReLU6, grouped and depthwise convolution, residual
-// Add, Concat, Split and channel shuffle.
+// compactPlans are hand-built plans shaped like the compact blocks, written
+// to cover every op kind and form a plan may hold, including those
+// nas.Lower rarely emits: unfolded batch norm, standalone activations,
+// average pooling with padding, hard-swish, ReLU6, grouped and depthwise
+// convolution, residual Add, Concat, Split and channel shuffle.
 func compactPlans() []*accel.Plan {
 	return []*accel.Plan{
 		blockPlan("fire", 11, func(b *planBuilder, x int) int {
@@ -222,4 +224,79 @@ func compactPlans() []*accel.Plan {
 			return b.shuffle(b.concat(halves[0], r), 2)
 		}),
 	}
+}
+
+// lowered builds a model of arch with seeded He weights, random biases and
+// random batch-norm statistics (so that folding changes the weights), and
+// lowers it with nas.Lower, as hwnas runs and exports trained models.
+func lowered(t testing.TB, a *nas.Arch, seed uint64) *accel.Plan {
+	t.Helper()
+	m, err := nas.NewModel(a, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewSource(int64(seed)))
+	for _, p := range append(append([]*nas.Param(nil), m.Params...), m.Buffers...) {
+		kind := p.Name[strings.LastIndex(p.Name, ".")+1:]
+		for i := range p.Data {
+			switch kind {
+			case "b", "beta", "mean":
+				p.Data[i] = float32(r.NormFloat64() * 0.1)
+			case "gamma":
+				p.Data[i] = float32(1 + r.NormFloat64()*0.2)
+			case "var":
+				p.Data[i] = float32(0.5 + r.Float64())
+			}
+		}
+	}
+	p, err := nas.Lower(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// builtinPlan lowers a built-in architecture.
+func builtinPlan(t testing.TB, name string, seed uint64) *accel.Plan {
+	t.Helper()
+	a, err := nas.BuiltinArch(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lowered(t, a, seed)
+}
+
+// blockModels are nas.Builder's compact blocks (SqueezeNet fire, MobileNet
+// depthwise-separable, MobileNetV2 inverted residual, ShuffleNet and
+// ShuffleNetV2 units at strides 1 and 2) between a stride-2 conv+BN stem
+// and a global-average-pool classifier, lowered with nas.Lower.
+func blockModels(t testing.TB) []*accel.Plan {
+	t.Helper()
+	blocks := []struct {
+		name  string
+		build func(b *nas.Builder)
+	}{
+		{"fire", func(b *nas.Builder) { b.Fire(8, 12, 12) }},
+		{"depthwise-separable", func(b *nas.Builder) { b.DepthwiseSeparable(24, 1, "relu6") }},
+		{"inverted-residual", func(b *nas.Builder) { b.InvertedResidual(16, 4, 3, 1, "hardswish") }},
+		{"inverted-residual-s2", func(b *nas.Builder) { b.InvertedResidual(24, 6, 3, 2, "relu6") }},
+		{"shuffle-unit", func(b *nas.Builder) { b.ShuffleUnit(16, 4, 1) }},
+		{"shuffle-unit-s2", func(b *nas.Builder) { b.ShuffleUnit(32, 4, 2) }},
+		{"shufflev2-unit", func(b *nas.Builder) { b.ShuffleV2Unit(16, 1) }},
+		{"shufflev2-unit-s2", func(b *nas.Builder) { b.ShuffleV2Unit(32, 2) }},
+	}
+	var plans []*accel.Plan
+	for i, bl := range blocks {
+		b := nas.NewBuilder("nas-"+bl.name, []int{1, 28, 28}, 10)
+		b.ConvBN(16, 3, 2, 1, "relu")
+		bl.build(b)
+		b.GAP()
+		b.Linear(10, "")
+		a, err := b.Build()
+		if err != nil {
+			t.Fatalf("%s: %v", bl.name, err)
+		}
+		plans = append(plans, lowered(t, a, uint64(20+i)))
+	}
+	return plans
 }
