@@ -9,14 +9,14 @@ import (
 
 // TestFP32MatchesHwnas exports every fp32 model kind (the built-in LeNet-5
 // and LeNet-300-100 and nas.Builder's compact blocks lowered by nas.Lower,
-// a 75%-channel-pruned LeNet-5, a low-rank LeNet-300-100, and hand-built
-// plans covering every op kind), checks each file with the ONNX checker,
+// LeNet-5 with 75% of its channels removed and LeNet-300-100 factorised by
+// package compress, and hand-built plans covering every op kind), checks each file with the ONNX checker,
 // and compares onnxruntime's logits with hwnas's cpu backend on the same
 // 100 MNIST test images: max |Δ| ≤ 1e-4.
 func TestFP32MatchesHwnas(t *testing.T) {
 	const n, tol = 100, 1e-4
 	set := mnist(t, n)
-	plans := []*accel.Plan{builtinPlan(t, "lenet5", 1), builtinPlan(t, "lenet300", 2), lenet5Plan(3, 0.25), lowRankPlan(t, 4)}
+	plans := []*accel.Plan{builtinPlan(t, "lenet5", 1), builtinPlan(t, "lenet300", 2), prunedLeNet5(t, 3), lowRankLeNet300(t, 4), lowRankPlan(t, 5)}
 	plans = append(plans, blockModels(t)...)
 	plans = append(plans, compactPlans()...)
 	dir := t.TempDir()

@@ -100,12 +100,13 @@ func TestMixedRecipe(t *testing.T) {
 	compareQuantized(t, p, model, set.Images, n, want)
 }
 
-// TestPrunedFileShrinks: a 75%-channel-pruned LeNet-5 (a quarter of the
-// filters and hidden units) has about 1/15 of the parameters, and its file
-// shrinks with them: file bytes per parameter stay within 2% of 4.
+// TestPrunedFileShrinks: LeNet-5 with 75% of its channels removed
+// (compress.RemoveChannels: a quarter of the filters and hidden units) has
+// about 1/15 of the parameters, and its file shrinks with them: file bytes
+// per parameter stay within 2% of 4.
 func TestPrunedFileShrinks(t *testing.T) {
 	dir := t.TempDir()
-	for _, p := range []*accel.Plan{lenet5Plan(1, 1), lenet5Plan(1, 0.25)} {
+	for _, p := range []*accel.Plan{builtinPlan(t, "lenet5", 1), prunedLeNet5(t, 1)} {
 		_, b, _ := exportFile(t, dir, p, Metadata{})
 		params := 0
 		for _, op := range p.Ops {

@@ -9,6 +9,7 @@ import (
 
 	"hwnas/accel"
 	"hwnas/nas"
+	"hwnas/nas/compress"
 )
 
 // planBuilder assembles accel.Plans with He-initialised random weights for
@@ -299,4 +300,64 @@ func blockModels(t testing.TB) []*accel.Plan {
 		plans = append(plans, lowered(t, a, uint64(20+i)))
 	}
 	return plans
+}
+
+// prunedLeNet5 is the built-in LeNet-5 with 75% of the channels of conv1,
+// conv2 and fc1 removed by filter L1 norm (compress.RemoveChannels, the
+// structured pruning of the compression pipeline), lowered.
+func prunedLeNet5(t testing.TB, seed uint64) *accel.Plan {
+	t.Helper()
+	a, err := nas.BuiltinArch("lenet5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := nas.NewModel(a, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := map[string][]int{}
+	for layer, k := range map[string]int{"conv1": 20, "conv2": 50, "fc1": 500} {
+		scores, err := compress.FilterL1(m.Param(layer+".w").Data, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keep[layer], err = compress.KeepChannels(scores, 0.75, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pm, err := compress.RemoveChannels(m, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm.Arch.Name = "lenet5-pruned75"
+	p, err := nas.Lower(pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// lowRankLeNet300 is the built-in LeNet-300-100 with fc1 and fc2 factorised
+// at a tenth of their full rank (compress.Factorize), lowered.
+func lowRankLeNet300(t testing.TB, seed uint64) *accel.Plan {
+	t.Helper()
+	a, err := nas.BuiltinArch("lenet300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := nas.NewModel(a, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, layer := range []string{"fc1", "fc2"} {
+		if m, err = compress.Factorize(m, layer, func(sv []float64) (int, error) { return compress.RankForFraction(len(sv), 0.1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Arch.Name = "lenet300-lowrank"
+	p, err := nas.Lower(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
