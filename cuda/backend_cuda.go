@@ -319,6 +319,11 @@ func (pr *Program) build(arena arenaPlan) error {
 		}
 		consts[i] = p
 	}
+	// Synchronous copies from pageable memory may return before their DMA
+	// lands, and the program's stream does not wait for the null stream.
+	if err := cu.Synchronize(); err != nil {
+		return fmt.Errorf("upload weights: %w", err)
+	}
 	var scratch uintptr
 	if lp.Scratch > 0 {
 		var err error

@@ -402,9 +402,11 @@ extern "C" __global__ void __launch_bounds__(256) shuffle(const float *x, float 
 // and launch.go precomputes rowScale[o] = Scale[o]·InScale and
 // rowCorr[o] = (128 − z)·ΣQ[o].
 
+// The division is in double, rounded half to even, as accel/ref and the
+// CPU kernels quantize, so the integer inputs agree exactly.
 __device__ __forceinline__ int quant_shifted(float v, float s, int z) {
-  int q = __float2int_rn(__fdiv_rn(v, s)) + z;
-  q = min(max(q, 0), 255);
+  const double t = rint((double)v / (double)s);
+  const int q = (int)fmin(fmax(t + z, 0.0), 255.0);
   return q - 128;
 }
 

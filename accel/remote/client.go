@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"hwnas/accel"
@@ -89,15 +90,24 @@ func Start(cfg Config) (*Conn, error) {
 		err = fmt.Errorf("hello %q, want %q", resp.Magic, magic)
 	}
 	if err != nil {
-		cmd.Process.Kill()
-		<-c.waited
 		var fe *frameError
 		var text []byte
 		if errors.As(err, &fe) {
-			// Not our protocol: whatever it printed is the reason.
+			// Not our protocol: whatever it prints until it exits is
+			// the reason (gorgonia.org/cu prints and exits 1).
+			err = errors.New("printed text instead of the protocol's hello")
+			select {
+			case <-c.waited:
+			case <-time.After(2 * time.Second):
+			}
+			cmd.Process.Kill()
+			<-c.waited
 			text = fe.Data
 			rest, _ := io.ReadAll(io.LimitReader(c.stdout, 4096))
 			text = append(text, rest...)
+		} else {
+			cmd.Process.Kill()
+			<-c.waited
 		}
 		c.stdout.Close()
 		return nil, c.failure("did not start", err, text)
@@ -139,8 +149,11 @@ func (c *Conn) call(req *request) (*response, error) {
 		err = readFrame(c.stdout, &resp, maxFrame)
 	}
 	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 			err = errors.New("worker exited")
+		case errors.Is(err, syscall.EPIPE):
+			err = errors.New("worker exited (its stdin is closed)")
 		}
 		c.stdin.Close()
 		c.cmd.Process.Kill()
