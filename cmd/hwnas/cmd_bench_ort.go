@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -29,12 +30,17 @@ type benchOrtOptions struct {
 	Latency accel.LatencyOptions // tests shorten it
 }
 
-// benchOrtOp is one plan op's share of hwnas's time (median over runs).
+// benchOrtOp is one plan op's time in both runtimes: hwnas's median over
+// runs and its share of the sum of hwnas's op medians, and the sum of the
+// medians of the onnxruntime nodes exported from (or fused into) the op,
+// from onnxruntime's profiler (1 µs resolution).
 type benchOrtOp struct {
 	Name     string  `json:"name"`
 	Kind     string  `json:"kind"`
 	MedianUS float64 `json:"median_us"`
-	Share    float64 `json:"share"` // of the sum of op medians
+	Share    float64 `json:"share"`
+	OrtUS    float64 `json:"onnxruntime_us"`
+	index    int     // in the plan
 }
 
 // benchOrtRow is one batch size of `hwnas bench ort`.
@@ -49,8 +55,11 @@ type benchOrtRow struct {
 	OrtPerImageUS   float64 `json:"onnxruntime_per_image_us"`
 	// RoundRatios are the ratios of each round, to show the noise.
 	RoundRatios []float64 `json:"round_ratios"`
-	// Ops is hwnas's time per plan op, largest first.
-	Ops []benchOrtOp `json:"hwnas_ops"`
+	// Ops are the times per plan op, largest hwnas time first.
+	Ops []benchOrtOp `json:"ops"`
+	// OrtOtherUS is onnxruntime's time in nodes of its own (layout
+	// reorders) that belong to no plan op.
+	OrtOtherUS float64 `json:"onnxruntime_other_us"`
 }
 
 // benchOrtReport is the --json output of `hwnas bench ort`.
@@ -179,14 +188,13 @@ func runBenchOrt(ctx context.Context, w io.Writer, opts benchOrtOptions) error {
 	for _, r := range rep.Rows {
 		fmt.Fprintf(w, "batch %4d: hwnas %9.1f µs  onnxruntime %9.1f µs  ratio %.2f×  (per image %.2f / %.2f µs; rounds %s)\n",
 			r.Batch, r.HwnasUS, r.OrtUS, r.Ratio, r.HwnasPerImageUS, r.OrtPerImageUS, fmtRatios(r.RoundRatios))
-		fmt.Fprintf(w, "            hwnas time by op:")
-		for i, op := range r.Ops {
-			if i == 4 {
-				break
-			}
-			fmt.Fprintf(w, " %s %.0f%% (%.1f µs)", op.Name, 100*op.Share, op.MedianUS)
+		fmt.Fprintf(w, "            %-12s %-14s %10s %6s %16s\n", "op", "kind", "hwnas µs", "share", "onnxruntime µs")
+		for _, op := range r.Ops {
+			fmt.Fprintf(w, "            %-12s %-14s %10.1f %5.0f%% %16.1f\n", op.Name, op.Kind, op.MedianUS, 100*op.Share, op.OrtUS)
 		}
-		fmt.Fprintln(w)
+		if r.OrtOtherUS > 0 {
+			fmt.Fprintf(w, "            %-12s %-14s %10s %6s %16.1f\n", "(reorders)", "onnxruntime", "-", "", r.OrtOtherUS)
+		}
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintln(w, "note:", n)
@@ -249,7 +257,57 @@ func raceBatch(backend accel.Backend, plan *accel.Plan, model []byte, batch int,
 	if row.Ops, err = opTimes(prog, plan, in, opts.Latency); err != nil {
 		return row, err
 	}
+	ortOps, other, err := ortOpTimes(plan, model, in, batch, opts)
+	if err != nil {
+		return row, err
+	}
+	for i := range row.Ops {
+		row.Ops[i].OrtUS = ortOps[row.Ops[i].index]
+	}
+	row.OrtOtherUS = other
 	return row, nil
+}
+
+// ortOpTimes profiles onnxruntime on the model (a session of its own, as
+// profiling slows it a little) and returns, per plan op, the sum over the
+// op's nodes of their median kernel time in µs, and the same for the nodes
+// onnxruntime added.
+func ortOpTimes(plan *accel.Plan, model []byte, in []float32, batch int, opts benchOrtOptions) ([]float64, float64, error) {
+	dir, err := os.MkdirTemp("", "hwnas-ort-profile")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer os.RemoveAll(dir)
+	prefix := filepath.Join(dir, "profile")
+	s, err := onnx.NewSession(model, batch, onnx.SessionOptions{Threads: opts.Threads, ProfilePrefix: prefix})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]float32, batch*s.OutputSize())
+	for r := 0; r < max(opts.Latency.MinRuns, 30)+3; r++ {
+		if err := s.Run(in, out); err != nil {
+			s.Close()
+			return nil, 0, err
+		}
+	}
+	if err := s.Close(); err != nil {
+		return nil, 0, err
+	}
+	nodes, err := onnx.ReadProfile(prefix)
+	if err != nil {
+		return nil, 0, err
+	}
+	perOp := make([]float64, len(plan.Ops))
+	other := 0.0
+	for _, n := range nodes {
+		us := float64(medianDuration(n.Times).Nanoseconds()) / 1e3
+		if i := n.PlanOp(plan); i >= 0 {
+			perOp[i] += us
+		} else {
+			other += us
+		}
+	}
+	return perOp, other, nil
 }
 
 // opTimes returns the median time of each plan op over repeated runs,
@@ -277,7 +335,7 @@ func opTimes(prog accel.Program, plan *accel.Plan, in []float32, lo accel.Latenc
 	ops := make([]benchOrtOp, len(plan.Ops))
 	total := 0.0
 	for i := range ops {
-		ops[i] = benchOrtOp{Name: plan.Ops[i].Name, Kind: string(plan.Ops[i].Kind), MedianUS: float64(medianDuration(samples[i]).Nanoseconds()) / 1e3}
+		ops[i] = benchOrtOp{index: i, Name: plan.Ops[i].Name, Kind: string(plan.Ops[i].Kind), MedianUS: float64(medianDuration(samples[i]).Nanoseconds()) / 1e3}
 		total += ops[i].MedianUS
 	}
 	for i := range ops {

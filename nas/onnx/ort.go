@@ -97,6 +97,10 @@ type SessionOptions struct {
 	// OptimizedModelPath, when set, is where onnxruntime writes the graph
 	// after its optimisations (to see which kernels it chose).
 	OptimizedModelPath string
+	// ProfilePrefix, when set, turns on onnxruntime's profiler: when the
+	// session is closed it writes a Chrome-trace JSON file whose name
+	// starts with this prefix (see ReadProfile).
+	ProfilePrefix string
 	// Unoptimized turns onnxruntime's graph optimisations off, so the model
 	// runs node by node as written (QDQ pairs stay float arithmetic
 	// instead of being fused into integer kernels).
@@ -175,6 +179,12 @@ func NewSession(model []byte, batch int, opt SessionOptions) (*Session, error) {
 		func() error {
 			if opt.Threads > 0 {
 				return so.SetIntraOpNumThreads(opt.Threads)
+			}
+			return nil
+		},
+		func() error {
+			if opt.ProfilePrefix != "" {
+				return so.EnableProfiling(opt.ProfilePrefix)
 			}
 			return nil
 		},
