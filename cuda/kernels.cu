@@ -41,8 +41,12 @@ __device__ __forceinline__ float act(float v, int a) {
 template <int BM, int BN, int BK, int TM, int TN, class LA, class LB, class EP>
 __device__ __forceinline__ void gemm_tile(int M, int N, int K, const LA &la, const LB &lb, const EP &ep) {
   constexpr int NT = (BM / TM) * (BN / TN);
-  __shared__ __align__(16) float As[BK][BM];
-  __shared__ __align__(16) float Bs[BK][BN];
+  constexpr int AP = BM * BK / NT, BP = BN * BK / NT; // elements each thread stages
+  static_assert(AP * NT == BM * BK && BP * NT == BN * BK, "tile not divisible by the block");
+  // Rows padded by 4 floats: the transposing stores of k-contiguous
+  // operands then hit 8 different banks, and rows stay 16-byte aligned.
+  __shared__ __align__(16) float As[BK][BM + 4];
+  __shared__ __align__(16) float Bs[BK][BN + 4];
   const int tid = threadIdx.x;
   const int tx = tid % (BN / TN), ty = tid / (BN / TN);
   const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
@@ -53,34 +57,63 @@ __device__ __forceinline__ void gemm_tile(int M, int N, int K, const LA &la, con
     for (int j = 0; j < TN; j++)
       acc[i][j] = 0.f;
 
+  // Element e of a thread's share of the A and B slices.
+  auto a_at = [&](int e, int &m, int &k) {
+    const int x = tid + e * NT;
+    if (LA::KFast) {
+      m = x / BK;
+      k = x % BK;
+    } else {
+      k = x / BM;
+      m = x % BM;
+    }
+  };
+  auto b_at = [&](int e, int &n, int &k) {
+    const int x = tid + e * NT;
+    if (LB::KFast) {
+      n = x / BK;
+      k = x % BK;
+    } else {
+      k = x / BN;
+      n = x % BN;
+    }
+  };
+  // The next slice is read from global memory into registers while the
+  // current one is multiplied out of shared memory.
+  float ra[AP], rb[BP];
+  auto fetch = [&](int k0) {
+#pragma unroll
+    for (int e = 0; e < AP; e++) {
+      int m, k;
+      a_at(e, m, k);
+      const int gm = m0 + m, gk = k0 + k;
+      ra[e] = (gm < M && gk < K) ? la(gm, gk) : 0.f;
+    }
+#pragma unroll
+    for (int e = 0; e < BP; e++) {
+      int n, k;
+      b_at(e, n, k);
+      const int gn = n0 + n, gk = k0 + k;
+      rb[e] = (gn < N && gk < K) ? lb(gk, gn) : 0.f;
+    }
+  };
+  fetch(0);
   for (int k0 = 0; k0 < K; k0 += BK) {
 #pragma unroll
-    for (int e = tid; e < BM * BK; e += NT) {
+    for (int e = 0; e < AP; e++) {
       int m, k;
-      if (LA::KFast) {
-        m = e / BK;
-        k = e % BK;
-      } else {
-        k = e / BM;
-        m = e % BM;
-      }
-      const int gm = m0 + m, gk = k0 + k;
-      As[k][m] = (gm < M && gk < K) ? la(gm, gk) : 0.f;
+      a_at(e, m, k);
+      As[k][m] = ra[e];
     }
 #pragma unroll
-    for (int e = tid; e < BN * BK; e += NT) {
+    for (int e = 0; e < BP; e++) {
       int n, k;
-      if (LB::KFast) {
-        n = e / BK;
-        k = e % BK;
-      } else {
-        k = e / BN;
-        n = e % BN;
-      }
-      const int gn = n0 + n, gk = k0 + k;
-      Bs[k][n] = (gn < N && gk < K) ? lb(gk, gn) : 0.f;
+      b_at(e, n, k);
+      Bs[k][n] = rb[e];
     }
     __syncthreads();
+    if (k0 + BK < K)
+      fetch(k0 + BK);
 #pragma unroll
     for (int k = 0; k < BK; k++) {
       float a[TM], b[TN];
@@ -270,8 +303,10 @@ extern "C" __global__ void __launch_bounds__(256)
   }
   if (lane == 0) {
     const float b = bias ? __ldg(bias + n) : 0.f;
-    for (int m = 0; m < M; m++)
-      y[(i64)m * N + n] = act(acc[m] + b, (int)a);
+#pragma unroll
+    for (int m = 0; m < 8; m++)
+      if (m < M)
+        y[(i64)m * N + n] = act(acc[m] + b, (int)a);
   }
 }
 

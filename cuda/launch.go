@@ -347,6 +347,8 @@ func (b *planBuilder) qgemm(op *accel.Op, c accel.ConvParams) error {
 // rows output channels.
 func checkQuant(q *accel.QuantWeights, nw, rows int) error {
 	switch {
+	case q.Bits < 1 || q.Bits > 8:
+		return fmt.Errorf("int8 weights: %d bits, want 1..8", q.Bits)
 	case len(q.Q) != nw:
 		return fmt.Errorf("int8 weights: %d values, want %d", len(q.Q), nw)
 	case len(q.Scale) != rows:

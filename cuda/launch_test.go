@@ -281,6 +281,8 @@ func TestPlanErrors(t *testing.T) {
 	badZero.Ops[9].Quant.InZero = 300
 	shortQ := blockPlan(true)
 	shortQ.Ops[1].Quant.Q = shortQ.Ops[1].Quant.Q[:5]
+	bits := blockPlan(true)
+	bits.Ops[9].Quant.Bits = 9
 	invalid := lenet5()
 	invalid.Ops[2].W = invalid.Ops[2].W[:7]
 	for _, tc := range []struct {
@@ -296,6 +298,7 @@ func TestPlanErrors(t *testing.T) {
 		{"zero scale", zeroScale, 1, "input scale 0"},
 		{"zero point", badZero, 1, "zero point 300"},
 		{"short q", shortQ, 1, "5 values, want 72"},
+		{"bits", bits, 1, "9 bits"},
 	} {
 		if _, err := planLaunches(tc.plan, tc.batch, h100); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error containing %q", tc.name, err, tc.want)
