@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"hwnas/accel"
 )
 
 // results returns finished trials joined with their latency on the devices
@@ -123,31 +125,42 @@ func sortResults(rs []Result) {
 	})
 }
 
-// ParetoFront returns the study's finished trials that no other is better
-// than on all of accuracy (higher), latency on the device (lower, at batch)
-// and compressed bytes (lower): see Pareto. device "" means the study's
-// own target; otherwise it must match exactly one device, as latencies
-// from different hardware do not belong on one front.
-func (d *DB) ParetoFront(ctx context.Context, study, device string, batch int, by Metric) ([]Result, error) {
+// StudyResults returns the study's finished trials with their latency on
+// one device at batch (0: 1), accuracy by (see Metric), best first. device
+// "" means the study's own target; otherwise it must match exactly one
+// device, as latencies from different hardware do not belong together.
+func (d *DB) StudyResults(ctx context.Context, study, device string, batch int, by Metric) ([]Result, accel.Device, error) {
 	s, err := d.GetStudy(ctx, study)
 	if err != nil {
-		return nil, err
+		return nil, accel.Device{}, err
 	}
 	if device == "" {
 		device = s.DeviceFingerprint
 	}
 	devs, err := d.MatchDevices(ctx, device)
 	if err != nil {
-		return nil, err
+		return nil, accel.Device{}, err
 	}
 	if len(devs) > 1 {
 		names := make([]string, len(devs))
 		for i, dv := range devs {
 			names[i] = fmt.Sprintf("%q (%s)", dv.Name, dv.Fingerprint)
 		}
-		return nil, fmt.Errorf("device %q matches %d devices (%s): give a fingerprint", device, len(devs), strings.Join(names, ", "))
+		return nil, accel.Device{}, fmt.Errorf("device %q matches %d devices (%s): give a fingerprint", device, len(devs), strings.Join(names, ", "))
 	}
 	rs, err := d.results(ctx, devs[0].Fingerprint, batch, by, " AND s.id = ?3", s.ID)
+	if err != nil {
+		return nil, accel.Device{}, err
+	}
+	sortResults(rs)
+	return rs, devs[0], nil
+}
+
+// ParetoFront returns the study's finished trials that no other is better
+// than on all of accuracy (higher), latency on the device (lower, at batch)
+// and compressed bytes (lower): Pareto over StudyResults.
+func (d *DB) ParetoFront(ctx context.Context, study, device string, batch int, by Metric) ([]Result, error) {
+	rs, _, err := d.StudyResults(ctx, study, device, batch, by)
 	if err != nil {
 		return nil, err
 	}
