@@ -86,6 +86,7 @@ func gemmCases() []gemmCase {
 		// transposed B packed in 8×8 blocks with ragged edges
 		{m: 13, n: 71, k: 37, alpha: 1, transB: true, pad: 4},
 		{m: 18, n: 65, k: 1000, alpha: 0.25, beta: 0.5}, // k over several panels
+		{m: 1030, n: 20, k: 30, alpha: 1, transA: true}, // m over one packed A block
 	}
 	sizes := []int{1, 3, 7, 17, 33, 65, 129, 257}
 	ab := [][2]float32{{1, 0}, {1, 1}, {0.5, -1.5}, {-2, 0}}
