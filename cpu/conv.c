@@ -22,14 +22,14 @@ static inline void cols(int n, int s, int off, int outn, int *lo, int *hi)
         *hi = *lo;
 }
 
-void hw_im2col(const hw_conv_t *p, const float *x, float *col)
+void hw_im2col(const hw_conv_t *p, const float *x, float *col, long ld)
 {
     const int H = p->H, W = p->W, OH = p->OH, OW = p->OW;
     for (int c = 0; c < p->C; c++) {
         const float *xc = x + (long)c * H * W;
         for (int ky = 0; ky < p->KH; ky++) {
             for (int kx = 0; kx < p->KW; kx++) {
-                float *row = col + ((long)(c * p->KH + ky) * p->KW + kx) * OH * OW;
+                float *row = col + ((long)(c * p->KH + ky) * p->KW + kx) * ld;
                 const int off = kx * p->dw - p->pw;
                 int lo, hi;
                 cols(W, p->sw, off, OW, &lo, &hi);
@@ -56,7 +56,7 @@ void hw_im2col(const hw_conv_t *p, const float *x, float *col)
     }
 }
 
-void hw_col2im(const hw_conv_t *p, const float *col, float *dx)
+void hw_col2im(const hw_conv_t *p, const float *col, long ld, float *dx)
 {
     const int H = p->H, W = p->W, OH = p->OH, OW = p->OW;
     memset(dx, 0, sizeof(float) * p->C * H * W);
@@ -64,7 +64,7 @@ void hw_col2im(const hw_conv_t *p, const float *col, float *dx)
         float *dc = dx + (long)c * H * W;
         for (int ky = 0; ky < p->KH; ky++) {
             for (int kx = 0; kx < p->KW; kx++) {
-                const float *row = col + ((long)(c * p->KH + ky) * p->KW + kx) * OH * OW;
+                const float *row = col + ((long)(c * p->KH + ky) * p->KW + kx) * ld;
                 const int off = kx * p->dw - p->pw;
                 int lo, hi;
                 cols(W, p->sw, off, OW, &lo, &hi);
@@ -103,53 +103,121 @@ void hw_conv_rows(int isa, const hw_conv_t *p, int k0, int k1, const float *w, c
         hw_bias_act(isa, y, y, k0, k1, p->K, ohw, bias, act);
 }
 
-void hw_conv_fwd(int isa, const hw_conv_t *p, int n0, int n1, const float *x, const float *w,
-                 const float *bias, int act, float *col, float *y)
+int hw_conv_batch(const hw_conv_t *p)
 {
-    const long xs = (long)p->C * p->H * p->W, ys = (long)p->K * p->OH * p->OW;
-    const int direct = hw_conv_direct(p);
-    for (int n = n0; n < n1; n++) {
-        const float *xn = x + n * xs;
-        if (!direct) {
-            hw_im2col(p, xn, col);
-            xn = col;
+    const long ohw = (long)p->OH * p->OW;
+    if (ohw >= 256)
+        return 1;
+    long nb = (512 + ohw - 1) / ohw;
+    return nb < p->N ? (int)nb : p->N;
+}
+
+long hw_conv_scratch(const hw_conv_t *p)
+{
+    const long ohw = (long)p->OH * p->OW;
+    const int nb = hw_conv_batch(p);
+    long col = hw_conv_direct(p) && nb == 1 ? 0 : (long)p->C * p->KH * p->KW * nb * ohw;
+    return col + (nb > 1 ? (long)p->K * nb * ohw : 0);
+}
+
+/* stage copies nb samples between the per-sample layout (rows of ohw,
+ * sample stride rows·ohw) and the side-by-side one (rows of nb·ohw). */
+static void stage(int rows, long ohw, int nb, const float *src, float *dst, int to_side)
+{
+    for (int j = 0; j < nb; j++)
+        for (int r = 0; r < rows; r++) {
+            const long a = ((long)j * rows + r) * ohw, b = (long)r * nb * ohw + j * ohw;
+            if (to_side)
+                memcpy(dst + b, src + a, sizeof(float) * ohw);
+            else
+                memcpy(dst + a, src + b, sizeof(float) * ohw);
         }
-        hw_conv_rows(isa, p, 0, p->K, w, xn, bias, act, y + n * ys);
+}
+
+void hw_conv_fwd(int isa, const hw_conv_t *p, int n0, int n1, const float *x, const float *w,
+                 const float *bias, int act, float *scratch, float *y)
+{
+    const long xs = (long)p->C * p->H * p->W, ohw = (long)p->OH * p->OW, ys = p->K * ohw;
+    const int kg = p->K / p->G, kk = p->C / p->G * p->KH * p->KW;
+    const int batch = hw_conv_batch(p);
+    if (batch == 1) {
+        const int direct = hw_conv_direct(p);
+        for (int n = n0; n < n1; n++) {
+            const float *xn = x + n * xs;
+            if (!direct) {
+                hw_im2col(p, xn, scratch, ohw);
+                xn = scratch;
+            }
+            hw_conv_rows(isa, p, 0, p->K, w, xn, bias, act, y + n * ys);
+        }
+        return;
+    }
+    float *col = scratch, *out = scratch + (long)p->C * p->KH * p->KW * batch * ohw;
+    for (int n = n0; n < n1; n += batch) {
+        const int nb = n1 - n < batch ? n1 - n : batch;
+        const long ld = nb * ohw;
+        for (int j = 0; j < nb; j++)
+            hw_im2col(p, x + (n + j) * xs, col + j * ohw, ld);
+        for (int g = 0; g < p->G; g++)
+            hw_sgemm(isa, 0, 0, kg, (int)ld, kk, 1.0f, w + (long)g * kg * kk, kk, col + (long)g * kk * ld,
+                     (int)ld, 0.0f, out + (long)g * kg * ld, (int)ld);
+        stage(p->K, ohw, nb, out, y + n * ys, 0);
+        if (bias || act != HW_ACT_NONE)
+            hw_bias_act(isa, y + n * ys, y + n * ys, 0, (long)nb * p->K, p->K, ohw, bias, act);
     }
 }
 
 void hw_conv_bwd_data(int isa, const hw_conv_t *p, int n0, int n1, const float *w, const float *dy,
-                      float *col, float *dx)
+                      float *scratch, float *dx)
 {
     const long xs = (long)p->C * p->H * p->W, ohw = (long)p->OH * p->OW, ys = p->K * ohw;
     const int kg = p->K / p->G, kk = p->C / p->G * p->KH * p->KW;
-    const int direct = hw_conv_direct(p);
-    for (int n = n0; n < n1; n++) {
-        float *out = direct ? dx + n * xs : col;
+    const int batch = hw_conv_batch(p), direct = hw_conv_direct(p);
+    float *col = scratch, *dyb = scratch + (long)p->C * p->KH * p->KW * batch * ohw;
+    for (int n = n0; n < n1; n += batch) {
+        const int nb = n1 - n < batch ? n1 - n : batch;
+        const long ld = nb * ohw;
+        const float *g_dy = dy + n * ys;
+        if (batch > 1) {
+            stage(p->K, ohw, nb, dy + n * ys, dyb, 1);
+            g_dy = dyb;
+        }
+        float *out = (direct && batch == 1) ? dx + n * xs : col;
         for (int g = 0; g < p->G; g++)
-            hw_sgemm(isa, 1, 0, kk, (int)ohw, kg, 1.0f, w + (long)g * kg * kk, kk,
-                     dy + n * ys + g * kg * ohw, (int)ohw, 0.0f, out + (long)g * kk * ohw, (int)ohw);
-        if (!direct)
-            hw_col2im(p, col, dx + n * xs);
+            hw_sgemm(isa, 1, 0, kk, (int)ld, kg, 1.0f, w + (long)g * kg * kk, kk, g_dy + (long)g * kg * ld,
+                     (int)ld, 0.0f, out + (long)g * kk * ld, (int)ld);
+        if (direct && batch == 1)
+            continue;
+        for (int j = 0; j < nb; j++)
+            hw_col2im(p, col + j * ohw, ld, dx + (n + j) * xs);
     }
 }
 
 void hw_conv_bwd_filter(int isa, const hw_conv_t *p, int n0, int n1, const float *x, const float *dy,
-                        float *col, float *dw, int accumulate)
+                        float *scratch, float *dw, int accumulate)
 {
     const long xs = (long)p->C * p->H * p->W, ohw = (long)p->OH * p->OW, ys = p->K * ohw;
     const int kg = p->K / p->G, kk = p->C / p->G * p->KH * p->KW;
-    const int direct = hw_conv_direct(p);
-    for (int n = n0; n < n1; n++) {
-        const float *cn = x + n * xs;
-        if (!direct) {
-            hw_im2col(p, cn, col);
+    const int batch = hw_conv_batch(p), direct = hw_conv_direct(p);
+    float *col = scratch, *dyb = scratch + (long)p->C * p->KH * p->KW * batch * ohw;
+    for (int n = n0; n < n1; n += batch) {
+        const int nb = n1 - n < batch ? n1 - n : batch;
+        const long ld = nb * ohw;
+        const float *cn = x + n * xs, *g_dy = dy + n * ys;
+        if (batch > 1) {
+            for (int j = 0; j < nb; j++)
+                hw_im2col(p, x + (n + j) * xs, col + j * ohw, ld);
+            stage(p->K, ohw, nb, dy + n * ys, dyb, 1);
+            cn = col;
+            g_dy = dyb;
+        } else if (!direct) {
+            hw_im2col(p, cn, col, ld);
             cn = col;
         }
-        float beta = (accumulate || n > n0) ? 1.0f : 0.0f;
+        const float beta = (accumulate || n > n0) ? 1.0f : 0.0f;
         for (int g = 0; g < p->G; g++)
-            hw_sgemm(isa, 0, 1, kg, kk, (int)ohw, 1.0f, dy + n * ys + g * kg * ohw, (int)ohw,
-                     cn + (long)g * kk * ohw, (int)ohw, beta, dw + (long)g * kg * kk, kk);
+            hw_sgemm(isa, 0, 1, kg, kk, (int)ld, 1.0f, g_dy + (long)g * kg * ld, (int)ld,
+                     cn + (long)g * kk * ld, (int)ld, beta, dw + (long)g * kg * kk, kk);
     }
 }
 

@@ -22,14 +22,9 @@ func convC(p accel.ConvParams) C.hw_conv_t {
 	}
 }
 
-// colSize is the length of one sample's im2col matrix (0 on the direct
-// path, which reads x itself).
-func colSize(p accel.ConvParams, cp *C.hw_conv_t) int {
-	if C.hw_conv_direct(cp) != 0 {
-		return 0
-	}
-	return p.C * p.KH * p.KW * p.OutH() * p.OutW()
-}
+// scratchSize is the per-thread scratch of the im2col kernels (patch
+// matrices of hw_conv_batch samples side by side, and a staging matrix).
+func scratchSize(cp *C.hw_conv_t) int { return int(C.hw_conv_scratch(cp)) }
 
 // depthwise reports whether the dedicated depthwise kernel applies: one
 // input and one output channel per group.
@@ -48,7 +43,9 @@ func minItems(perItem int64) int {
 //   - depthwise (groups = C = K): the per-ISA depthwise kernel, planes split
 //     across threads;
 //   - 1×1, stride 1, no padding: GEMM straight on the input;
-//   - otherwise im2col into a reused scratch matrix, then GEMM per group.
+//   - otherwise im2col into a reused scratch matrix, then GEMM per group;
+//     small feature maps put several samples side by side in one patch
+//     matrix so that the GEMM is wide enough to run fast (hw_conv_batch).
 //
 // With at least Threads samples, each thread takes whole samples; with
 // fewer, each sample's output channels are split across threads.
@@ -76,22 +73,23 @@ func (k *Kernels) Conv2D(p accel.ConvParams, x, w, bias []float32, act accel.Act
 		})
 		return nil
 	}
-	ncol := colSize(p, &cp)
 	if p.N >= k.threads() || k.threads() == 1 {
 		k.parallel(p.N, minItems(macs), func(lo, hi, _ int) {
-			col := k.getScratch(ncol)
-			C.hw_conv_fwd(isa, &cp, C.int(lo), C.int(hi), xp, wp, bp, a, fptr(col), yp)
-			k.putScratch(col)
+			s := k.getScratch(scratchSize(&cp))
+			C.hw_conv_fwd(isa, &cp, C.int(lo), C.int(hi), xp, wp, bp, a, fptr(s), yp)
+			k.putScratch(s)
 		})
 		return nil
 	}
-	col := k.getScratch(ncol)
+	ohw := p.OutH() * p.OutW()
+	direct := C.hw_conv_direct(&cp) != 0
+	col := k.getScratch(p.C * p.KH * p.KW * ohw)
 	defer k.putScratch(col)
-	xs, ys := p.C*p.H*p.W, p.K*p.OutH()*p.OutW()
+	xs, ys := p.C*p.H*p.W, p.K*ohw
 	for n := 0; n < p.N; n++ {
 		src := fptr(x[n*xs:])
-		if ncol > 0 {
-			C.hw_im2col(&cp, src, fptr(col))
+		if !direct {
+			C.hw_im2col(&cp, src, fptr(col), C.long(ohw))
 			src = fptr(col)
 		}
 		yn := fptr(y[n*ys:])
@@ -121,9 +119,8 @@ func (k *Kernels) Conv2DBackwardData(p accel.ConvParams, w, dy, dx []float32) er
 		})
 		return nil
 	}
-	ncol := colSize(p, &cp)
 	k.parallel(p.N, minItems(macs), func(lo, hi, _ int) {
-		col := k.getScratch(ncol)
+		col := k.getScratch(scratchSize(&cp))
 		C.hw_conv_bwd_data(isa, &cp, C.int(lo), C.int(hi), wp, dyp, fptr(col), dxp)
 		k.putScratch(col)
 	})
@@ -155,10 +152,9 @@ func (k *Kernels) Conv2DBackwardFilter(p accel.ConvParams, x, dy, dw, dbias []fl
 			C.hw_conv_dw_bwd_filter(&cp, C.int(lo), C.int(hi), xp, dyp, fptr(dw))
 		})
 	} else {
-		ncol := colSize(p, &cp)
 		partial := make([][]float32, k.threads())
 		k.parallel(p.N, minItems(macs), func(lo, hi, worker int) {
-			col := k.getScratch(ncol)
+			col := k.getScratch(scratchSize(&cp))
 			defer k.putScratch(col)
 			out := dw
 			if worker > 0 {

@@ -21,38 +21,51 @@ typedef struct {
 int hw_conv_direct(const hw_conv_t *p);
 
 /* hw_im2col writes the (C·KH·KW)×(OH·OW) patch matrix of one sample x
- * (C×H×W) to col: row (c·KH + ky)·KW + kx, column oy·OW + ox holds
- * x[c, oy·sh − ph + ky·dh, ox·sw − pw + kx·dw], zero outside the input.
- * The rows of group g are the contiguous block starting at row g·(C/G)·KH·KW. */
-void hw_im2col(const hw_conv_t *p, const float *x, float *col);
+ * (C×H×W) into col with row stride ld (≥ OH·OW): row (c·KH + ky)·KW + kx,
+ * column oy·OW + ox holds x[c, oy·sh − ph + ky·dh, ox·sw − pw + kx·dw],
+ * zero outside the input. The rows of group g are the block starting at row
+ * g·(C/G)·KH·KW. With ld = nb·OH·OW, nb samples sit side by side. */
+void hw_im2col(const hw_conv_t *p, const float *x, float *col, long ld);
 
-/* hw_col2im zeroes dx (C×H×W, one sample) and adds every entry of col back
- * at the input position im2col read it from. */
-void hw_col2im(const hw_conv_t *p, const float *col, float *dx);
+/* hw_col2im zeroes dx (C×H×W, one sample) and adds every entry of col (row
+ * stride ld) back at the input position im2col read it from. */
+void hw_col2im(const hw_conv_t *p, const float *col, long ld, float *dx);
 
 /* hw_conv_rows computes output channels [k0,k1) of one sample:
  * y[k] = act(W[k]·col_g(k) + bias[k]) with col the sample's patch matrix
- * (or x itself on the direct path) and act an accel.Act value (0 none,
- * 1 ReLU, 2 ReLU6, 3 hard-swish). bias may be NULL. */
+ * (row stride OH·OW; x itself on the direct path) and act an accel.Act value
+ * (0 none, 1 ReLU, 2 ReLU6, 3 hard-swish). bias may be NULL. */
 void hw_conv_rows(int isa, const hw_conv_t *p, int k0, int k1, const float *w, const float *col,
                   const float *bias, int act, float *y);
 
-/* hw_conv_fwd runs the forward pass for samples [n0,n1): im2col into col
- * (C·KH·KW·OH·OW floats, unused on the direct path) then hw_conv_rows for
- * every output channel. x and y point at sample 0. */
+/* hw_conv_batch is how many samples the im2col kernels below put side by
+ * side in one patch matrix, so that one GEMM has about 512 columns (small
+ * feature maps would otherwise give GEMMs too narrow to run fast). It is 1
+ * for feature maps of 256 pixels or more. */
+int hw_conv_batch(const hw_conv_t *p);
+
+/* hw_conv_scratch is the number of floats of scratch the kernels below need
+ * per thread: a patch matrix of hw_conv_batch samples plus, when that is
+ * more than one, an output-sized staging matrix. */
+long hw_conv_scratch(const hw_conv_t *p);
+
+/* hw_conv_fwd runs the forward pass for samples [n0,n1), hw_conv_batch at a
+ * time: im2col, one GEMM per group, then bias + activation (while the
+ * staged output is copied to y when several samples share a GEMM). x and y
+ * point at sample 0. */
 void hw_conv_fwd(int isa, const hw_conv_t *p, int n0, int n1, const float *x, const float *w,
-                 const float *bias, int act, float *col, float *y);
+                 const float *bias, int act, float *scratch, float *y);
 
 /* hw_conv_bwd_data computes dx = ∂L/∂x for samples [n0,n1) from dy:
- * per group, dcol = W_gᵀ·dy_g then col2im (on the direct path the GEMM
- * writes dx itself). col is scratch as for hw_conv_fwd. */
+ * per group, dcol = W_gᵀ·dy_g, then col2im (on the direct path with one
+ * sample at a time, the GEMM writes dx itself). */
 void hw_conv_bwd_data(int isa, const hw_conv_t *p, int n0, int n1, const float *w, const float *dy,
-                      float *col, float *dx);
+                      float *scratch, float *dx);
 
 /* hw_conv_bwd_filter computes dw = Σ_{n∈[n0,n1)} dy_g·col_gᵀ per group,
  * adding to dw when accumulate is non-zero and overwriting it otherwise. */
 void hw_conv_bwd_filter(int isa, const hw_conv_t *p, int n0, int n1, const float *x, const float *dy,
-                        float *col, float *dw, int accumulate);
+                        float *scratch, float *dw, int accumulate);
 
 /* Depthwise convolution (G = C = K): planes are the N·C (sample, channel)
  * pairs, plane q using channel q mod C. */

@@ -52,7 +52,7 @@ func checkClose(t *testing.T, name string, got, want []float32) {
 
 // convShapes covers every path: im2col (odd sizes, stride, padding,
 // dilation, groups), the 1×1 direct GEMM, depthwise, a channel multiplier,
-// and batches below and above the thread count.
+// batches below and above the thread count, and several samples per GEMM.
 var convShapes = []accel.ConvParams{
 	{N: 2, C: 3, H: 7, W: 6, K: 5, KH: 3, KW: 3, PadH: 1, PadW: 1},
 	{N: 1, C: 1, H: 28, W: 28, K: 20, KH: 5, KW: 5},
@@ -71,6 +71,10 @@ var convShapes = []accel.ConvParams{
 	{N: 1, C: 32, H: 56, W: 56, K: 32, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 32},
 	{N: 2, C: 4, H: 6, W: 6, K: 8, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 4},
 	{N: 1, C: 2, H: 3, W: 3, K: 3, KH: 3, KW: 3, PadH: 3, PadW: 3, StrideH: 2, StrideW: 2},
+	// Several samples per GEMM (hw_conv_batch > 1) with a remainder batch.
+	{N: 11, C: 3, H: 10, W: 10, K: 4, KH: 3, KW: 3},
+	{N: 5, C: 6, H: 4, W: 4, K: 3, KH: 1, KW: 1},
+	{N: 9, C: 4, H: 6, W: 6, K: 6, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 2},
 }
 
 func TestConvMatchesReference(t *testing.T) {
