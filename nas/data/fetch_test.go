@@ -114,3 +114,17 @@ func TestEscapeModulePath(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestProxyOnly(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                "https://proxy.golang.org",
+		"direct":                          "https://proxy.golang.org",
+		"https://proxy.golang.org,direct": "https://proxy.golang.org",
+		"https://a.example|https://b.example,direct": "https://a.example,https://b.example",
+		"off": "https://proxy.golang.org",
+	} {
+		if got := proxyOnly(in); got != want {
+			t.Errorf("proxyOnly(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
