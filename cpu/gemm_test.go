@@ -271,3 +271,53 @@ func BenchmarkSgemm(b *testing.B) {
 func BenchmarkSgemmNaiveGo(b *testing.B) {
 	benchSizes(b, []int{64, 256}, func(b *testing.B, n int, a, bb, c []float32) { naiveSgemm(n, n, n, a, bb, c) })
 }
+
+// TestSgemmThreadsBitwise checks that splitting C by rows or by columns
+// over 1..4 goroutines gives bit-identical results: bands are cut at
+// multiples of every tile, so each element is summed in the same order.
+func TestSgemmThreadsBitwise(t *testing.T) {
+	defer SetISA(ISA())
+	for _, isa := range SupportedISAs() {
+		if err := SetISA(isa); err != nil {
+			t.Fatal(err)
+		}
+		testThreadsBitwise(t, isa)
+	}
+}
+
+func testThreadsBitwise(t *testing.T, isa string) {
+	for _, g := range []gemmCase{
+		{m: 33, n: 2000, k: 40, alpha: 1},               // split by columns
+		{m: 2000, n: 33, k: 40, alpha: 1, transA: true}, // split by rows
+		{m: 3, n: 9000, k: 90, alpha: 1, transB: true},  // dot path per band
+		{m: 700, n: 650, k: 20, alpha: 1, transB: true, beta: 1},
+	} {
+		r := rand.New(rand.NewPCG(5, 6))
+		a, b := randSlice(r, g.m*g.k), randSlice(r, g.k*g.n)
+		lda, ldb := g.k, g.n
+		if g.transA {
+			lda = g.m
+		}
+		if g.transB {
+			ldb = g.k
+		}
+		c0 := randSlice(r, g.m*g.n)
+		var first []float32
+		for threads := 1; threads <= 4; threads++ {
+			c := append([]float32(nil), c0...)
+			if err := Sgemm(g.transA, g.transB, g.m, g.n, g.k, g.alpha, a, lda, b, ldb, g.beta, c, g.n, threads); err != nil {
+				t.Fatal(err)
+			}
+			if threads == 1 {
+				first = c
+				continue
+			}
+			for i := range c {
+				if math.Float32bits(c[i]) != math.Float32bits(first[i]) {
+					t.Errorf("%s %v threads=%d: C[%d] = %g, 1 thread gave %g", isa, g, threads, i, c[i], first[i])
+					break
+				}
+			}
+		}
+	}
+}
