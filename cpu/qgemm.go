@@ -100,6 +100,11 @@ func QGemm(m, n, k int, a []uint8, lda int, b []int8, ldb int, c []int32, rsc, c
 	return nil
 }
 
+// qParallelMinWork is the smallest multiply-add count that the int8 and
+// sparse kernels split across goroutines; below it the split costs more
+// than it saves.
+const qParallelMinWork = 1 << 18
+
 // parallel splits [0, n) into bands of multiples of 4 over up to threads
 // goroutines (≤ 0: all cores) when work (multiply-adds) is large enough to
 // pay for them, and runs f on each band.
@@ -107,7 +112,7 @@ func parallel(threads, n int, work int64, f func(i0, i1 int)) {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	if threads == 1 || n < 8 || work < parallelMinFlops {
+	if threads == 1 || n < 8 || work < qParallelMinWork {
 		f(0, n)
 		return
 	}
