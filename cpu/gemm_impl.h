@@ -2,42 +2,43 @@
  *
  * A file that includes this header first defines
  *   GEMM_MR, GEMM_NR   register tile: GEMM_MR rows × GEMM_NR columns of C
- *   GEMM_KC            depth of one packed panel (k block)
- *   GEMM_MC            rows of the packed A block
- *   GEMM_NC            columns of the packed B block
- *   GEMM_UKR           the micro-kernel, with the signature of hw_ukr below
+ *   GEMM_KC            depth of one panel (k block); beta applies on the
+ *                      first panel only, later panels accumulate
+ *   GEMM_MC            rows of one packed A block
+ *   GEMM_NC            columns of one packed B block
  *   GEMM_NAME          the name of the driver function to define
+ * and one of two micro-kernels, both computing for the mr×nr valid part of
+ * a tile  c[i][j] = alpha·Σ_p A(i,p)·B(p,j) + beta·c[i][j]  (c not read
+ * when beta == 0):
+ *   GEMM_UKR(kc, a, b, c, ldc, alpha, beta, mr, nr)   both operands packed
+ *       (a as kc×MR, b as kc×NR); the classic Goto/BLIS driver below packs
+ *       both: ic over m by MC (pack A), pc over k by KC, jc over n by NC
+ *       (pack B, L2), ir by MR (A sliver in L1), jr by NR.
+ *   GEMM_DIRECT_UKR(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, mr, nr)
+ *       A(i,p) = a[i·rsa + p·csa], B(p,j) = b[p·ldb + j]: the driver reads
+ *       A in place unless it is transposed, and B in place when it is
+ *       untransposed and m <= GEMM_INPLACE_B_M (default 0); see the comment
+ *       in the driver for why.
  * and may define
  *   GEMM_PACKB_T(b, ldb, kc, nc, dst)   a faster packing of transposed B
- *   GEMM_DIRECT_UKR    a micro-kernel that reads A in place and B in place
- *       or packed (signature of ukr_direct below); the driver then never
- *       packs A, and packs B unless it is untransposed and m <=
- *       GEMM_INPLACE_B_M (default 0)
  *   GEMM_DOT_M, GEMM_DOT                for m <= GEMM_DOT_M, A not and B
  *       transposed (A·Bsᵀ, rows of both contiguous along k): dot products,
  *       the shape of a fully connected layer at batch 1
- * and is compiled with its own target pragma, so packing and driver loops
- * are vectorised for that level too (as OpenBLAS builds one source per
- * kernel target).
+ * It is compiled under the including file's target pragma, so packing and
+ * driver loops are vectorised for that level too (as OpenBLAS builds one
+ * source per kernel target).
  *
- * Layout (row-major C, vectors along n): the micro-kernel broadcasts GEMM_MR
- * values of packed A per step of k and multiplies them by GEMM_NR/lanes
- * vectors of packed B. Loops, outermost first:
- *   ic over m by MC: pack A block (MC×KC) as slivers of MR rows, k-major
- *     pc over k by KC (beta applies on the first panel only)
- *       jc over n by NC: pack B block (KC×NC) as slivers of NR columns (L2)
- *         ir over the A block by MR: one A sliver (MR×KC) stays in L1
- *           jr over the B block by NR: B slivers stream from L2
- * Packing pads partial slivers with zeros; the micro-kernel stores only the
- * mr×nr valid part of an edge tile, so nothing outside C is touched. */
+ * Row-major C, vectors along n: a micro-kernel broadcasts MR values of A per
+ * step of k and multiplies them by NR/lanes vectors of B. Packing pads
+ * partial slivers with zeros, in-place reads alias or mask the rows and
+ * columns past the edge, and the micro-kernels store only the mr×nr valid
+ * part of an edge tile, so nothing outside the operands is read or written. */
 
 #include <stdlib.h>
 #include <string.h>
 
-/* ukr computes, for the mr×nr valid part of one tile,
- *   c[i][j] = alpha·Σ_p a[p][i]·b[p][j] + beta·c[i][j]   (c not read if beta == 0)
- * with a packed as kc×GEMM_MR and b as kc×GEMM_NR. */
-
+/* packA packs op(A)'s mc×kc block at a into slivers of MR rows: dst[s][p][i]
+ * = op(A)(s·MR + i, p), zero past mc. */
 static void GEMM_CAT(GEMM_NAME, _packA)(int transA, const float *a, long lda, int mc, int kc, float *restrict dst)
 {
     for (int i0 = 0; i0 < mc; i0 += GEMM_MR) {
@@ -71,6 +72,8 @@ static void GEMM_CAT(GEMM_NAME, _packA)(int transA, const float *a, long lda, in
     }
 }
 
+/* packB packs op(B)'s kc×nc block at b into slivers of NR columns:
+ * dst[s][p][j] = op(B)(p, s·NR + j), zero past nc. */
 static void GEMM_CAT(GEMM_NAME, _packB)(int transB, const float *b, long ldb, int kc, int nc, float *restrict dst)
 {
 #ifdef GEMM_PACKB_T
