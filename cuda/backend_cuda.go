@@ -33,9 +33,14 @@ func init() {
 // its OS thread, where the backend's context is current: CUDA contexts are
 // per thread, and Go moves goroutines between threads.
 type devCtx struct {
-	work chan func()
-	done chan struct{}
+	mu     sync.RWMutex // held for reading by Do, for writing by close
+	closed bool
+	work   chan func()
+	done   chan struct{}
 }
+
+// errClosed is returned by calls on a closed backend.
+var errClosed = errors.New("cuda: backend is closed")
 
 // startCtx creates a context on device ordinal on a new locked goroutine.
 func startCtx(ordinal int) (*devCtx, error) {
@@ -68,13 +73,27 @@ func startCtx(ordinal int) (*devCtx, error) {
 
 // Do runs fn on the context's thread and returns its error.
 func (d *devCtx) Do(fn func() error) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return errClosed
+	}
 	errc := make(chan error, 1)
 	d.work <- func() { errc <- fn() }
 	return <-errc
 }
 
+// close waits for the calls in flight, ends the thread and destroys the
+// context.
 func (d *devCtx) close() {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	d.closed = true
 	close(d.work)
+	d.mu.Unlock()
 	<-d.done
 }
 
@@ -549,5 +568,8 @@ func (pr *Program) Close() error {
 		return nil
 	}
 	pr.closed = true
-	return pr.b.ctx.Do(pr.release)
+	if err := pr.b.ctx.Do(pr.release); err != errClosed {
+		return err
+	}
+	return nil // the backend's context went, and the program's memory with it
 }
