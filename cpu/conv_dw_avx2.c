@@ -1,10 +1,13 @@
-/* AVX2 depthwise convolution: conv_dw_impl.h vectorised 8 floats wide. */
+/* AVX2 depthwise convolution: conv_dw_impl.h with 8-float vectors. */
 #include "act.h"
 #include "conv.h"
 
 #if HW_X86
 #pragma GCC target("avx2,fma")
+#define DW_CAT_(a, b) a##b
+#define DW_CAT(a, b) DW_CAT_(a, b)
 #define DW_NAME hw_conv_dw_avx2
 #define DW_BIAS_ACT hw_bias_act_avx2
+#define DW_VL 8
 #include "conv_dw_impl.h"
 #endif

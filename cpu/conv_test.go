@@ -71,6 +71,9 @@ var convShapes = []accel.ConvParams{
 	{N: 1, C: 32, H: 56, W: 56, K: 32, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 32},
 	{N: 2, C: 4, H: 6, W: 6, K: 8, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 4},
 	{N: 1, C: 2, H: 3, W: 3, K: 3, KH: 3, KW: 3, PadH: 3, PadW: 3, StrideH: 2, StrideW: 2},
+	// Depthwise: more taps than the tap list holds; dilated wide rows.
+	{N: 1, C: 2, H: 12, W: 12, K: 2, KH: 9, KW: 9, PadH: 4, PadW: 4, Groups: 2},
+	{N: 1, C: 3, H: 20, W: 45, K: 3, KH: 3, KW: 3, PadH: 2, PadW: 2, DilH: 2, DilW: 2, Groups: 3},
 	// Several samples per GEMM (hw_conv_batch > 1) with a remainder batch.
 	{N: 11, C: 3, H: 10, W: 10, K: 4, KH: 3, KW: 3},
 	{N: 5, C: 6, H: 4, W: 4, K: 3, KH: 1, KW: 1},
