@@ -36,7 +36,8 @@ type TrainConfig struct {
 	WeightDecay float64 // L2 (sgd) or decoupled (adam) decay of conv/linear weights; default 5e-4 (NoDecay for none)
 	NoDecay     bool
 	// WarmupSteps of linear learning-rate warm-up before the cosine decay;
-	// default one tenth of an epoch, at most 500.
+	// default a tenth of an epoch but at least 100 steps (at most 500, and
+	// at most a quarter of all steps).
 	WarmupSteps int
 	// ConstantLR turns the cosine schedule off (fine-tuning at a fixed rate).
 	ConstantLR bool
@@ -162,7 +163,10 @@ func Train(ctx context.Context, m *Model, train, val *data.Set, cfg TrainConfig,
 	total := batches * cfg.Epochs
 	warm := cfg.WarmupSteps
 	if warm == 0 {
-		warm = min(batches/10, 500)
+		// A tenth of an epoch, at least 100 steps, but never more than a
+		// quarter of the run: short proxy runs at the default rate diverge
+		// with only a few warm-up steps.
+		warm = min(max(batches/10, 100), 500, total/4)
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x7472_6169_6e5f_7368)) // "train_sh"
 	perm := make([]int, train.N)
