@@ -231,6 +231,17 @@ func TestKilledWriter(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 
+		// A reader opens the crashed database (its -wal and -shm left
+		// behind) before any writer has recovered it.
+		r, err = OpenReadOnly(path)
+		if err != nil {
+			t.Fatalf("read-only open after the kill: %v", err)
+		}
+		if _, err := r.ListTrials(ctx, s.ID, TrialFilter{}); err != nil {
+			t.Fatalf("read after the kill: %v", err)
+		}
+		r.Close()
+
 		d, err := Open(path)
 		if err != nil {
 			t.Fatal(err)

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/png"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -444,5 +448,116 @@ func TestRunData(t *testing.T) {
 	}
 	if err := runData(context.Background(), &out, dataOptions{}); !isBadInput(err) {
 		t.Errorf("no --out: err = %v", err)
+	}
+}
+
+// TestQueryHelperProcess is not a test: TestQueriesWhileWriting re-runs the
+// test binary with HWNAS_QUERY_HELPER set, and then this runs `hwnas best`
+// and `hwnas trials` through the CLI in a loop until the stop file
+// appears, printing "runs N failures M" and exiting 1 on any failure.
+func TestQueryHelperProcess(t *testing.T) {
+	db, stop := os.Getenv("HWNAS_QUERY_HELPER"), os.Getenv("HWNAS_QUERY_STOP")
+	if db == "" {
+		return
+	}
+	rootCmd.SetOut(io.Discard)
+	runs, failures := 0, 0
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		if _, err := os.Stat(stop); err == nil {
+			break
+		}
+		for _, args := range [][]string{
+			{"best", "--db", db, "--device", "Made-up CPU", "-n", "5", "--json"},
+			{"trials", "--db", db, "--study", "alpha", "--json"},
+			{"studies", "--db", db},
+		} {
+			runs++
+			if code := run(context.Background(), args); code != 0 {
+				failures++
+			}
+		}
+		if runs == 3 {
+			os.WriteFile(stop+".ready."+strconv.Itoa(os.Getpid()), nil, 0o644)
+		}
+	}
+	fmt.Printf("runs %d failures %d\n", runs, failures)
+	if failures > 0 || runs == 0 {
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// TestQueriesWhileWriting runs `hwnas best`, `hwnas trials` and
+// `hwnas studies` from two other processes in a loop while this one writes
+// trials as a search does: no run may fail ("database is locked" above
+// all; the helpers print hwnas's error messages to their stderr).
+func TestQueriesWhileWriting(t *testing.T) {
+	path, _, _ := queryTestDB(t)
+	stop := filepath.Join(t.TempDir(), "stop")
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestQueryHelperProcess$")
+		cmd.Env = append(os.Environ(), "HWNAS_QUERY_HELPER="+path, "HWNAS_QUERY_STOP="+stop)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, &out)
+	}
+	defer func() {
+		os.WriteFile(stop, nil, 0o644)
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if ready, _ := filepath.Glob(stop + ".ready.*"); len(ready) == len(cmds) {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("the query processes did not start")
+		}
+	}
+
+	db, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	st, _ := db.GetStudy(ctx, "alpha")
+	dev := accel.Device{Backend: "cpu", Name: "Made-up CPU", Cores: 4, Features: []string{"avx2"}}
+	dev.Fingerprint = dev.ComputeFingerprint()
+	weights := bytes.Repeat([]byte{3}, 50000)
+	for i := range 200 {
+		tr, err := db.AddTrial(ctx, st.ID, store.TrialSpec{Arch: json.RawMessage(`{"i":` + strconv.Itoa(i) + `}`)})
+		if err == nil {
+			err = db.StartTrial(ctx, tr.ID, "w")
+		}
+		if err == nil {
+			err = db.FinishTrial(ctx, tr.ID, store.Metrics{ValAccuracy: 0.9, CompressedBytes: int64(1000 + i), Reward: 0.5},
+				[]store.Latency{{Device: dev, Batch: 1, Stats: accel.LatencyStats{Runs: 30, Median: time.Duration(i+1) * time.Microsecond}}}, weights)
+		}
+		if err == nil {
+			err = db.SaveCheckpoint(ctx, st.ID, i, weights)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(stop, nil, 0o644)
+	for i, c := range cmds {
+		err := c.Wait()
+		t.Logf("query process %d: %s", i, strings.TrimSpace(outs[i].String()))
+		if err != nil {
+			t.Errorf("query process %d failed (%v): %s", i, err, outs[i].String())
+		}
+	}
+	cmds = nil
+	if err := db.IntegrityCheck(); err != nil {
+		t.Fatal(err)
 	}
 }
