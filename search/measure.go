@@ -2,35 +2,12 @@ package search
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"hwnas/accel"
 	"hwnas/nas"
 	"hwnas/store"
 )
-
-// encodeTrialWeights serialises a trained (compressed) model for the
-// store; decodeTrialModel is its inverse. Both live here so the worker
-// and `hwnas measure` cannot drift apart.
-func encodeTrialWeights(m *nas.Model) []byte { return nas.EncodeWeights(m) }
-
-// decodeTrialModel rebuilds a trial's model from its architecture JSON
-// and stored weights.
-func decodeTrialModel(archJSON, blob []byte) (*nas.Model, error) {
-	a, err := nas.ParseArch(archJSON)
-	if err != nil {
-		return nil, fmt.Errorf("stored architecture: %w", err)
-	}
-	m, err := nas.NewModel(a, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := nas.DecodeWeightsInto(blob, m); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
 
 // MeasureOptions configure MeasureStudy.
 type MeasureOptions struct {
@@ -108,7 +85,7 @@ func measureStored(ctx context.Context, db *store.DB, be accel.Backend, t store.
 	if err != nil {
 		return nil, err
 	}
-	m, err := decodeTrialModel(t.Arch, blob)
+	m, err := TrialModel(t.Arch, blob)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,16 @@ type TrialSpec struct {
 	Data   string `json:"data"`   // dataset folder (IDX files)
 	Epochs int    `json:"epochs"` // proxy training epochs
 	Subset int    `json:"subset"` // training images used (0: all)
+	// Optimizer, LR and BatchSize of the proxy training (zero: nas.Train's
+	// defaults).
+	Optimizer string  `json:"optimizer,omitempty"`
+	LR        float64 `json:"lr,omitempty"`
+	BatchSize int     `json:"batch_size,omitempty"`
+	// Teacher is the weights file of the study's distillation teacher
+	// (TeacherArch), trained by the first trial that needs it for
+	// TeacherEpochs (default 2) on the proxy subset.
+	Teacher       string `json:"teacher,omitempty"`
+	TeacherEpochs int    `json:"teacher_epochs,omitempty"`
 	// ValSubset bounds the validation images used for the reward (0: all).
 	ValSubset int `json:"val_subset,omitempty"`
 	// Test also evaluates on the test split (for the report, never the

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	"hwnas/accel"
@@ -26,6 +27,9 @@ type StudyConfig struct {
 	Data      string               `json:"data"`
 	Epochs    int                  `json:"epochs"`
 	Subset    int                  `json:"subset"`
+	Optimizer string               `json:"optimizer,omitempty"`
+	LR        float64              `json:"lr,omitempty"`
+	BatchSize int                  `json:"batch_size,omitempty"`
 	ValSubset int                  `json:"val_subset"`
 	Batch     int                  `json:"batch"`
 	Latency   accel.LatencyOptions `json:"latency"`
@@ -347,6 +351,18 @@ func restoreStrategy(ctx context.Context, db *store.DB, st store.Study, space *S
 	return next, nil
 }
 
+// TeacherPath is where a study keeps its distillation teacher: beside the
+// database, named after it and the study.
+func TeacherPath(dbPath, study string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r == '/' || r == os.PathSeparator || r == 0 {
+			return '_'
+		}
+		return r
+	}, study)
+	return dbPath + "." + safe + ".teacher.hwnw"
+}
+
 func isInvalidReason(s string) bool {
 	return len(s) >= len(FailInvalid) && s[:len(FailInvalid)] == FailInvalid
 }
@@ -436,10 +452,14 @@ func (c *coordinator) runTrial(ctx context.Context, tr store.Trial) (invalid boo
 	}
 	spec := &TrialSpec{Study: c.st.Name, Trial: tr.Number, Seed: c.cfg.Seed*1000003 + uint64(tr.Number),
 		Config: cfg, Arch: cand.Arch, Data: c.cfg.Data, Epochs: c.cfg.Epochs, Subset: c.cfg.Subset,
+		Optimizer: c.cfg.Optimizer, LR: c.cfg.LR, BatchSize: c.cfg.BatchSize,
 		ValSubset: c.cfg.ValSubset, Test: true, Device: c.cfg.Device, Threads: c.cfg.Threads,
 		Batch: c.cfg.Batch, Latency: c.cfg.Latency}
 	if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
 		return false, err
+	}
+	if cfg.Distill {
+		spec.Teacher = TeacherPath(c.o.DB.Path(), c.st.Name)
 	}
 	spec.OpTable, err = c.opTable(ctx)
 	if err != nil {

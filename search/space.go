@@ -27,9 +27,11 @@ var BlockTypes = []string{BlockConv, BlockDWSep, BlockInvRes, BlockFire, BlockSh
 // StageSpace holds the choices of one stage. A stage is Repeats blocks of
 // one Block type at one Width; its first block has stride Stride (1 or 2,
 // fixed, not searched). The compression fields choose the recipe for every
-// layer of the stage: Prune is the structured (channel) prune ratio, Bits
-// the weight bit width (32 = no quantization), Rank the low-rank fraction
-// (1 = no factorisation), Clusters the k-means codebook size (0 = none).
+// conv and linear layer of the stage: Prune is the fraction of weights
+// removed by magnitude (unstructured; the width decision already covers
+// channel counts), Bits the weight bit width (32 = no quantization), Rank
+// the low-rank fraction (1 = no factorisation), Clusters the k-means
+// codebook size (0 = none; used when Bits is 32).
 type StageSpace struct {
 	Block     []string  `json:"block"`
 	Width     []int     `json:"width"`
@@ -100,7 +102,7 @@ func DefaultMNISTSpace() *Space {
 		s.Expansion = []int{1, 2, 4}
 		s.Repeats = []int{1, 2}
 		s.Stride = 2
-		s.Prune = []float64{0, 0.25, 0.5}
+		s.Prune = []float64{0, 0.5, 0.75}
 		s.Bits = []int{32, 8, 4, 2}
 		s.Rank = []float64{1, 0.5}
 		s.Clusters = []int{0, 16}
@@ -111,9 +113,9 @@ func DefaultMNISTSpace() *Space {
 		Input:   []int{1, 28, 28},
 		Classes: 10,
 		Stages: []StageSpace{
-			comp(StageSpace{Width: []int{4, 8, 12, 16}}),
 			comp(StageSpace{Width: []int{8, 12, 16, 24}}),
 			comp(StageSpace{Width: []int{12, 16, 24, 32}}),
+			comp(StageSpace{Width: []int{16, 24, 32, 48}}),
 		},
 		Distill: []bool{false, true},
 	}

@@ -28,11 +28,11 @@ func TestDefaultSpaceDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Stages[0].Block != BlockShuffleV2 || c.Stages[2].Width != 32 || c.Stages[1].Bits != 2 || !c.Distill || c.Stages[0].Stride != 2 {
+	if c.Stages[0].Block != BlockShuffleV2 || c.Stages[2].Width != 48 || c.Stages[1].Bits != 2 || !c.Distill || c.Stages[0].Stride != 2 {
 		t.Fatalf("decoded %+v", c)
 	}
 	named, err := s.Named(last)
-	if err != nil || named["s3.width"] != "32" || named["distill"] != "true" || named["s2.prune"] != "0.5" {
+	if err != nil || named["s3.width"] != "48" || named["distill"] != "true" || named["s2.prune"] != "0.75" {
 		t.Fatalf("named %v, %v", named, err)
 	}
 	if _, err := s.Decode(last[:3]); err == nil {

@@ -15,6 +15,7 @@ import (
 
 	"hwnas/accel"
 	"hwnas/nas"
+	"hwnas/nas/compress"
 	"hwnas/nas/data"
 )
 
@@ -126,7 +127,8 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 	defer closeKern()
 	m.Kernels = kern
 	t0 := time.Now()
-	tr, err := nas.Train(ctx, m, train, nil, nas.TrainConfig{Epochs: max(1, spec.Epochs), Seed: spec.Seed}, nil)
+	tr, err := nas.Train(ctx, m, train, nil, nas.TrainConfig{Epochs: max(1, spec.Epochs), Seed: spec.Seed,
+		Optimizer: spec.Optimizer, LR: spec.LR, BatchSize: spec.BatchSize}, nil)
 	if errors.Is(err, nas.ErrNaN) {
 		return nil, &TrialError{FailNaN, fmt.Sprintf("training: %v", err)}
 	}
@@ -140,20 +142,31 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 	if n := len(tr.Epochs); n > 0 {
 		res.FinalLoss = tr.Epochs[n-1].TrainLoss
 	}
-	blob, bytes, err := compressModel(ctx, m, spec, train)
+	cr, err := compressModel(ctx, m, spec, train, val)
+	if errors.Is(err, nas.ErrNaN) {
+		return nil, &TrialError{FailNaN, fmt.Sprintf("compression fine-tuning: %v", err)}
+	}
 	if err != nil {
+		return nil, fmt.Errorf("trial %d: compressing: %w", spec.Trial, err)
+	}
+	m = cr.Model
+	m.Kernels = kern
+	if err := checkFinite(m); err != nil {
 		return nil, err
 	}
 	res.TrainSeconds = time.Since(t0).Seconds()
-	res.Weights, res.Bytes = blob, bytes
-	res.Arch = m.Arch
-	res.Params = m.NumParams()
-	res.MACs = m.Graph.MACs()
-	if res.ValAccuracy, _, err = nas.Evaluate(m, val); err != nil {
-		return nil, fmt.Errorf("trial %d: validation: %w", spec.Trial, err)
+	if res.Weights, err = EncodeTrialWeights(cr); err != nil {
+		return nil, err
 	}
+	res.Bytes = int64(cr.Bytes)
+	res.Arch = m.Arch
+	res.Params = cr.ParamsAfter
+	res.MACs = m.Graph.MACs()
+	// Accuracy of the compressed model as it runs on the device's kernels
+	// (int8 and sparse forms included).
+	res.ValAccuracy = cr.ValAccAfter
 	if spec.Test {
-		if res.TestAccuracy, _, err = nas.Evaluate(m, test); err != nil {
+		if res.TestAccuracy, err = compress.EvaluatePlan(m, test, kern); err != nil {
 			return nil, fmt.Errorf("trial %d: test: %w", spec.Trial, err)
 		}
 	}
@@ -184,14 +197,63 @@ func checkFinite(m *nas.Model) error {
 	return nil
 }
 
-// compressModel applies the spec's recipe to m and returns the encoded
-// compressed weights and their exact size.
-//
-// TODO(E5 compress.Apply): until the compression package's recipe API
-// lands this keeps the dense fp32 model and counts its 4 bytes per
-// parameter.
-func compressModel(_ context.Context, m *nas.Model, _ *TrialSpec, _ *data.Set) ([]byte, int64, error) {
-	return encodeTrialWeights(m), 4 * m.NumParams(), nil
+// compressModel applies the spec's per-layer recipe with compress.Apply
+// (fine-tuning on the proxy subset at a fifth of the training rate, two
+// gradual pruning rounds, Huffman coding), distilling from the study's
+// teacher when the candidate asks for it.
+func compressModel(ctx context.Context, m *nas.Model, spec *TrialSpec, train, val *data.Set) (*compress.Result, error) {
+	var layers []LayerRecipe
+	if len(spec.Recipe) > 0 {
+		if err := json.Unmarshal(spec.Recipe, &layers); err != nil {
+			return nil, fmt.Errorf("recipe: %w", err)
+		}
+	}
+	var distill *compress.DistillSpec
+	if spec.Config.Distill && spec.Teacher != "" {
+		if err := ensureTeacher(ctx, spec, train); err != nil {
+			return nil, err
+		}
+		distill = &compress.DistillSpec{Teacher: spec.Teacher, TeacherArch: TeacherArch, T: 4, Alpha: 0.7}
+	}
+	lr := spec.LR / 5
+	cfg := compress.Config{Train: nas.TrainConfig{Optimizer: spec.Optimizer, LR: lr, BatchSize: spec.BatchSize,
+		Seed: spec.Seed, Subset: spec.Subset}, PruneRounds: 2, Threads: spec.Threads}
+	return compress.Apply(ctx, m, CompressRecipe(layers, distill), train, val, cfg)
+}
+
+// TeacherArch is the built-in architecture distilling candidates learn
+// from; ensureTeacher trains it once per study.
+const TeacherArch = "lenet5"
+
+// ensureTeacher trains the study's teacher on the proxy subset for
+// spec.TeacherEpochs (default 2) and saves it atomically at spec.Teacher,
+// unless a previous trial already did.
+func ensureTeacher(ctx context.Context, spec *TrialSpec, train *data.Set) error {
+	if _, err := os.Stat(spec.Teacher); err == nil {
+		return nil
+	}
+	a, err := nas.BuiltinArch(TeacherArch)
+	if err != nil {
+		return err
+	}
+	t, err := nas.NewModel(a, spec.Seed)
+	if err != nil {
+		return err
+	}
+	kern, closeKern, err := nas.DefaultKernels(spec.Threads)
+	if err != nil {
+		return err
+	}
+	defer closeKern()
+	t.Kernels = kern
+	epochs := spec.TeacherEpochs
+	if epochs <= 0 {
+		epochs = 2
+	}
+	if _, err := nas.Train(ctx, t, train, nil, nas.TrainConfig{Epochs: epochs, Seed: spec.Seed, Subset: spec.Subset}, nil); err != nil {
+		return fmt.Errorf("training the teacher: %w", err)
+	}
+	return nas.SaveWeights(spec.Teacher, t)
 }
 
 // measure opens the spec's device and measures plan on it with real

@@ -27,6 +27,9 @@ type searchOptions struct {
 	Reward                      string
 	Space                       string
 	Epochs, Subset, ValSubset   int
+	Optimizer                   string
+	LR                          float64
+	TrainBatch                  int
 	Data                        string
 	Seed                        uint64
 	Threads, Batch              int
@@ -76,7 +79,10 @@ The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
 	f.StringVar(&opts.Reward, "reward", "soft", "reward form: soft or hard")
 	f.StringVar(&opts.Space, "space", "", "search space JSON file (default: the built-in MNIST space)")
 	f.IntVar(&opts.Epochs, "epochs", 1, "proxy training epochs per trial")
-	f.IntVar(&opts.Subset, "subset", 5000, "training images per trial (0: all)")
+	f.IntVar(&opts.Subset, "subset", 10000, "training images per trial (0: all)")
+	f.StringVar(&opts.Optimizer, "optimizer", "adam", "proxy training optimizer: adam or sgd")
+	f.Float64Var(&opts.LR, "lr", 0.02, "proxy training learning rate")
+	f.IntVar(&opts.TrainBatch, "train-batch", 32, "proxy training mini-batch size")
 	f.IntVar(&opts.ValSubset, "val-subset", 0, "validation images for the reward (0: all 5,000)")
 	f.StringVar(&opts.Data, "data", "data/mnist", "data folder (IDX files; `hwnas data` writes MNIST)")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the strategy and of every trial")
@@ -149,6 +155,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	}
 	cfg := search.StudyConfig{Space: space, Strategy: opts.Strategy, Seed: opts.Seed, Device: opts.Device,
 		Reward: reward, Data: opts.Data, Epochs: opts.Epochs, Subset: opts.Subset, ValSubset: opts.ValSubset,
+		Optimizer: opts.Optimizer, LR: opts.LR, BatchSize: opts.TrainBatch,
 		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials}
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker,
