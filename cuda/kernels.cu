@@ -272,15 +272,18 @@ GEMM_CONFIGS(LINEAR)
   }
 GEMM_CONFIGS(CONV)
 
-// linear_small(x, w, bias, y, M, N, K, act): the same as linear for M ≤ 8
-// rows (batch 1 inference): one warp per output feature n reads w's row n
-// once for all rows. 256 threads (8 warps) per block, grid ⌈N/8⌉.
+// linear_small(x, w, bias, y, M, N, K, act): the same as linear for few
+// rows (small batches): one warp per output feature n reads w's row n once
+// for 8 rows of x, rows blockIdx.y·8 … +7. 256 threads (8 warps) per block,
+// grid (⌈N/8⌉, ⌈M/8⌉).
 extern "C" __global__ void __launch_bounds__(256)
     linear_small(const float *x, const float *w, const float *bias, float *y, i64 M_, i64 N_, i64 K_, i64 a) {
-  const int M = (int)M_, N = (int)N_, K = (int)K_;
+  const int N = (int)N_, K = (int)K_, m0 = blockIdx.y * 8, M = min((int)M_ - m0, 8);
   const int lane = threadIdx.x & 31, n = blockIdx.x * 8 + (threadIdx.x >> 5);
   if (n >= N)
     return;
+  x += (i64)m0 * K;
+  y += (i64)m0 * N;
   float acc[8];
 #pragma unroll
   for (int m = 0; m < 8; m++)
@@ -307,6 +310,41 @@ extern "C" __global__ void __launch_bounds__(256)
     for (int m = 0; m < 8; m++)
       if (m < M)
         y[(i64)m * N + n] = act(acc[m] + b, (int)a);
+  }
+}
+
+// conv_warp(x, w, bias, y, N, C, H, W, K, KH, KW, SH, SW, PH, PW, DH, DW,
+// G, OH, OW, act): the same as conv_* for few outputs with long dot
+// products (LeNet's conv2 at batch 1: 3,200 outputs of 500 terms), where
+// tiles would leave most SMs idle: one warp per output element, its lanes
+// splitting the (C/G)·KH·KW terms. 8 warps per 256-thread block,
+// grid-stride over the outputs.
+extern "C" __global__ void __launch_bounds__(256)
+    conv_warp(const float *x, const float *w, const float *bias, float *y, i64 N, i64 C_, i64 H_, i64 W_, i64 K_,
+              i64 KH_, i64 KW_, i64 SH, i64 SW, i64 PH, i64 PW, i64 DH, i64 DW, i64 G, i64 OH_, i64 OW_, i64 a) {
+  const int C = (int)C_, H = (int)H_, W = (int)W_, K = (int)K_, KH = (int)KH_, KW = (int)KW_, OH = (int)OH_,
+            OW = (int)OW_;
+  const int kg = K / (int)G, cg = C / (int)G, khw = KH * KW, kd = cg * khw;
+  const int lane = threadIdx.x & 31;
+  const i64 total = N * K * OH * OW;
+  for (i64 o = blockIdx.x * 8 + (threadIdx.x >> 5); o < total; o += (i64)gridDim.x * 8) {
+    const int ow = (int)(o % OW), oh = (int)((o / OW) % OH), k = (int)((o / ((i64)OW * OH)) % K);
+    const i64 n = o / ((i64)OW * OH * K);
+    const int c0 = (k / kg) * cg;
+    const float *wr = w + (i64)k * kd;
+    const float *xn = x + (n * C + c0) * H * W;
+    float acc = 0.f;
+    for (int t = lane; t < kd; t += 32) {
+      const int c = t / khw, r = t % khw, kh = r / KW, kw = r % KW;
+      const int ih = oh * (int)SH - (int)PH + kh * (int)DH, iw = ow * (int)SW - (int)PW + kw * (int)DW;
+      if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+        acc = fmaf(__ldg(xn + ((i64)c * H + ih) * W + iw), __ldg(wr + t), acc);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+      acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (lane == 0)
+      y[o] = act(acc + (bias ? __ldg(bias + k) : 0.f), (int)a);
   }
 }
 

@@ -293,10 +293,24 @@ func (b *planBuilder) conv(op *accel.Op) error {
 	}
 	m, n := c.K/c.Groups, c.N*oh*ow
 	t := chooseTile(m, n, c.Groups, b.lim.SMs)
-	b.emit("conv_"+t.String(), [3]int{ceilDiv(n, t.BN), ceilDiv(m, t.BM), c.Groups}, x, b.addConst("w", w, nil), bias, tensorArg(out),
+	kernel, grid := "conv_"+t.String(), [3]int{ceilDiv(n, t.BN), ceilDiv(m, t.BM), c.Groups}
+	if kd := c.C / c.Groups * c.KH * c.KW; fewBlocks(grid, b.lim.SMs) && kd >= warpTerms {
+		kernel, grid = "conv_warp", [3]int{min(ceilDiv(c.K*n, 8), 64*max(b.lim.SMs, 1)), 1, 1}
+	}
+	b.emit(kernel, grid, x, b.addConst("w", w, nil), bias, tensorArg(out),
 		iarg(c.N), iarg(c.C), iarg(c.H), iarg(c.W), iarg(c.K), iarg(c.KH), iarg(c.KW), iarg(c.StrideH), iarg(c.StrideW),
 		iarg(c.PadH), iarg(c.PadW), iarg(c.DilH), iarg(c.DilW), iarg(c.Groups), iarg(oh), iarg(ow), iarg(int(op.Act)))
 	return nil
+}
+
+// warpTerms is the shortest dot product worth a warp (conv_warp,
+// linear_small): below it most lanes would idle.
+const warpTerms = 64
+
+// fewBlocks reports whether a tiled grid would occupy fewer than half the
+// SMs, so that warp-per-output kernels keep more of the GPU busy.
+func fewBlocks(grid [3]int, sms int) bool {
+	return 2*grid[0]*grid[1]*grid[2] < max(sms, 1)
 }
 
 func (b *planBuilder) linear(op *accel.Op) error {
@@ -312,13 +326,13 @@ func (b *planBuilder) linear(op *accel.Op) error {
 	}
 	bias := b.optConst("bias", op.B)
 	w := b.addConst("w", op.W, nil)
-	if b.n <= 8 {
-		b.emit("linear_small", [3]int{ceilDiv(n, 8), 1, 1}, tensorArg(in), w, bias, tensorArg(out), iarg(b.n), iarg(n), iarg(k), iarg(int(op.Act)))
-		return nil
-	}
 	t := chooseTile(b.n, n, 1, b.lim.SMs)
-	b.emit("linear_"+t.String(), [3]int{ceilDiv(n, t.BN), ceilDiv(b.n, t.BM), 1}, tensorArg(in), w, bias, tensorArg(out),
-		iarg(b.n), iarg(n), iarg(k), iarg(int(op.Act)))
+	kernel, grid := "linear_"+t.String(), [3]int{ceilDiv(n, t.BN), ceilDiv(b.n, t.BM), 1}
+	if b.n <= 8 || (fewBlocks(grid, b.lim.SMs) && k >= warpTerms) {
+		// A warp per output feature and 8 rows.
+		kernel, grid = "linear_small", [3]int{ceilDiv(n, 8), ceilDiv(b.n, 8), 1}
+	}
+	b.emit(kernel, grid, tensorArg(in), w, bias, tensorArg(out), iarg(b.n), iarg(n), iarg(k), iarg(int(op.Act)))
 	return nil
 }
 

@@ -73,9 +73,11 @@ func TestPlanLeNet(t *testing.T) {
 		batch   int
 		kernels string
 	}{
-		{1, "conv_32x32 pool conv_32x32 pool linear_small linear_small"},
-		{8, "conv_32x32 pool conv_32x32 pool linear_small linear_small"},
-		{256, "conv_32x32 pool conv_64x64 pool linear_32x32 linear_32x32"},
+		// conv2 at small batches: 4 or 32 tiles would idle most of 132
+		// SMs, so a warp per output; fc2 at 256: 8 tiles, so warps too.
+		{1, "conv_32x32 pool conv_warp pool linear_small linear_small"},
+		{8, "conv_32x32 pool conv_warp pool linear_small linear_small"},
+		{256, "conv_32x32 pool conv_64x64 pool linear_32x32 linear_small"},
 	} {
 		lp, err := planLaunches(lenet5(), tc.batch, h100)
 		if err != nil {
@@ -108,6 +110,13 @@ func TestPlanLeNet(t *testing.T) {
 			if ints[i] != wantInts[i] {
 				t.Errorf("batch %d: conv1 scalar arg %d = %d, want %d", tc.batch, i, ints[i], wantInts[i])
 			}
+		}
+		if tc.batch < 256 {
+			if g, want := lp.Launches[2].Grid, [3]int{ceilDiv(50*64*tc.batch, 8), 1, 1}; g != want {
+				t.Errorf("batch %d: conv_warp grid %v, want %v (8 outputs per block)", tc.batch, g, want)
+			}
+		} else if g := lp.Launches[5].Grid; g != [3]int{2, 32, 1} {
+			t.Errorf("batch 256: fc2 grid %v, want [2 32 1] (10 features, 256 rows, 8 of each per block)", g)
 		}
 		// fc1 reads the flatten output (tensor 5) and fuses ReLU.
 		fc1 := lp.Launches[4]
