@@ -91,12 +91,78 @@ static void ukr_direct(int kc, const float *a, long rsa, long csa, const float *
         ukr_direct_body(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, mr, nr, 0);
 }
 
+static inline float hsum8(__m256 v)
+{
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+/* dot_rows computes rows i0, i0+1 (r == 2) or row i0 (r == 1) of
+ * C = alpha·A·Bsᵀ + beta·C, 4 (r == 2) or 8 columns at a time: 8 accumulators of 8
+ * lanes along k, reduced at the end. Columns past n alias column 0 of the
+ * block and are not stored; the k tail is read with a mask. */
+static inline __attribute__((always_inline)) void dot_rows(
+    int r, int n, int k, float alpha, const float *a0, const float *a1,
+    const float *bs, long ldb, float beta, float *c0, float *c1)
+{
+    int kfull = k & ~7;
+    __m256i kt = mask8(k - kfull);
+    const int nb = r == 2 ? 4 : 8; /* columns per pass: 8 accumulators either way */
+    for (int j = 0; j < n; j += nb) {
+        int nr = n - j < nb ? n - j : nb;
+        const float *br[2 * 4];
+        for (int q = 0; q < nb; q++)
+            br[q] = bs + (long)(j + (q < nr ? q : 0)) * ldb;
+        __m256 s0[2 * 4], s1[4];
+        for (int q = 0; q < nb; q++)
+            s0[q] = s1[q < 4 ? q : 0] = _mm256_setzero_ps();
+        for (int p = 0; p <= kfull; p += 8) {
+            __m256 x0, x1 = _mm256_setzero_ps();
+            int tail = p == kfull;
+            if (tail && kfull == k)
+                break;
+            x0 = tail ? _mm256_maskload_ps(a0 + p, kt) : _mm256_loadu_ps(a0 + p);
+            if (r == 2)
+                x1 = tail ? _mm256_maskload_ps(a1 + p, kt) : _mm256_loadu_ps(a1 + p);
+#pragma GCC unroll 8
+            for (int q = 0; q < nb; q++) {
+                __m256 y = tail ? _mm256_maskload_ps(br[q] + p, kt) : _mm256_loadu_ps(br[q] + p);
+                s0[q] = _mm256_fmadd_ps(x0, y, s0[q]);
+                if (r == 2 && q < 4)
+                    s1[q] = _mm256_fmadd_ps(x1, y, s1[q]);
+            }
+        }
+        for (int q = 0; q < nr; q++) {
+            float v = alpha * hsum8(s0[q]);
+            c0[j + q] = beta == 0.0f ? v : v + beta * c0[j + q];
+            if (r == 2) {
+                v = alpha * hsum8(s1[q]);
+                c1[j + q] = beta == 0.0f ? v : v + beta * c1[j + q];
+            }
+        }
+    }
+}
+
+static void dot_avx2(int m, int n, int k, float alpha, const float *a, long lda,
+                     const float *bs, long ldb, float beta, float *c, long ldc)
+{
+    int i = 0;
+    for (; i + 2 <= m; i += 2)
+        dot_rows(2, n, k, alpha, a + i * lda, a + (i + 1) * lda, bs, ldb, beta, c + i * ldc, c + (i + 1) * ldc);
+    if (i < m)
+        dot_rows(1, n, k, alpha, a + i * lda, a + i * lda, bs, ldb, beta, c + i * ldc, c + i * ldc);
+}
+
 #define GEMM_KC 384
 #define GEMM_MC 1020
 #define GEMM_NC 512
 #define GEMM_PACKB_T(b, ldb, kc, nc, dst) packB_trans_x86(b, ldb, kc, nc, GEMM_NR, dst)
 #define GEMM_DIRECT_UKR ukr_direct
 #define GEMM_INPLACE_B_M 18
+#define GEMM_DOT_M 4
+#define GEMM_DOT dot_avx2
 #define GEMM_NAME hw_sgemm_avx2
 #include "gemm_impl.h"
 

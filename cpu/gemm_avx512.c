@@ -110,7 +110,7 @@ static void ukr_direct(int kc, const float *a, long rsa, long csa, const float *
 }
 
 /* dot_rows computes rows i0, i0+1 (r == 2) or row i0 (r == 1) of
- * C = alpha·A·Bsᵀ + beta·C, eight columns at a time: 16 accumulators of
+ * C = alpha·A·Bsᵀ + beta·C, 8 (r == 2) or 16 columns at a time: 16 accumulators of
  * 16 lanes along k, reduced at the end. Columns past n alias column 0 of
  * the block and are not stored; the k tail is read with a mask. */
 static inline __attribute__((always_inline)) void dot_rows(
@@ -119,14 +119,15 @@ static inline __attribute__((always_inline)) void dot_rows(
 {
     int kfull = k & ~15;
     __mmask16 kt = mask16(k - kfull);
-    for (int j = 0; j < n; j += 8) {
-        int nr = n - j < 8 ? n - j : 8;
-        const float *br[8];
-        for (int q = 0; q < 8; q++)
+    const int nb = r == 2 ? 8 : 16; /* columns per pass: 16 accumulators either way */
+    for (int j = 0; j < n; j += nb) {
+        int nr = n - j < nb ? n - j : nb;
+        const float *br[2 * 8];
+        for (int q = 0; q < nb; q++)
             br[q] = bs + (long)(j + (q < nr ? q : 0)) * ldb;
-        __m512 s0[8], s1[8];
-        for (int q = 0; q < 8; q++)
-            s0[q] = s1[q] = _mm512_setzero_ps();
+        __m512 s0[2 * 8], s1[8];
+        for (int q = 0; q < nb; q++)
+            s0[q] = s1[q < 8 ? q : 0] = _mm512_setzero_ps();
         for (int p = 0; p <= kfull; p += 16) {
             __m512 x0, x1 = _mm512_setzero_ps();
             if (p == kfull) {
@@ -140,11 +141,11 @@ static inline __attribute__((always_inline)) void dot_rows(
                 if (r == 2)
                     x1 = _mm512_loadu_ps(a1 + p);
             }
-#pragma GCC unroll 8
-            for (int q = 0; q < 8; q++) {
+#pragma GCC unroll 16
+            for (int q = 0; q < nb; q++) {
                 __m512 y = p == kfull ? _mm512_maskz_loadu_ps(kt, br[q] + p) : _mm512_loadu_ps(br[q] + p);
                 s0[q] = _mm512_fmadd_ps(x0, y, s0[q]);
-                if (r == 2)
+                if (r == 2 && q < 8)
                     s1[q] = _mm512_fmadd_ps(x1, y, s1[q]);
             }
         }
