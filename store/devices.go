@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -130,6 +131,7 @@ type latencyScan struct {
 	med, p90, mad, mean, lo, hi int64
 	pred                        sql.NullInt64
 	desc                        string
+	known                       map[string]accel.Device // decoded descriptions, reused when non-nil
 }
 
 func (s *latencyScan) dest() []any {
@@ -142,8 +144,16 @@ func (s *latencyScan) latency() (Latency, error) {
 	l.Stats.Median, l.Stats.P90, l.Stats.MAD = durNS(s.med), durNS(s.p90), durNS(s.mad)
 	l.Stats.Mean, l.Stats.Min, l.Stats.Max = durNS(s.mean), durNS(s.lo), durNS(s.hi)
 	l.Predicted = durNS(s.pred.Int64)
+	if dev, ok := s.known[s.desc]; ok {
+		dev.Features = slices.Clone(dev.Features) // each result owns its slice
+		l.Device = dev
+		return l, nil
+	}
 	if err := json.Unmarshal([]byte(s.desc), &l.Device); err != nil {
 		return Latency{}, fmt.Errorf("device description %q: %w", s.desc, err)
+	}
+	if s.known != nil {
+		s.known[s.desc] = l.Device
 	}
 	return l, nil
 }
@@ -158,8 +168,9 @@ func (d *DB) latencies(ctx context.Context, where string, args ...any) (map[int6
 	}
 	defer rows.Close()
 	out := map[int64][]Latency{}
+	devices := map[string]accel.Device{}
 	for rows.Next() {
-		var ls latencyScan
+		ls := latencyScan{known: devices}
 		if err := rows.Scan(ls.dest()...); err != nil {
 			return nil, err
 		}

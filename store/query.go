@@ -13,8 +13,9 @@ import (
 
 // results returns finished trials joined with their latency on the devices
 // deviceSpec matches at batch, with accuracy by (test accuracy required for
-// ByTest), narrowed by extra conditions.
-func (d *DB) results(ctx context.Context, deviceSpec string, batch int, by Metric, extra string, args ...any) ([]Result, error) {
+// ByTest), narrowed by extra conditions, in sortResults order, at most
+// limit of them (0: all).
+func (d *DB) results(ctx context.Context, deviceSpec string, batch int, by Metric, limit int, extra string, args ...any) ([]Result, error) {
 	acc, err := accuracyColumn(by)
 	if err != nil {
 		return nil, err
@@ -29,17 +30,21 @@ func (d *DB) results(ctx context.Context, deviceSpec string, batch int, by Metri
 		JOIN latencies l ON l.trial_id = t.id JOIN devices dv ON dv.fingerprint = l.device_fingerprint
 		WHERE t.status = 'done' AND ` + deviceMatch + ` AND l.batch = ?2 AND ` + acc + ` IS NOT NULL` + extra + `
 		ORDER BY ` + acc + ` DESC, l.median_ns, m.compressed_bytes, t.id`
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
 	rows, err := d.db.QueryContext(ctx, q, append([]any{deviceSpec, batch}, args...)...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []Result
+	devices := map[string]accel.Device{} // descriptions decoded once per query
 	for rows.Next() {
 		var r Result
 		var arch, recipe string
 		var test sql.NullFloat64
-		var ls latencyScan
+		ls := latencyScan{known: devices}
 		dest := append([]any{&r.TrialID, &r.Study, &r.Number, &arch, &recipe,
 			&r.Metrics.ValAccuracy, &test, &r.Metrics.Params, &r.Metrics.CompressedBytes, &r.Metrics.MACs,
 			&r.Metrics.TrainSeconds, &r.Metrics.Reward, &r.Accuracy}, ls.dest()...)
@@ -68,7 +73,7 @@ func accuracyColumn(by Metric) (string, error) {
 
 // Best returns up to q.N finished trials measured on the device q.Device
 // names (at q.Batch) that meet the bounds, most accurate first, ties broken
-// by lower latency, then fewer bytes. A trial measured on several matching
+// by lower latency, then fewer bytes, then trial id. A trial measured on several matching
 // devices appears once per device. A device the database has never seen
 // is ErrNotFound, naming the devices it has.
 func (d *DB) Best(ctx context.Context, q Query) ([]Result, error) {
@@ -93,36 +98,11 @@ func (d *DB) Best(ctx context.Context, q Query) ([]Result, error) {
 	}
 	extra = append(extra, "(?4 = 0 OR l.median_ns <= ?4)", "("+acc+" >= ?5)", "(?6 = 0 OR m.compressed_bytes <= ?6)")
 	args = append(args, int64(q.MaxLatency), q.MinAccuracy, q.MaxBytes)
-	rs, err := d.results(ctx, q.Device, q.Batch, q.By, " AND "+strings.Join(extra, " AND "), args...)
-	if err != nil {
-		return nil, err
-	}
 	n := q.N
 	if n <= 0 {
 		n = 10
 	}
-	sortResults(rs)
-	if len(rs) > n {
-		rs = rs[:n]
-	}
-	return rs, nil
-}
-
-// sortResults orders by accuracy ↓, latency ↑, bytes ↑, trial id ↑.
-func sortResults(rs []Result) {
-	sort.SliceStable(rs, func(i, j int) bool {
-		a, b := rs[i], rs[j]
-		if a.Accuracy != b.Accuracy {
-			return a.Accuracy > b.Accuracy
-		}
-		if a.Latency.Stats.Median != b.Latency.Stats.Median {
-			return a.Latency.Stats.Median < b.Latency.Stats.Median
-		}
-		if a.Metrics.CompressedBytes != b.Metrics.CompressedBytes {
-			return a.Metrics.CompressedBytes < b.Metrics.CompressedBytes
-		}
-		return a.TrialID < b.TrialID
-	})
+	return d.results(ctx, q.Device, q.Batch, q.By, n, " AND "+strings.Join(extra, " AND "), args...)
 }
 
 // StudyResults returns the study's finished trials with their latency on
@@ -148,11 +128,10 @@ func (d *DB) StudyResults(ctx context.Context, study, device string, batch int, 
 		}
 		return nil, accel.Device{}, fmt.Errorf("device %q matches %d devices (%s): give a fingerprint", device, len(devs), strings.Join(names, ", "))
 	}
-	rs, err := d.results(ctx, devs[0].Fingerprint, batch, by, " AND s.id = ?3", s.ID)
+	rs, err := d.results(ctx, devs[0].Fingerprint, batch, by, 0, " AND s.id = ?3", s.ID)
 	if err != nil {
 		return nil, accel.Device{}, err
 	}
-	sortResults(rs)
 	return rs, devs[0], nil
 }
 
