@@ -86,7 +86,10 @@ run() {
 		step best.json 30 "$G/hwnas-cuda" best --db "$OUT/gpu.db" --device cuda:0 --json
 	fi
 	step torch_peer.json 180 python3 scripts/torch_peer.py --hwnas "$OUT" --json
-	python3 scripts/torch_peer.py --report "$OUT/torch_peer.json" >"$OUT/summary.txt" 2>&1 || true
+	if [ -s "$OUT/torch_peer.json" ]; then
+		python3 scripts/torch_peer.py --report "$OUT/torch_peer.json" >"$OUT/summary.txt" 2>&1 || true
+	fi
+	touch "$OUT/summary.txt"
 	grep -E "^(--- FAIL|FAIL|ok|PASS)" "$OUT/cuda-test.txt" | tail -20 || true
 	cat "$OUT/summary.txt"
 }
