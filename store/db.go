@@ -168,7 +168,14 @@ func inspect(path string) (fileState, error) {
 	if err != nil || !bytes.Equal(head, sqliteMagic) {
 		return fileState{}, fmt.Errorf("%s: %w (not an SQLite file)", path, ErrNotHwnas)
 	}
-	sdb, err := sql.Open("sqlite3", dsn(path, "mode=ro"))
+	// With no WAL content beside it, the main file holds the newest
+	// header and SQLite can read it as immutable, which creates no -wal or
+	// -shm file (a plain read-only open of a WAL-mode database would).
+	mode := []string{"mode=ro"}
+	if wal, err := os.Stat(path + "-wal"); err != nil || wal.Size() == 0 {
+		mode = append(mode, "immutable=1")
+	}
+	sdb, err := sql.Open("sqlite3", dsn(path, mode...))
 	if err != nil {
 		return fileState{}, err
 	}

@@ -122,6 +122,14 @@ func TestRefusesForeignAndNewerDatabases(t *testing.T) {
 	d.CreateStudy(ctx, Study{Name: "from the future"})
 	d.Close()
 	rawSQLite(t, newer, "PRAGMA journal_mode = DELETE", "PRAGMA user_version = 99")
+	// The same, left in WAL mode as hwnas leaves its databases: reading
+	// the header must not create -wal or -shm files either.
+	newerWAL := filepath.Join(dir, "newer-wal.db")
+	if d, err = Open(newerWAL); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	rawSQLite(t, newerWAL, "PRAGMA user_version = 7")
 
 	tests := []struct {
 		path   string
@@ -132,6 +140,7 @@ func TestRefusesForeignAndNewerDatabases(t *testing.T) {
 		{otherApp, ErrNotHwnas, "application id 0x000004d2"},
 		{text, ErrNotHwnas, "not an SQLite file"},
 		{newer, ErrNewerSchema, "schema version 99"},
+		{newerWAL, ErrNewerSchema, "schema version 7"},
 	}
 	for _, tc := range tests {
 		for name, open := range map[string]func(string) (*DB, error){"Open": Open, "OpenReadOnly": OpenReadOnly} {
