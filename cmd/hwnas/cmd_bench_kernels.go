@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"hwnas/accel"
 	"hwnas/cpu"
@@ -23,6 +24,7 @@ type benchKernelsOptions struct {
 	MTThreads int    // threads of the extra row at the largest size (<= 1: none)
 	ISA       string // kernel level to force ("": the current one)
 	Rounds    int    // alternating hwnas/peer measurement rounds per row
+	Clock     string // "thread" (CPU time of the calling thread for 1-thread rows) or "wall"
 	JSON      bool
 	Latency   accel.LatencyOptions // per round; tests shorten it
 }
@@ -32,6 +34,7 @@ type benchKernelsRow struct {
 	Kernel        string   `json:"kernel"`
 	N             int      `json:"n"`
 	Threads       int      `json:"threads"`
+	Clock         string   `json:"clock"` // "thread-cpu" or "wall"
 	HwnasGFLOPS   float64  `json:"hwnas_gflops"`
 	HwnasMedianUS float64  `json:"hwnas_median_us"`
 	PeerGFLOPS    *float64 `json:"openblas_gflops"`    // null when the peer is not built in
@@ -49,7 +52,7 @@ type benchKernelsReport struct {
 }
 
 func init() {
-	opts := benchKernelsOptions{Rounds: 3}
+	opts := benchKernelsOptions{Rounds: 3, Clock: "thread"}
 	cmd := &cobra.Command{
 		Use:   "kernels",
 		Short: "Measure SGEMM GFLOP/s beside OpenBLAS (built in by `make bench`)",
@@ -57,8 +60,11 @@ func init() {
 C kernels at each size, and OpenBLAS's cblas_sgemm in the same run when the
 binary was built with -tags openblas (make bench). Each figure is the median
 over repeats (accel.MeasureLatency), taken in alternating rounds so that both
-libraries see the same machine load. Unset OPENBLAS_CORETYPE to let OpenBLAS
-pick its kernel for this CPU.`,
+libraries see the same machine load. One-thread rows are timed by default
+with the CPU time of the calling thread (--clock thread), which leaves out
+the time the OS gives other processes on a shared machine; rows with more
+threads, and --clock wall, use the wall clock. Unset OPENBLAS_CORETYPE to
+let OpenBLAS pick its kernel for this CPU.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBenchKernels(cmd.Context(), cmd.OutOrStdout(), opts)
@@ -70,6 +76,7 @@ pick its kernel for this CPU.`,
 	f.IntVar(&opts.MTThreads, "mt-threads", 2, "threads of one extra row at the largest size (0 or 1: none)")
 	f.StringVar(&opts.ISA, "isa", "", "kernel level: generic, avx2 or avx512 (default: the best this CPU has, or HWNAS_ISA)")
 	f.IntVar(&opts.Rounds, "rounds", 3, "alternating measurement rounds per row")
+	f.StringVar(&opts.Clock, "clock", "thread", "timer of one-thread rows: thread (CPU time of the calling thread) or wall")
 	f.BoolVar(&opts.JSON, "json", false, "print JSON")
 	benchCmd.AddCommand(cmd)
 }
@@ -89,6 +96,9 @@ func runBenchKernels(ctx context.Context, w io.Writer, opts benchKernelsOptions)
 	}
 	if opts.Rounds <= 0 {
 		return badInputf("--rounds: %d must be positive", opts.Rounds)
+	}
+	if opts.Clock != "thread" && opts.Clock != "wall" {
+		return badInputf("--clock: %q is not thread or wall", opts.Clock)
 	}
 	if opts.ISA != "" {
 		prev := cpu.ISA()
@@ -144,12 +154,32 @@ func benchSgemmRow(n, threads int, opts benchKernelsOptions) (benchKernelsRow, e
 	for i := range a {
 		a[i], b[i] = float32(r.Float64()*2-1), float32(r.Float64()*2-1)
 	}
-	hw := func() (time.Duration, error) {
-		return 0, cpu.Sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n, threads)
+	clock := "wall"
+	if threads == 1 && opts.Clock == "thread" {
+		// The cgo call runs on this goroutine's OS thread, so that thread's
+		// CPU time is the kernel's (OpenBLAS with one thread runs there too).
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		clock = "thread-cpu"
 	}
-	peer := func() (time.Duration, error) {
-		return 0, cpu.PeerSgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n, threads)
+	timed := func(f func() error) func() (time.Duration, error) {
+		return func() (time.Duration, error) {
+			if clock == "wall" {
+				return 0, f() // MeasureLatency times it with the wall clock
+			}
+			t0, err := threadCPUTime()
+			if err != nil {
+				return 0, err
+			}
+			if err := f(); err != nil {
+				return 0, err
+			}
+			t1, err := threadCPUTime()
+			return max(t1-t0, 1), err
+		}
 	}
+	hw := timed(func() error { return cpu.Sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n, threads) })
+	peer := timed(func() error { return cpu.PeerSgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n, threads) })
 	var hwMed, peerMed []time.Duration
 	for round := 0; round < opts.Rounds; round++ {
 		st, err := accel.MeasureLatency(hw, opts.Latency)
@@ -169,7 +199,7 @@ func benchSgemmRow(n, threads int, opts benchKernelsOptions) (benchKernelsRow, e
 	gflops := func(d time.Duration) float64 { return flop / d.Seconds() / 1e9 }
 	us := func(d time.Duration) float64 { return float64(d) / 1e3 }
 	hm := medianDuration(hwMed)
-	row := benchKernelsRow{Kernel: "sgemm", N: n, Threads: threads, HwnasGFLOPS: gflops(hm), HwnasMedianUS: us(hm)}
+	row := benchKernelsRow{Kernel: "sgemm", N: n, Threads: threads, Clock: clock, HwnasGFLOPS: gflops(hm), HwnasMedianUS: us(hm)}
 	if len(peerMed) > 0 {
 		pm := medianDuration(peerMed)
 		pg, pu := gflops(pm), us(pm)
@@ -177,6 +207,15 @@ func benchSgemmRow(n, threads int, opts benchKernelsOptions) (benchKernelsRow, e
 		row.PeerGFLOPS, row.PeerMedianUS, row.Ratio = &pg, &pu, &ratio
 	}
 	return row, nil
+}
+
+// threadCPUTime is the CPU time the calling OS thread has used.
+func threadCPUTime() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0, fmt.Errorf("thread CPU clock: %w", err)
+	}
+	return time.Duration(ts.Nano()), nil
 }
 
 func medianDuration(d []time.Duration) time.Duration {
@@ -194,13 +233,13 @@ func printBenchKernels(w io.Writer, rep benchKernelsReport) error {
 	if rep.PeerCoreEnv != "" {
 		fmt.Fprintf(w, "note: OPENBLAS_CORETYPE=%s is set, so OpenBLAS runs that kernel, not the one for this CPU\n", rep.PeerCoreEnv)
 	}
-	fmt.Fprintf(w, "%6s %8s %15s %17s %7s\n", "n", "threads", "hwnas GFLOP/s", "OpenBLAS GFLOP/s", "ratio")
+	fmt.Fprintf(w, "%6s %8s %11s %15s %17s %7s\n", "n", "threads", "clock", "hwnas GFLOP/s", "OpenBLAS GFLOP/s", "ratio")
 	for _, r := range rep.Rows {
 		peer, ratio := "-", "-"
 		if r.PeerGFLOPS != nil {
 			peer, ratio = fmt.Sprintf("%.1f", *r.PeerGFLOPS), fmt.Sprintf("%.2f", *r.Ratio)
 		}
-		fmt.Fprintf(w, "%6d %8d %15.1f %17s %7s\n", r.N, r.Threads, r.HwnasGFLOPS, peer, ratio)
+		fmt.Fprintf(w, "%6d %8d %11s %15.1f %17s %7s\n", r.N, r.Threads, r.Clock, r.HwnasGFLOPS, peer, ratio)
 	}
 	return nil
 }

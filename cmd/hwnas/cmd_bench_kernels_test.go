@@ -16,7 +16,7 @@ import (
 func TestRunBenchKernelsJSON(t *testing.T) {
 	var out bytes.Buffer
 	opts := benchKernelsOptions{
-		Sizes: []int{8, 33}, Threads: 1, MTThreads: 2, ISA: cpu.SupportedISAs()[0], Rounds: 2, JSON: true,
+		Sizes: []int{8, 33}, Threads: 1, MTThreads: 2, ISA: cpu.SupportedISAs()[0], Rounds: 2, Clock: "thread", JSON: true,
 		Latency: accel.LatencyOptions{Warmup: 1, MinRuns: 3, MinTime: time.Microsecond},
 	}
 	if err := runBenchKernels(context.Background(), &out, opts); err != nil {
@@ -29,13 +29,16 @@ func TestRunBenchKernelsJSON(t *testing.T) {
 	if rep.ISA != "generic" || rep.Device.Backend != "cpu" {
 		t.Errorf("isa %q backend %q, want generic and cpu", rep.ISA, rep.Device.Backend)
 	}
-	want := []struct{ n, threads int }{{8, 1}, {33, 1}, {33, 2}}
+	want := []struct {
+		n, threads int
+		clock      string
+	}{{8, 1, "thread-cpu"}, {33, 1, "thread-cpu"}, {33, 2, "wall"}}
 	if len(rep.Rows) != len(want) {
 		t.Fatalf("%d rows, want %d: %s", len(rep.Rows), len(want), out.String())
 	}
 	for i, r := range rep.Rows {
-		if r.Kernel != "sgemm" || r.N != want[i].n || r.Threads != want[i].threads {
-			t.Errorf("row %d = %+v, want sgemm n=%d threads=%d", i, r, want[i].n, want[i].threads)
+		if r.Kernel != "sgemm" || r.N != want[i].n || r.Threads != want[i].threads || r.Clock != want[i].clock {
+			t.Errorf("row %d = %+v, want sgemm n=%d threads=%d clock %s", i, r, want[i].n, want[i].threads, want[i].clock)
 		}
 		if !(r.HwnasGFLOPS > 0) || !(r.HwnasMedianUS > 0) {
 			t.Errorf("row %d: non-positive figures %+v", i, r)
@@ -58,13 +61,13 @@ func TestRunBenchKernelsJSON(t *testing.T) {
 
 func TestRunBenchKernelsText(t *testing.T) {
 	var out bytes.Buffer
-	opts := benchKernelsOptions{Sizes: []int{5}, Threads: 1, Rounds: 1,
+	opts := benchKernelsOptions{Sizes: []int{5}, Threads: 1, Rounds: 1, Clock: "wall",
 		Latency: accel.LatencyOptions{Warmup: 1, MinRuns: 2, MinTime: time.Microsecond}}
 	if err := runBenchKernels(context.Background(), &out, opts); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()
-	for _, want := range []string{"hwnas GFLOP/s", "OpenBLAS GFLOP/s", "\n     5        1 "} {
+	for _, want := range []string{"hwnas GFLOP/s", "OpenBLAS GFLOP/s", "\n     5        1        wall "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
@@ -73,11 +76,12 @@ func TestRunBenchKernelsText(t *testing.T) {
 
 func TestRunBenchKernelsBadInput(t *testing.T) {
 	for _, opts := range []benchKernelsOptions{
-		{Sizes: nil, Rounds: 1},
-		{Sizes: []int{0}, Rounds: 1},
-		{Sizes: []int{4}, Threads: -1, Rounds: 1},
-		{Sizes: []int{4}, Rounds: 0},
-		{Sizes: []int{4}, Rounds: 1, ISA: "avx1024"},
+		{Sizes: nil, Rounds: 1, Clock: "wall"},
+		{Sizes: []int{0}, Rounds: 1, Clock: "wall"},
+		{Sizes: []int{4}, Threads: -1, Rounds: 1, Clock: "wall"},
+		{Sizes: []int{4}, Rounds: 0, Clock: "wall"},
+		{Sizes: []int{4}, Rounds: 1, Clock: "thread", ISA: "avx1024"},
+		{Sizes: []int{4}, Rounds: 1, Clock: "sundial"},
 	} {
 		err := runBenchKernels(context.Background(), &bytes.Buffer{}, opts)
 		var ue usageError
