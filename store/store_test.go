@@ -169,3 +169,37 @@ func TestTrialLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Goroutines of one writer process adding trials at once get distinct,
+// gapless numbers (each AddTrial takes the write lock when it begins).
+func TestConcurrentAddTrial(t *testing.T) {
+	d := newDB(t)
+	s, _ := d.CreateStudy(ctx, Study{Name: "par"})
+	const workers, each = 8, 20
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range each {
+				if _, err := d.AddTrial(ctx, s.ID, TrialSpec{}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	trials, err := d.ListTrials(ctx, s.ID, TrialFilter{})
+	if err != nil || len(trials) != workers*each {
+		t.Fatalf("%d trials, %v", len(trials), err)
+	}
+	for i, tr := range trials {
+		if tr.Number != i {
+			t.Fatalf("trial %d has number %d", i, tr.Number)
+		}
+	}
+}
