@@ -30,6 +30,24 @@ func scratchSize(cp *C.hw_conv_t) int { return int(C.hw_conv_scratch(cp)) }
 // input and one output channel per group.
 func depthwise(p accel.ConvParams) bool { return p.Groups == p.C && p.K == p.C }
 
+// transposedDepthwise returns the depthwise convolution that maps dy to dx
+// for a stride-1 depthwise p: dx[iy,ix] = Σ w[ky,kx]·dy[iy+ph−ky·dh, ix+pw−kx·dw]
+// is a convolution of dy (OH×OW) with the flipped kernel and padding
+// dil·(k−1) − pad, whose output is H×W. It reports false when that padding
+// would be negative or the stride is not 1.
+func transposedDepthwise(p accel.ConvParams) (accel.ConvParams, bool) {
+	ph, pw := p.DilH*(p.KH-1)-p.PadH, p.DilW*(p.KW-1)-p.PadW
+	if p.StrideH != 1 || p.StrideW != 1 || ph < 0 || pw < 0 {
+		return p, false
+	}
+	t := p
+	t.H, t.W, t.PadH, t.PadW = p.OutH(), p.OutW(), ph, pw
+	if t.OutH() != p.H || t.OutW() != p.W {
+		return p, false
+	}
+	return t, true
+}
+
 // minItems is how many items of perItem multiply-adds make one chunk.
 func minItems(perItem int64) int {
 	if perItem <= 0 {
@@ -114,6 +132,23 @@ func (k *Kernels) Conv2DBackwardData(p accel.ConvParams, w, dy, dx []float32) er
 	wp, dyp, dxp := fptr(w), fptr(dy), fptr(dx)
 	macs := p.MACs() / int64(p.N)
 	if p.Groups > 1 && depthwise(p) {
+		if t, ok := transposedDepthwise(p); ok {
+			// Stride 1: dx is the depthwise convolution of dy with the
+			// flipped kernel, so the forward kernel's vector code runs it.
+			flip := k.getScratch(len(w))
+			defer k.putScratch(flip)
+			taps := p.KH * p.KW
+			for c := 0; c < p.C; c++ {
+				for i := 0; i < taps; i++ {
+					flip[c*taps+i] = w[c*taps+taps-1-i]
+				}
+			}
+			ct, fp := convC(t), fptr(flip)
+			k.parallel(p.N*p.C, minItems(macs/int64(p.C)), func(lo, hi, _ int) {
+				C.hw_conv_dw(isa, &ct, C.int(lo), C.int(hi), dyp, fp, nil, C.int(accel.ActNone), dxp)
+			})
+			return nil
+		}
 		k.parallel(p.N*p.C, minItems(macs/int64(p.C)), func(lo, hi, _ int) {
 			C.hw_conv_dw_bwd_data(&cp, C.int(lo), C.int(hi), wp, dyp, dxp)
 		})

@@ -9,7 +9,8 @@
  * Per output row, the taps whose input row is inside the image are listed
  * once (offset into the plane, weight). Interior columns, where every tap
  * is inside the image, are computed DW_VL (or 2·DW_VL) outputs at a time
- * with stride 1, all taps accumulated in registers; border columns and
+ * with stride 1, all taps accumulated in registers (a last vector that
+ * overlaps the previous one covers the remainder); border columns and
  * other strides go through a scalar loop that checks columns. Bias and
  * activation follow on the finished plane while it is in L1. */
 
@@ -89,6 +90,15 @@ void DW_NAME(const hw_conv_t *p, int q0, int q1, const float *x, const float *w,
                     for (int t = 0; t < nt; t++)
                         a0 += tw[t] * DW_CAT(dw_load, DW_VL)(xq + toff[t] + ox);
                     DW_CAT(dw_store, DW_VL)(yr + ox, a0);
+                }
+                if (ox < xhi && xhi - xlo >= DW_VL) {
+                    /* The last partial vector: recompute the vector ending at
+                     * xhi (overlapping outputs get the same values again). */
+                    VF a0 = {0};
+                    for (int t = 0; t < nt; t++)
+                        a0 += tw[t] * DW_CAT(dw_load, DW_VL)(xq + toff[t] + xhi - DW_VL);
+                    DW_CAT(dw_store, DW_VL)(yr + xhi - DW_VL, a0);
+                    ox = xhi;
                 }
                 for (; ox < xhi; ox++) {
                     float s = 0;
