@@ -47,8 +47,9 @@ func init() {
 (or --study) measured on the device, within the bounds, most accurate first,
 ties broken by lower latency then fewer bytes. --device takes a device name, a
 fingerprint (see hwnas devices) or a backend spec such as cpu or cuda:0; a
-spec picks this machine's device when the database has results for it, and
-every device of that backend otherwise. Accuracy is the validation accuracy
+spec picks this machine's device (for a CPU: its model at any thread count)
+when the database has results for it, and every device of that backend
+otherwise. Accuracy is the validation accuracy
 searches decide on (--by test ranks by the test accuracy of trials that have
 one). The database is opened read-only.`,
 		Example: `  hwnas best --device cpu --max-latency 100us --min-accuracy 0.99 --max-bytes 10KB -n 5`,
