@@ -328,14 +328,28 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 			}
 		}
 		if len(shared) > 0 {
+			counts := map[*nas.Param][]int{}
+			for p, s := range shared {
+				c := make([]int, len(s.Codebook))
+				for _, a := range s.Assign {
+					if a >= 0 {
+						c[a]++
+					}
+				}
+				counts[p] = c
+			}
 			ft.GradHook = func(mm *nas.Model) error {
 				for p, s := range shared {
 					g, err := s.CodebookGrad(p.Grad)
 					if err != nil {
 						return err
 					}
+					// The exact gradient of c_j sums over its cluster; its
+					// curvature grows with the cluster size too, so the step
+					// divides by it (a diagonal preconditioner) to stay
+					// stable for clusters of thousands of weights.
 					for j := range s.Codebook {
-						s.Codebook[j] -= lr * g[j]
+						s.Codebook[j] -= lr * g[j] / float32(max(counts[p][j], 1))
 					}
 					clear(p.Grad) // the codebook moves; the weights follow in AfterStep
 				}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hwnas/accel"
+	"hwnas/nas"
+	"hwnas/nas/compress"
+	"hwnas/nas/data"
+)
+
+// compressOptions configure `hwnas compress`.
+type compressOptions struct {
+	Arch, Weights, Recipe, Data, Out string
+	Epochs, PruneRounds, Subset      int
+	LR                               float64
+	Seed                             uint64
+	Threads                          int
+	JSON                             bool
+	Latency                          accel.LatencyOptions // tests shorten it
+	Log                              io.Writer            // step lines (stderr), nil for none
+}
+
+// compressReport is the row `hwnas compress` prints (and its --json).
+type compressReport struct {
+	Arch            string                 `json:"arch"`
+	Recipe          string                 `json:"recipe"`
+	ParamsBefore    int64                  `json:"params_before"`
+	ParamsAfter     int64                  `json:"params_after"`
+	NonZero         int64                  `json:"nonzero"`
+	DenseBytes      int64                  `json:"dense_bytes"`
+	Bytes           int                    `json:"bytes"`
+	Ratio           float64                `json:"ratio"`
+	ValAccBefore    float64                `json:"val_accuracy_before"`
+	ValAccAfter     float64                `json:"val_accuracy_after"`
+	TestAccBefore   float64                `json:"test_accuracy_before"`
+	TestAccAfter    float64                `json:"test_accuracy_after"`
+	LatencyBeforeUS float64                `json:"latency_before_us"`
+	LatencyAfterUS  float64                `json:"latency_after_us"`
+	Speedup         float64                `json:"speedup"`
+	Layers          []compress.LayerReport `json:"layers"`
+	Stages          []compress.StageReport `json:"stages"`
+	Out             string                 `json:"out,omitempty"`
+	OutArch         string                 `json:"out_arch,omitempty"`
+	Seconds         float64                `json:"seconds"`
+}
+
+func init() {
+	opts := compressOptions{}
+	cmd := &cobra.Command{
+		Use:   "compress",
+		Short: "Compress a trained model with a recipe and report size, accuracy and latency",
+		Long: `Applies a compression recipe to a trained model: channel pruning, low-rank,
+gradual magnitude pruning, k-means weight sharing or quantization, each
+followed by fine-tuning, then encodes the model (sparse gaps, codebooks,
+Huffman coding, int8/fp16 tensors). It prints one row: parameters, the exact
+compressed size in bytes (the length of the encoding) and the ratio to fp32,
+validation and test accuracy before and after, and batch-1 CPU latency before
+and after (int8 and sparse kernels where the model uses them).
+
+Recipes (short form; or JSON, or a file holding either):
+  prune=0.9,share=5bit,huffman        Deep Compression
+  channels=0.5:l1,quant=int8          structured pruning + int8 kernels
+  lowrank=0.25                        truncated SVD at a quarter rank
+  distill=teacher.hwnw:T=4:a=0.7      fine-tune with a teacher
+  conv1.prune=0.5                     per-layer override`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Log = cmd.ErrOrStderr()
+			return runCompress(cmd.Context(), cmd.OutOrStdout(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Arch, "arch", "lenet5", "architecture: a built-in name ("+joinNames()+") or a JSON file")
+	f.StringVar(&opts.Weights, "weights", "", "trained weights (hwnas train --save)")
+	f.StringVar(&opts.Recipe, "recipe", "", "compression recipe (short form, JSON, or a file)")
+	f.StringVar(&opts.Data, "data", "data/mnist", "folder of the IDX data set")
+	f.StringVar(&opts.Out, "out", "", "write the compressed model here (and its architecture to FILE.arch.json)")
+	f.IntVar(&opts.Epochs, "epochs", 1, "fine-tuning epochs after each step")
+	f.IntVar(&opts.PruneRounds, "prune-rounds", 3, "rounds of gradual pruning")
+	f.IntVar(&opts.Subset, "subset", 0, "fine-tune on the first N training images only (0: all)")
+	f.Float64Var(&opts.LR, "lr", 0.01, "fine-tuning learning rate")
+	f.Uint64Var(&opts.Seed, "seed", 1, "shuffling seed")
+	f.IntVar(&opts.Threads, "threads", 0, "kernel threads for fine-tuning (latency is measured on 1)")
+	f.BoolVar(&opts.JSON, "json", false, "print JSON")
+	cmd.MarkFlagRequired("weights")
+	cmd.MarkFlagRequired("recipe")
+	rootCmd.AddCommand(cmd)
+}
+
+// runCompress compresses the model and prints the row.
+func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
+	start := time.Now()
+	if opts.Epochs < 0 || opts.PruneRounds < 0 || opts.Subset < 0 || opts.LR < 0 {
+		return badInputf("--epochs, --prune-rounds, --subset and --lr must not be negative")
+	}
+	arch, err := nas.ResolveArch(opts.Arch)
+	if err != nil {
+		return badInput(err)
+	}
+	m, err := nas.NewModel(arch, 1)
+	if err != nil {
+		return badInput(err)
+	}
+	if opts.Weights == "" {
+		return badInputf("--weights: a trained model is needed")
+	}
+	if err := nas.LoadWeights(opts.Weights, m); err != nil {
+		return badInput(err)
+	}
+	recipe, err := compress.ParseRecipe(opts.Recipe)
+	if err != nil {
+		return badInput(err)
+	}
+	if err := recipe.Validate(m.Graph); err != nil {
+		return badInput(err)
+	}
+	train, val, test, err := data.LoadDir(opts.Data)
+	if err != nil {
+		return badInput(err)
+	}
+	k, closeK, err := nas.DefaultKernels(opts.Threads)
+	if err != nil {
+		return err
+	}
+	defer closeK()
+	m.Kernels = k
+	rep := compressReport{Arch: arch.Name}
+	if rep.TestAccBefore, err = compress.EvaluatePlan(m, test, k); err != nil {
+		return err
+	}
+	before, err := batch1Latency(m, opts.Latency)
+	if err != nil {
+		return err
+	}
+	cfg := compress.Config{FineTuneEpochs: opts.Epochs, NoFineTune: opts.Epochs == 0, PruneRounds: opts.PruneRounds,
+		Threads: opts.Threads, Log: opts.Log,
+		Train: nas.TrainConfig{BatchSize: 64, LR: opts.LR, Seed: opts.Seed, Subset: opts.Subset}}
+	res, err := compress.Apply(ctx, m, recipe, train, val, cfg)
+	if err != nil {
+		return err
+	}
+	res.Model.Kernels = k
+	if rep.TestAccAfter, err = compress.EvaluatePlan(res.Model, test, k); err != nil {
+		return err
+	}
+	after, err := batch1Latency(res.Model, opts.Latency)
+	if err != nil {
+		return err
+	}
+	rep.Recipe, rep.ParamsBefore, rep.ParamsAfter, rep.NonZero = res.Recipe, res.ParamsBefore, res.ParamsAfter, res.NonZero
+	rep.DenseBytes, rep.Bytes, rep.Ratio = res.DenseBytes, res.Bytes, res.Ratio
+	rep.ValAccBefore, rep.ValAccAfter = res.ValAccBefore, res.ValAccAfter
+	rep.LatencyBeforeUS, rep.LatencyAfterUS = us(before.Median), us(after.Median)
+	rep.Speedup = rep.LatencyBeforeUS / rep.LatencyAfterUS
+	rep.Layers, rep.Stages = res.Layers, res.Stages
+	if opts.Out != "" {
+		if err := os.WriteFile(opts.Out, res.Encoded, 0o644); err != nil {
+			return err
+		}
+		rep.Out, rep.OutArch = opts.Out, opts.Out+".arch.json"
+		if err := os.WriteFile(rep.OutArch, res.Arch.JSON(), 0o644); err != nil {
+			return err
+		}
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	if opts.JSON {
+		return writeJSON(w, rep)
+	}
+	fmt.Fprintf(w, "%-9s %-40s %9s %9s %10s %7s %8s %8s %8s %8s %9s %9s %6s\n", "arch", "recipe", "params", "nonzero", "bytes", "ratio",
+		"val-bef", "val-aft", "test-bef", "test-aft", "lat-bef", "lat-aft", "speed")
+	fmt.Fprintf(w, "%-9s %-40s %9d %9d %10d %6.1fx %7.2f%% %7.2f%% %7.2f%% %7.2f%% %7.1fus %7.1fus %5.2fx\n", rep.Arch, rep.Recipe,
+		rep.ParamsAfter, rep.NonZero, rep.Bytes, rep.Ratio, 100*rep.ValAccBefore, 100*rep.ValAccAfter, 100*rep.TestAccBefore,
+		100*rep.TestAccAfter, rep.LatencyBeforeUS, rep.LatencyAfterUS, rep.Speedup)
+	if rep.Out != "" {
+		fmt.Fprintf(w, "wrote %s (%d bytes) and %s\n", rep.Out, rep.Bytes, rep.OutArch)
+	}
+	return nil
+}
+
+// batch1Latency measures m's lowered plan at batch 1 on the CPU backend
+// with one thread (the deployment setting the issue reports).
+func batch1Latency(m *nas.Model, lo accel.LatencyOptions) (accel.LatencyStats, error) {
+	plan, err := nas.Lower(m)
+	if err != nil {
+		return accel.LatencyStats{}, err
+	}
+	be, err := accel.Open("cpu", accel.Options{Threads: 1})
+	if err != nil {
+		return accel.LatencyStats{}, err
+	}
+	defer be.Close()
+	prog, err := be.Compile(plan, 1)
+	if err != nil {
+		return accel.LatencyStats{}, err
+	}
+	defer prog.Close()
+	in := make([]float32, prog.InputSize())
+	for i := range in {
+		in[i] = float32(i%29) / 29
+	}
+	return accel.MeasureProgram(prog, in, lo)
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
