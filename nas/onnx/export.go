@@ -347,16 +347,15 @@ func (b *builder) shapeConst(s accel.Shape) string {
 }
 
 // as returns value in (of plan shape have) viewed with shape want,
-// emitting a Flatten or Reshape when the shapes differ (same size).
+// emitting a Reshape when the shapes differ (same size). Flattening uses
+// Reshape rather than Flatten too: onnxruntime moves quantization through
+// Reshape (not Flatten), so an int8 conv → pool → reshape → int8 linear
+// chain runs on its integer kernels end to end.
 func (b *builder) as(in string, have, want accel.Shape, prefix string) string {
 	if sameShape(have, want) {
 		return in
 	}
 	out := prefix + "_reshaped"
-	if len(want) == 1 && len(have) > 1 {
-		b.node("Flatten", prefix+"_flatten", []string{in}, []string{out}, intAttr("axis", 1))
-		return out
-	}
 	b.node("Reshape", prefix+"_reshape", []string{in, b.shapeConst(want)}, []string{out})
 	return out
 }
@@ -561,11 +560,7 @@ func (b *builder) emit(op *accel.Op, name string, ins, outs []string) error {
 		}
 		pooled := name + "_pooled"
 		b.node("GlobalAveragePool", name, ins[:1], []string{pooled})
-		if len(outShape) == 1 {
-			b.node("Flatten", name+"_flatten", []string{pooled}, outs[:1], intAttr("axis", 1))
-		} else {
-			b.node("Reshape", name+"_reshape", []string{pooled, b.shapeConst(outShape)}, outs[:1])
-		}
+		b.node("Reshape", name+"_reshape", []string{pooled, b.shapeConst(outShape)}, outs[:1])
 		return nil
 	case accel.OpAdd:
 		pre, finish := b.withAct(op.Act, name, outs[0])
@@ -596,11 +591,7 @@ func (b *builder) emit(op *accel.Op, name string, ins, outs []string) error {
 		b.node("Reshape", name+"_merge_groups", []string{swapped, b.shapeConst(outShape)}, outs[:1])
 		return nil
 	case accel.OpFlatten:
-		if len(outShape) == 1 {
-			b.node("Flatten", name, ins[:1], outs[:1], intAttr("axis", 1))
-		} else {
-			b.node("Reshape", name, []string{ins[0], b.shapeConst(outShape)}, outs[:1])
-		}
+		b.node("Reshape", name, []string{ins[0], b.shapeConst(outShape)}, outs[:1]) // see as
 		return nil
 	}
 	return fmt.Errorf("op kind %q has no ONNX form in this exporter", op.Kind)

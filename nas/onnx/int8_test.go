@@ -1,6 +1,8 @@
 package onnx
 
 import (
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"hwnas/accel"
@@ -90,8 +92,8 @@ func TestInt8MatchesHwnas(t *testing.T) {
 		plan *accel.Plan
 		n    int // test images compared
 	}{
-		{builtinPlan(t, "lenet300", 2), 10000},
-		{builtinPlan(t, "lenet5", 1), 10000},
+		{trainedPlan(t, "lenet300", 5000), 10000},
+		{trainedPlan(t, "lenet5", 3000), 10000},
 	}
 	cal := calibration(t, 200)
 	dir := t.TempDir()
@@ -113,6 +115,7 @@ func TestInt8MatchesHwnas(t *testing.T) {
 			}
 			want := hwnasOutputs(t, qp, set.Images, c.n, 100)
 			compareQuantized(t, qp, model, set.Images, c.n, want)
+			checkIntegerKernels(t, qp, model)
 		})
 	}
 	checkFiles(t, paths...)
@@ -158,6 +161,50 @@ func compareQuantized(t *testing.T, qp *accel.Plan, model []byte, images []float
 		}
 		if worst > 1 {
 			t.Errorf("%s: worst logit difference is %.3g quantization steps, want ≤ 1", mode.name, worst)
+		}
+	}
+}
+
+// checkIntegerKernels profiles the int8 model in onnxruntime and checks
+// that every int8 op but the classifier (whose float output leaves
+// onnxruntime nothing to requantize) runs on an integer kernel
+// (QLinearConv, QGemm, ...), i.e. that the QDQ form is one onnxruntime
+// fuses rather than evaluates in float.
+func checkIntegerKernels(t *testing.T, p *accel.Plan, model []byte) {
+	t.Helper()
+	prefix := filepath.Join(t.TempDir(), "profile")
+	s, err := NewSession(model, 1, SessionOptions{Threads: 1, ProfilePrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, out := make([]float32, s.InputSize()), make([]float32, s.OutputSize())
+	if err := s.Run(in, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := ReadProfile(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernels := map[int][]string{}
+	for _, n := range nodes {
+		if i := n.PlanOp(p); i >= 0 {
+			kernels[i] = append(kernels[i], n.OpType)
+		}
+	}
+	for i := range p.Ops[:len(p.Ops)-1] {
+		if p.Ops[i].Quant == nil {
+			continue
+		}
+		integer := false
+		for _, k := range kernels[i] {
+			integer = integer || strings.HasPrefix(k, "QLinear") || strings.HasPrefix(k, "QGemm") || strings.Contains(k, "Integer")
+		}
+		t.Logf("op %d %s: onnxruntime kernels %v", i, p.Ops[i].Name, kernels[i])
+		if !integer {
+			t.Errorf("op %d %s runs on %v in onnxruntime, want an integer kernel", i, p.Ops[i].Name, kernels[i])
 		}
 	}
 }

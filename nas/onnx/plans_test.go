@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand"
@@ -355,6 +356,38 @@ func lowRankLeNet300(t testing.TB, seed uint64) *accel.Plan {
 		}
 	}
 	m.Arch.Name = "lenet300-lowrank"
+	p, err := nas.Lower(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// trainedPlan trains a built-in architecture for one epoch on the first n
+// MNIST training images (one kernel thread) and lowers it: a model with
+// the confident logits of a trained one, for the int8 agreement checks.
+func trainedPlan(t testing.TB, name string, n int) *accel.Plan {
+	t.Helper()
+	a, err := nas.BuiltinArch(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := nas.NewModel(a, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, done, err := nas.DefaultKernels(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	m.Kernels = k
+	train := calibration(t, n)
+	res, err := nas.Train(context.Background(), m, train, mnist(t, 500), nas.TrainConfig{Epochs: 1, BatchSize: 32, Seed: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s trained on %d images: %+v", name, n, res.Epochs)
 	p, err := nas.Lower(m)
 	if err != nil {
 		t.Fatal(err)
