@@ -561,3 +561,49 @@ func TestQueriesWhileWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// `--device cpu` finds this machine's CPU model measured at another thread
+// count by its name, and falls back to every CPU with a note when the
+// database has only other models.
+func TestResolveQueryDevice(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "hwnas.db")
+	db, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := accel.DetectCPU(1, "test") // this CPU, one thread
+	other := accel.Device{Backend: "cpu", Name: "Made-up CPU", Cores: 4}
+	other.Fingerprint = other.ComputeFingerprint()
+	if err := db.PutDevice(ctx, one); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	r, err := store.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	matched, note, err := resolveQueryDevice(ctx, r, "cpu")
+	r.Close()
+	local := accel.DetectCPU(0, "")
+	if err != nil || note != "" || (matched != one.Name && matched != local.Fingerprint) {
+		t.Fatalf("this CPU at 1 thread: matched %q note %q err %v", matched, note, err)
+	}
+
+	path2 := filepath.Join(t.TempDir(), "hwnas.db")
+	db, _ = store.Open(path2)
+	db.PutDevice(ctx, other)
+	db.Close()
+	r, _ = store.OpenReadOnly(path2)
+	defer r.Close()
+	matched, note, err = resolveQueryDevice(ctx, r, "cpu")
+	if err != nil || matched != "cpu" || !strings.Contains(note, "showing every cpu device") {
+		t.Fatalf("only another CPU: matched %q note %q err %v", matched, note, err)
+	}
+	if _, _, err := resolveQueryDevice(ctx, r, "cuda:3"); !isBadInput(err) || !strings.Contains(err.Error(), `cpu "Made-up CPU"`) {
+		t.Fatalf("cuda with no results: err = %v", err)
+	}
+	if m, _, err := resolveQueryDevice(ctx, r, other.Fingerprint); err != nil || m != other.Fingerprint {
+		t.Fatalf("fingerprint: %q, %v", m, err)
+	}
+}
