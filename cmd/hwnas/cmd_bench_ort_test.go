@@ -53,6 +53,9 @@ func TestRunBenchOrt(t *testing.T) {
 		if math.Abs(share-1) > 1e-6 {
 			t.Errorf("op shares add up to %v", share)
 		}
+		if ort := r.Ops[0].OrtUS + r.Ops[1].OrtUS + r.Ops[2].OrtUS; !(ort > 0) {
+			t.Errorf("batch %d: no onnxruntime op times: %+v", r.Batch, r.Ops)
+		}
 	}
 	buf.Reset()
 	opts.JSON, opts.Batches, opts.Rounds = false, []int{2}, 1
