@@ -168,17 +168,15 @@ int GEMM_NAME(int transA, int transB, int m, int n, int k, float alpha,
                 int nc = n - jc < GEMM_NC ? n - jc : GEMM_NC;
                 if (packb)
                     GEMM_CAT(GEMM_NAME, _packB)(transB, transB ? b + (long)jc * ldb + pc : b + (long)pc * ldb + jc, ldb, kc, nc, bp);
-                for (int jr = 0; jr < nc; jr += GEMM_NR) {
-                    int nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
-                    const float *bs = packb ? bp + (long)jr * kc : b + (long)pc * ldb + jc + jr;
-                    long bld = packb ? GEMM_NR : ldb;
-                    for (int ir = 0; ir < mc; ir += GEMM_MR) {
-                        int mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
-                        float *ct = c + (long)(ic + ir) * ldc + jc + jr;
-                        if (transA)
-                            GEMM_DIRECT_UKR(kc, ap + (long)ir * kc, 1, GEMM_MR, bs, bld, ct, ldc, alpha, bet, mr, nr);
-                        else
-                            GEMM_DIRECT_UKR(kc, a + (long)(ic + ir) * lda + pc, lda, 1, bs, bld, ct, ldc, alpha, bet, mr, nr);
+                long bld = packb ? GEMM_NR : ldb;
+                for (int ir = 0; ir < mc; ir += GEMM_MR) {
+                    int mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
+                    const float *as = transA ? ap + (long)ir * kc : a + (long)(ic + ir) * lda + pc;
+                    long rsa = transA ? 1 : lda, csa = transA ? GEMM_MR : 1;
+                    for (int jr = 0; jr < nc; jr += GEMM_NR) {
+                        int nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+                        const float *bs = packb ? bp + (long)jr * kc : b + (long)pc * ldb + jc + jr;
+                        GEMM_DIRECT_UKR(kc, as, rsa, csa, bs, bld, c + (long)(ic + ir) * ldc + jc + jr, ldc, alpha, bet, mr, nr);
                     }
                 }
             }
