@@ -74,20 +74,17 @@ func BuildCandidate(cfg Config) (*Candidate, error) {
 	if err != nil {
 		return nil, &InvalidError{err}
 	}
+	g, err := nas.NewGraph(arch)
+	if err != nil {
+		return nil, &InvalidError{err}
+	}
 	var recipes []LayerRecipe
 	stage := 0
-	for _, l := range arch.Layers {
+	for _, n := range g.Nodes {
+		l := n.Layer
 		st := cfg.Stages[min(stage, len(cfg.Stages)-1)]
-		r := LayerRecipe{Layer: l.Name, Bits: st.Bits, Clusters: st.Clusters}
-		switch l.Type {
-		case nas.TypeConv:
-			r.Prune, r.Rank = st.Prune, st.Rank
-			recipes = append(recipes, r)
-		case nas.TypeLinear:
-			r.Rank = 1
-			recipes = append(recipes, r)
-		case nas.TypeDWConv:
-			recipes = append(recipes, r)
+		if l.Type == nas.TypeConv || l.Type == nas.TypeDWConv || l.Type == nas.TypeLinear {
+			recipes = append(recipes, layerRecipe(g, n, st))
 		}
 		if stage < len(ends) && l.Name == ends[stage] {
 			stage++
@@ -95,6 +92,54 @@ func BuildCandidate(cfg Config) (*Candidate, error) {
 	}
 	arch.Name = "candidate"
 	return &Candidate{Config: cfg, Arch: arch, Layers: recipes}, nil
+}
+
+// Sizes below which a family is not applied to a layer: factorising or
+// pruning a layer of a few dozen weights saves nothing and costs accuracy.
+const (
+	minRankChannels = 8   // low-rank needs ≥ 8 input and output channels
+	minPruneWeights = 256 // magnitude pruning needs ≥ 256 weights
+	minBitsSensible = 8   // first layer, depthwise layers, classifier: ≥ 8 bits
+)
+
+// layerRecipe applies the stage's choices to one conv, depthwise or
+// linear layer, leaving out what does not pay on it: low-rank on layers
+// narrower than minRankChannels and on depthwise and k×k-from-one-channel
+// layers, pruning on layers under minPruneWeights weights, and fewer than
+// 8 bits on the first layer, depthwise layers and the classifier (the
+// usual mixed-precision rule: these hold few weights and lose the most).
+func layerRecipe(g *nas.Graph, n *nas.Node, st StageConfig) LayerRecipe {
+	r := LayerRecipe{Layer: n.Layer.Name, Bits: st.Bits, Clusters: st.Clusters, Prune: st.Prune, Rank: st.Rank}
+	in := g.InShape(n, 0)
+	out := g.OutShape(n)
+	var cin, cout, weights int
+	switch n.Layer.Type {
+	case nas.TypeLinear:
+		cin, cout = in.Size(), out.Size()
+		weights = cin * cout
+	default:
+		c := n.Conv.Norm()
+		cin, cout = c.C/c.Groups, c.K
+		weights = cout * cin * c.KH * c.KW
+	}
+	first := len(n.In) > 0 && n.In[0] == 0
+	special := first || n.Layer.Type == nas.TypeDWConv || n.Layer.Type == nas.TypeLinear
+	if special && r.Bits < minBitsSensible {
+		r.Bits = minBitsSensible
+	}
+	if n.Layer.Type == nas.TypeDWConv || n.Layer.Type == nas.TypeLinear && g.Output == n.Out[0] {
+		r.Prune, r.Rank = 0, 0
+	}
+	if cin < minRankChannels || cout < minRankChannels {
+		r.Rank = 0
+	}
+	if weights < minPruneWeights {
+		r.Prune = 0
+	}
+	if r.Rank >= 1 {
+		r.Rank = 0
+	}
+	return r
 }
 
 // addBlock appends one block of st's type to b.

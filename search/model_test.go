@@ -48,17 +48,29 @@ func TestBuildCandidateEveryBlock(t *testing.T) {
 					t.Fatalf("%s: recipe for %q of type %q", block, r.Layer, types[r.Layer])
 				}
 			}
-			// Stage recipes follow the layer order: 8 bits first, 2 bits
-			// for the last stage and the classifier.
-			if first, last := c.Layers[0], c.Layers[len(c.Layers)-1]; first.Bits != 8 || last.Bits != 2 || last.Layer != c.Arch.Layers[len(c.Arch.Layers)-1].Name {
+			// Stage recipes follow the layer order (8, 4, 2 bits); the
+			// first layer, depthwise layers and the classifier keep 8.
+			if first, last := c.Layers[0], c.Layers[len(c.Layers)-1]; first.Bits != 8 || last.Bits != 8 || last.Layer != c.Arch.Layers[len(c.Arch.Layers)-1].Name {
 				t.Fatalf("%s: first recipe %+v, last %+v", block, first, last)
 			}
 			bits := map[int]bool{}
+
+			nodes := map[string]*nas.Node{}
+			for _, n := range g.Nodes {
+				nodes[n.Layer.Name] = n
+			}
 			for _, r := range c.Layers {
 				bits[r.Bits] = true
+				n := nodes[r.Layer]
+				if n.Layer.Type == nas.TypeDWConv && (r.Bits < 8 || r.Prune != 0 || r.Rank != 0) {
+					t.Fatalf("%s: depthwise recipe %+v", block, r)
+				}
+				if cv := n.Conv.Norm(); n.Layer.Type == nas.TypeConv && cv.K*cv.C/cv.Groups*cv.KH*cv.KW < minPruneWeights && r.Prune != 0 {
+					t.Fatalf("%s: %d-weight layer pruned: %+v", block, cv.K*cv.C*cv.KH*cv.KW, r)
+				}
 			}
-			if len(bits) != 3 {
-				t.Fatalf("%s: recipes use bits %v, want all three stages'", block, bits)
+			if !bits[8] || !bits[4] || !bits[2] {
+				t.Fatalf("%s: recipes use bits %v, want 8, 4 and 2", block, bits)
 			}
 			if block == BlockInvRes && exp == 1 && strings.Contains(string(c.Arch.JSON()), ".expand") {
 				t.Fatalf("invres with e=1 has an expand layer")

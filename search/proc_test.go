@@ -82,11 +82,10 @@ func TestRunWorkerFaults(t *testing.T) {
 		})
 	}
 	// The fault is for trial 7 only: trial 8 gets past it and fails on
-	// the missing data instead (an environment error, reported as a crash
-	// with the worker's message).
+	// the missing data instead, which the worker reports as an error.
 	_, err := RunWorker(context.Background(), testWorker(t), []string{workerEnv + "=1", FaultEnv + "=crash@7"}, tinySpec(t, 8), WorkerLimits{Timeout: time.Minute})
 	var te *TrialError
-	if !errors.As(err, &te) || strings.Contains(te.Detail, "forced") || !strings.Contains(te.Detail, "worker:") {
+	if !errors.As(err, &te) || te.Reason != FailError || !strings.Contains(te.Detail, "data") {
 		t.Fatalf("trial 8: %v", err)
 	}
 	// A cancelled coordinator context is not the trial's failure.

@@ -51,9 +51,10 @@ func fault(trial int) (string, error) {
 
 // ServeWorker is the body of `hwnas worker`: it reads one TrialSpec (JSON)
 // from in, evaluates it and writes the TrialResult (JSON) to out. A trial
-// that fails in a way the worker detects (NaN loss) is written as a result
-// with Error set and ServeWorker returns nil; errors returned mean the
-// spec or the environment is broken.
+// that fails in a way the worker sees (NaN, an error from training,
+// compression or measurement) is written as a result with Error and
+// FailReason set and ServeWorker returns nil; errors returned mean the
+// spec could not be read.
 func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	var spec TrialSpec
 	dec := json.NewDecoder(in)
@@ -85,7 +86,7 @@ func ServeWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	if errors.As(err, &te) {
 		res = &TrialResult{Trial: spec.Trial, Error: te.Detail, FailReason: te.Reason}
 	} else if err != nil {
-		return err
+		res = &TrialResult{Trial: spec.Trial, Error: err.Error(), FailReason: FailError}
 	}
 	enc := json.NewEncoder(out)
 	return enc.Encode(res)
