@@ -53,7 +53,11 @@ func (b *Backend) Compile(p *accel.Plan, batch int) (accel.Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Program{conn: b.conn, id: resp.Program, batch: resp.Batch, inSize: resp.InputSize, outSize: resp.OutputSize}, nil
+	prog := &Program{conn: b.conn, id: resp.Program, batch: resp.Batch, inSize: resp.InputSize, outSize: resp.OutputSize}
+	if resp.OpTimed {
+		return &OpTimedProgram{prog}, nil
+	}
+	return prog, nil
 }
 
 // Close closes the backend and its programs and ends the worker.
@@ -125,4 +129,25 @@ func (p *Program) Measure(in []float32, opt accel.LatencyOptions) (accel.Measure
 func (p *Program) Close() error {
 	_, err := p.conn.call(&request{Kind: kindFree, Program: p.id})
 	return err
+}
+
+// OpTimedProgram is a Program whose program in the worker times its ops:
+// it implements accel.OpTimedProgram too.
+type OpTimedProgram struct{ *Program }
+
+// RunOpTimed runs the program in the worker, which times each op.
+func (p *OpTimedProgram) RunOpTimed(in, out []float32, perOp []time.Duration) error {
+	if err := p.check(in, out); err != nil {
+		return err
+	}
+	resp, err := p.conn.call(&request{Kind: kindOpTimed, Program: p.id, In: in, Ops: len(perOp)})
+	if err != nil {
+		return err
+	}
+	if len(resp.Out) != len(out) || len(resp.PerOp) != len(perOp) {
+		return fmt.Errorf("run op-timed: worker returned %d floats and %d op times, want %d and %d", len(resp.Out), len(resp.PerOp), len(out), len(perOp))
+	}
+	copy(out, resp.Out)
+	copy(perOp, resp.PerOp)
+	return nil
 }

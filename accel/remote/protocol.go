@@ -48,6 +48,7 @@ const (
 	kindCompile = "compile" // compile Plan for Batch → Program id
 	kindRun     = "run"     // run Program on In → Out (and the device time when Timed)
 	kindMeasure = "measure" // accel.Measure Program on In with Latency options
+	kindOpTimed = "optimed" // RunOpTimed of Program on In → Out, PerOp
 	kindFree    = "free"    // close Program
 	kindClose   = "close"   // close the backend and exit
 )
@@ -63,6 +64,7 @@ type request struct {
 	In      []float32
 	Timed   bool
 	Latency accel.LatencyOptions
+	Ops     int // optimed: the plan's op count
 }
 
 // response is the worker's answer to one request. Err, when not empty,
@@ -76,7 +78,9 @@ type response struct {
 	Batch       int
 	InputSize   int
 	OutputSize  int
+	OpTimed     bool // compile: the program implements accel.OpTimedProgram
 	Out         []float32
+	PerOp       []time.Duration
 	Elapsed     time.Duration
 	Measurement accel.Measurement
 }

@@ -120,6 +120,26 @@ func TestRoundTripMatchesInProcess(t *testing.T) {
 	if d, err := p.(accel.TimedProgram).RunTimed(in, got); err != nil || d <= 0 {
 		t.Errorf("RunTimed = %v, %v; want a positive duration", d, err)
 	}
+	_, localOT := lp.(accel.OpTimedProgram)
+	ot, remoteOT := p.(accel.OpTimedProgram)
+	if localOT != remoteOT {
+		t.Fatalf("worker program times its ops: %v, in process: %v", remoteOT, localOT)
+	}
+	if remoteOT {
+		per := make([]time.Duration, len(plan.Ops))
+		for i := range got {
+			got[i] = 0
+		}
+		if err := ot.RunOpTimed(in, got, per); err != nil {
+			t.Fatal(err)
+		}
+		if got[0] != want[0] || got[len(got)-1] != want[len(want)-1] || per[0] <= 0 || per[3] <= 0 {
+			t.Errorf("op-timed run: out %v…, per op %v", got[:2], per)
+		}
+		if err := ot.RunOpTimed(in, got, per[:2]); err == nil {
+			t.Error("op-timed run with 2 durations for 4 ops accepted")
+		}
+	}
 	m, err := accel.Measure(b, p, in, accel.LatencyOptions{Warmup: 1, MinRuns: 7, MinTime: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -116,7 +116,8 @@ func (s *server) handle(req *request) (*response, error) {
 		}
 		s.next++
 		s.programs[s.next] = p
-		return &response{Program: s.next, Batch: p.Batch(), InputSize: p.InputSize(), OutputSize: p.OutputSize()}, nil
+		_, opTimed := p.(accel.OpTimedProgram)
+		return &response{Program: s.next, Batch: p.Batch(), InputSize: p.InputSize(), OutputSize: p.OutputSize(), OpTimed: opTimed}, nil
 	case kindRun:
 		p, err := s.program(req.Program)
 		if err != nil {
@@ -134,6 +135,23 @@ func (s *server) handle(req *request) (*response, error) {
 			}
 		}
 		if err != nil {
+			return nil, err
+		}
+		return resp, nil
+	case kindOpTimed:
+		p, err := s.program(req.Program)
+		if err != nil {
+			return nil, err
+		}
+		ot, ok := p.(accel.OpTimedProgram)
+		if !ok {
+			return nil, fmt.Errorf("program %d cannot time its ops", req.Program)
+		}
+		if req.Ops < 0 || req.Ops > 1<<20 {
+			return nil, fmt.Errorf("optimed: %d ops", req.Ops)
+		}
+		resp := &response{Out: make([]float32, p.Batch()*p.OutputSize()), PerOp: make([]time.Duration, req.Ops)}
+		if err := ot.RunOpTimed(req.In, resp.Out, resp.PerOp); err != nil {
 			return nil, err
 		}
 		return resp, nil
