@@ -222,6 +222,23 @@ func TestPlanEveryOpKind(t *testing.T) {
 	if lp.Scratch != 0 {
 		t.Errorf("float plan needs %d scratch bytes, want 0", lp.Scratch)
 	}
+	// RunOpTimed and the graph capture walk launches in op order, each
+	// op's launches together; every op but flatten launches something.
+	per := map[int]int{}
+	for i, l := range lp.Launches {
+		if i > 0 && l.Op < lp.Launches[i-1].Op {
+			t.Errorf("launch %d (op %d) after op %d", i, l.Op, lp.Launches[i-1].Op)
+		}
+		per[l.Op]++
+		if l.Block != [3]int{256, 1, 1} || l.Grid[0] < 1 || l.Grid[1] < 1 || l.Grid[2] < 1 {
+			t.Errorf("launch %d %s: grid %v block %v", i, l.Kernel, l.Grid, l.Block)
+		}
+	}
+	for op := range blockPlan(false).Ops {
+		if want := map[int]int{4: 2, 5: 2}[op]; per[op] != max(want, 1) {
+			t.Errorf("op %d has %d launches, want %d", op, per[op], max(want, 1))
+		}
+	}
 }
 
 func TestPlanInt8(t *testing.T) {
