@@ -31,18 +31,21 @@ type Device struct {
 	UUID              string `json:"uuid,omitempty"`
 	SMClockMHz        int    `json:"sm_clock_mhz,omitempty"`
 
-	// Fingerprint is a short stable hash of what determines performance, so
-	// results measured on the same hardware group together.
+	// Fingerprint is a short stable hash of what determines performance:
+	// the hardware (name, features, compute capability) and the execution
+	// configuration that changes latency on it (threads in Cores, the
+	// kernel level in ISA). Results measured under the same fingerprint
+	// group together; queries also match by Name across configurations.
 	Fingerprint string `json:"fingerprint"`
 }
 
-// ComputeFingerprint hashes the backend, name, cores, features and compute
-// capability into 12 hex digits.
+// ComputeFingerprint hashes the backend, name, cores, features, kernel ISA
+// level and compute capability into 12 hex digits.
 func (d Device) ComputeFingerprint() string {
 	f := append([]string(nil), d.Features...)
 	sort.Strings(f)
 	h := sha256.Sum256([]byte(strings.Join([]string{
-		d.Backend, d.Name, strings.Join(f, ","), d.ComputeCapability, strconv.Itoa(d.Cores),
+		d.Backend, d.Name, strings.Join(f, ","), d.ComputeCapability, strconv.Itoa(d.Cores), d.ISA,
 	}, "|")))
 	return hex.EncodeToString(h[:6])
 }

@@ -83,3 +83,13 @@ func TestDeviceFingerprintStable(t *testing.T) {
 		t.Error("different features must give a different fingerprint")
 	}
 }
+
+func TestFingerprintSeparatesConfigurations(t *testing.T) {
+	a := DetectCPU(1, "avx512")
+	if b := DetectCPU(1, "generic"); a.Fingerprint == b.Fingerprint {
+		t.Error("forced generic kernels must not share a fingerprint with avx512 ones")
+	}
+	if a.Name != DetectCPU(1, "generic").Name {
+		t.Error("the name must not depend on the configuration")
+	}
+}
