@@ -75,6 +75,8 @@ func TestParseArchErrors(t *testing.T) {
 		{"field", `{"version":1,"name":"x","input":[4],"classes":2,"layers":[{"name":"f","type":"linear","out":2,"kernel":3}]}`, `field "kernel" does not apply`},
 		{"act", `{"version":1,"name":"x","input":[4],"classes":2,"layers":[{"name":"f","type":"linear","out":2,"act":"gelu"}]}`, `unknown activation "gelu"`},
 		{"shuffle", `{"version":1,"name":"x","input":[3,2,2],"classes":2,"layers":[{"name":"s","type":"shuffle","groups":2},{"name":"f","type":"linear","out":2}]}`, "not divisible into 2 groups"},
+		{"huge conv", `{"version":1,"name":"x","input":[16777216,1,1],"classes":2,"layers":[{"name":"c","type":"conv","out":16777216,"kernel":1},{"name":"f","type":"linear","out":2}]}`, "weights are too many"},
+		{"huge linear", `{"version":1,"name":"x","input":[1,4096,4096],"classes":2,"layers":[{"name":"f","type":"linear","out":16}]}`, "weights are too many"},
 		{"negative", `{"version":1,"name":"x","input":[1,4,4],"classes":2,"layers":[{"name":"c","type":"conv","out":-2,"kernel":1},{"name":"f","type":"linear","out":2}]}`, "out -2 is out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

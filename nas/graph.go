@@ -55,6 +55,10 @@ func (e *LayerError) Error() string {
 // architectures cannot overflow sizes or exhaust memory.
 const maxDim = 1 << 24
 
+// maxWeights bounds the weights of one conv or linear layer (256 MiB of
+// float32).
+const maxWeights = 1 << 26
+
 // NewGraph validates a and infers every tensor's shape. It rejects
 // duplicate or empty names, unknown types and fields that do not apply,
 // inputs that name unknown or later layers (so the graph has no cycles),
@@ -309,6 +313,9 @@ func (g *Graph) infer(n *Node, l *Layer, fail func(string, ...any) error) error 
 		if err := p.Validate(); err != nil {
 			return fail("shape mismatch for input %v: %v", in, strings.TrimPrefix(err.Error(), "conv: "))
 		}
+		if w := float64(k) * float64(in[0]/groups) * float64(l.Kernel) * float64(l.Kernel); w > maxWeights {
+			return fail("%.0f weights are too many (at most %d per layer)", w, maxWeights)
+		}
 		n.Conv = p
 		return out(k, p.OutH(), p.OutW())
 	case TypeLinear:
@@ -318,8 +325,8 @@ func (g *Graph) infer(n *Node, l *Layer, fail func(string, ...any) error) error 
 		if l.Out == 0 {
 			return fail("needs out (output features)")
 		}
-		if int64(in.Size())*int64(l.Out) > 1<<28 {
-			return fail("%d×%d weights are too many", in.Size(), l.Out)
+		if w := float64(in.Size()) * float64(l.Out); w > maxWeights {
+			return fail("%d×%d weights are too many (at most %d per layer)", l.Out, in.Size(), maxWeights)
 		}
 		return out(l.Out)
 	case TypeBatchNorm:
