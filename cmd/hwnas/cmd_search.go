@@ -39,9 +39,11 @@ type searchOptions struct {
 	// Progress forces (1) or forbids (0) the progress bar; -1 decides by
 	// whether stderr is a terminal.
 	progress int
-	// worker overrides the worker command (tests).
-	worker []string
-	stderr io.Writer
+	// worker and workerEnv override the worker command and add to its
+	// environment (tests).
+	worker    []string
+	workerEnv []string
+	stderr    io.Writer
 }
 
 func init() {
@@ -128,17 +130,21 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	if _, err := search.NewStrategy(opts.Strategy, []int{1}, 0); err != nil {
 		return badInput(err)
 	}
-	db, err := store.Open(opts.DB)
-	if err != nil {
-		if errors.Is(err, store.ErrNotHwnas) || errors.Is(err, store.ErrNewerSchema) {
-			return badInput(err)
+	// Look before writing: a foreign or newer database is refused, and a
+	// new study's data folder is checked, before the file is created.
+	resuming := false
+	switch ro, err := store.OpenReadOnly(opts.DB); {
+	case err == nil:
+		_, gerr := ro.GetStudy(ctx, opts.Study)
+		ro.Close()
+		if gerr != nil && !errors.Is(gerr, store.ErrNotFound) {
+			return gerr
 		}
-		return err
-	}
-	defer db.Close()
-	_, err = db.GetStudy(ctx, opts.Study)
-	resuming := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		resuming = gerr == nil
+	case errors.Is(err, store.ErrNotHwnas) || errors.Is(err, store.ErrNewerSchema):
+		return badInput(err)
+	case errors.Is(err, store.ErrNoDatabase) || errors.Is(err, store.ErrOlderSchema):
+	default:
 		return err
 	}
 	if !resuming {
@@ -149,6 +155,14 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 			return badInput(err)
 		}
 	}
+	db, err := store.Open(opts.DB)
+	if err != nil {
+		if errors.Is(err, store.ErrNotHwnas) || errors.Is(err, store.ErrNewerSchema) {
+			return badInput(err)
+		}
+		return err
+	}
+	defer db.Close()
 	if resuming && opts.Trials == 0 && opts.Hours == 0 {
 		// A bare resume finishes the budget the study was started with.
 		opts.Trials = -1
@@ -158,7 +172,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		Optimizer: opts.Optimizer, LR: opts.LR, BatchSize: opts.TrainBatch,
 		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials}
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, Trials: opts.Trials,
-		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker,
+		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits: search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory}}
 	bar := opts.progress == 1
 	if opts.progress < 0 {

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"hwnas/nas/data"
+	"hwnas/store"
+)
+
+// searchTestData writes a small real-MNIST folder: 1,200 training images
+// (the last 100 become validation) and 300 test images.
+func searchTestData(t *testing.T) string {
+	t.Helper()
+	full := t.TempDir()
+	if _, err := data.Fetch(full); err != nil {
+		t.Fatal(err)
+	}
+	train, _, test, err := data.LoadDir(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, f := range []struct {
+		s          *data.Set
+		imgs, lbls string
+	}{{train.Subset(1200), data.TrainImagesFile, data.TrainLabelsFile}, {test.Subset(300), data.TestImagesFile, data.TestLabelsFile}} {
+		var b bytes.Buffer
+		for _, v := range []uint32{0x803, uint32(f.s.N), uint32(f.s.H), uint32(f.s.W)} {
+			binary.Write(&b, binary.BigEndian, v)
+		}
+		for _, x := range f.s.Images {
+			b.WriteByte(byte(min(255, max(0, x*255+0.5))))
+		}
+		os.WriteFile(filepath.Join(dir, f.imgs), b.Bytes(), 0o644)
+		b.Reset()
+		for _, v := range []uint32{0x801, uint32(f.s.N)} {
+			binary.Write(&b, binary.BigEndian, v)
+		}
+		for _, l := range f.s.Labels {
+			b.WriteByte(byte(l))
+		}
+		os.WriteFile(filepath.Join(dir, f.lbls), b.Bytes(), 0o644)
+	}
+	return dir
+}
+
+// TestSearchBadInput: unknown device, malformed space file, a database that
+// is not hwnas's or is newer, a missing data folder, an unknown strategy:
+// a usage error (exit status 2) and nothing written.
+func TestSearchBadInput(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	os.WriteFile(garbage, []byte("this is not a database at all, just text"), 0o644)
+	foreign := filepath.Join(dir, "foreign.db")
+	fdb, err := sql.Open("sqlite3", foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fdb.Exec(`CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('mine')`); err != nil {
+		t.Fatal(err)
+	}
+	fdb.Close()
+	newer := filepath.Join(dir, "newer.db")
+	ndb, err := store.Open(newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ndb.Close()
+	raw, _ := sql.Open("sqlite3", newer)
+	if _, err := raw.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, store.SchemaVersion+5)); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	badSpace := filepath.Join(dir, "space.json")
+	os.WriteFile(badSpace, []byte("{\"version\": 1,\n \"stages\": [ {\"block\": [\"resnet\"]} ]\n"), 0o644)
+	unknownBlock := filepath.Join(dir, "space2.json")
+	os.WriteFile(unknownBlock, []byte(`{"version":1,"input":[1,28,28],"classes":10,"distill":[false],"stages":[
+		{"block":["resnet"],"width":[8],"kernel":[3],"expansion":[1],"repeats":[1],"stride":2,"prune":[0],"bits":[8],"rank":[1],"clusters":[0]}]}`), 0o644)
+	fresh := func(name string) string { return filepath.Join(dir, name) }
+	for _, tc := range []struct {
+		name string
+		opts searchOptions
+		db   string
+		want string
+	}{
+		{"unknown device", searchOptions{Device: "tpu"}, fresh("a.db"), "unknown device"},
+		{"bad device index", searchOptions{Device: "cpu:x"}, fresh("b.db"), "index"},
+		{"malformed space", searchOptions{Space: badSpace}, fresh("c.db"), "line 3, column 1: unexpected end"},
+		{"unknown block", searchOptions{Space: unknownBlock}, fresh("d.db"), `unknown block type "resnet"`},
+		{"missing space", searchOptions{Space: fresh("none.json")}, fresh("e.db"), "none.json"},
+		{"unknown strategy", searchOptions{Strategy: "bayes"}, fresh("f.db"), "unknown strategy"},
+		{"missing data", searchOptions{Data: fresh("nodata")}, fresh("g.db"), "does not exist"},
+		{"no budget", searchOptions{Trials: -1}, fresh("h.db"), "--trials"},
+		{"bad reward", searchOptions{Reward: "medium"}, fresh("i.db"), "reward mode"},
+		{"not hwnas (text)", searchOptions{}, garbage, "not an hwnas database"},
+		{"not hwnas (sqlite)", searchOptions{}, foreign, "not an hwnas database"},
+		{"newer schema", searchOptions{}, newer, "newer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := searchOptions{Study: "s", DB: tc.db, Device: "cpu", Strategy: "rl", Trials: 2, Reward: "soft",
+				LatencyTarget: 100 * time.Microsecond, Data: fresh("nodata-default"), Epochs: 1}
+			if tc.opts.Device != "" {
+				o.Device = tc.opts.Device
+			}
+			if tc.opts.Strategy != "" {
+				o.Strategy = tc.opts.Strategy
+			}
+			if tc.opts.Reward != "" {
+				o.Reward = tc.opts.Reward
+			}
+			if tc.opts.Trials < 0 {
+				o.Trials = 0
+			}
+			o.Space, o.Data = tc.opts.Space, tc.opts.Data
+			if o.Data == "" {
+				o.Data = fresh("nodata-default")
+			}
+			before, _ := os.ReadFile(tc.db)
+			err := runSearch(context.Background(), io.Discard, o)
+			if !isBadInput(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want a usage error containing %q", err, tc.want)
+			}
+			after, statErr := os.ReadFile(tc.db)
+			if before == nil && statErr == nil {
+				t.Fatalf("%s was created", tc.db)
+			}
+			if !bytes.Equal(before, after) {
+				t.Fatalf("%s was changed", tc.db)
+			}
+		})
+	}
+	// measure: unknown study, unknown device, missing database.
+	hw := filepath.Join(dir, "hw.db")
+	hdb, _ := store.Open(hw)
+	hdb.Close()
+	for _, tc := range []struct {
+		opts measureOptions
+		want string
+	}{
+		{measureOptions{Study: "nope", DB: hw, Device: "cpu"}, "not found"},
+		{measureOptions{Study: "nope", DB: hw, Device: "tpu"}, "unknown device"},
+		{measureOptions{Study: "nope", DB: fresh("missing.db"), Device: "cpu"}, "does not exist"},
+		{measureOptions{Study: "nope", DB: garbage, Device: "cpu"}, "not an hwnas database"},
+	} {
+		err := runMeasure(context.Background(), io.Discard, tc.opts)
+		if !isBadInput(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("measure %+v: error %v, want a usage error containing %q", tc.opts, err, tc.want)
+		}
+	}
+	if _, err := os.Stat(fresh("missing.db")); err == nil {
+		t.Error("measure created a database")
+	}
+}
+
+// TestSearchHelperProcess is not a test: the tests below re-run the test
+// binary with HWNAS_SEARCH_HELPER set to act as `hwnas worker` ("worker")
+// or to run `hwnas best` and `hwnas trials` in a loop ("reader:DB:STOP")
+// until the stop file appears, printing "runs N failures M".
+func TestSearchHelperProcess(t *testing.T) {
+	mode := os.Getenv("HWNAS_SEARCH_HELPER")
+	switch {
+	case mode == "":
+		return
+	case mode == "worker":
+		os.Exit(run(context.Background(), []string{"worker"}))
+	case strings.HasPrefix(mode, "reader:"):
+		parts := strings.SplitN(mode, ":", 3)
+		db, stop := parts[1], parts[2]
+		rootCmd.SetOut(io.Discard)
+		runs, failures := 0, 0
+		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
+			if _, err := os.Stat(stop); err == nil {
+				break
+			}
+			for _, args := range [][]string{
+				{"best", "--db", db, "--device", "cpu", "-n", "5", "--json"},
+				{"trials", "--db", db, "--study", "live", "--json"},
+			} {
+				runs++
+				if code := run(context.Background(), args); code != 0 {
+					failures++
+				}
+			}
+			if runs == 2 {
+				os.WriteFile(stop+".ready."+strconv.Itoa(os.Getpid()), nil, 0o644)
+			}
+		}
+		fmt.Printf("runs %d failures %d\n", runs, failures)
+		if failures > 0 {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// TestSearchWhileReading runs a real search (worker processes, SQLite)
+// while two other processes run `hwnas best` and `hwnas trials` on the same
+// database in a loop: no query may fail (no "database is locked"), the
+// search finishes its trials, and then `hwnas measure` re-measures them.
+func TestSearchWhileReading(t *testing.T) {
+	dataDir := searchTestData(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hwnas.db")
+	// Create the study first so the readers' `trials --study live` finds it.
+	o := searchOptions{Study: "live", DB: path, Device: "cpu", Strategy: "evolution", Trials: 1, Reward: "soft",
+		LatencyTarget: 50 * time.Microsecond, Data: dataDir, Epochs: 1, Subset: 300, Optimizer: "adam", LR: 0.02,
+		TrainBatch: 32, Seed: 2, Threads: 1, Batch: 1, TrialTimeout: 2 * time.Minute, TrialMemory: 4 << 30,
+		worker:    []string{os.Args[0], "-test.run=^TestSearchHelperProcess$"},
+		workerEnv: []string{"HWNAS_SEARCH_HELPER=worker"}}
+	if err := runSearch(context.Background(), io.Discard, o); err != nil {
+		t.Fatal(err)
+	}
+	stop := filepath.Join(dir, "stop")
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSearchHelperProcess$")
+		cmd.Env = append(os.Environ(), "HWNAS_SEARCH_HELPER=reader:"+path+":"+stop)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, &out)
+	}
+	defer func() {
+		os.WriteFile(stop, nil, 0o644)
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if ready, _ := filepath.Glob(stop + ".ready.*"); len(ready) == len(cmds) {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatal("the reader processes did not start")
+		}
+	}
+	o.Trials = 5
+	var out bytes.Buffer
+	o.JSON = true
+	if err := runSearch(context.Background(), &out, o); err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		Done    int  `json:"done"`
+		Resumed bool `json:"resumed"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || sum.Done != 5 || !sum.Resumed {
+		t.Fatalf("summary %s (%v)", out.String(), err)
+	}
+	os.WriteFile(stop, nil, 0o644)
+	for i, c := range cmds {
+		err := c.Wait()
+		s := outs[i].String()
+		if err != nil || !strings.Contains(s, "failures 0") || strings.Contains(s, "locked") {
+			t.Fatalf("reader %d: %v\n%s", i, err, s)
+		}
+		var runs int
+		fmt.Sscanf(s[strings.LastIndex(s, "runs "):], "runs %d", &runs)
+		if runs < 4 {
+			t.Fatalf("reader %d ran only %d queries", i, runs)
+		}
+	}
+	cmds = nil
+	db, err := store.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.IntegrityCheck(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	// Re-measure the finished trials from their stored weights.
+	out.Reset()
+	if err := runMeasure(context.Background(), &out, measureOptions{Study: "live", DB: path, Device: "cpu", Threads: 1, Batch: 2, JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	var ms []struct {
+		Trial   int    `json:"trial"`
+		Batch   int    `json:"batch"`
+		Error   string `json:"error"`
+		Latency struct {
+			Runs   int   `json:"runs"`
+			Median int64 `json:"median_ns"`
+		} `json:"latency"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &ms); err != nil || len(ms) == 0 {
+		t.Fatalf("measure output %s (%v)", out.String(), err)
+	}
+	for _, m := range ms {
+		if m.Error != "" || m.Batch != 2 || m.Latency.Runs < 30 || m.Latency.Median <= 0 {
+			t.Fatalf("measurement %+v", m)
+		}
+	}
+}
