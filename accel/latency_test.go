@@ -93,3 +93,17 @@ func TestFingerprintSeparatesConfigurations(t *testing.T) {
 		t.Error("the name must not depend on the configuration")
 	}
 }
+
+func TestPlanRejectsActOnPool(t *testing.T) {
+	p := &Plan{Name: "pool-act", Tensors: []Shape{{1, 4, 4}, {1, 2, 2}}, Output: 1,
+		Ops: []Op{{Name: "p", Kind: OpMaxPool, In: []int{0}, Out: []int{1}, Act: ActReLU,
+			Pool: PoolParams{KH: 2, KW: 2, StrideH: 2, StrideW: 2}}}}
+	err := p.Validate()
+	if err == nil || !strings.Contains(err.Error(), "cannot fuse activation relu") {
+		t.Fatalf("err %v, want a refusal of the fused activation", err)
+	}
+	p.Ops[0].Act = ActNone
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

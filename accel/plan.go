@@ -76,7 +76,7 @@ type Op struct {
 
 	Conv   ConvParams // OpConv: N is ignored (the batch is set at compile time)
 	Pool   PoolParams // OpMaxPool/OpAvgPool: N is ignored
-	Act    Act        // fused activation
+	Act    Act        // fused activation: conv, linear, batchnorm, act and add only
 	Groups int        // OpShuffle
 
 	W, B         []float32 // OpConv, OpLinear (float form, always present)
@@ -128,6 +128,13 @@ func (p *Plan) Validate() error {
 			return errf("needs inputs and outputs")
 		}
 		in, out := p.Tensors[op.In[0]], p.Tensors[op.Out[0]]
+		switch op.Kind {
+		case OpConv, OpLinear, OpBatchNorm, OpAct, OpAdd:
+		default:
+			if op.Act != ActNone {
+				return errf("cannot fuse activation %s (only conv, linear, batchnorm, act and add can)", op.Act)
+			}
+		}
 		switch op.Kind {
 		case OpConv:
 			c := op.Conv
