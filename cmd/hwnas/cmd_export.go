@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"hwnas/nas"
+	"hwnas/nas/compress"
+	"hwnas/nas/data"
 	"hwnas/nas/onnx"
+	"hwnas/search"
 	"hwnas/store"
 )
 
@@ -19,7 +23,8 @@ import (
 type exportOptions struct {
 	Arch    string // built-in name or arch JSON file
 	Weights string // weights file (hwnas train --save)
-	Recipe  string // compression recipe JSON file
+	Recipe  string // compression recipe (short form, JSON or a file)
+	Data    string // data set for applying a recipe (calibration)
 	DB      string // results database
 	Trial   int64  // trial id in DB
 	Out     string // the .onnx file to write
@@ -55,8 +60,12 @@ QuantizeLinear/DequantizeLinear on their inputs. The input is "input",
 float32 N×C×H×W with pixels in [0, 1] and a dynamic batch N; the output is
 "logits". Architecture, recipe and measured figures go into metadata_props.
 
-Either --arch and --weights (a file from hwnas train --save), or --db and
---trial (weights stored with a finished search trial; nothing is retrained).
+Either --arch and --weights, or --db and --trial (the trained, compressed
+model stored with a finished search trial; nothing is retrained). The
+weights file is a plain one (hwnas train --save) or a compressed model
+(hwnas compress --out FILE, with --arch FILE.arch.json). --recipe applies a
+recipe to plain weights without fine-tuning (int8 ranges calibrated on
+--data); for a fine-tuned result run hwnas compress and export its output.
 What ONNX cannot carry (sub-8-bit widths, codebooks, Huffman coding,
 sparsity as compute) is listed as notes. The file is written atomically:
 on any error no file is left behind.`,
@@ -68,7 +77,8 @@ on any error no file is left behind.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Arch, "arch", "", "architecture: a built-in name ("+joinNames()+") or a JSON file")
 	f.StringVar(&opts.Weights, "weights", "", "weights file of the architecture (hwnas train --save)")
-	f.StringVar(&opts.Recipe, "recipe", "", "compression recipe JSON file (recorded in the metadata)")
+	f.StringVar(&opts.Recipe, "recipe", "", "compression recipe (short form, JSON or a file): applied to plain weights without fine-tuning, recorded for compressed ones")
+	f.StringVar(&opts.Data, "data", "data/mnist", "IDX data set that calibrates int8 ranges when --recipe is applied")
 	f.StringVar(&opts.DB, "db", "", "results database of a search")
 	f.Int64Var(&opts.Trial, "trial", 0, "trial id in --db whose stored weights to export")
 	f.StringVarP(&opts.Out, "output", "o", "", "the .onnx file to write")
@@ -78,11 +88,17 @@ on any error no file is left behind.`,
 
 // exportSource is a model to export with what is known about it.
 type exportSource struct {
-	model   *nas.Model
-	recipe  json.RawMessage
-	source  string
-	figures map[string]float64
-	props   map[string]string
+	model *nas.Model
+	// compressed is set when the weights came compressed (the recipe is
+	// already in them).
+	compressed bool
+	recipe     []byte
+	source     string
+	figures    map[string]float64
+	props      map[string]string
+	// uncarried lists compression the file cannot show (see
+	// onnx.Metadata.Uncarried).
+	uncarried []string
 }
 
 // runExport loads the model, lowers it, writes the ONNX file and prints
@@ -111,18 +127,9 @@ func runExport(ctx context.Context, w io.Writer, opts exportOptions) error {
 		return err
 	}
 	if opts.Recipe != "" {
-		b, err := os.ReadFile(opts.Recipe)
-		if err != nil {
-			return badInputf("--recipe: %v", err)
+		if err := src.withRecipe(ctx, opts); err != nil {
+			return err
 		}
-		if !json.Valid(b) {
-			return badInputf("--recipe %s: not valid JSON", opts.Recipe)
-		}
-		src.recipe = b
-	}
-	var uncarried []string
-	if hasRecipe(src.recipe) {
-		uncarried = append(uncarried, "the compression recipe is recorded in metadata_props (hwnas.recipe) but not applied by export: the weights are exported as stored")
 	}
 	plan, err := nas.Lower(src.model)
 	if err != nil {
@@ -135,12 +142,12 @@ func runExport(ctx context.Context, w io.Writer, opts exportOptions) error {
 		Arch:            string(a.JSON()),
 		Figures:         src.figures,
 		Props:           map[string]string{"hwnas.source": src.source, "hwnas.arch_hash": a.Hash()},
-		Uncarried:       uncarried,
+		Uncarried:       src.uncarried,
 	}
 	for k, v := range src.props {
 		meta.Props[k] = v
 	}
-	if hasRecipe(src.recipe) {
+	if len(src.recipe) > 0 {
 		meta.Recipe = string(src.recipe)
 	}
 	notes, err := onnx.WriteFile(opts.Out, plan, meta)
@@ -175,24 +182,6 @@ func runExport(ctx context.Context, w io.Writer, opts exportOptions) error {
 	return nil
 }
 
-// hasRecipe reports whether a recipe JSON says anything (not empty, null,
-// [] or {}).
-func hasRecipe(r json.RawMessage) bool {
-	var v any
-	if len(r) == 0 || json.Unmarshal(r, &v) != nil {
-		return false
-	}
-	switch x := v.(type) {
-	case nil:
-		return false
-	case []any:
-		return len(x) > 0
-	case map[string]any:
-		return len(x) > 0
-	}
-	return true
-}
-
 func exportFromFiles(opts exportOptions) (*exportSource, error) {
 	if opts.Arch == "" || opts.Weights == "" {
 		return nil, badInputf("--arch and --weights go together: both are needed")
@@ -201,14 +190,69 @@ func exportFromFiles(opts exportOptions) (*exportSource, error) {
 	if err != nil {
 		return nil, badInputf("--arch: %v", err)
 	}
-	m, err := nas.NewModel(a, 1)
+	raw, err := os.ReadFile(opts.Weights)
 	if err != nil {
-		return nil, badInputf("--arch %s: %v", opts.Arch, err)
-	}
-	if err := nas.LoadWeights(opts.Weights, m); err != nil {
 		return nil, badInputf("--weights: %v", err)
 	}
-	return &exportSource{model: m, source: "weights file " + opts.Weights}, nil
+	src := &exportSource{source: "weights file " + opts.Weights, figures: map[string]float64{}, props: map[string]string{}}
+	if bytes.HasPrefix(raw, []byte(compressedMagic)) {
+		if src.model, err = compress.Decode(a, raw); err != nil {
+			return nil, badInputf("--weights %s: %v (a compressed model goes with the architecture hwnas compress wrote beside it, FILE.arch.json)", opts.Weights, err)
+		}
+		src.compressed = true
+		src.source = "compressed model " + opts.Weights
+		return src, nil
+	}
+	if src.model, err = nas.NewModel(a, 1); err != nil {
+		return nil, badInputf("--arch %s: %v", opts.Arch, err)
+	}
+	if err := nas.DecodeWeightsInto(raw, src.model); err != nil {
+		return nil, badInputf("--weights %s: %v", opts.Weights, err)
+	}
+	return src, nil
+}
+
+// trialCompressedMagic starts a trial's weights blob holding a compressed
+// model (search.EncodeTrialWeights); older trials hold plain weights.
+const trialCompressedMagic = "HWTW"
+
+// compressedMagic starts a compressed model file (package compress's
+// format, as hwnas compress --out writes it).
+const compressedMagic = "HWNC"
+
+// withRecipe applies opts.Recipe to plain weights (compress.Apply without
+// fine-tuning, int8 ranges calibrated on opts.Data) or, for weights that
+// came compressed, records it; either way Huffman coding is reported as
+// not carried.
+func (src *exportSource) withRecipe(ctx context.Context, opts exportOptions) error {
+	r, err := compress.ParseRecipe(opts.Recipe)
+	if err != nil {
+		return badInputf("--recipe: %v", err)
+	}
+	src.recipe = []byte(r.String())
+	if r.Huffman {
+		src.uncarried = append(src.uncarried, "Huffman coding of the weights")
+	}
+	if src.compressed {
+		return nil
+	}
+	if err := r.Validate(src.model.Graph); err != nil {
+		return badInputf("--recipe: %v", err)
+	}
+	train, val, _, err := data.LoadDir(opts.Data)
+	if err != nil {
+		return badInputf("--data (needed to apply --recipe): %v", err)
+	}
+	res, err := compress.Apply(ctx, src.model, r, train, val, compress.Config{NoFineTune: true, NoSparseKernels: true})
+	if err != nil {
+		return fmt.Errorf("applying --recipe: %w", err)
+	}
+	src.model = res.Model
+	src.figures["val_accuracy_before"] = res.ValAccBefore
+	src.figures["val_accuracy"] = res.ValAccAfter
+	src.figures["compressed_bytes"] = float64(res.Bytes)
+	src.uncarried = append(src.uncarried, "the recipe was applied without fine-tuning (hwnas compress fine-tunes; export its --out file for that model)")
+	return nil
 }
 
 func exportFromTrial(ctx context.Context, opts exportOptions) (*exportSource, error) {
@@ -237,19 +281,22 @@ func exportFromTrial(ctx context.Context, opts exportOptions) (*exportSource, er
 	if err != nil {
 		return nil, badInputf("trial %d: %v", tr.ID, err)
 	}
-	a, err := nas.ParseArch(tr.Arch)
+	m, err := search.TrialModel(tr.Arch, blob)
 	if err != nil {
-		return nil, badInputf("trial %d: stored architecture: %v", tr.ID, err)
+		return nil, badInputf("trial %d: stored model: %v", tr.ID, err)
 	}
-	m, err := nas.NewModel(a, 1)
-	if err != nil {
-		return nil, badInputf("trial %d: %v", tr.ID, err)
-	}
-	if err := nas.DecodeWeightsInto(blob, m); err != nil {
-		return nil, badInputf("trial %d: stored weights: %v", tr.ID, err)
-	}
-	src := &exportSource{model: m, recipe: tr.Recipe, source: fmt.Sprintf("trial %d (study %q, number %d) in %s", tr.ID, tr.Study, tr.Number, opts.DB),
+	src := &exportSource{model: m, compressed: true, source: fmt.Sprintf("trial %d (study %q, number %d) in %s", tr.ID, tr.Study, tr.Number, opts.DB),
 		figures: map[string]float64{}, props: map[string]string{}}
+	var layers []search.LayerRecipe
+	if json.Unmarshal(tr.Recipe, &layers) == nil && len(layers) > 0 {
+		src.recipe = tr.Recipe
+		switch {
+		case !bytes.HasPrefix(blob, []byte(trialCompressedMagic)):
+			src.uncarried = append(src.uncarried, "the trial stored plain weights: its recipe is recorded in hwnas.recipe, the model is exported as stored")
+		case search.CompressRecipe(layers, nil).Huffman: // how trials encode their weights
+			src.uncarried = append(src.uncarried, "Huffman coding of the stored weights")
+		}
+	}
 	if mt := tr.Metrics; mt != nil {
 		src.figures["val_accuracy"] = mt.ValAccuracy
 		if mt.HasTest {

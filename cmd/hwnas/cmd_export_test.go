@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -16,7 +17,10 @@ import (
 	"hwnas/accel"
 	"hwnas/accel/ref"
 	"hwnas/nas"
+	"hwnas/nas/compress"
+	"hwnas/nas/data"
 	"hwnas/nas/onnx"
+	"hwnas/search"
 	"hwnas/store"
 )
 
@@ -190,9 +194,9 @@ func TestRunExportFromTrial(t *testing.T) {
 	if !found {
 		t.Errorf("figures %v: no latency of 41.5 µs", rep.Figures)
 	}
-	// The trial's recipe is recorded but not applied: that must be a note.
-	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "recipe") {
-		t.Errorf("notes %q, want one about the unapplied recipe", rep.Notes)
+	// The trial stored plain weights beside a recipe: that must be a note.
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "plain weights") {
+		t.Errorf("notes %q, want one about the plain weights", rep.Notes)
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Fatal(err)
@@ -222,7 +226,7 @@ func TestRunExportBadInput(t *testing.T) {
 		{"missing db", exportOptions{DB: filepath.Join(dir, "nope.db"), Trial: 1, Out: out}, "nope.db"},
 		{"unknown trial", exportOptions{DB: dbPath, Trial: 999, Out: out}, "no such trial"},
 		{"trial without weights", exportOptions{DB: dbPath, Trial: pending.ID, Out: out}, "has no stored weights"},
-		{"bad recipe file", exportOptions{Arch: "lenet5", Weights: weights, Recipe: weights, Out: out}, "not valid JSON"},
+		{"bad recipe", exportOptions{Arch: "lenet5", Weights: weights, Recipe: weights, Out: out}, "--recipe"},
 		{"unwritable output", exportOptions{Arch: "lenet5", Weights: weights, Out: filepath.Join(dir, "no", "such", "dir", "m.onnx")}, "cannot write"},
 		{"output is a folder", exportOptions{Arch: "lenet5", Weights: weights, Out: dir}, "writing " + dir},
 	}
@@ -243,5 +247,194 @@ func TestRunExportBadInput(t *testing.T) {
 		if strings.Contains(e.Name(), ".tmp") || strings.HasSuffix(e.Name(), ".onnx") {
 			t.Errorf("left behind: %s", e.Name())
 		}
+	}
+}
+
+// compressedLeNet300 compresses a LeNet-300-100 with int8 weights and 80%
+// unstructured pruning (compress.Apply without fine-tuning, calibrated on
+// a toy IDX set written to dir) and returns the result and the data.
+func compressedLeNet300(t *testing.T, dir string) (*compress.Result, *data.Set) {
+	t.Helper()
+	writeToyIDX(t, dir, 600, 100)
+	train, val, test, err := data.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := nas.BuiltinArch("lenet300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := nas.NewModel(a, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := compress.ParseRecipe("prune=0.8,quant=int8,huffman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := compress.Apply(context.Background(), m, r, train, val, compress.Config{NoFineTune: true, NoSparseKernels: true, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, test
+}
+
+// sameArgmax runs the exported file in onnxruntime and m's lowered plan on
+// the cpu backend over set and returns the fraction of equal argmaxes.
+func sameArgmax(t *testing.T, path string, m *nas.Model, set *data.Set) float64 {
+	t.Helper()
+	model, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := nas.Lower(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := accel.Open("cpu", accel.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	prog, err := b.Compile(plan, set.N)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	s, err := onnx.NewSession(model, set.N, onnx.SessionOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := prog.OutputSize()
+	want, got := make([]float32, set.N*k), make([]float32, set.N*k)
+	if err := prog.Run(set.Images, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run(set.Images, got); err != nil {
+		t.Fatal(err)
+	}
+	same := 0
+	for i := 0; i < set.N; i++ {
+		if argmaxOf(got[i*k:(i+1)*k]) == argmaxOf(want[i*k:(i+1)*k]) {
+			same++
+		}
+	}
+	return float64(same) / float64(set.N)
+}
+
+func argmaxOf(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// TestRunExportCompressed exports compressed models three ways — a
+// compressed model file (hwnas compress --out), a recipe applied to plain
+// weights, and a search trial whose blob holds a compressed model — and
+// checks that the int8 layers, sparsity and Huffman note come through and
+// that onnxruntime agrees with hwnas on the file.
+func TestRunExportCompressed(t *testing.T) {
+	dir := t.TempDir()
+	res, test := compressedLeNet300(t, dir)
+	hwnc := filepath.Join(dir, "c.hwnc")
+	if err := os.WriteFile(hwnc, res.Encoded, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	archFile := hwnc + ".arch.json"
+	if err := os.WriteFile(archFile, res.Model.Arch.JSON(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(dir, "plain.hwnw")
+	savedModel(t, "lenet300", plain, 5)
+
+	// A trial whose weights blob is the compressed model.
+	dbPath := filepath.Join(dir, "results.db")
+	db, err := store.Open(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := db.CreateStudy(ctx, store.Study{Name: "c", Dataset: "toy", DeviceSpec: "cpu", Strategy: "random"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers := []byte(`[{"layer":"fc1","prune":0.8,"bits":8},{"layer":"fc2","prune":0.8,"bits":8},{"layer":"fc3","prune":0.8,"bits":8}]`)
+	tr, err := db.AddTrial(ctx, st.ID, store.TrialSpec{Arch: res.Model.Arch.JSON(), Recipe: layers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := search.EncodeTrialWeights(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.StartTrial(ctx, tr.ID, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishTrial(ctx, tr.ID, store.Metrics{ValAccuracy: 0.5, CompressedBytes: int64(res.Bytes)}, nil, blob); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	cases := []struct {
+		name      string
+		opts      exportOptions
+		wantNotes []string
+	}{
+		{"compressed file", exportOptions{Arch: archFile, Weights: hwnc, Recipe: "prune=0.8,quant=int8,huffman"},
+			[]string{"unstructured sparsity", "Huffman coding of the weights"}},
+		{"recipe on plain weights", exportOptions{Arch: "lenet300", Weights: plain, Recipe: "prune=0.8,quant=int8", Data: dir},
+			[]string{"unstructured sparsity", "without fine-tuning"}},
+		{"trial", exportOptions{DB: dbPath, Trial: tr.ID},
+			[]string{"unstructured sparsity", "Huffman coding of the stored weights"}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.opts.Out = filepath.Join(dir, fmt.Sprintf("m%d.onnx", i))
+			c.opts.JSON = true
+			var buf bytes.Buffer
+			if err := runExport(ctx, &buf, c.opts); err != nil {
+				t.Fatal(err)
+			}
+			var rep exportReport
+			if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+				t.Fatalf("%v: %s", err, buf.String())
+			}
+			if rep.Int8Ops != 3 {
+				t.Errorf("%d int8 ops, want 3", rep.Int8Ops)
+			}
+			all := strings.Join(rep.Notes, "\n")
+			for _, w := range c.wantNotes {
+				if !strings.Contains(all, w) {
+					t.Errorf("notes %q: none mentions %q", rep.Notes, w)
+				}
+			}
+			// 20% of the weights at one byte plus an 8-byte index each
+			// (stored sparse) is under a third of the fp32 file.
+			if limit := int64(4*266610) / 3; rep.Bytes > limit {
+				t.Errorf("file of %d bytes, want ≤ %d", rep.Bytes, limit)
+			}
+			if c.opts.Data == "" {
+				// The stored compressed model: onnxruntime must agree with it.
+				if agree := sameArgmax(t, c.opts.Out, res.Model, test); agree < 0.99 {
+					t.Errorf("argmax agrees on %.1f%% of %d images", 100*agree, test.N)
+				}
+			}
+		})
+	}
+	bad := exportOptions{Arch: "lenet300", Weights: plain, Recipe: "quant=int3", Out: filepath.Join(dir, "bad.onnx")}
+	if err := runExport(ctx, &bytes.Buffer{}, bad); err == nil || !strings.Contains(err.Error(), "--recipe") {
+		t.Errorf("bad recipe: err %v", err)
+	}
+	bad.Recipe, bad.Data = "quant=int8", filepath.Join(dir, "nodata")
+	if err := runExport(ctx, &bytes.Buffer{}, bad); err == nil || !strings.Contains(err.Error(), "--data") {
+		t.Errorf("missing data: err %v", err)
+	}
+	if _, err := os.Stat(bad.Out); !os.IsNotExist(err) {
+		t.Error("a failed export left a file")
 	}
 }
