@@ -1,5 +1,6 @@
 /* AVX-512 SGEMM level: 6×64 register tile (24 zmm accumulators, 4 zmm of
- * B per step of k, A broadcast from memory). */
+ * B per step of k, A broadcast from memory), specialised for narrower edge
+ * tiles. */
 #include "gemm_kernels.h"
 #include "isa.h"
 
@@ -17,96 +18,99 @@ static inline __mmask16 mask16(int n)
     return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1);
 }
 
-static inline void store_row(float *ci, __m512 x0, __m512 x1, __m512 x2, __m512 x3,
-                             __m512 va, float beta, int nr)
-{
-    x0 = _mm512_mul_ps(x0, va);
-    x1 = _mm512_mul_ps(x1, va);
-    x2 = _mm512_mul_ps(x2, va);
-    x3 = _mm512_mul_ps(x3, va);
-    if (nr == GEMM_NR) {
-        if (beta != 0.0f) {
-            __m512 vb = _mm512_set1_ps(beta);
-            x0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), x0);
-            x1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), x1);
-            x2 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 32), x2);
-            x3 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 48), x3);
-        }
-        _mm512_storeu_ps(ci, x0);
-        _mm512_storeu_ps(ci + 16, x1);
-        _mm512_storeu_ps(ci + 32, x2);
-        _mm512_storeu_ps(ci + 48, x3);
-    } else {
-        /* Masked-off lanes are neither read nor written (no faults). */
-        __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16), m2 = mask16(nr - 32), m3 = mask16(nr - 48);
-        if (beta != 0.0f) {
-            __m512 vb = _mm512_set1_ps(beta);
-            x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), x0);
-            x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), x1);
-            x2 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m2, ci + 32), x2);
-            x3 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m3, ci + 48), x3);
-        }
-        _mm512_mask_storeu_ps(ci, m0, x0);
-        _mm512_mask_storeu_ps(ci + 16, m1, x1);
-        _mm512_mask_storeu_ps(ci + 32, m2, x2);
-        _mm512_mask_storeu_ps(ci + 48, m3, x3);
-    }
-}
-
-/* ukr_direct: the same tile with A and B read in place (see gemm_impl.h):
- * A(i,p) = a[i·rsa + p·csa], B(p,j) = b[p·ldb + j]. Rows of A past mr alias
- * row 0 and columns of B past nr are masked off, so nothing outside the
- * operands is read. full is a compile-time constant in both callers. */
-static inline __attribute__((always_inline)) void ukr_direct_body(
+/* ukr_body: the 6×64 tile with A and B read in place (see gemm_impl.h):
+ * A(i,p) = a[i·rsa + p·csa], B(p,j) = b[p·ldb + j]. mr (rows, 1..6), nv
+ * (vectors of 16 columns, 1..4) and full (nr == 64) are compile-time
+ * constants in every instantiation, so rows and vectors past the edge are
+ * neither loaded nor computed, and a narrow edge tile costs only its width.
+ * Columns past nr in the last vector are masked off: masked lanes are
+ * neither read nor written, so nothing outside the operands is touched. */
+static inline __attribute__((always_inline)) void ukr_body(
     int kc, const float *a, long rsa, long csa, const float *b, long ldb,
-    float *c, long ldc, float alpha, float beta, int mr, int nr, int full)
+    float *c, long ldc, float alpha, float beta, int nr, const int mr, const int nv, const int full)
 {
-    const float *a0 = a, *a1 = a + (mr > 1 ? rsa : 0), *a2 = a + (mr > 2 ? 2 * rsa : 0);
-    const float *a3 = a + (mr > 3 ? 3 * rsa : 0), *a4 = a + (mr > 4 ? 4 * rsa : 0), *a5 = a + (mr > 5 ? 5 * rsa : 0);
-    __mmask16 k0 = mask16(nr), k1 = mask16(nr - 16), k2 = mask16(nr - 32), k3 = mask16(nr - 48);
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00;
-    __m512 c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-    __m512 c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-    __m512 c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-    __m512 c40 = c00, c41 = c00, c42 = c00, c43 = c00;
-    __m512 c50 = c00, c51 = c00, c52 = c00, c53 = c00;
+    const float *ar[GEMM_MR];
+    __mmask16 km[4];
+    __m512 acc[GEMM_MR][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < GEMM_MR; i++) {
+        ar[i] = a + (i < mr ? i * rsa : 0);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++)
+            acc[i][v] = _mm512_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++)
+        km[v] = full ? 0xFFFF : mask16(nr - 16 * v);
     long off = 0;
     for (int p = 0; p < kc; p++) {
-        __m512 b0, b1, b2, b3, av;
-        if (full) {
-            b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-            b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
-        } else {
-            b0 = _mm512_maskz_loadu_ps(k0, b), b1 = _mm512_maskz_loadu_ps(k1, b + 16);
-            b2 = _mm512_maskz_loadu_ps(k2, b + 32), b3 = _mm512_maskz_loadu_ps(k3, b + 48);
+        __m512 bv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            bv[v] = full ? _mm512_loadu_ps(b + 16 * v) : _mm512_maskz_loadu_ps(km[v], b + 16 * v);
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            __m512 av = _mm512_set1_ps(ar[i][off]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
         }
-#define DROW(i)                                         \
-        av = _mm512_set1_ps(a##i[off]);                 \
-        c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);     \
-        c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);     \
-        c##i##2 = _mm512_fmadd_ps(av, b2, c##i##2);     \
-        c##i##3 = _mm512_fmadd_ps(av, b3, c##i##3);
-        DROW(0) DROW(1) DROW(2) DROW(3) DROW(4) DROW(5)
-#undef DROW
         off += csa;
         b += ldb;
     }
-    __m512 va = _mm512_set1_ps(alpha);
-    store_row(c, c00, c01, c02, c03, va, beta, nr);
-    if (mr > 1) store_row(c + ldc, c10, c11, c12, c13, va, beta, nr);
-    if (mr > 2) store_row(c + 2 * ldc, c20, c21, c22, c23, va, beta, nr);
-    if (mr > 3) store_row(c + 3 * ldc, c30, c31, c32, c33, va, beta, nr);
-    if (mr > 4) store_row(c + 4 * ldc, c40, c41, c42, c43, va, beta, nr);
-    if (mr > 5) store_row(c + 5 * ldc, c50, c51, c52, c53, va, beta, nr);
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            __m512 x = _mm512_mul_ps(acc[i][v], va);
+            if (full) {
+                if (beta != 0.0f)
+                    x = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16 * v), x);
+                _mm512_storeu_ps(ci + 16 * v, x);
+            } else {
+                if (beta != 0.0f)
+                    x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(km[v], ci + 16 * v), x);
+                _mm512_mask_storeu_ps(ci + 16 * v, km[v], x);
+            }
+        }
+    }
 }
 
-static void ukr_direct(int kc, const float *a, long rsa, long csa, const float *b, long ldb,
-                       float *c, long ldc, float alpha, float beta, int mr, int nr)
+typedef void (*ukr_fn)(int, const float *, long, long, const float *, long, float *, long, float, float, int);
+
+/* One instantiation per row count r and vector count v, masked, plus the
+ * unmasked full-width tile per row count. */
+#define UKR_DEF(r, v)                                                                              \
+    static void ukr_##r##_##v(int kc, const float *a, long rsa, long csa, const float *b, long ldb, \
+                              float *c, long ldc, float alpha, float beta, int nr)                 \
+    {                                                                                              \
+        ukr_body(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, nr, r, v, 0);                       \
+    }
+#define UKR_DEF_FULL(r)                                                                             \
+    static void ukr_##r##_full(int kc, const float *a, long rsa, long csa, const float *b, long ldb, \
+                               float *c, long ldc, float alpha, float beta, int nr)                 \
+    {                                                                                               \
+        ukr_body(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, nr, r, 4, 1);                        \
+    }
+#define UKR_ROW(r) UKR_DEF(r, 1) UKR_DEF(r, 2) UKR_DEF(r, 3) UKR_DEF(r, 4) UKR_DEF_FULL(r)
+UKR_ROW(1) UKR_ROW(2) UKR_ROW(3) UKR_ROW(4) UKR_ROW(5) UKR_ROW(6)
+
+/* ukr_table[mr-1][v]: v = 0..3 masked with v+1 vectors, v = 4 full width. */
+static const ukr_fn ukr_table[GEMM_MR][5] = {
+#define UKR_ENTRY(r) {ukr_##r##_1, ukr_##r##_2, ukr_##r##_3, ukr_##r##_4, ukr_##r##_full}
+    UKR_ENTRY(1), UKR_ENTRY(2), UKR_ENTRY(3), UKR_ENTRY(4), UKR_ENTRY(5), UKR_ENTRY(6),
+#undef UKR_ENTRY
+};
+
+/* ukr_direct is the GEMM_DIRECT_UKR of gemm_impl.h: it picks the
+ * instantiation for the tile's rows and columns. */
+static inline void ukr_direct(int kc, const float *a, long rsa, long csa, const float *b, long ldb,
+                              float *c, long ldc, float alpha, float beta, int mr, int nr)
 {
-    if (nr == GEMM_NR)
-        ukr_direct_body(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, mr, nr, 1);
-    else
-        ukr_direct_body(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, mr, nr, 0);
+    int v = nr == GEMM_NR ? 4 : (nr + 15) / 16 - 1;
+    ukr_table[mr - 1][v](kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, nr);
 }
 
 /* dot_rows computes rows i0, i0+1 (r == 2) or row i0 (r == 1) of

@@ -321,3 +321,51 @@ func testThreadsBitwise(t *testing.T, isa string) {
 		}
 	}
 }
+
+// TestSgemmEdgeTiles sweeps every row count 1..13 and column count 1..130
+// (every partial register tile of every level, masked vectors included) at
+// a small depth, with beta = 0.5 so each stored element is also read.
+func TestSgemmEdgeTiles(t *testing.T) {
+	defer SetISA(ISA())
+	r := rand.New(rand.NewPCG(8, 9))
+	const k, pad = 5, 3
+	a, b := randSlice(r, 140*(k+pad)), randSlice(r, 140*(k+pad))
+	for _, isa := range SupportedISAs() {
+		if err := SetISA(isa); err != nil {
+			t.Fatal(err)
+		}
+		for m := 1; m <= 13; m++ {
+			for n := 1; n <= 130; n++ {
+				tA, tB := (m+n)%2 == 1, (m+n)%4 >= 2
+				lda, ldb := k+pad, n+pad
+				if tA {
+					lda = m + pad
+				}
+				if tB {
+					ldb = k + pad
+				}
+				ldc := n + pad
+				c := randSlice(r, m*ldc)
+				want, scale := refSgemm(tA, tB, m, n, k, 1.5, a, lda, b, ldb, 0.5, c, ldc)
+				orig := append([]float32(nil), c...)
+				if err := Sgemm(tA, tB, m, n, k, 1.5, a, lda, b, ldb, 0.5, c, ldc, 1); err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < m; i++ {
+					for j := 0; j < ldc; j++ {
+						got := c[i*ldc+j]
+						if j >= n {
+							if got != orig[i*ldc+j] {
+								t.Fatalf("%s m=%d n=%d: padding C[%d][%d] changed", isa, m, n, i, j)
+							}
+							continue
+						}
+						if d := math.Abs(float64(got) - want[i*n+j]); !(d <= 2*(k+2)*0x1p-24*scale[i*n+j]+1e-30) {
+							t.Fatalf("%s m=%d n=%d tA=%v tB=%v: C[%d][%d] = %g, want %g", isa, m, n, tA, tB, i, j, got, want[i*n+j])
+						}
+					}
+				}
+			}
+		}
+	}
+}
