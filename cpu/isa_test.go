@@ -1,0 +1,47 @@
+package cpu
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestEnvISA runs this test binary again with HWNAS_ISA set, since the
+// variable is read once at start-up: a supported level is used, an unknown
+// or unsupported one is reported once on stderr and the best level is used.
+func TestEnvISA(t *testing.T) {
+	if os.Getenv("HWNAS_ISA_TEST_CHILD") == "1" {
+		fmt.Printf("isa=%s err=%v\n", ISA(), EnvISAError())
+		return
+	}
+	sup := SupportedISAs()
+	best := sup[len(sup)-1]
+	type envCase struct{ env, wantOut, wantStderr string }
+	cases := []envCase{
+		{"generic", "isa=generic err=<nil>", ""},
+		{best, "isa=" + best + " err=<nil>", ""},
+		{"avx1024", "isa=" + best + " err=HWNAS_ISA=avx1024: unknown ISA level", "hwnas: HWNAS_ISA=avx1024: unknown ISA level"},
+	}
+	if len(sup) < len(isaNames) { // a level this CPU lacks
+		l := isaNames[len(sup)]
+		cases = append(cases, envCase{l, "isa=" + best + " err=HWNAS_ISA=" + l, "is not supported by this CPU"})
+	}
+	for _, tc := range cases {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestEnvISA$")
+		cmd.Env = append(os.Environ(), "HWNAS_ISA_TEST_CHILD=1", EnvISA+"="+tc.env)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s=%s: %v\n%s%s", EnvISA, tc.env, err, out, stderr.String())
+		}
+		if !strings.Contains(string(out), tc.wantOut) {
+			t.Errorf("%s=%s: output %q, want it to contain %q", EnvISA, tc.env, out, tc.wantOut)
+		}
+		if n := strings.Count(stderr.String(), "hwnas:"); (tc.wantStderr == "") != (n == 0) || n > 1 || !strings.Contains(stderr.String(), tc.wantStderr) {
+			t.Errorf("%s=%s: stderr %q, want %q reported once", EnvISA, tc.env, stderr.String(), tc.wantStderr)
+		}
+	}
+}
