@@ -271,18 +271,13 @@ func (m *Model) batchNorm(ws *workspace, i int, nd *Node, c, hw int, x, y []floa
 		var sum float64
 		for s := 0; s < n; s++ {
 			o := (s*c + ch) * hw
-			for _, v := range x[o : o+hw] {
-				sum += float64(v)
-			}
+			sum += float64(sum32(x[o : o+hw]))
 		}
 		mean := sum / cnt
 		var sq float64
 		for s := 0; s < n; s++ {
 			o := (s*c + ch) * hw
-			for _, v := range x[o : o+hw] {
-				d := float64(v) - mean
-				sq += d * d
-			}
+			sq += float64(sqdiff32(x[o:o+hw], float32(mean)))
 		}
 		v := sq / cnt
 		is := 1 / math.Sqrt(v+bnEps)
@@ -510,10 +505,8 @@ func (m *Model) batchNormBackward(ws *workspace, i, c, hw int, dy, dx []float32)
 		var sdy, sdyx float64
 		for s := 0; s < n; s++ {
 			o := (s*c + ch) * hw
-			for j := o; j < o+hw; j++ {
-				sdy += float64(dy[j])
-				sdyx += float64(dy[j]) * float64(xhat[j])
-			}
+			sdy += float64(sum32(dy[o : o+hw]))
+			sdyx += float64(dot32(dy[o:o+hw], xhat[o:o+hw]))
 		}
 		lp.gamma.Grad[ch] = float32(sdyx)
 		lp.beta.Grad[ch] = float32(sdy)
@@ -528,4 +521,58 @@ func (m *Model) batchNormBackward(ws *workspace, i, c, hw int, dy, dx []float32)
 			}
 		}
 	}
+}
+
+// sum32, sqdiff32 and dot32 reduce one plane with four independent
+// float32 accumulators (planes are short; callers add planes in float64).
+
+// sum32 returns Σ x.
+func sum32(x []float32) float32 {
+	var a0, a1, a2, a3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a0 += x[i]
+		a1 += x[i+1]
+		a2 += x[i+2]
+		a3 += x[i+3]
+	}
+	for ; i < len(x); i++ {
+		a0 += x[i]
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+// sqdiff32 returns Σ (x − m)².
+func sqdiff32(x []float32, m float32) float32 {
+	var a0, a1, a2, a3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		d0, d1, d2, d3 := x[i]-m, x[i+1]-m, x[i+2]-m, x[i+3]-m
+		a0 += d0 * d0
+		a1 += d1 * d1
+		a2 += d2 * d2
+		a3 += d3 * d3
+	}
+	for ; i < len(x); i++ {
+		d := x[i] - m
+		a0 += d * d
+	}
+	return (a0 + a1) + (a2 + a3)
+}
+
+// dot32 returns Σ a·b over len(a) elements (b at least as long).
+func dot32(a, b []float32) float32 {
+	b = b[:len(a)]
+	var a0, a1, a2, a3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		a0 += a[i] * b[i]
+		a1 += a[i+1] * b[i+1]
+		a2 += a[i+2] * b[i+2]
+		a3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		a0 += a[i] * b[i]
+	}
+	return (a0 + a1) + (a2 + a3)
 }
