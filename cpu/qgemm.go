@@ -128,3 +128,21 @@ func parallel(threads, n int, work int64, f func(i0, i1 int)) {
 	}
 	wg.Wait()
 }
+
+// qgemmPacked computes c[i·ldc + j] = Σ_p a[i·lda + p]·w[j·k + p] exactly
+// with the broadcast VNNI kernel (w packed by packB); a has (k+3)&^3
+// readable bytes per row. It needs AVX-512 VNNI.
+func qgemmPacked(m, n, k int, a []uint8, lda int, w []int8, c []int32, ldc int) error {
+	k4 := (k + 3) &^ 3
+	switch {
+	case !hasVNNI:
+		return fmt.Errorf("qgemm packed: AVX-512 VNNI is not supported by this CPU")
+	case m <= 0 || n <= 0 || k <= 0 || lda < k4 || ldc < n:
+		return fmt.Errorf("qgemm packed: bad sizes m=%d n=%d k=%d lda=%d ldc=%d", m, n, k, lda, ldc)
+	case len(a) < (m-1)*lda+k4 || len(w) != n*k || len(c) < (m-1)*ldc+n:
+		return fmt.Errorf("qgemm packed: short operands")
+	}
+	bp := packB(w, n, k)
+	C.hw_qgemm_packed_vnni(C.int(m), C.int(n), C.int(k4), (*C.uint8_t)(&a[0]), C.int(lda), (*C.int8_t)(&bp[0]), (*C.int32_t)(&c[0]), C.int(ldc))
+	return nil
+}

@@ -27,10 +27,11 @@ void hw_quantize_u8(int isa, long n, const float *x, float scale, int zero, uint
 
 /* hw_im2col_u8 writes, for one image of c×h×w uint8 values, the
  * (oh·ow)×(c·kh·kw) patch matrix (row = output pixel, column = (channel,
- * ky, kx)); out-of-image taps get pad (the zero point). */
+ * ky, kx)); out-of-image taps get pad (the zero point). Rows are ld ≥
+ * c·kh·kw bytes apart; the bytes between are set to 0. */
 void hw_im2col_u8(const uint8_t *x, int c, int h, int w, int kh, int kw,
                   int sh, int sw, int ph, int pw, int dh, int dw, int oh,
-                  int ow, uint8_t pad, uint8_t *col);
+                  int ow, uint8_t pad, uint8_t *col, int ld);
 
 /* hw_chw_to_hwc_u8 transposes one c×h×w uint8 image to h×w×c. */
 void hw_chw_to_hwc_u8(const uint8_t *x, int c, int hw, uint8_t *y);
@@ -38,21 +39,41 @@ void hw_chw_to_hwc_u8(const uint8_t *x, int c, int hw, uint8_t *y);
 /* hw_im2col_hwc_u8 writes, for one h×w×c (channels-last) uint8 image, the
  * (oh·ow)×(kh·kw·cg) patch matrix of the cg channels starting at c0: row =
  * output pixel, column = (ky, kx, channel), so each tap is one contiguous
- * copy of cg bytes. Out-of-image taps get pad (the zero point). */
-void hw_im2col_hwc_u8(const uint8_t *x, int c, int c0, int cg, int h, int w,
+ * copy of cg bytes. Out-of-image taps get pad (the zero point). Rows are
+ * ld ≥ kh·kw·cg bytes apart; the bytes between are set to 0. */
+void hw_im2col_hwc_u8(int isa, const uint8_t *x, int c, int c0, int cg, int h, int w,
                       int kh, int kw, int sh, int sw, int ph, int pw, int dh,
-                      int dw, int oh, int ow, uint8_t pad, uint8_t *col);
+                      int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld);
+void hw_im2col_hwc_u8_generic(const uint8_t *x, int c, int c0, int cg, int h, int w,
+                              int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                              int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld);
+void hw_im2col_hwc_u8_avx512(const uint8_t *x, int c, int c0, int cg, int h, int w,
+                             int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                             int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld);
 
 /* hw_qepilogue turns the integer accumulators of rows output channels ×
- * cols positions, element (r, j) at offset o = r·rs + j·cs of both acc and
- * y, into
+ * cols positions, element (r, j) at acc[r·ars + j·acs], into
  *
- *     y[o] = act(xs·ws[r]·(acc[o] − zero·rowsum[r]) + bias[r])
+ *     y[r·yrs + j·ycs] = act(xs·ws[r]·(acc − zero·rowsum[r]) + bias[r])
  *
  * (bias may be NULL). act is an accel.Act value. */
-void hw_qepilogue(int rows, int cols, const int32_t *acc, long rs, long cs,
+void hw_qepilogue(int rows, int cols, const int32_t *acc, long ars, long acs,
                   const int32_t *rowsum, int zero, float xs, const float *ws,
-                  const float *bias, int act, float *y);
+                  const float *bias, int act, float *y, long yrs, long ycs);
+
+/* hw_qgemm_packed_vnni computes, for i < m and j < n,
+ *
+ *     c[i·ldc + j] = Σ_{p<k4} a[i·lda + p]·B[p][j]
+ *
+ * with B packed by hw_qpack_b: np = n rounded up to 16 columns, and the
+ * four k-consecutive int8 of column j at bp[(p/4)·4·np + 4·j + p%4], zero
+ * beyond k. k4 is a multiple of 4 and every row of a has k4 readable bytes.
+ * Each step broadcasts 4 bytes of a row and multiplies them into 16 columns
+ * with one vpdpbusd, so no horizontal sums are needed: the form for short
+ * reductions (first convolutions) and many output positions. AVX-512 VNNI
+ * only. */
+void hw_qgemm_packed_vnni(int m, int n, int k4, const uint8_t *a, int lda,
+                          const int8_t *bp, int32_t *c, int ldc);
 
 /* Per-level kernels, called by hw_qgemm and hw_quantize_u8. */
 void hw_quantize_u8_generic(long n, const float *x, float scale, int zero, uint8_t *q);

@@ -3,6 +3,7 @@
  * operands are widened to int16 and multiplied with vpmaddwd (exact too:
  * 255·127·2 fits in int32). Tiles of up to 4 rows of a × 4 rows of b keep
  * 16 accumulators in registers; the k tail uses masked loads. */
+#include <string.h>
 #include "qgemm.h"
 
 #if HW_X86
@@ -93,6 +94,32 @@ void hw_quantize_u8_avx512(long n, const float *x, float scale, int zero, uint8_
 	}
 }
 
+/* Channels-last im2col for cg ≤ 64 channels per group: each tap is one
+ * masked 64-byte load and store instead of a memcpy call. */
+void hw_im2col_hwc_u8_avx512(const uint8_t *x, int c, int c0, int cg, int h, int w,
+                             int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                             int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld) {
+	long kk = (long)kh * kw * cg;
+	__mmask64 m = cg >= 64 ? ~0ULL : (1ULL << cg) - 1;
+	__m512i padv = _mm512_set1_epi8((char)pad);
+	for (int oy = 0; oy < oh; oy++) {
+		for (int ox = 0; ox < ow; ox++) {
+			uint8_t *row = col + ((long)oy * ow + ox) * ld;
+			memset(row + kk, 0, ld - kk);
+			for (int ky = 0; ky < kh; ky++) {
+				int iy = oy * sh - ph + ky * dh;
+				for (int kx = 0; kx < kw; kx++, row += cg) {
+					int ix = ox * sw - pw + kx * dw;
+					__m512i v = padv;
+					if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+						v = _mm512_maskz_loadu_epi8(m, x + ((long)iy * w + ix) * c + c0);
+					_mm512_mask_storeu_epi8(row, m, v);
+				}
+			}
+		}
+	}
+}
+
 void hw_qgemm_vnni(int m, int n, int k, const uint8_t *a, int lda,
                    const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
 	DRIVE(tile_vnni)
@@ -101,5 +128,52 @@ void hw_qgemm_vnni(int m, int n, int k, const uint8_t *a, int lda,
 void hw_qgemm_avx512(int m, int n, int k, const uint8_t *a, int lda,
                      const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
 	DRIVE(tile_bw)
+}
+
+/* ptile computes an MR-row × (16·NV)-column block of the packed product;
+ * nvalid columns of the block are stored. */
+static inline __attribute__((always_inline)) void
+ptile(const int MR, const int NV, int k4, const uint8_t *a, int lda,
+      const int8_t *bp, long bstride, int32_t *c, int ldc, int nvalid) {
+	__m512i acc[4][4], vb[4];
+	for (int r = 0; r < MR; r++)
+		for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_si512();
+	for (int p = 0; p < k4; p += 4) {
+		const int8_t *brow = bp + (long)(p / 4) * bstride;
+		for (int v = 0; v < NV; v++) vb[v] = _mm512_loadu_si512(brow + v * 64);
+		for (int r = 0; r < MR; r++) {
+			int32_t quad;
+			memcpy(&quad, a + (long)r * lda + p, 4);
+			__m512i va = _mm512_set1_epi32(quad);
+			for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], va, vb[v]);
+		}
+	}
+	for (int v = 0; v < NV; v++) {
+		int cols = nvalid - v * 16;
+		__mmask16 m = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
+		for (int r = 0; r < MR; r++) _mm512_mask_storeu_epi32(c + (long)r * ldc + v * 16, m, acc[r][v]);
+	}
+}
+
+#define PCASE(MR, NV)                                                           \
+	case (MR) * 8 + (NV):                                                       \
+		ptile(MR, NV, k4, a + (long)i0 * lda, lda, bp + 4 * j0, bstride, c + (long)i0 * ldc + j0, ldc, nvalid); \
+		break;
+#define PCASES(MR) PCASE(MR, 1) PCASE(MR, 2) PCASE(MR, 3) PCASE(MR, 4)
+
+void hw_qgemm_packed_vnni(int m, int n, int k4, const uint8_t *a, int lda,
+                          const int8_t *bp, int32_t *c, int ldc) {
+	int np = (n + 15) & ~15;
+	long bstride = 4L * np;
+	for (int j0 = 0; j0 < n; j0 += 64) {
+		int nvalid = n - j0 < 64 ? n - j0 : 64;
+		int nv = (nvalid + 15) / 16;
+		for (int i0 = 0; i0 < m; i0 += 4) {
+			int mr = m - i0 < 4 ? m - i0 : 4;
+			switch (mr * 8 + nv) {
+				PCASES(1) PCASES(2) PCASES(3) PCASES(4)
+			}
+		}
+	}
 }
 #endif

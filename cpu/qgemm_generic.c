@@ -72,11 +72,12 @@ void hw_quantize_u8(int isa, long n, const float *x, float scale, int zero, uint
 
 void hw_im2col_u8(const uint8_t *x, int c, int h, int w, int kh, int kw,
                   int sh, int sw, int ph, int pw, int dh, int dw, int oh,
-                  int ow, uint8_t pad, uint8_t *col) {
+                  int ow, uint8_t pad, uint8_t *col, int ld) {
 	long kk = (long)c * kh * kw;
 	for (int oy = 0; oy < oh; oy++) {
 		for (int ox = 0; ox < ow; ox++) {
-			uint8_t *row = col + ((long)oy * ow + ox) * kk;
+			uint8_t *row = col + ((long)oy * ow + ox) * ld;
+			memset(row + kk, 0, ld - kk);
 			int ix0 = ox * sw - pw;
 			/* Whole kernel row inside the image with unit dilation: a copy. */
 			int inside = dw == 1 && ix0 >= 0 && ix0 + kw <= w;
@@ -109,13 +110,27 @@ void hw_chw_to_hwc_u8(const uint8_t *x, int c, int hw, uint8_t *y) {
 	}
 }
 
-void hw_im2col_hwc_u8(const uint8_t *x, int c, int c0, int cg, int h, int w,
+void hw_im2col_hwc_u8(int isa, const uint8_t *x, int c, int c0, int cg, int h, int w,
                       int kh, int kw, int sh, int sw, int ph, int pw, int dh,
-                      int dw, int oh, int ow, uint8_t pad, uint8_t *col) {
+                      int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld) {
+#if HW_X86
+	if (isa >= HW_ISA_AVX512 && cg <= 64) {
+		hw_im2col_hwc_u8_avx512(x, c, c0, cg, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, pad, col, ld);
+		return;
+	}
+#endif
+	(void)isa;
+	hw_im2col_hwc_u8_generic(x, c, c0, cg, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, pad, col, ld);
+}
+
+void hw_im2col_hwc_u8_generic(const uint8_t *x, int c, int c0, int cg, int h, int w,
+                              int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                              int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld) {
 	long kk = (long)kh * kw * cg;
 	for (int oy = 0; oy < oh; oy++) {
 		for (int ox = 0; ox < ow; ox++) {
-			uint8_t *row = col + ((long)oy * ow + ox) * kk;
+			uint8_t *row = col + ((long)oy * ow + ox) * ld;
+			memset(row + kk, 0, ld - kk);
 			for (int ky = 0; ky < kh; ky++) {
 				int iy = oy * sh - ph + ky * dh;
 				for (int kx = 0; kx < kw; kx++, row += cg) {
@@ -130,34 +145,35 @@ void hw_im2col_hwc_u8(const uint8_t *x, int c, int c0, int cg, int h, int w,
 	}
 }
 
-/* EPI applies one activation expression A(v) over the (r, j) elements in
- * memory order: along j when cs == 1, along r when rs == 1. */
+/* EPI applies one activation expression A(v) over the (r, j) elements,
+ * walking j innermost (y rows contiguous in the conv layout) unless y is
+ * contiguous along r (the linear layout). */
 #define EPI(A)                                                                  \
-	if (cs == 1 || rs != 1) {                                                   \
+	if (yrs != 1) {                                                             \
 		for (int r = 0; r < rows; r++) {                                        \
 			float s = xs * ws[r], bb = bias ? bias[r] : 0.0f;                   \
 			int32_t off = zero * rowsum[r];                                     \
-			const int32_t *ar = acc + r * rs;                                   \
-			float *yr = y + r * rs;                                             \
+			const int32_t *ar = acc + r * ars;                                  \
+			float *yr = y + r * yrs;                                            \
 			for (int j = 0; j < cols; j++) {                                    \
-				float v = s * (float)(ar[j * cs] - off) + bb;                   \
-				yr[j * cs] = A;                                                 \
+				float v = s * (float)(ar[j * acs] - off) + bb;                  \
+				yr[j * ycs] = A;                                                \
 			}                                                                   \
 		}                                                                       \
 	} else {                                                                    \
 		for (int j = 0; j < cols; j++) {                                        \
-			const int32_t *aj = acc + j * cs;                                   \
-			float *yj = y + j * cs;                                             \
+			const int32_t *aj = acc + j * acs;                                  \
+			float *yj = y + j * ycs;                                            \
 			for (int r = 0; r < rows; r++) {                                    \
-				float v = xs * ws[r] * (float)(aj[r] - zero * rowsum[r]) + (bias ? bias[r] : 0.0f); \
+				float v = xs * ws[r] * (float)(aj[r * ars] - zero * rowsum[r]) + (bias ? bias[r] : 0.0f); \
 				yj[r] = A;                                                      \
 			}                                                                   \
 		}                                                                       \
 	}
 
-void hw_qepilogue(int rows, int cols, const int32_t *acc, long rs, long cs,
+void hw_qepilogue(int rows, int cols, const int32_t *acc, long ars, long acs,
                   const int32_t *rowsum, int zero, float xs, const float *ws,
-                  const float *bias, int act, float *y) {
+                  const float *bias, int act, float *y, long yrs, long ycs) {
 	switch (act) {
 	case 1:
 		EPI(v > 0.0f ? v : 0.0f)

@@ -55,6 +55,10 @@ type quantPrep struct {
 	sums   []int32
 	kh, kw int
 	hwc    []int8
+	// packed holds, per group, the weights packed for hw_qgemm_packed_vnni
+	// (from hwc when set, else Q); groups is the group count it was made for.
+	packed []int8
+	groups int
 }
 
 // quantPreps maps weak.Pointer[accel.QuantWeights] to *quantPrep. Computing
@@ -67,12 +71,13 @@ var quantPreps sync.Map
 // prepareQuant returns the cached quantPrep of q (rows output channels of
 // cols weights), with the channels-last copy for a kh×kw kernel when
 // kh·kw > 1 and cols > kh·kw.
-func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw int) *quantPrep {
+func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw, groups int, packed bool) *quantPrep {
 	key := weak.Make(q)
 	needHWC := kh*kw > 1 && cols > kh*kw
 	if v, ok := quantPreps.Load(key); ok {
 		e := v.(*quantPrep)
-		if e.q0 == &q.Q[0] && e.n == len(q.Q) && (!needHWC || (e.hwc != nil && e.kh == kh && e.kw == kw)) {
+		if e.q0 == &q.Q[0] && e.n == len(q.Q) && (!needHWC || (e.hwc != nil && e.kh == kh && e.kw == kw)) &&
+			(!packed || (e.packed != nil && e.groups == groups)) {
 			return e
 		}
 	}
@@ -95,10 +100,38 @@ func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw int) *quantPrep {
 			}
 		}
 	}
+	if packed {
+		w := q.Q
+		if e.hwc != nil {
+			w = e.hwc
+		}
+		e.groups = groups
+		kg := rows / groups
+		for g := 0; g < groups; g++ {
+			e.packed = append(e.packed, packB(w[g*kg*cols:(g+1)*kg*cols], kg, cols)...)
+		}
+	}
 	if _, loaded := quantPreps.Swap(key, e); !loaded {
 		runtime.AddCleanup(q, func(k weak.Pointer[accel.QuantWeights]) { quantPreps.Delete(k) }, key)
 	}
 	return e
+}
+
+// packedSize is the length of n rows of k weights packed by packB.
+func packedSize(n, k int) int { return (k + 3) / 4 * 4 * ((n + 15) &^ 15) }
+
+// packB packs n rows of k int8 weights for hw_qgemm_packed_vnni: column j
+// (a row of w) contributes 4 k-consecutive bytes per quad p/4 at
+// 4·(p/4)·np + 4·j + p%4, np = n rounded up to 16; the padding is zero.
+func packB(w []int8, n, k int) []int8 {
+	np := (n + 15) &^ 15
+	out := make([]int8, packedSize(n, k))
+	for j := 0; j < n; j++ {
+		for p := 0; p < k; p++ {
+			out[(p/4)*4*np+4*j+p%4] = w[j*k+p]
+		}
+	}
+	return out
 }
 
 var (
@@ -151,9 +184,9 @@ func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias [
 	if err := QGemm(n, out, in, *xq, in, q.Q, in, *acc, out, 1, threads); err != nil {
 		return fmt.Errorf("%s: %w", kernel, err)
 	}
-	sums := prepareQuant(q, out, in, 1, 1).sums
+	sums := prepareQuant(q, out, in, 1, 1, 1, false).sums
 	C.hw_qepilogue(C.int(out), C.int(n), (*C.int32_t)(&(*acc)[0]), 1, C.long(out), (*C.int32_t)(&sums[0]), C.int(q.InZero),
-		C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[0]))
+		C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[0]), 1, C.long(out))
 	return nil
 }
 
@@ -183,15 +216,23 @@ func qConv2D(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights
 	kk := cg * pn.KH * pn.KW
 	oh, ow := pn.OutH(), pn.OutW()
 	hw, pix := pn.H*pn.W, oh*ow
+	// With VNNI the filters are packed for the broadcast form (no
+	// horizontal sums; best for the short reductions and many positions of
+	// convolutions); otherwise the dot-product GEMM of QGemm runs.
+	packed := qisa() == C.HW_QISA_VNNI
+	ld, k4 := kk, (kk+3)&^3
+	if packed {
+		ld = k4
+	}
+	prep := prepareQuant(q, pn.K, kk, pn.KH, pn.KW, pn.Groups, packed)
 	xq := getU8(pn.C * hw)
 	defer u8Pool.Put(xq)
-	col := getU8(pix * kk)
+	col := getU8(pix * ld)
 	defer u8Pool.Put(col)
 	acc := getI32(pn.K * pix)
 	defer i32Pool.Put(acc)
-	prep := prepareQuant(q, pn.K, kk, pn.KH, pn.KW)
-	// Several input channels: quantize, go channels-last, and copy each
-	// tap's cg channels at once; weights come reordered to match.
+	// Several input channels: go channels-last and copy each tap's cg
+	// channels at once; the weights come reordered to match.
 	hwc := prep.hwc != nil
 	var xt *[]uint8
 	if hwc {
@@ -202,6 +243,7 @@ func qConv2D(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights
 	if hwc {
 		wq = prep.hwc
 	}
+	psize := packedSize(kg, kk)
 	for img := 0; img < pn.N; img++ {
 		C.hw_quantize_u8(cISA(), C.long(pn.C*hw), (*C.float)(&x[img*pn.C*hw]), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&(*xq)[0]))
 		if hwc {
@@ -209,20 +251,33 @@ func qConv2D(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights
 		}
 		for g := 0; g < pn.Groups; g++ {
 			if hwc {
-				C.hw_im2col_hwc_u8((*C.uint8_t)(&(*xt)[0]), C.int(pn.C), C.int(g*cg), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
+				C.hw_im2col_hwc_u8(cISA(), (*C.uint8_t)(&(*xt)[0]), C.int(pn.C), C.int(g*cg), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
 					C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
-					C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]))
+					C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]), C.int(ld))
 			} else {
 				C.hw_im2col_u8((*C.uint8_t)(&(*xq)[g*cg*hw]), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
 					C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
-					C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]))
+					C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]), C.int(ld))
 			}
-			if err := QGemm(pix, kg, kk, *col, kk, wq[g*kg*kk:(g+1)*kg*kk], kk, (*acc)[g*kg*pix:], 1, pix, threads); err != nil {
+			if packed {
+				bp := prep.packed[g*psize : (g+1)*psize]
+				parallel(threads, pix, int64(pix)*int64(kg)*int64(kk), func(i0, i1 int) {
+					C.hw_qgemm_packed_vnni(C.int(i1-i0), C.int(kg), C.int(k4), (*C.uint8_t)(&(*col)[i0*ld]), C.int(ld),
+						(*C.int8_t)(unsafe.Pointer(&bp[0])), (*C.int32_t)(&(*acc)[i0*pn.K+g*kg]), C.int(pn.K))
+				})
+				continue
+			}
+			if err := QGemm(pix, kg, kk, *col, ld, wq[g*kg*kk:(g+1)*kg*kk], kk, (*acc)[g*kg*pix:], 1, pix, threads); err != nil {
 				return fmt.Errorf("%s: %w", kernel, err)
 			}
 		}
-		C.hw_qepilogue(C.int(pn.K), C.int(pix), (*C.int32_t)(&(*acc)[0]), C.long(pix), 1, (*C.int32_t)(&prep.sums[0]), C.int(q.InZero),
-			C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[img*pn.K*pix]))
+		// Element (channel r, position j) of the accumulators.
+		ars, acs := C.long(pix), C.long(1)
+		if packed {
+			ars, acs = 1, C.long(pn.K)
+		}
+		C.hw_qepilogue(C.int(pn.K), C.int(pix), (*C.int32_t)(&(*acc)[0]), ars, acs, (*C.int32_t)(&prep.sums[0]), C.int(q.InZero),
+			C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[img*pn.K*pix]), C.long(pix), 1)
 	}
 	return nil
 }

@@ -100,18 +100,22 @@ func TestQLinearQConvMatchReference(t *testing.T) {
 
 func TestPrepareQuantFollowsWeights(t *testing.T) {
 	q := &accel.QuantWeights{Bits: 8, Q: []int8{1, 2, 3, 4}, Scale: []float32{1, 1}, InScale: 1}
-	if s := prepareQuant(q, 2, 2, 1, 1).sums; s[0] != 3 || s[1] != 7 {
+	if s := prepareQuant(q, 2, 2, 1, 1, 1, false).sums; s[0] != 3 || s[1] != 7 {
 		t.Fatalf("row sums %v", s)
 	}
 	q.Q = []int8{-1, -1, 5, 5} // a new slice invalidates the cache
-	if s := prepareQuant(q, 2, 2, 1, 1).sums; s[0] != -2 || s[1] != 10 {
+	if s := prepareQuant(q, 2, 2, 1, 1, 1, false).sums; s[0] != -2 || s[1] != 10 {
 		t.Fatalf("row sums after replacing Q: %v", s)
 	}
 	// One filter of 2 channels × 1×2 taps: (c, kx) order → (kx, c).
 	q.Q = []int8{1, 2, 3, 4}
-	p := prepareQuant(q, 1, 4, 1, 2)
+	p := prepareQuant(q, 1, 4, 1, 2, 1, true)
 	if want := []int8{1, 3, 2, 4}; fmt.Sprint(p.hwc) != fmt.Sprint(want) {
 		t.Fatalf("channels-last weights %v, want %v", p.hwc, want)
+	}
+	// Packed for the broadcast kernel: one quad of column 0, 15 zero columns.
+	if len(p.packed) != 64 || fmt.Sprint(p.packed[:4]) != fmt.Sprint([]int8{1, 3, 2, 4}) || p.packed[4] != 0 {
+		t.Fatalf("packed weights %v", p.packed)
 	}
 }
 

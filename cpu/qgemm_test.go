@@ -183,3 +183,35 @@ func BenchmarkQGemm(b *testing.B) {
 		})
 	}
 }
+
+func TestQGemmPackedMatchesReferenceExactly(t *testing.T) {
+	if !HasVNNI() {
+		if err := qgemmPacked(1, 1, 1, make([]uint8, 4), 4, make([]int8, 1), make([]int32, 1), 1); err == nil {
+			t.Error("packed kernel ran without VNNI")
+		}
+		return // the packed kernel is VNNI-only; qConv2D uses QGemm elsewhere
+	}
+	for ci, sz := range [][3]int{{1, 1, 1}, {6, 16, 4}, {7, 17, 5}, {13, 50, 500}, {576, 20, 25}, {5, 64, 9}, {3, 65, 130}} {
+		m, n, k := sz[0], sz[1], sz[2]
+		r := rand.New(rand.NewPCG(uint64(ci), 9))
+		lda := (k+3)&^3 + 4
+		a := make([]uint8, m*lda)
+		w := make([]int8, n*k)
+		for i := range a {
+			a[i] = uint8(r.IntN(256))
+		}
+		for i := range w {
+			w[i] = int8(r.IntN(256) - 128)
+		}
+		want := refQGemm(m, n, k, a, lda, w, k)
+		c := make([]int32, m*n)
+		if err := qgemmPacked(m, n, k, a, lda, w, c, n); err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if c[i] != want[i] {
+				t.Fatalf("m,n,k=%v: c[%d] = %d, want %d", sz, i, c[i], want[i])
+			}
+		}
+	}
+}
