@@ -262,7 +262,11 @@ func Train(ctx context.Context, m *Model, train, val *data.Set, cfg TrainConfig,
 	return res, nil
 }
 
-// checkSet verifies that a data set fits the model's input and classes.
+// CheckData reports whether a data set fits the model: image shape equal
+// to the architecture's input, no more classes than outputs, consistent
+// lengths. Train and Evaluate check it too.
+func (m *Model) CheckData(s *data.Set) error { return m.checkSet(s) }
+
 func (m *Model) checkSet(s *data.Set) error {
 	in := m.Graph.Tensors[0]
 	if s.SampleSize() != in.Size() || (len(in) == 3 && (s.C != in[0] || s.H != in[1] || s.W != in[2])) {

@@ -130,6 +130,9 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 	if err != nil {
 		return badInput(err)
 	}
+	if err := m.CheckData(train); err != nil {
+		return badInput(err)
+	}
 	k, closeK, err := nas.DefaultKernels(opts.Threads)
 	if err != nil {
 		return err

@@ -117,6 +117,8 @@ func TestTrainBenchModelBadInput(t *testing.T) {
 	mismatch := filepath.Join(dir, "mismatch.json")
 	os.WriteFile(mismatch, []byte(`{"version":1,"name":"m","input":[1,28,28],"classes":10,"layers":[
 		{"name":"c","type":"conv","out":4,"kernel":3},{"name":"s","type":"add","inputs":["c","input"]},{"name":"f","type":"linear","out":10}]}`), 0o644)
+	rgb := filepath.Join(dir, "rgb.json")
+	os.WriteFile(rgb, []byte(`{"version":1,"name":"rgb","input":[3,32,32],"classes":10,"layers":[{"name":"f","type":"linear","out":10}]}`), 0o644)
 	corrupt := filepath.Join(dir, "corrupt.hwnw")
 	os.WriteFile(corrupt, []byte("HWNW\x01\x00\x00\x00garbage that is long enough to pass the header size check......"), 0o644)
 	wrongMagic := filepath.Join(dir, "wrong.hwnw")
@@ -131,6 +133,7 @@ func TestTrainBenchModelBadInput(t *testing.T) {
 		{"unknown arch", &trainOptions{Arch: "lenet7"}, nil, "lenet300, lenet5"},
 		{"malformed JSON", &trainOptions{Arch: malformed}, nil, "line 2, column 13"},
 		{"shape mismatch", &trainOptions{Arch: mismatch}, nil, "shape mismatch"},
+		{"arch does not fit data", &trainOptions{Arch: rgb}, nil, "expects [3×32×32]"},
 		{"missing data", &trainOptions{Data: filepath.Join(dir, "nowhere")}, nil, "make data"},
 		{"epochs", &trainOptions{Epochs: -1}, nil, "--epochs"},
 		{"optimizer", &trainOptions{Optimizer: "rmsprop"}, nil, "--optimizer"},
