@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -23,6 +22,7 @@ type benchOrtOptions struct {
 	Arch    string
 	Weights string
 	Recipe  string
+	Data    string
 	Batches []int
 	Threads int
 	Rounds  int
@@ -64,19 +64,20 @@ type benchOrtRow struct {
 
 // benchOrtReport is the --json output of `hwnas bench ort`.
 type benchOrtReport struct {
-	Arch        string        `json:"arch"`
-	Params      int64         `json:"params"`
-	MACs        int64         `json:"macs"`
-	PlanOps     int           `json:"plan_ops"`
-	Threads     int           `json:"threads"`
-	Device      accel.Device  `json:"device"`
-	OrtVersion  string        `json:"onnxruntime_version"`
-	OnnxBytes   int           `json:"onnx_bytes"`
-	Rounds      int           `json:"rounds"`
-	Rows        []benchOrtRow `json:"rows"`
-	Notes       []string      `json:"notes"`
-	Weights     string        `json:"weights,omitempty"`
-	RecipeGiven bool          `json:"recipe_given"`
+	Arch       string        `json:"arch"`
+	Params     int64         `json:"params"`
+	MACs       int64         `json:"macs"`
+	PlanOps    int           `json:"plan_ops"`
+	Threads    int           `json:"threads"`
+	Device     accel.Device  `json:"device"`
+	OrtVersion string        `json:"onnxruntime_version"`
+	OnnxBytes  int           `json:"onnx_bytes"`
+	Rounds     int           `json:"rounds"`
+	Rows       []benchOrtRow `json:"rows"`
+	Notes      []string      `json:"notes"`
+	Weights    string        `json:"weights,omitempty"`
+	Recipe     string        `json:"recipe,omitempty"`
+	Int8Ops    int           `json:"int8_ops"`
 }
 
 func init() {
@@ -85,7 +86,8 @@ func init() {
 		Use:   "ort",
 		Short: "Race hwnas's CPU backend against onnxruntime on the same model",
 		Long: `Lowers an architecture (trained --weights, or seeded random ones: latency does
-not depend on values) to hwnas's inference plan, compiles it on the cpu
+not depend on values; --recipe compresses it first, e.g. quant=int8) to
+hwnas's inference plan, compiles it on the cpu
 backend and exports the same plan to ONNX for onnxruntime (loaded in this
 process; intra-op threads = --threads, sequential execution, all graph
 optimisations on). For each batch size both run on the same input in
@@ -98,8 +100,9 @@ are printed (below 1: hwnas is faster), with hwnas's time per op.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Arch, "arch", "lenet5", "architecture: a built-in name ("+joinNames()+") or a JSON file")
-	f.StringVar(&opts.Weights, "weights", "", "weights file saved by `hwnas train --save`")
-	f.StringVar(&opts.Recipe, "recipe", "", "compression recipe JSON file (recorded; not applied yet)")
+	f.StringVar(&opts.Weights, "weights", "", "weights: a plain file (hwnas train --save) or a compressed one (hwnas compress --out)")
+	f.StringVar(&opts.Recipe, "recipe", "", "compression recipe applied (without fine-tuning) before the race, as hwnas export does")
+	f.StringVar(&opts.Data, "data", "data/mnist", "IDX data set that calibrates int8 ranges when --recipe is applied")
 	f.IntSliceVar(&opts.Batches, "batch", []int{1, 64}, "batch sizes (comma-separated)")
 	f.IntVar(&opts.Threads, "threads", 1, "threads for both runtimes")
 	f.IntVar(&opts.Rounds, "rounds", 3, "alternating measurement rounds per batch size")
@@ -123,35 +126,33 @@ func runBenchOrt(ctx context.Context, w io.Writer, opts benchOrtOptions) error {
 	if opts.Rounds <= 0 {
 		return badInputf("--rounds %d: must be positive", opts.Rounds)
 	}
-	arch, err := nas.ResolveArch(opts.Arch)
-	if err != nil {
-		return badInputf("--arch: %v", err)
-	}
-	m, err := nas.NewModel(arch, 1)
-	if err != nil {
-		return badInputf("--arch %s: %v", opts.Arch, err)
-	}
+	var src *exportSource
+	var err error
 	if opts.Weights != "" {
-		if err := nas.LoadWeights(opts.Weights, m); err != nil {
-			return badInputf("--weights: %v", err)
+		if src, err = exportFromFiles(exportOptions{Arch: opts.Arch, Weights: opts.Weights}); err != nil {
+			return err
 		}
-	}
-	rep := benchOrtReport{Arch: arch.Name, Params: m.NumParams(), MACs: m.Graph.MACs(), Threads: opts.Threads,
-		Rounds: opts.Rounds, Weights: opts.Weights, Notes: []string{}}
-	if opts.Recipe != "" {
-		b, err := os.ReadFile(opts.Recipe)
+	} else {
+		a, err := nas.ResolveArch(opts.Arch)
 		if err != nil {
-			return badInputf("--recipe: %v", err)
+			return badInputf("--arch: %v", err)
 		}
-		if !json.Valid(b) {
-			return badInputf("--recipe %s: not valid JSON", opts.Recipe)
+		src = &exportSource{figures: map[string]float64{}}
+		if src.model, err = nas.NewModel(a, 1); err != nil {
+			return badInputf("--arch %s: %v", opts.Arch, err)
 		}
-		rep.RecipeGiven = true
-		rep.Notes = append(rep.Notes, "the recipe is not applied: both runtimes run the model as loaded")
 	}
+	if opts.Recipe != "" {
+		if err := src.withRecipe(ctx, exportOptions{Recipe: opts.Recipe, Data: opts.Data}); err != nil {
+			return err
+		}
+	}
+	m := src.model
+	rep := benchOrtReport{Arch: m.Arch.Name, Params: m.NumParams(), MACs: m.Graph.MACs(), Threads: opts.Threads,
+		Rounds: opts.Rounds, Weights: opts.Weights, Recipe: string(src.recipe), Notes: []string{}}
 	plan, err := nas.Lower(m)
 	if err != nil {
-		return badInputf("%s: cannot lower: %v", arch.Name, err)
+		return badInputf("%s: cannot lower: %v", m.Arch.Name, err)
 	}
 	rep.PlanOps = len(plan.Ops)
 	model, err := onnx.Export(plan, onnx.Metadata{ProducerVersion: version})
@@ -159,7 +160,12 @@ func runBenchOrt(ctx context.Context, w io.Writer, opts benchOrtOptions) error {
 		return badInput(err)
 	}
 	rep.OnnxBytes = len(model)
-	rep.Notes = append(rep.Notes, onnx.Notes(plan, onnx.Metadata{})...)
+	rep.Notes = append(rep.Notes, onnx.Notes(plan, onnx.Metadata{Uncarried: src.uncarried})...)
+	for _, op := range plan.Ops {
+		if op.Quant != nil {
+			rep.Int8Ops++
+		}
+	}
 	backend, err := accel.Open("cpu", accel.Options{Threads: opts.Threads})
 	if err != nil {
 		return err
@@ -183,8 +189,8 @@ func runBenchOrt(ctx context.Context, w io.Writer, opts benchOrtOptions) error {
 	if opts.JSON {
 		return writeJSON(w, rep)
 	}
-	fmt.Fprintf(w, "%s (%d parameters, %d plan ops) on %s, %d thread(s); onnxruntime %s\n",
-		rep.Arch, rep.Params, rep.PlanOps, rep.Device.Name, rep.Threads, rep.OrtVersion)
+	fmt.Fprintf(w, "%s (%d parameters, %d plan ops, %d int8) on %s, %d thread(s); onnxruntime %s\n",
+		rep.Arch, rep.Params, rep.PlanOps, rep.Int8Ops, rep.Device.Name, rep.Threads, rep.OrtVersion)
 	for _, r := range rep.Rows {
 		fmt.Fprintf(w, "batch %4d: hwnas %9.1f µs  onnxruntime %9.1f µs  ratio %.2f×  (per image %.2f / %.2f µs; rounds %s)\n",
 			r.Batch, r.HwnasUS, r.OrtUS, r.Ratio, r.HwnasPerImageUS, r.OrtPerImageUS, fmtRatios(r.RoundRatios))

@@ -67,6 +67,28 @@ func TestRunBenchOrt(t *testing.T) {
 	}
 }
 
+// TestRunBenchOrtInt8 races the int8 model a recipe makes (calibrated on a
+// toy IDX set): both runtimes run integer kernels.
+func TestRunBenchOrtInt8(t *testing.T) {
+	dir := t.TempDir()
+	writeToyIDX(t, dir, 300, 50)
+	var buf bytes.Buffer
+	opts := benchOrtOptions{Arch: "lenet300", Recipe: "quant=int8", Data: dir, Batches: []int{4}, Threads: 1, Rounds: 1, JSON: true, Latency: shortLatency}
+	if err := runBenchOrt(context.Background(), &buf, opts); err != nil {
+		t.Fatal(err)
+	}
+	var rep benchOrtReport
+	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if rep.Int8Ops != 3 || rep.Recipe == "" || len(rep.Rows) != 1 || !(rep.Rows[0].Ratio > 0) {
+		t.Errorf("report %+v", rep)
+	}
+	if rep.OnnxBytes > 266610*2 {
+		t.Errorf("int8 ONNX model of %d bytes for 266,610 parameters", rep.OnnxBytes)
+	}
+}
+
 func TestRunBenchOrtBadInput(t *testing.T) {
 	dir := t.TempDir()
 	weights := filepath.Join(dir, "lenet5.hwnw")
@@ -83,7 +105,8 @@ func TestRunBenchOrtBadInput(t *testing.T) {
 		{"zero rounds", func(o *benchOrtOptions) { o.Rounds = 0 }, "--rounds 0"},
 		{"unknown arch", func(o *benchOrtOptions) { o.Arch = "lenet9" }, "lenet9"},
 		{"weights of another arch", func(o *benchOrtOptions) { o.Weights = weights }, "saved for architecture"},
-		{"missing recipe", func(o *benchOrtOptions) { o.Recipe = filepath.Join(dir, "nope.json") }, "nope.json"},
+		{"bad recipe", func(o *benchOrtOptions) { o.Recipe = "quant=int3" }, "--recipe"},
+		{"recipe without data", func(o *benchOrtOptions) { o.Recipe, o.Data = "quant=int8", filepath.Join(dir, "nodata") }, "--data"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
