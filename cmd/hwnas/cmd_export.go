@@ -231,7 +231,7 @@ func (src *exportSource) withRecipe(ctx context.Context, opts exportOptions) err
 	}
 	src.recipe = []byte(r.String())
 	if r.Huffman {
-		src.uncarried = append(src.uncarried, "Huffman coding of the weights")
+		src.uncarried = append(src.uncarried, "Huffman coding of the weights is not carried by ONNX: the file stores the decoded values")
 	}
 	if src.compressed {
 		return nil
@@ -294,7 +294,7 @@ func exportFromTrial(ctx context.Context, opts exportOptions) (*exportSource, er
 		case !bytes.HasPrefix(blob, []byte(trialCompressedMagic)):
 			src.uncarried = append(src.uncarried, "the trial stored plain weights: its recipe is recorded in hwnas.recipe, the model is exported as stored")
 		case search.CompressRecipe(layers, nil).Huffman: // how trials encode their weights
-			src.uncarried = append(src.uncarried, "Huffman coding of the stored weights")
+			src.uncarried = append(src.uncarried, "Huffman coding of the stored weights is not carried by ONNX: the file stores the decoded values")
 		}
 	}
 	if mt := tr.Metrics; mt != nil {

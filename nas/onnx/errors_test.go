@@ -100,7 +100,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 		Recipe:          "prune channels 75%",
 		Figures:         map[string]float64{"accuracy": 0.9912, "latency_us": 41.5},
 		Props:           map[string]string{"dataset": "mnist"},
-		Uncarried:       []string{"Huffman coding"},
+		Uncarried:       []string{"Huffman coding is not carried"},
 	}
 	model, err := Export(p, meta)
 	if err != nil {
@@ -123,7 +123,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 		"hwnas.accuracy":     "0.9912",
 		"hwnas.latency_us":   "41.5",
 		"dataset":            "mnist",
-		"hwnas.export_notes": "Huffman coding (not carried by ONNX)",
+		"hwnas.export_notes": "Huffman coding is not carried",
 	} {
 		v, ok, err := md.LookupCustomMetadataMap(k)
 		if err != nil || !ok || v != want {

@@ -62,9 +62,9 @@ type Metadata struct {
 	Figures map[string]float64
 	// Props are further key/value pairs, written as given.
 	Props map[string]string
-	// Uncarried lists compression the caller applied that the plan itself
-	// does not show (Huffman coding of the weights, say); each entry is
-	// reported by Notes as not carried by the file.
+	// Uncarried lists what the caller knows the file does not represent
+	// and the plan cannot show (Huffman coding of the weights, say), each a
+	// sentence; Notes reports them as given, after its own.
 	Uncarried []string
 }
 
@@ -171,7 +171,7 @@ func Notes(p *accel.Plan, meta Metadata) []string {
 		}
 	}
 	for _, u := range meta.Uncarried {
-		notes = append(notes, u+" (not carried by ONNX)")
+		notes = append(notes, u)
 	}
 	return notes
 }

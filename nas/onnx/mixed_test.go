@@ -71,7 +71,7 @@ func TestMixedRecipe(t *testing.T) {
 	set := mnist(t, n)
 	p := mixedPlan(t, cal.Images, cal.N)
 	dir := t.TempDir()
-	meta := Metadata{Recipe: "fc1: prune 92%; fc2: svd rank 24, int8; fc3: int4", Uncarried: []string{"Huffman coding of the quantized weights"}}
+	meta := Metadata{Recipe: "fc1: prune 92%; fc2: svd rank 24, int8; fc3: int4", Uncarried: []string{"Huffman coding of the quantized weights is not carried by ONNX"}}
 	path, model, notes := exportFile(t, dir, p, meta)
 	fpPath, fp, _ := exportFile(t, dir, lenet300Plan(2), Metadata{})
 	checkFiles(t, path, fpPath)
@@ -79,7 +79,7 @@ func TestMixedRecipe(t *testing.T) {
 	wantNotes := []string{
 		`op "fc1": unstructured sparsity (18816 of 235200 weights non-zero, 8.0%) is stored sparse`,
 		`op "fc3": 4-bit weights are stored as int8`,
-		`Huffman coding of the quantized weights (not carried by ONNX)`,
+		`Huffman coding of the quantized weights is not carried by ONNX`,
 	}
 	if len(notes) != len(wantNotes) {
 		t.Errorf("notes %q, want %d", notes, len(wantNotes))
