@@ -97,7 +97,8 @@ func (r *Recipe) SetLayer(layer string, c LayerChoice) {
 //	distill=t.hwnw:T=4:a=0.7[:arch=lenet5]   distil from a teacher
 //
 // Items prefixed with a layer name ("conv1.prune=0.5") apply to that layer
-// only, on top of the default items (wherever they appear in the list).
+// only, on top of the default items (wherever they appear in the list);
+// "conv1.share=off" switches a family off for one layer.
 // A value that is a readable file is read as the recipe instead.
 func ParseRecipe(s string) (*Recipe, error) {
 	s = strings.TrimSpace(s)
@@ -175,6 +176,23 @@ func setChoice(c *LayerChoice, key, val string) error {
 			f /= 100
 		}
 		return f, nil
+	}
+	if val == "off" {
+		switch key {
+		case "prune":
+			c.Prune = 0
+		case "share":
+			c.Share = 0
+		case "quant", "bits":
+			c.Bits = 0
+		case "channels":
+			c.Channels, c.Criterion, c.Group = 0, "", 0
+		case "lowrank", "rank", "energy":
+			c.Rank, c.Energy = 0, 0
+		default:
+			return fmt.Errorf("recipe: unknown method %q (known: prune, share, quant, channels, lowrank, energy, huffman, distill)", key)
+		}
+		return nil
 	}
 	var err error
 	switch key {
@@ -352,26 +370,19 @@ func (r *Recipe) Validate(g *nas.Graph) error {
 	return nil
 }
 
-// String returns the short form of the recipe (per-layer choices as
-// overrides of the default).
+// String returns the short form of the recipe: the default's items, then
+// for each layer the items in which its choice differs from the default
+// (a family the layer switches off is written with 0).
 func (r *Recipe) String() string {
 	var items []string
-	items = append(items, choiceItems("", r.Default)...)
+	items = append(items, choiceItems("", r.Default, LayerChoice{})...)
 	names := make([]string, 0, len(r.Layers))
 	for n := range r.Layers {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		c := r.Layers[n]
-		if c == r.Default {
-			continue
-		}
-		li := choiceItems(n+".", c)
-		if len(li) == 0 {
-			li = []string{n + ".prune=0"}
-		}
-		items = append(items, li...)
+		items = append(items, choiceItems(n+".", r.Layers[n], r.Default)...)
 	}
 	if r.Huffman {
 		items = append(items, "huffman")
@@ -389,10 +400,17 @@ func (r *Recipe) String() string {
 	return strings.Join(items, ",")
 }
 
-func choiceItems(prefix string, c LayerChoice) []string {
+// choiceItems writes the fields of c that differ from base.
+func choiceItems(prefix string, c, base LayerChoice) []string {
 	var items []string
 	g := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
-	if c.Channels != 0 {
+	off := func(key string) { items = append(items, prefix+key+"=off") }
+	if c.Channels != base.Channels || c.Criterion != base.Criterion || c.Group != base.Group {
+		if c.Channels == 0 {
+			off("channels")
+		}
+	}
+	if c.Channels != 0 && (c.Channels != base.Channels || c.Criterion != base.Criterion || c.Group != base.Group) {
 		s := prefix + "channels=" + g(c.Channels)
 		if c.Criterion != "" {
 			s += ":" + c.Criterion
@@ -402,19 +420,30 @@ func choiceItems(prefix string, c LayerChoice) []string {
 		}
 		items = append(items, s)
 	}
-	if c.Rank != 0 {
+	switch {
+	case c.Rank == base.Rank && c.Energy == base.Energy:
+	case c.Rank != 0:
 		items = append(items, prefix+"lowrank="+g(c.Rank))
-	}
-	if c.Energy != 0 {
+	case c.Energy != 0:
 		items = append(items, prefix+"lowrank=e"+g(c.Energy))
+	default:
+		off("lowrank")
 	}
-	if c.Prune != 0 {
+	if c.Prune != base.Prune {
 		items = append(items, prefix+"prune="+g(c.Prune))
 	}
-	if c.Share != 0 {
+	switch {
+	case c.Share == base.Share:
+	case c.Share == 0:
+		off("share")
+	default:
 		items = append(items, fmt.Sprintf("%sshare=%dbit", prefix, c.Share))
 	}
-	if c.Bits != 0 {
+	switch {
+	case c.Bits == base.Bits:
+	case c.Bits == 0:
+		off("quant")
+	default:
 		items = append(items, prefix+"quant="+map[int]string{8: "int8", 4: "int4", 2: "int2", 1: "binary", 16: "fp16"}[c.Bits])
 	}
 	return items

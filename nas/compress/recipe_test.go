@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -36,6 +37,11 @@ func TestParseRecipeShortForm(t *testing.T) {
 		{"conv1.prune=0.5,prune=0.9,share=4bit", LayerChoice{Prune: 0.9, Share: 4},
 			map[string]LayerChoice{"conv1": {Prune: 0.5, Share: 4}}, false},
 		{"prune=0.9,fc2.prune=0", LayerChoice{Prune: 0.9}, map[string]LayerChoice{"fc2": {}}, false},
+		{"share=5bit,quant=off,conv1.share=off,conv1.quant=int8,fc1.lowrank=e0.9,fc2.channels=0.5:bn:g2",
+			LayerChoice{Share: 5}, map[string]LayerChoice{"conv1": {Bits: 8}, "fc1": {Share: 5, Energy: 0.9},
+				"fc2": {Share: 5, Channels: 0.5, Criterion: "bn", Group: 2}}, false},
+		{"channels=0.5,lowrank=0.5,conv1.channels=off,conv1.lowrank=off", LayerChoice{Channels: 0.5, Rank: 0.5},
+			map[string]LayerChoice{"conv1": {}}, false},
 	}
 	for _, c := range cases {
 		r, err := ParseRecipe(c.in)
@@ -53,6 +59,13 @@ func TestParseRecipeShortForm(t *testing.T) {
 		}
 		// The short form prints back to an equivalent recipe.
 		back, err := ParseRecipe(r.String())
+		if err == nil {
+			for n, want := range r.Layers {
+				if back.For(n) != want {
+					err = fmt.Errorf("layer %s: %+v after the round trip", n, back.For(n))
+				}
+			}
+		}
 		if err != nil || back.String() != r.String() || back.Default != r.Default {
 			t.Errorf("%q: String() = %q does not round-trip (%v)", c.in, r.String(), err)
 		}
