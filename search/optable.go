@@ -3,6 +3,7 @@ package search
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 	"time"
 
@@ -46,21 +47,53 @@ func OpKey(p *accel.Plan, op *accel.Op) string {
 	return b.String()
 }
 
-// PredictLatency sums the table's time of each op of p. It returns the
-// prediction in ns and the fraction of ops the table knew; the prediction
-// is only meaningful when that fraction is 1.
+// PredictLatency sums the table's time of each op of p. An op whose key
+// the table lacks is estimated by the median time of the table's entries
+// of the same kind and weight form (the key's first and last fields), or
+// of all entries. It returns the prediction in ns (0 for an empty table)
+// and the fraction of ops the table knew exactly.
 func PredictLatency(table map[string]float64, p *accel.Plan) (ns, coverage float64) {
-	if len(p.Ops) == 0 {
+	if len(p.Ops) == 0 || len(table) == 0 {
 		return 0, 0
+	}
+	byClass := map[string][]float64{}
+	var all []float64
+	for k, v := range table {
+		byClass[keyClass(k)] = append(byClass[keyClass(k)], v)
+		all = append(all, v)
 	}
 	known := 0
 	for i := range p.Ops {
-		if t, ok := table[OpKey(p, &p.Ops[i])]; ok {
+		key := OpKey(p, &p.Ops[i])
+		if t, ok := table[key]; ok {
 			ns += t
 			known++
+		} else if c := byClass[keyClass(key)]; len(c) > 0 {
+			ns += median(c)
+		} else {
+			ns += median(all)
 		}
 	}
 	return ns, float64(known) / float64(len(p.Ops))
+}
+
+// keyClass is an op key's kind and weight form: "conv|int8", "add|".
+func keyClass(key string) string {
+	parts := strings.Split(key, "|")
+	form := parts[len(parts)-1]
+	if !strings.HasPrefix(form, "int") && !strings.HasPrefix(form, "csr") {
+		form = ""
+	}
+	return parts[0] + "|" + form
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // MergeOpTimes folds a trial's per-op times into a device's table and

@@ -73,8 +73,11 @@ type TrialResult struct {
 	Latency accel.LatencyStats `json:"latency"`
 	PerOp   []OpTime           `json:"per_op,omitempty"`
 	// PredictedNs is the per-op table's prediction of Latency.Median (0
-	// when the table lacks one of the model's ops).
-	PredictedNs float64 `json:"predicted_ns,omitempty"`
+	// while the table is empty); PredCoverage the fraction of the plan's
+	// ops the table knew exactly (the others are estimated from ops of the
+	// same kind).
+	PredictedNs  float64 `json:"predicted_ns,omitempty"`
+	PredCoverage float64 `json:"prediction_coverage,omitempty"`
 
 	Arch    *nas.Arch       `json:"arch,omitempty"` // after structured pruning
 	Recipe  json.RawMessage `json:"recipe,omitempty"`

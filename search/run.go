@@ -507,7 +507,8 @@ func (c *coordinator) runTrial(ctx context.Context, tr store.Trial) (invalid boo
 	}
 	pred := "no prediction"
 	if res.PredictedNs > 0 {
-		pred = fmt.Sprintf("predicted %v (%+.0f%%)", time.Duration(res.PredictedNs).Round(100*time.Nanosecond), 100*res.PredictionError())
+		pred = fmt.Sprintf("predicted %v (%+.0f%%, %.0f%% of ops known)", time.Duration(res.PredictedNs).Round(100*time.Nanosecond),
+			100*res.PredictionError(), 100*res.PredCoverage)
 	}
 	fmt.Fprintf(c.log, "trial %d: reward %.4f val %.2f%% test %.2f%% %d bytes latency %v, %s, %.1fs\n",
 		tr.Number, rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), pred, time.Since(t0).Seconds())

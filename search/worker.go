@@ -294,9 +294,7 @@ func measureOn(be accel.Backend, plan *accel.Plan, batch int, in []float32, lo a
 			return err
 		}
 	}
-	if ns, cov := PredictLatency(table, plan); cov == 1 {
-		res.PredictedNs = ns
-	}
+	res.PredictedNs, res.PredCoverage = PredictLatency(table, plan)
 	return nil
 }
 

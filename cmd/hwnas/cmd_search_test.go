@@ -309,3 +309,45 @@ func TestSearchWhileReading(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchSearch runs a tiny real benchmark (two strategies, one seed,
+// two trials) and checks the report and the Markdown file.
+func TestBenchSearch(t *testing.T) {
+	dataDir := searchTestData(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "SEARCH.md")
+	var buf bytes.Buffer
+	o := benchSearchOptions{DB: filepath.Join(dir, "b.db"), Data: dataDir, Out: out, Device: "cpu", Prefix: "b",
+		Strategies: []string{"random", "rl"}, Seeds: 1, Trials: 2, Epochs: 1, Subset: 200, ValSubset: 100,
+		LatencyTarget: 50 * time.Microsecond, Threads: 1, JSON: true,
+		worker: []string{os.Args[0], "-test.run=^TestSearchHelperProcess$"}, workerEnv: []string{"HWNAS_SEARCH_HELPER=worker"}}
+	if err := runBenchSearch(context.Background(), &buf, o); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Trials int `json:"trials"`
+		Runs   []struct {
+			Strategy  string    `json:"strategy"`
+			BestSoFar []float64 `json:"best_so_far"`
+		} `json:"runs"`
+		Rows []struct {
+			Strategy string `json:"strategy"`
+		} `json:"rows"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil || rep.Trials != 2 || len(rep.Runs) != 2 || len(rep.Rows) != 2 {
+		t.Fatalf("report %s (%v)", buf.String(), err)
+	}
+	for _, r := range rep.Runs {
+		if len(r.BestSoFar) != 2 || r.BestSoFar[1] < r.BestSoFar[0] || r.BestSoFar[1] <= 0 {
+			t.Fatalf("run %+v", r)
+		}
+	}
+	md, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(md), "| random |") || !strings.Contains(string(md), "Trials to reach random search's final best") {
+		t.Fatalf("markdown: %v\n%s", err, md)
+	}
+	o.Seeds = 0
+	if err := runBenchSearch(context.Background(), io.Discard, o); !isBadInput(err) {
+		t.Fatalf("--seeds 0: %v", err)
+	}
+}
