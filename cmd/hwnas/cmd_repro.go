@@ -95,7 +95,7 @@ var reproCases = map[string][]reproCase{
 		{"fp16", "quantization", "quant=fp16"},
 		{"distilled half-width student", "distillation", "fc1.channels=0.5:l1,fc2.channels=0.5:l1,distill=TEACHER:T=4:a=0.7"},
 		{"Deep Compression (P+Q+H)", "hybrid", "fc1.prune=0.92,fc2.prune=0.91,fc3.prune=0.74,share=6bit,huffman"},
-		{"hwnas P+Q+H", "hybrid", "fc1.prune=0.95,fc2.prune=0.92,fc3.prune=0.7,share=5bit,fc3.share=6bit,huffman"},
+		{"hwnas P+Q+H", "hybrid", "fc1.prune=0.94,fc2.prune=0.9,fc3.prune=0.7,share=5bit,huffman"},
 		{"channels + int8", "hybrid", "fc1.channels=0.5:l1,fc2.channels=0.5:l1,quant=int8"},
 	},
 	"lenet5": {
@@ -218,6 +218,9 @@ func runRepro(ctx context.Context, w io.Writer, opts reproOptions) error {
 				Train: nas.TrainConfig{BatchSize: 64, LR: 0.01, Seed: opts.Seed, Subset: subset}}
 			if c.family == "hybrid" || c.family == "pruning" {
 				cfg.PruneRounds = 4
+			}
+			if c.family == "hybrid" && opts.FineTune > 0 {
+				cfg.FineTuneEpochs++ // several families to recover from
 			}
 			res, err := compress.Apply(ctx, base, recipe, train, val, cfg)
 			if err != nil {

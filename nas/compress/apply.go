@@ -31,8 +31,8 @@ type Config struct {
 	// CalibSamples training images calibrate the int8 activation ranges;
 	// default 512.
 	CalibSamples int
-	// Threads for the kernels that measure dense against sparse layers
-	// (0: all cores).
+	// Threads for the fine-tuning kernels (0: all cores). Dense and sparse
+	// layers are compared at batch 1 on one thread.
 	Threads int
 	// NoSparseKernels keeps every layer on the dense kernels (otherwise a
 	// pruned layer runs sparse when its measured batch-1 time is lower).
@@ -385,7 +385,14 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 		return nil, fmt.Errorf("compress: the encoded model does not decode: %w", err)
 	}
 	if !cfg.NoSparseKernels {
-		if err := chooseSparse(final, kern, res.Sparse); err != nil {
+		// Decide at batch 1 on one thread, the setting latency is reported in.
+		k1, close1, err := nas.DefaultKernels(1)
+		if err != nil {
+			return nil, err
+		}
+		err = chooseSparse(final, k1, res.Sparse)
+		close1()
+		if err != nil {
 			return nil, err
 		}
 	}
