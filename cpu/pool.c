@@ -1,43 +1,43 @@
-/* Pooling kernels; see pool.h. Plain C: pooling is memory-bound and the
- * window loops are short, so per-ISA copies would not pay. */
+/* Pooling kernels; see pool.h. The forward max and average pools are
+ * per ISA level (pool_impl.h in pool_{generic,avx2,avx512}.c) and dispatched
+ * here; the backward passes and global average pooling are plain C that
+ * -O3 vectorises for the baseline target (they are memory-bound). */
 #include <string.h>
 
 #include "pool.h"
 
-/* window returns the in-bounds rows [*y0,*y1) and columns [*x0,*x1) of the
- * window of output (oy, ox). */
-static inline void window(const hw_pool_t *p, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
+#define POOL_HELPERS_ONLY
+#include "pool_impl.h"
+
+void hw_maxpool(int isa, const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax)
 {
-    int a = oy * p->sh - p->ph, b = ox * p->sw - p->pw;
-    *y0 = a < 0 ? 0 : a;
-    *y1 = a + p->KH < p->H ? a + p->KH : p->H;
-    *x0 = b < 0 ? 0 : b;
-    *x1 = b + p->KW < p->W ? b + p->KW : p->W;
+    switch (isa) {
+#if HW_X86
+    case HW_ISA_AVX512:
+        hw_pool_avx512_max(p, q0, q1, x, y, argmax);
+        return;
+    case HW_ISA_AVX2:
+        hw_pool_avx2_max(p, q0, q1, x, y, argmax);
+        return;
+#endif
+    default:
+        hw_pool_generic_max(p, q0, q1, x, y, argmax);
+    }
 }
 
-void hw_maxpool(const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax)
+void hw_avgpool(int isa, const hw_pool_t *p, long q0, long q1, const float *x, float *y)
 {
-    const long in = (long)p->H * p->W, out = (long)p->OH * p->OW;
-    for (long q = q0; q < q1; q++) {
-        const float *xq = x + q * in;
-        for (int oy = 0; oy < p->OH; oy++) {
-            for (int ox = 0; ox < p->OW; ox++) {
-                int y0, y1, x0, x1;
-                window(p, oy, ox, &y0, &y1, &x0, &x1);
-                int best = y0 * p->W + x0;
-                float m = xq[best];
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++)
-                        if (xq[iy * p->W + ix] > m) {
-                            m = xq[iy * p->W + ix];
-                            best = iy * p->W + ix;
-                        }
-                long o = q * out + (long)oy * p->OW + ox;
-                y[o] = m;
-                if (argmax)
-                    argmax[o] = best;
-            }
-        }
+    switch (isa) {
+#if HW_X86
+    case HW_ISA_AVX512:
+        hw_pool_avx512_avg(p, q0, q1, x, y);
+        return;
+    case HW_ISA_AVX2:
+        hw_pool_avx2_avg(p, q0, q1, x, y);
+        return;
+#endif
+    default:
+        hw_pool_generic_avg(p, q0, q1, x, y);
     }
 }
 
@@ -49,25 +49,6 @@ void hw_maxpool_bwd(const hw_pool_t *p, long q0, long q1, const float *dy, const
         memset(dxq, 0, sizeof(float) * in);
         for (long o = q * out; o < (q + 1) * out; o++)
             dxq[argmax[o]] += dy[o];
-    }
-}
-
-void hw_avgpool(const hw_pool_t *p, long q0, long q1, const float *x, float *y)
-{
-    const long in = (long)p->H * p->W, out = (long)p->OH * p->OW;
-    for (long q = q0; q < q1; q++) {
-        const float *xq = x + q * in;
-        for (int oy = 0; oy < p->OH; oy++) {
-            for (int ox = 0; ox < p->OW; ox++) {
-                int y0, y1, x0, x1;
-                window(p, oy, ox, &y0, &y1, &x0, &x1);
-                float s = 0;
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++)
-                        s += xq[iy * p->W + ix];
-                y[q * out + (long)oy * p->OW + ox] = s / (float)((y1 - y0) * (x1 - x0));
-            }
-        }
     }
 }
 

@@ -44,10 +44,10 @@ func (k *Kernels) MaxPool2D(p accel.PoolParams, x, y []float32, argmax []int32) 
 			return err
 		}
 	}
-	cp := poolC(p)
+	cp, isa := poolC(p), cISA()
 	xp, yp, ap := fptr(x), fptr(y), iptr(argmax)
 	k.parallel(p.N*p.C, planeChunk(p.H*p.W*p.KH*p.KW/max(p.StrideH*p.StrideW, 1)), func(lo, hi, _ int) {
-		C.hw_maxpool(&cp, C.long(lo), C.long(hi), xp, yp, ap)
+		C.hw_maxpool(isa, &cp, C.long(lo), C.long(hi), xp, yp, ap)
 	})
 	return nil
 }
@@ -81,10 +81,10 @@ func (k *Kernels) AvgPool2D(p accel.PoolParams, x, y []float32) error {
 	if err := ref.CheckPool("avgpool", p, len(x), len(y)); err != nil {
 		return err
 	}
-	cp := poolC(p)
+	cp, isa := poolC(p), cISA()
 	xp, yp := fptr(x), fptr(y)
 	k.parallel(p.N*p.C, planeChunk(p.H*p.W*p.KH*p.KW/max(p.StrideH*p.StrideW, 1)), func(lo, hi, _ int) {
-		C.hw_avgpool(&cp, C.long(lo), C.long(hi), xp, yp)
+		C.hw_avgpool(isa, &cp, C.long(lo), C.long(hi), xp, yp)
 	})
 	return nil
 }

@@ -4,6 +4,8 @@
 #ifndef HWNAS_CPU_POOL_H
 #define HWNAS_CPU_POOL_H
 
+#include "isa.h"
+
 /* hw_pool_t describes a KH×KW window with strides sh/sw and padding ph/pw
  * (ph < KH, pw < KW, so every window has an in-bounds element) over H×W
  * planes giving OH×OW planes. */
@@ -13,14 +15,20 @@ typedef struct {
 
 /* hw_maxpool writes each window's maximum (padding never wins; the first
  * maximum in row-major order on ties) and, when argmax is not NULL, its flat
- * index within the input plane. */
-void hw_maxpool(const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax);
+ * index within the input plane, at ISA level isa. */
+void hw_maxpool(int isa, const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax);
+void hw_pool_generic_max(const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax);
+void hw_pool_avx2_max(const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax);
+void hw_pool_avx512_max(const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax);
 
 /* hw_maxpool_bwd zeroes each dx plane and adds dy at argmax. */
 void hw_maxpool_bwd(const hw_pool_t *p, long q0, long q1, const float *dy, const int *argmax, float *dx);
 
 /* hw_avgpool writes each window's mean over its in-bounds elements. */
-void hw_avgpool(const hw_pool_t *p, long q0, long q1, const float *x, float *y);
+void hw_avgpool(int isa, const hw_pool_t *p, long q0, long q1, const float *x, float *y);
+void hw_pool_generic_avg(const hw_pool_t *p, long q0, long q1, const float *x, float *y);
+void hw_pool_avx2_avg(const hw_pool_t *p, long q0, long q1, const float *x, float *y);
+void hw_pool_avx512_avg(const hw_pool_t *p, long q0, long q1, const float *x, float *y);
 
 /* hw_avgpool_bwd computes dx[i] = Σ over windows w ∋ i of dy[w]/|w|. */
 void hw_avgpool_bwd(const hw_pool_t *p, long q0, long q1, const float *dy, float *dx);
