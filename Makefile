@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 # go-nvml's headers warn about deprecated declarations.
 export CGO_CFLAGS ?= -O2 -Wno-deprecated-declarations
 
-.PHONY: all build test vet bench data cuda deps run clean
+.PHONY: all build test vet bench data cuda deps run clean results
 
 all: build
 
