@@ -17,7 +17,7 @@ import (
 // existing one).
 func TestExportErrors(t *testing.T) {
 	unknownKind := lenet300Plan(2)
-	unknownKind.Ops[1].Kind = "attention"
+	unknownKind.Ops[1].Kind, unknownKind.Ops[1].Act = "attention", accel.ActNone
 	badAct := lenet300Plan(2)
 	badAct.Ops[0].Act = accel.Act(42)
 	badQuant := lenet300Plan(2)
