@@ -12,12 +12,16 @@
 // [0, 1]), and one output "logits".
 //
 // int8 ops are written in the QDQ form onnxruntime fuses into integer
-// kernels: int8 weight initializers with per-output-channel scales feed
-// DequantizeLinear (axis 0), and the op's input goes through
-// QuantizeLinear/DequantizeLinear with the uint8 scale and zero point the
-// op was calibrated with. What ONNX cannot carry (sub-8-bit widths, shared
-// weight codebooks, unstructured sparsity, entropy coding) is listed by
-// Notes and written into the model's metadata, never dropped silently.
+// kernels (QLinearConv, QGemm): int8 weight initializers with
+// per-output-channel scales feed DequantizeLinear (axis 0), and the op's
+// input goes through QuantizeLinear/DequantizeLinear with the uint8 scale
+// and zero point the op was calibrated with, so the file computes exactly
+// what hwnas's int8 kernels compute. Pruned weights are stored as the
+// sparse_value of a Constant node (non-zeros and their indices) when that
+// is smaller. What ONNX cannot carry (sub-8-bit widths, shared-weight
+// codebooks, sparsity as compute, entropy coding) is listed by Notes and
+// written into the model's metadata (hwnas.export_notes), never dropped
+// silently.
 package onnx
 
 import (
