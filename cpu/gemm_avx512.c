@@ -174,7 +174,9 @@ static void dot_avx512(int m, int n, int k, float alpha, const float *a, long ld
         dot_rows(1, n, k, alpha, a + i * lda, a + i * lda, bs, ldb, beta, c + i * ldc, c + i * ldc);
 }
 
-#define GEMM_KC 384
+/* KC: a 6×512 A sliver (12 KiB) stays in L1; NC: a 512×256 packed B block
+ * (512 KiB) stays in this EPYC's 1 MiB L2. MC only bounds packed A. */
+#define GEMM_KC 512
 #define GEMM_MC 1020
 #define GEMM_NC 256
 #define GEMM_PACKB_T(b, ldb, kc, nc, dst) packB_trans_x86(b, ldb, kc, nc, GEMM_NR, dst)
