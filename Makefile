@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 # go-nvml's headers warn about deprecated declarations.
 export CGO_CFLAGS ?= -O2 -Wno-deprecated-declarations
 
-.PHONY: all build test vet bench data cuda deps run clean results
+.PHONY: all build test vet bench data cuda deps run clean results bench-search
 
 all: build
 
@@ -30,6 +30,12 @@ BENCH_BIN ?= bin/hwnas-bench
 bench: deps
 	$(GO) build -tags openblas -o $(BENCH_BIN) ./cmd/hwnas
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BENCH_BIN) bench kernels $(BENCH_ARGS)
+
+# rl, random and evolution at an equal trial budget over 3 seeds on MNIST
+# (real trials, resumable: the studies live in bench-search.db); writes
+# docs/SEARCH.md. About an hour on 2 cores.
+bench-search: data
+	$(BIN) bench search --db bench-search.db --data $(DATA) --trials 20 --seeds 3 --subset 1000 --out docs/SEARCH.md $(SEARCH_ARGS)
 
 # The CUDA build (needs nvcc and cuda.h: scripts/install-cuda.sh): kernels.cu
 # into one fatbin (SASS for sm_80 and sm_90, PTX for compute_80 that newer GPUs
