@@ -49,17 +49,20 @@ func OpKey(p *accel.Plan, op *accel.Op) string {
 
 // PredictLatency sums the table's time of each op of p. An op whose key
 // the table lacks is estimated by the median time of the table's entries
-// of the same kind and weight form (the key's first and last fields), or
-// of all entries. It returns the prediction in ns (0 for an empty table)
+// of the same kind and weight form (fp32, int, csr), else of the same
+// weight form, else of all entries. It returns the prediction in ns (0 for an empty table)
 // and the fraction of ops the table knew exactly.
 func PredictLatency(table map[string]float64, p *accel.Plan) (ns, coverage float64) {
 	if len(p.Ops) == 0 || len(table) == 0 {
 		return 0, 0
 	}
 	byClass := map[string][]float64{}
+	byForm := map[string][]float64{}
 	var all []float64
 	for k, v := range table {
-		byClass[keyClass(k)] = append(byClass[keyClass(k)], v)
+		kind, form := keyClass(k)
+		byClass[kind+"|"+form] = append(byClass[kind+"|"+form], v)
+		byForm[form] = append(byForm[form], v)
 		all = append(all, v)
 	}
 	known := 0
@@ -68,8 +71,10 @@ func PredictLatency(table map[string]float64, p *accel.Plan) (ns, coverage float
 		if t, ok := table[key]; ok {
 			ns += t
 			known++
-		} else if c := byClass[keyClass(key)]; len(c) > 0 {
-			ns += median(c)
+		} else if kind, form := keyClass(key); len(byClass[kind+"|"+form]) > 0 {
+			ns += median(byClass[kind+"|"+form])
+		} else if len(byForm[form]) > 0 {
+			ns += median(byForm[form])
 		} else {
 			ns += median(all)
 		}
@@ -77,14 +82,17 @@ func PredictLatency(table map[string]float64, p *accel.Plan) (ns, coverage float
 	return ns, float64(known) / float64(len(p.Ops))
 }
 
-// keyClass is an op key's kind and weight form: "conv|int8", "add|".
-func keyClass(key string) string {
+// keyClass splits an op key into its kind and weight form: "int" for any
+// bit width, "csr" for any density, "" for fp32.
+func keyClass(key string) (kind, form string) {
 	parts := strings.Split(key, "|")
-	form := parts[len(parts)-1]
-	if !strings.HasPrefix(form, "int") && !strings.HasPrefix(form, "csr") {
-		form = ""
+	switch last := parts[len(parts)-1]; {
+	case strings.HasPrefix(last, "int"):
+		form = "int"
+	case strings.HasPrefix(last, "csr"):
+		form = "csr"
 	}
-	return parts[0] + "|" + form
+	return parts[0], form
 }
 
 func median(v []float64) float64 {

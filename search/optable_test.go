@@ -36,9 +36,14 @@ func TestOpKeyAndPrediction(t *testing.T) {
 		t.Fatalf("prediction %v coverage %v, want 1510 and 1", ns, cov)
 	}
 	// The int4 linear is unknown: estimated from the median of all
-	// entries (no other int linear), coverage 2/3.
+	// entries (no int op in the table), coverage 2/3; once an int8 conv is
+	// known, from that (same weight form).
 	if ns, cov := PredictLatency(table, q); ns != 1010+500 || math.Abs(cov-2.0/3) > 1e-12 {
 		t.Fatalf("fallback prediction %v coverage %v", ns, cov)
+	}
+	table["conv|in[9]|int8"] = 4000
+	if ns, _ := PredictLatency(table, q); ns != 1010+4000 {
+		t.Fatalf("fallback by weight form predicted %v", ns)
 	}
 	if ns, _ := PredictLatency(nil, p); ns != 0 {
 		t.Fatalf("empty table predicted %v", ns)
