@@ -63,33 +63,42 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		call(0, m, 0, n)
 		return nil
 	}
-	// Split the longer side of C into equal bands, rounded to 48 rows or 64
-	// columns (multiples of every micro-kernel's tile) so that only the last
-	// band has edge tiles. The calling goroutine computes the last band.
+	// Split the longer side of C into equal bands, cut at multiples of 12
+	// rows or 64 columns (multiples of every level's register tile), so
+	// every element is summed in the same order whatever the thread count;
+	// a last band thinner than that joins the one before it (so no band
+	// takes the m <= 4 dot-product path unless the whole product does).
 	byRows := m >= n
 	total, unit := n, 64
 	if byRows {
-		total, unit = m, 48
+		total, unit = m, 12
 	}
 	step := (total + threads - 1) / threads
 	step = (step + unit - 1) / unit * unit
-	band := func(s, e int) {
+	var bands [][2]int
+	for s := 0; s < total; s += step {
+		bands = append(bands, [2]int{s, min(s+step, total)})
+	}
+	if l := len(bands); l > 1 && bands[l-1][1]-bands[l-1][0] < unit {
+		bands[l-2][1] = total
+		bands = bands[:l-1]
+	}
+	band := func(r [2]int) {
 		if byRows {
-			call(s, e, 0, n)
+			call(r[0], r[1], 0, n)
 		} else {
-			call(0, m, s, e)
+			call(0, m, r[0], r[1])
 		}
 	}
 	var wg sync.WaitGroup
-	s := 0
-	for ; s+step < total; s += step {
+	for _, r := range bands[:len(bands)-1] {
 		wg.Add(1)
-		go func(s, e int) {
+		go func() {
 			defer wg.Done()
-			band(s, e)
-		}(s, s+step)
+			band(r)
+		}()
 	}
-	band(s, total)
+	band(bands[len(bands)-1]) // on the calling goroutine
 	wg.Wait()
 	return nil
 }

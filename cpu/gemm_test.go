@@ -274,7 +274,8 @@ func BenchmarkSgemmNaiveGo(b *testing.B) {
 
 // TestSgemmThreadsBitwise checks that splitting C by rows or by columns
 // over 1..4 goroutines gives bit-identical results: bands are cut at
-// multiples of every tile, so each element is summed in the same order.
+// multiples of every tile and thin last bands are merged, so each element
+// is summed in the same order.
 func TestSgemmThreadsBitwise(t *testing.T) {
 	defer SetISA(ISA())
 	for _, isa := range SupportedISAs() {
@@ -291,6 +292,8 @@ func testThreadsBitwise(t *testing.T, isa string) {
 		{m: 2000, n: 33, k: 40, alpha: 1, transA: true}, // split by rows
 		{m: 3, n: 9000, k: 90, alpha: 1, transB: true},  // dot path per band
 		{m: 700, n: 650, k: 20, alpha: 1, transB: true, beta: 1},
+		{m: 26, n: 20, k: 5000, alpha: 1, transB: true}, // 24 + 2 rows: one band
+		{m: 2, n: 20, k: 60000, alpha: 1, transB: true}, // dot path, split by rows
 	} {
 		r := rand.New(rand.NewPCG(5, 6))
 		a, b := randSlice(r, g.m*g.k), randSlice(r, g.k*g.n)
