@@ -27,7 +27,8 @@ const parallelMinMACs = 1 << 21
 // with ldc. When beta is 0, C is overwritten without being read (NaN in C
 // does not propagate). The work is split by blocks of C over threads
 // goroutines (threads <= 0: runtime.NumCPU()), each block one call into the
-// single-threaded C kernel hw_sgemm at the current ISA level.
+// single-threaded C kernel hw_sgemm at the current ISA level; the result is
+// bit-identical for every thread count (not across ISA levels).
 //
 // It returns an error naming the argument when a size is negative, a leading
 // dimension is too small, or a slice is too short for the shape.
