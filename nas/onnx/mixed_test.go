@@ -119,3 +119,65 @@ func TestPrunedFileShrinks(t *testing.T) {
 		}
 	}
 }
+
+// TestNotes: each form of compression ONNX cannot carry gives its note,
+// and nothing else does.
+func TestNotes(t *testing.T) {
+	op := func(edit func(op *accel.Op)) *accel.Plan {
+		p := lenet300Plan(2)
+		edit(&p.Ops[1]) // fc2: 300×100
+		return p
+	}
+	quant := func(bits int) func(op *accel.Op) {
+		return func(op *accel.Op) {
+			op.Quant = &accel.QuantWeights{Bits: bits, Q: make([]int8, len(op.W)), Scale: make([]float32, 100), InScale: 1}
+			for i := range op.Quant.Q {
+				op.Quant.Q[i] = int8(i%7 - 3)
+			}
+		}
+	}
+	cases := []struct {
+		name string
+		plan *accel.Plan
+		want string // note prefix; "" for none
+	}{
+		{"fp32", op(func(*accel.Op) {}), ""},
+		{"int8", op(quant(8)), ""},
+		{"int4", op(quant(4)), `op "fc2": 4-bit weights are stored as int8`},
+		{"shared", op(func(op *accel.Op) {
+			for i := range op.W {
+				op.W[i] = float32(i%16) / 16
+			}
+		}), `op "fc2": the 30000 weights take only 16 distinct values`},
+		{"half pruned, CSR", op(func(op *accel.Op) {
+			for i := 0; i < len(op.W); i += 2 {
+				op.W[i] = 0
+			}
+			op.Sparse = csr(op.W, 100, 300)
+		}), `op "fc2": unstructured sparsity (15000 of 30000 weights non-zero, 50.0%) is stored dense`},
+		{"90% pruned", op(func(op *accel.Op) {
+			for i := range op.W {
+				if i%10 != 0 {
+					op.W[i] = 0
+				}
+			}
+		}), `op "fc2": unstructured sparsity (3000 of 30000 weights non-zero, 10.0%) is stored sparse`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			notes := Notes(c.plan, Metadata{})
+			if c.want == "" {
+				if len(notes) != 0 {
+					t.Errorf("notes %q, want none", notes)
+				}
+				return
+			}
+			if len(notes) != 1 || !strings.HasPrefix(notes[0], c.want) {
+				t.Errorf("notes %q, want one starting %q", notes, c.want)
+			}
+			if _, err := Export(c.plan, Metadata{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
