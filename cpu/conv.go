@@ -119,9 +119,12 @@ func (k *Kernels) Conv2D(p accel.ConvParams, x, w, bias []float32, act accel.Act
 }
 
 // Conv2DBackwardData computes dx = ∂L/∂x from dy (the gradient of the
-// pre-activation output): per sample and group, Wᵀ·dy then col2im (or
-// straight into dx on the 1×1 path); the depthwise kernel for depthwise
-// convolutions. Samples (depthwise: planes) are split across threads.
+// pre-activation output): per group, Wᵀ·dy (several small samples side by
+// side, as in Conv2D) then col2im, or straight into dx on the 1×1 path.
+// Depthwise convolutions with stride 1 run the forward depthwise kernel on
+// dy with the flipped filter; other depthwise ones a scatter kernel.
+// Samples (depthwise: planes) are split across threads, so a batch of one
+// runs on one thread.
 func (k *Kernels) Conv2DBackwardData(p accel.ConvParams, w, dy, dx []float32) error {
 	p, err := ref.CheckConv("conv2d backward data", p, len(dx), len(w), len(dy))
 	if err != nil {
