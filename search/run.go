@@ -68,6 +68,8 @@ type Options struct {
 	Worker    []string
 	WorkerEnv []string
 	Limits    WorkerLimits
+	// Final, when Epochs > 0, trains the winner again after the search.
+	Final FinalOptions
 	// Progress, when set, is called after every trial.
 	Progress func(Progress)
 	// Log receives one line per trial and notes (nil: discarded).
@@ -94,7 +96,8 @@ type Progress struct {
 // Summary is what Run returns.
 type Summary struct {
 	Progress
-	Resumed  bool    `json:"resumed"`
+	Resumed  bool         `json:"resumed"`
+	Final    *FinalResult `json:"final,omitempty"`
 	Requeued int     `json:"requeued"`
 	Seconds  float64 `json:"seconds"`
 }
@@ -202,14 +205,20 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			o.Progress(sum.Progress)
 		}
 	}
-	sum.Seconds = time.Since(start).Seconds()
 	if ctx.Err() != nil {
+		sum.Seconds = time.Since(start).Seconds()
 		return sum, ctx.Err()
 	}
 	status := store.StudyStopped
 	if o.Trials > 0 && sum.Done >= o.Trials {
 		status = store.StudyDone
+		if o.Final.Epochs > 0 {
+			if err := c.runFinal(ctx, o.Final); err != nil {
+				return sum, fmt.Errorf("final training: %w", err)
+			}
+		}
 	}
+	sum.Seconds = time.Since(start).Seconds()
 	if err := o.DB.SetStudyStatus(context.WithoutCancel(ctx), st.ID, status); err != nil {
 		return sum, err
 	}
@@ -316,6 +325,13 @@ func restoreStrategy(ctx context.Context, db *store.DB, st store.Study, space *S
 		if t.Status != store.Done && t.Status != store.Failed {
 			continue
 		}
+		d, fm, err := parseDecisions(t.Decisions)
+		if err != nil {
+			return 0, fmt.Errorf("study %q trial %d: decisions: %w", st.Name, t.Number, err)
+		}
+		if fm != nil {
+			continue // a final training, not part of the search
+		}
 		sum.Done++
 		r := 0.0
 		if t.Status == store.Failed {
@@ -331,10 +347,6 @@ func restoreStrategy(ctx context.Context, db *store.DB, st store.Study, space *S
 		}
 		if t.Number < next {
 			continue
-		}
-		var d Decisions
-		if err := json.Unmarshal(t.Decisions, &d); err != nil {
-			return 0, fmt.Errorf("study %q trial %d: decisions: %w", st.Name, t.Number, err)
 		}
 		if err := strat.Observe(d, r); err != nil {
 			return 0, fmt.Errorf("study %q trial %d: replaying: %w", st.Name, t.Number, err)
@@ -396,12 +408,14 @@ type coordinator struct {
 // nextTrial returns the lowest-numbered pending trial (re-queued after a
 // crash), or a new trial proposed by the strategy.
 func (c *coordinator) nextTrial(ctx context.Context) (store.Trial, error) {
-	pend, err := c.o.DB.ListTrials(ctx, c.st.ID, store.TrialFilter{Status: store.Pending, Limit: 1})
+	pend, err := c.o.DB.ListTrials(ctx, c.st.ID, store.TrialFilter{Status: store.Pending})
 	if err != nil {
 		return store.Trial{}, err
 	}
-	if len(pend) > 0 {
-		return pend[0], nil
+	for _, t := range pend {
+		if _, fm, err := parseDecisions(t.Decisions); err == nil && fm == nil {
+			return t, nil // a search trial re-queued after a crash (final ones wait for runFinal)
+		}
 	}
 	num, err := c.o.DB.NextTrialNumber(ctx, c.st.ID)
 	if err != nil {
@@ -430,8 +444,8 @@ func (c *coordinator) nextTrial(ctx context.Context) (store.Trial, error) {
 // lets the strategy observe the reward and checkpoints it. It reports
 // whether the trial was an invalid candidate.
 func (c *coordinator) runTrial(ctx context.Context, tr store.Trial) (invalid bool, err error) {
-	var d Decisions
-	if err := json.Unmarshal(tr.Decisions, &d); err != nil {
+	d, _, err := parseDecisions(tr.Decisions)
+	if err != nil {
 		return false, fmt.Errorf("trial %d: decisions: %w", tr.Number, err)
 	}
 	var cand *Candidate
@@ -450,16 +464,9 @@ func (c *coordinator) runTrial(ctx context.Context, tr store.Trial) (invalid boo
 	if err := c.o.DB.StartTrial(ctx, tr.ID, fmt.Sprintf("pid:%d", os.Getpid())); err != nil {
 		return false, err
 	}
-	spec := &TrialSpec{Study: c.st.Name, Trial: tr.Number, Seed: c.cfg.Seed*1000003 + uint64(tr.Number),
-		Config: cfg, Arch: cand.Arch, Data: c.cfg.Data, Epochs: c.cfg.Epochs, Subset: c.cfg.Subset,
-		Optimizer: c.cfg.Optimizer, LR: c.cfg.LR, BatchSize: c.cfg.BatchSize,
-		ValSubset: c.cfg.ValSubset, Test: true, Device: c.cfg.Device, Threads: c.cfg.Threads,
-		Batch: c.cfg.Batch, Latency: c.cfg.Latency}
+	spec := c.trialSpec(tr.Number, cfg, cand)
 	if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
 		return false, err
-	}
-	if cfg.Distill {
-		spec.Teacher = TeacherPath(c.o.DB.Path(), c.st.Name)
 	}
 	spec.OpTable, err = c.opTable(ctx)
 	if err != nil {
@@ -488,13 +495,7 @@ func (c *coordinator) runTrial(ctx context.Context, tr store.Trial) (invalid boo
 		}
 		return false, c.observe(ctx, tr.Number, d, 0, te)
 	}
-	m := store.Metrics{ValAccuracy: res.ValAccuracy, TestAccuracy: res.TestAccuracy, HasTest: spec.Test,
-		Params: res.Params, CompressedBytes: res.Bytes, MACs: res.MACs, TrainSeconds: res.TrainSeconds, Reward: rew}
-	lat := store.Latency{Device: res.Device, Batch: res.Batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}
-	if err := c.o.DB.FinishTrial(ctx, tr.ID, m, []store.Latency{lat}, res.Weights); err != nil {
-		return false, err
-	}
-	if err := c.mergeOpTimes(ctx, res); err != nil {
+	if err := c.record(ctx, tr.ID, spec, res, rew); err != nil {
 		return false, err
 	}
 	if pe := res.PredictionError(); !math.IsNaN(pe) {
@@ -513,6 +514,31 @@ func (c *coordinator) runTrial(ctx context.Context, tr store.Trial) (invalid boo
 	fmt.Fprintf(c.log, "trial %d: reward %.4f val %.2f%% test %.2f%% %d bytes latency %v, %s, %.1fs\n",
 		tr.Number, rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), pred, time.Since(t0).Seconds())
 	return false, c.observe(ctx, tr.Number, d, rew, nil)
+}
+
+// trialSpec is the worker's spec for a candidate with the study's budget.
+func (c *coordinator) trialSpec(number int, cfg Config, cand *Candidate) *TrialSpec {
+	spec := &TrialSpec{Study: c.st.Name, Trial: number, Seed: c.cfg.Seed*1000003 + uint64(number),
+		Config: cfg, Arch: cand.Arch, Data: c.cfg.Data, Epochs: c.cfg.Epochs, Subset: c.cfg.Subset,
+		Optimizer: c.cfg.Optimizer, LR: c.cfg.LR, BatchSize: c.cfg.BatchSize,
+		ValSubset: c.cfg.ValSubset, Test: true, Device: c.cfg.Device, Threads: c.cfg.Threads,
+		Batch: c.cfg.Batch, Latency: c.cfg.Latency}
+	if cfg.Distill {
+		spec.Teacher = TeacherPath(c.o.DB.Path(), c.st.Name)
+	}
+	return spec
+}
+
+// record stores a finished trial (one transaction) and folds its per-op
+// times into the device's table.
+func (c *coordinator) record(ctx context.Context, trialID int64, spec *TrialSpec, res *TrialResult, rew float64) error {
+	m := store.Metrics{ValAccuracy: res.ValAccuracy, TestAccuracy: res.TestAccuracy, HasTest: spec.Test,
+		Params: res.Params, CompressedBytes: res.Bytes, MACs: res.MACs, TrainSeconds: res.TrainSeconds, Reward: rew}
+	lat := store.Latency{Device: res.Device, Batch: res.Batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}
+	if err := c.o.DB.FinishTrial(ctx, trialID, m, []store.Latency{lat}, res.Weights); err != nil {
+		return err
+	}
+	return c.mergeOpTimes(ctx, res)
 }
 
 // observe feeds the reward to the strategy and checkpoints it.

@@ -139,6 +139,33 @@ func TestRunRecordsTrialsAndResumes(t *testing.T) {
 	if trials[4].Status != store.Done || trials[5].Status != store.Failed || !strings.HasPrefix(trials[5].Error, FailNaN) {
 		t.Fatalf("trials 4, 5: %s, %s %q", trials[4].Status, trials[5].Status, trials[5].Error)
 	}
+	// Final training of the winner: a 7th trial marked final, outside the
+	// budget; running again does not train it twice.
+	best := -1
+	for _, tr := range trials {
+		if tr.Metrics != nil && (best < 0 || tr.Metrics.Reward > trials[best].Metrics.Reward) {
+			best = tr.Number
+		}
+	}
+	for round := 0; round < 2; round++ {
+		o = testOptions(t, db, "s", StudyConfig{}, 6)
+		o.Final = FinalOptions{Epochs: 2, Subset: 600}
+		sum, err = Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Done != 6 || (round == 0) != (sum.Final != nil) {
+			t.Fatalf("round %d: summary %+v", round, sum)
+		}
+	}
+	trials = checkTrials(t, db, "s", 7)
+	d, fm, err := parseDecisions(trials[6].Decisions)
+	if err != nil || fm == nil || fm.FinalOf != best || fm.Epochs != 2 || trials[6].Status != store.Done || trials[6].Metrics == nil {
+		t.Fatalf("final trial: %+v %v %v", fm, d, err)
+	}
+	if string(trials[6].Arch) != string(trials[best].Arch) {
+		t.Fatal("the final trial trains another architecture than the winner's")
+	}
 }
 
 // TestRunSurvivesSIGKILL kills a coordinator process with SIGKILL while

@@ -36,6 +36,7 @@ type searchOptions struct {
 	Threads, Batch              int
 	TrialTimeout                time.Duration
 	TrialMemory                 int64
+	FinalEpochs, FinalSubset    int
 	JSON                        bool
 	// Progress forces (1) or forbids (0) the progress bar; -1 decides by
 	// whether stderr is a terminal.
@@ -93,6 +94,8 @@ The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
 	f.IntVar(&opts.Batch, "batch", 1, "batch size of the latency measurement")
 	f.DurationVar(&opts.TrialTimeout, "trial-timeout", 15*time.Minute, "time limit of one trial")
 	f.Int64Var(&opts.TrialMemory, "trial-memory", 8<<30, "address-space limit of one worker in bytes")
+	f.IntVar(&opts.FinalEpochs, "final-epochs", 0, "after the search, train the winner again for this many epochs (0: no)")
+	f.IntVar(&opts.FinalSubset, "final-subset", 0, "training images of the final training (0: all)")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
 	_ = cmd.MarkFlagRequired("study")
 	rootCmd.AddCommand(cmd)
@@ -107,8 +110,9 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	if opts.Study == "" {
 		return badInputf("--study is required")
 	}
-	if opts.Trials < 0 || opts.Hours < 0 || opts.Epochs < 0 || opts.Subset < 0 || opts.ValSubset < 0 || opts.Batch < 0 {
-		return badInputf("--trials, --hours, --epochs, --subset, --val-subset and --batch must not be negative")
+	if opts.Trials < 0 || opts.Hours < 0 || opts.Epochs < 0 || opts.Subset < 0 || opts.ValSubset < 0 || opts.Batch < 0 ||
+		opts.FinalEpochs < 0 || opts.FinalSubset < 0 {
+		return badInputf("--trials, --hours, --epochs, --subset, --val-subset, --batch and --final-* must not be negative")
 	}
 	reward := search.RewardConfig{Mode: search.RewardMode(opts.Reward), LatencyTargetNs: int64(opts.LatencyTarget), MaxBytes: opts.MaxBytes}
 	if err := reward.Reward().Validate(); err != nil {
@@ -174,7 +178,8 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials}
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
-		Limits: search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory}}
+		Limits: search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
+		Final:  search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset}}
 	bar := opts.progress == 1
 	if opts.progress < 0 {
 		f, ok := opts.stderr.(*os.File)
@@ -205,6 +210,11 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	}
 	_, err = fmt.Fprintf(w, "study %s: %d trials (%d failed, %d invalid), best reward %.4f (trial %d), %.0f trials/hour, per-op table error %.1f%%\n",
 		sum.Study, sum.Done, sum.Failed, sum.Invalid, sum.BestReward, sum.BestTrial, sum.TrialsPerHr, sum.PredErrorPct)
+	if err == nil && sum.Final != nil {
+		f := sum.Final
+		_, err = fmt.Fprintf(w, "final training of trial %d (trial %d): test accuracy %.2f%%, %d bytes, latency %v\n",
+			f.Of, f.Trial, 100*f.TestAccuracy, f.Bytes, time.Duration(f.LatencyNs).Round(100*time.Nanosecond))
+	}
 	return err
 }
 

@@ -1,0 +1,161 @@
+package search
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"hwnas/store"
+)
+
+// FinalOptions ask Run to train the study's winner again with a full
+// budget once the search is over: the trial with the highest reward is
+// re-run from scratch for Epochs epochs on Subset training images (0: all)
+// and recorded as a new trial of the study, marked as final. Its metrics
+// (test accuracy included) are what a report should quote; the strategy
+// never sees it and it does not count against the trial budget.
+type FinalOptions struct {
+	Epochs  int
+	Subset  int
+	Timeout time.Duration // default 4× the trial limit
+}
+
+// finalMarker is the decisions JSON of a final trial.
+type finalMarker struct {
+	FinalOf   int       `json:"final_of"`
+	Decisions Decisions `json:"decisions"`
+	Epochs    int       `json:"epochs"`
+	Subset    int       `json:"subset"`
+}
+
+// parseDecisions reads a trial's decisions: a plain index vector, or a
+// final trial's marker (final != nil).
+func parseDecisions(raw json.RawMessage) (Decisions, *finalMarker, error) {
+	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+		var f finalMarker
+		if err := json.Unmarshal(raw, &f); err != nil {
+			return nil, nil, err
+		}
+		return f.Decisions, &f, nil
+	}
+	var d Decisions
+	err := json.Unmarshal(raw, &d)
+	return d, nil, err
+}
+
+// runFinal trains the best trial again with the final budget, unless that
+// was done already; a final trial left pending or running by a killed
+// coordinator is run again.
+func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
+	trials, err := c.o.DB.ListTrials(ctx, c.st.ID, store.TrialFilter{})
+	if err != nil {
+		return err
+	}
+	var best *store.Trial
+	finals := map[int]*store.Trial{}
+	for i := range trials {
+		t := &trials[i]
+		_, fm, err := parseDecisions(t.Decisions)
+		if err != nil {
+			return fmt.Errorf("trial %d: decisions: %w", t.Number, err)
+		}
+		if fm != nil {
+			finals[fm.FinalOf] = t
+			continue
+		}
+		if t.Status == store.Done && t.Metrics != nil && (best == nil || t.Metrics.Reward > best.Metrics.Reward) {
+			best = t
+		}
+	}
+	if best == nil {
+		fmt.Fprintf(c.log, "final training: no finished trial to train\n")
+		return nil
+	}
+	tr := finals[best.Number]
+	switch {
+	case tr != nil && (tr.Status == store.Done || tr.Status == store.Failed):
+		return nil
+	case tr == nil:
+		d, _, _ := parseDecisions(best.Decisions)
+		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset})
+		if err != nil {
+			return err
+		}
+		t, err := c.o.DB.AddTrial(ctx, c.st.ID, store.TrialSpec{Decisions: raw, Arch: best.Arch, Recipe: best.Recipe})
+		if err != nil {
+			return err
+		}
+		tr = &t
+	case tr.Status == store.Running:
+		if _, err := c.o.DB.RequeueRunning(ctx, c.st.ID); err != nil {
+			return err
+		}
+	}
+	_, fm, _ := parseDecisions(tr.Decisions)
+	fmt.Fprintf(c.log, "final training of trial %d as trial %d: %d epoch(s) on %d images\n", best.Number, tr.Number, fm.Epochs, fm.Subset)
+	cfg, err := c.cfg.Space.Decode(fm.Decisions)
+	if err != nil {
+		return err
+	}
+	cand, err := BuildCandidate(cfg)
+	if err != nil {
+		return err
+	}
+	if err := c.o.DB.StartTrial(ctx, tr.ID, fmt.Sprintf("final pid:%d", os.Getpid())); err != nil {
+		return err
+	}
+	spec := c.trialSpec(tr.Number, cfg, cand)
+	spec.Epochs, spec.Subset, spec.ValSubset = max(1, fm.Epochs), fm.Subset, 0
+	if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
+		return err
+	}
+	if spec.OpTable, err = c.opTable(ctx); err != nil {
+		return err
+	}
+	lim := c.o.Limits
+	if fo.Timeout > 0 {
+		lim.Timeout = fo.Timeout
+	} else if lim.Timeout > 0 {
+		lim.Timeout *= 4
+	}
+	t0 := time.Now()
+	res, err := RunWorker(ctx, c.worker, c.o.WorkerEnv, spec, lim)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var te *TrialError
+	if errors.As(err, &te) {
+		fmt.Fprintf(c.log, "final training failed: %v\n", te)
+		return c.o.DB.FailTrial(ctx, tr.ID, te.Error())
+	}
+	if err != nil {
+		return err
+	}
+	rew, err := c.reward.Compute(res.ValAccuracy, res.Latency.Median, res.Bytes)
+	if err != nil {
+		return c.o.DB.FailTrial(ctx, tr.ID, (&TrialError{FailNaN, err.Error()}).Error())
+	}
+	if err := c.record(ctx, tr.ID, spec, res, rew); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.log, "final trial %d (of trial %d): reward %.4f val %.2f%% test %.2f%% %d bytes latency %v, %.0fs\n",
+		tr.Number, best.Number, rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), time.Since(t0).Seconds())
+	c.sum.Final = &FinalResult{Trial: tr.Number, Of: best.Number, Reward: rew, ValAccuracy: res.ValAccuracy,
+		TestAccuracy: res.TestAccuracy, Bytes: res.Bytes, LatencyNs: int64(res.Latency.Median)}
+	return nil
+}
+
+// FinalResult is the final training's outcome, in the Summary.
+type FinalResult struct {
+	Trial        int     `json:"trial"`
+	Of           int     `json:"of"`
+	Reward       float64 `json:"reward"`
+	ValAccuracy  float64 `json:"val_accuracy"`
+	TestAccuracy float64 `json:"test_accuracy"`
+	Bytes        int64   `json:"bytes"`
+	LatencyNs    int64   `json:"latency_ns"`
+}
