@@ -10,6 +10,7 @@ need=()
 for pkg in libopenblas-dev python3-onnx; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+command -v npm >/dev/null 2>&1 || need+=(npm) # installs onnxruntime-node below
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
