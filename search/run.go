@@ -98,8 +98,8 @@ type Summary struct {
 	Progress
 	Resumed  bool         `json:"resumed"`
 	Final    *FinalResult `json:"final,omitempty"`
-	Requeued int     `json:"requeued"`
-	Seconds  float64 `json:"seconds"`
+	Requeued int          `json:"requeued"`
+	Seconds  float64      `json:"seconds"`
 }
 
 // maxInvalidInARow stops a search whose strategy proposes nothing valid.
