@@ -174,7 +174,7 @@ func runExport(ctx context.Context, w io.Writer, opts exportOptions) error {
 	fmt.Fprintf(w, "wrote %s: %d bytes, ONNX opset %d, %d plan ops (%d int8), %d parameters, from %s\n",
 		rep.Output, rep.Bytes, rep.Opset, rep.Ops, rep.Int8Ops, rep.Params, rep.Source)
 	if len(notes) > 0 {
-		fmt.Fprintln(w, "not carried by the ONNX file as such:")
+		fmt.Fprintln(w, "notes (what the file does not carry as such):")
 		for _, n := range notes {
 			fmt.Fprintln(w, "  -", n)
 		}
