@@ -17,8 +17,8 @@
  *   GEMM_DIRECT_UKR(kc, a, rsa, csa, b, ldb, c, ldc, alpha, beta, mr, nr)
  *       A(i,p) = a[i·rsa + p·csa], B(p,j) = b[p·ldb + j]: the driver reads
  *       A in place unless it is transposed, and B in place when it is
- *       untransposed and m <= GEMM_INPLACE_B_M (default 0); see the comment
- *       in the driver for why.
+ *       untransposed and GEMM_INPLACE_B(m, ldb) is true (default never);
+ *       see the comment in the driver for why.
  * and may define
  *   GEMM_PACKB_T(b, ldb, kc, nc, dst)   a faster packing of transposed B
  *   GEMM_DOT_M, GEMM_DOT                for m <= GEMM_DOT_M, A not and B
@@ -136,14 +136,15 @@ int GEMM_NAME(int transA, int transB, int m, int n, int k, float alpha,
      * be a slow transpose. Transposed A is packed (a plain copy of MR
      * floats per step), since in place its MR values share one cache line
      * per step and a power-of-two lda maps all of them to one cache set.
-     * B is read in place when stored k×n and m is small (it is reused too
-     * few times to repay packing), packed otherwise, for the same reason.
+     * B is read in place when stored k×n and GEMM_INPLACE_B(m, ldb) says
+     * so (m small: it is reused too few times to repay packing), packed
+     * otherwise, for the same reason.
      * Loops: pc over k by KC, ic over m by MC (pack A), jc over n by NC
      * (pack B), jr by NR (the B sliver stays in L1/L2), ir by MR. */
-#ifndef GEMM_INPLACE_B_M
-#define GEMM_INPLACE_B_M 0
+#ifndef GEMM_INPLACE_B
+#define GEMM_INPLACE_B(m, ldb) 0
 #endif
-    int packb = transB || m > GEMM_INPLACE_B_M;
+    int packb = transB || !GEMM_INPLACE_B(m, ldb);
     int mcap = m < GEMM_MC ? m : GEMM_MC;
     int kcap = k < GEMM_KC ? k : GEMM_KC;
     int ncap = n < GEMM_NC ? n : GEMM_NC;
