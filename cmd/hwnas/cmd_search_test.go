@@ -351,3 +351,30 @@ func TestBenchSearch(t *testing.T) {
 		t.Fatalf("--seeds 0: %v", err)
 	}
 }
+
+// TestWorkerOut: the worker writes its result to --out; a trial it cannot
+// evaluate (no data here) is a result with the reason, not a crash.
+func TestWorkerOut(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "result.json")
+	spec := `{"study":"s","trial":3,"arch":{"version":1,"name":"x","input":[1,28,28],"classes":10,"layers":[{"name":"fc","type":"linear","out":10}]},` +
+		`"data":"` + filepath.Join(dir, "none") + `","epochs":1,"device":"cpu","batch":1,"config":{"input":null,"classes":0,"stages":null,"distill":false},"test":false,"latency":{}}`
+	if err := runWorker(context.Background(), strings.NewReader(spec), io.Discard, out); err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Trial      int    `json:"trial"`
+		Error      string `json:"error"`
+		FailReason string `json:"fail_reason"`
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || json.Unmarshal(b, &res) != nil || res.Trial != 3 || res.FailReason != "error" || !strings.Contains(res.Error, "does not exist") {
+		t.Fatalf("result %s (%v)", b, err)
+	}
+	if err := runWorker(context.Background(), strings.NewReader("{bad"), io.Discard, out+"2"); err == nil {
+		t.Fatal("a malformed spec was accepted")
+	}
+	if _, err := os.Stat(out + "2"); err == nil {
+		t.Fatal("a result file was written for a malformed spec")
+	}
+}
