@@ -58,7 +58,7 @@ type benchOrtRow struct {
 	// Ops are the times per plan op, largest hwnas time first.
 	Ops []benchOrtOp `json:"ops"`
 	// OrtOtherUS is onnxruntime's time in nodes of its own (layout
-	// reorders) that belong to no plan op.
+	// reorders and transposes) that belong to no plan op.
 	OrtOtherUS float64 `json:"onnxruntime_other_us"`
 }
 
@@ -199,7 +199,7 @@ func runBenchOrt(ctx context.Context, w io.Writer, opts benchOrtOptions) error {
 			fmt.Fprintf(w, "            %-12s %-14s %10.1f %5.0f%% %16.1f\n", op.Name, op.Kind, op.MedianUS, 100*op.Share, op.OrtUS)
 		}
 		if r.OrtOtherUS > 0 {
-			fmt.Fprintf(w, "            %-12s %-14s %10s %6s %16.1f\n", "(reorders)", "onnxruntime", "-", "", r.OrtOtherUS)
+			fmt.Fprintf(w, "            %-12s %-14s %10s %6s %16.1f\n", "(layout)", "onnxruntime", "-", "", r.OrtOtherUS)
 		}
 	}
 	for _, n := range rep.Notes {
