@@ -10,14 +10,25 @@
  * once (offset into the plane, weight). Interior columns, where every tap
  * is inside the image, are computed DW_VL (or 2·DW_VL) outputs at a time
  * with stride 1, all taps accumulated in registers (a last vector that
- * overlaps the previous one covers the remainder); border columns and
- * other strides go through a scalar loop that checks columns. Bias and
+ * overlaps the previous one covers the remainder), and DW_VL at a time with
+ * stride 2 (even lanes of two loaded vectors); border columns and other
+ * strides go through a scalar loop that checks columns. Bias and
  * activation follow on the finished plane while it is in L1. */
 
 #include <string.h>
 
 typedef float DW_CAT(dw_vf, DW_VL) __attribute__((vector_size(DW_VL * 4)));
 #define VF DW_CAT(dw_vf, DW_VL)
+typedef int DW_CAT(dw_vi, DW_VL) __attribute__((vector_size(DW_VL * 4)));
+
+/* DW_EVEN selects the even lanes of two concatenated vectors. */
+#if DW_VL == 16
+#define DW_EVEN ((DW_CAT(dw_vi, DW_VL)){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+#elif DW_VL == 8
+#define DW_EVEN ((DW_CAT(dw_vi, DW_VL)){0, 2, 4, 6, 8, 10, 12, 14})
+#else
+#define DW_EVEN ((DW_CAT(dw_vi, DW_VL)){0, 2, 4, 6})
+#endif
 
 static inline VF DW_CAT(dw_load, DW_VL)(const float *p)
 {
@@ -107,6 +118,34 @@ void DW_NAME(const hw_conv_t *p, int q0, int q1, const float *x, const float *w,
                     yr[ox] = s;
                 }
             }
+            if (sw == 2 && KH * KW <= DW_MAXTAPS) {
+                for (; ox < xlo; ox++) {
+                    float s = 0;
+                    for (int t = 0; t < nt; t++) {
+                        int ix = 2 * ox + tkx[t];
+                        if (ix >= 0 && ix < W)
+                            s += tw[t] * xq[toff[t] + 2 * ox];
+                    }
+                    yr[ox] = s;
+                }
+                /* Two vectors of input give one of output (the even
+                 * lanes); the second vector reads one float past the last
+                 * tap, so the loop stops while that float is in the row. */
+                for (; ox + DW_VL <= xhi && 2 * (ox + DW_VL) + last < W; ox += DW_VL) {
+                    VF a0 = {0};
+                    for (int t = 0; t < nt; t++) {
+                        const float *s = xq + toff[t] + 2 * ox;
+                        a0 += tw[t] * __builtin_shuffle(DW_CAT(dw_load, DW_VL)(s), DW_CAT(dw_load, DW_VL)(s + DW_VL), DW_EVEN);
+                    }
+                    DW_CAT(dw_store, DW_VL)(yr + ox, a0);
+                }
+                for (; ox < xhi; ox++) {
+                    float s = 0;
+                    for (int t = 0; t < nt; t++)
+                        s += tw[t] * xq[toff[t] + 2 * ox];
+                    yr[ox] = s;
+                }
+            }
             if (KH * KW <= DW_MAXTAPS) {
                 for (; ox < OW; ox++) {
                     float s = 0;
@@ -144,3 +183,4 @@ void DW_NAME(const hw_conv_t *p, int q0, int q1, const float *x, const float *w,
 }
 
 #undef VF
+#undef DW_EVEN

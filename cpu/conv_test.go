@@ -74,6 +74,9 @@ var convShapes = []accel.ConvParams{
 	// Depthwise: more taps than the tap list holds; dilated wide rows.
 	{N: 1, C: 2, H: 12, W: 12, K: 2, KH: 9, KW: 9, PadH: 4, PadW: 4, Groups: 2},
 	{N: 1, C: 3, H: 20, W: 45, K: 3, KH: 3, KW: 3, PadH: 2, PadW: 2, DilH: 2, DilW: 2, Groups: 3},
+	// Depthwise stride 2 over rows wide enough for 16-float vectors.
+	{N: 2, C: 3, H: 9, W: 71, K: 3, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, Groups: 3},
+	{N: 1, C: 2, H: 7, W: 80, K: 2, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2, Groups: 2},
 	// Several samples per GEMM (hw_conv_batch > 1) with a remainder batch.
 	{N: 11, C: 3, H: 10, W: 10, K: 4, KH: 3, KW: 3},
 	{N: 5, C: 6, H: 4, W: 4, K: 3, KH: 1, KW: 1},
