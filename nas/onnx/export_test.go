@@ -19,6 +19,7 @@ func TestFP32MatchesHwnas(t *testing.T) {
 	plans := []*accel.Plan{builtinPlan(t, "lenet5", 1), builtinPlan(t, "lenet300", 2), prunedLeNet5(t, 3), lowRankLeNet300(t, 4), lowRankPlan(t, 5)}
 	plans = append(plans, blockModels(t)...)
 	plans = append(plans, compactPlans()...)
+	plans = append(plans, inPlacePlan())
 	dir := t.TempDir()
 	var paths []string
 	for _, p := range plans {

@@ -394,3 +394,19 @@ func trainedPlan(t testing.TB, name string, n int) *accel.Plan {
 	}
 	return p
 }
+
+// inPlacePlan updates tensors in place (an activation, a residual add and
+// batch norm writing the tensor they read, the last on the output), as
+// host programs allow; ONNX values are assigned once, so the exporter must
+// rename every write.
+func inPlacePlan() *accel.Plan {
+	b := newPlan("in-place", 16, mnistShape)
+	x := b.conv("conv", b.p.Input, 8, 3, 0, 2, 1, 1, accel.ActNone) // 8×14×14
+	b.add(accel.Op{Name: "relu", Kind: accel.OpAct, In: []int{x}, Out: []int{x}, Act: accel.ActReLU})
+	y := b.conv("conv2", x, 8, 3, 0, 1, 1, 1, accel.ActNone)
+	b.add(accel.Op{Name: "residual", Kind: accel.OpAdd, In: []int{y, x}, Out: []int{y}, Act: accel.ActReLU6})
+	out := b.linear("fc", b.gap(y), 10, accel.ActNone, true)
+	b.add(accel.Op{Name: "bn", Kind: accel.OpBatchNorm, In: []int{out}, Out: []int{out}, Act: accel.ActHardSwish,
+		Scale: b.randn(10, 1), Shift: b.randn(10, 0.1)})
+	return b.done(out)
+}
