@@ -153,7 +153,7 @@ int GEMM_NAME(int transA, int transB, int m, int n, int k, float alpha,
     asz = (asz + 15) & ~(size_t)15; /* keep B 64-byte aligned */
     float *buf = NULL;
     if (asz + bsz > 0) {
-        buf = aligned_alloc(64, (asz + bsz) * sizeof(float));
+        buf = aligned_alloc(64, ((asz + bsz) * sizeof(float) + 63) & ~(size_t)63);
         if (!buf)
             return -1;
     }
@@ -192,7 +192,7 @@ int GEMM_NAME(int transA, int transB, int m, int n, int k, float alpha,
     size_t asz = (size_t)((mcap + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * kcap;
     size_t bsz = (size_t)((ncap + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * kcap;
     asz = (asz + 15) & ~(size_t)15; /* keep B 64-byte aligned */
-    float *buf = aligned_alloc(64, (asz + bsz) * sizeof(float));
+    float *buf = aligned_alloc(64, ((asz + bsz) * sizeof(float) + 63) & ~(size_t)63);
     if (!buf)
         return -1;
     float *ap = buf, *bp = buf + asz;
