@@ -6,12 +6,12 @@ import (
 	"hwnas/accel"
 )
 
-// Name is the registry name of the CPU backend.
-const Name = "cpu"
+// BackendName is the registry name of the CPU backend.
+const BackendName = "cpu"
 
 func init() {
 	accel.Register(accel.Registration{
-		Name:    Name,
+		Name:    BackendName,
 		Open:    Open,
 		Devices: func() ([]accel.Device, error) { return []accel.Device{accel.DetectCPU(0, ISA())}, nil },
 	})
@@ -43,7 +43,7 @@ func Open(opt accel.Options) (accel.Backend, error) {
 }
 
 // Name returns "cpu".
-func (b *Backend) Name() string { return Name }
+func (b *Backend) Name() string { return BackendName }
 
 // Device describes the CPU with the backend's thread count and the kernel
 // ISA level in use now.
