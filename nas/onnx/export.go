@@ -35,6 +35,7 @@ import (
 	"strings"
 
 	"hwnas/accel"
+	"hwnas/nas/compress"
 )
 
 const (
@@ -169,7 +170,7 @@ func Notes(p *accel.Plan, meta Metadata) []string {
 			}
 			if op.Quant == nil {
 				if n := distinct(op.W, 256); n > 0 && n*4 <= len(op.W) {
-					notes = append(notes, fmt.Sprintf("op %q: the %d weights take only %d distinct values (shared weights); they are stored as float32: ONNX has no codebook format", op.Name, len(op.W), n))
+					notes = append(notes, fmt.Sprintf("op %q: the %d weights take only %d distinct values (shared weights); they are stored as plain floats (float16 when every value is one): ONNX has no codebook format", op.Name, len(op.W), n))
 				}
 			}
 		}
@@ -413,6 +414,13 @@ func (b *builder) withAct(a accel.Act, opName, out string) (pre string, finish f
 // channel (axis 0).
 func (b *builder) weights(op *accel.Op, prefix string, dims []int64) (string, error) {
 	q := op.Quant
+	if q == nil && isFloat16(op.W) {
+		// fp16 storage (compression's 16-bit form): FLOAT16 weights cast
+		// to float, exact as every value is a binary16 value.
+		h, _ := b.weightInit(float16Tensor(prefix+".weight_fp16", dims, op.W))
+		b.node("Cast", prefix+"_weight_cast", []string{h}, []string{prefix + ".weight"}, intAttr("to", dtFloat))
+		return prefix + ".weight", nil
+	}
 	if q == nil {
 		w, _ := b.weightInit(floatTensor(prefix+".weight", dims, op.W))
 		return w, nil
@@ -446,6 +454,20 @@ func (b *builder) input(op *accel.Op, prefix, in string) (string, error) {
 	b.node("QuantizeLinear", prefix+"_in_quant", []string{in, sc, zp}, []string{prefix + ".in_q"})
 	b.node("DequantizeLinear", prefix+"_in_dequant", []string{prefix + ".in_q", sc, zp}, []string{prefix + ".in_dq"})
 	return prefix + ".in_dq", nil
+}
+
+// isFloat16 reports whether every value of w is exactly an IEEE binary16
+// value (weights stored as fp16 by the compression); zeros alone do not
+// count.
+func isFloat16(w []float32) bool {
+	nonzero := false
+	for _, v := range w {
+		if compress.Float16ToFloat32(compress.Float32ToFloat16(v)) != v {
+			return false
+		}
+		nonzero = nonzero || v != 0
+	}
+	return nonzero
 }
 
 // opPrefix is a unique, readable name stem for op i.

@@ -181,3 +181,34 @@ func TestNotes(t *testing.T) {
 		})
 	}
 }
+
+// TestFloat16Weights: weights stored as fp16 by the compression (every
+// value a binary16 value) travel as FLOAT16 initializers cast to float:
+// half the bytes, the same outputs.
+func TestFloat16Weights(t *testing.T) {
+	const n = 100
+	set := mnist(t, n)
+	fp := lenet300Plan(2)
+	half := lenet300Plan(2)
+	half.Name = "lenet-300-100-fp16"
+	for i := range half.Ops {
+		if err := compress.FakeQuant(half.Ops[i].W, len(half.Ops[i].B), 16); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	fpPath, fpModel, _ := exportFile(t, dir, fp, Metadata{})
+	path, model, notes := exportFile(t, dir, half, Metadata{})
+	checkFiles(t, fpPath, path)
+	if len(notes) != 0 {
+		t.Errorf("notes %q, want none: fp16 is carried", notes)
+	}
+	if ratio := float64(len(model)) / float64(len(fpModel)); ratio > 0.51 || ratio < 0.49 {
+		t.Errorf("fp16 file is %.3f of the fp32 file, want about half", ratio)
+	}
+	want := hwnasOutputs(t, half, set.Images, n, 20)
+	got := ortOutputs(t, model, set.Images, n, 20)
+	if d, at := maxAbsDiff(got, want); d > 1e-4 {
+		t.Errorf("max |Δ| = %.3g at %d, want ≤ 1e-4", d, at)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"hwnas/nas/compress"
 )
 
 // This file is a minimal writer for the ONNX protobuf messages hwnas emits.
@@ -17,7 +19,8 @@ const (
 	dtFloat = 1
 	dtUint8 = 2
 	dtInt8  = 3
-	dtInt64 = 7
+	dtInt64   = 7
+	dtFloat16 = 10
 )
 
 // ONNX AttributeProto.AttributeType values.
@@ -47,6 +50,16 @@ func floatTensor(name string, dims []int64, v []float32) tensorProto {
 	return tensorProto{name: name, dims: dims, dtype: dtFloat, raw: raw}
 }
 
+// float16Tensor stores v, whose values must be exactly representable in
+// IEEE binary16, as FLOAT16.
+func float16Tensor(name string, dims []int64, v []float32) tensorProto {
+	raw := make([]byte, 2*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint16(raw[2*i:], compress.Float32ToFloat16(f))
+	}
+	return tensorProto{name: name, dims: dims, dtype: dtFloat16, raw: raw}
+}
+
 func int8Tensor(name string, dims []int64, v []int8) tensorProto {
 	raw := make([]byte, len(v))
 	for i, q := range v {
@@ -74,6 +87,8 @@ func elemSize(dtype int32) int {
 		return 4
 	case dtInt64:
 		return 8
+	case dtFloat16:
+		return 2
 	}
 	return 1
 }
