@@ -16,9 +16,9 @@ import (
 
 // ONNX TensorProto.DataType values.
 const (
-	dtFloat = 1
-	dtUint8 = 2
-	dtInt8  = 3
+	dtFloat   = 1
+	dtUint8   = 2
+	dtInt8    = 3
 	dtInt64   = 7
 	dtFloat16 = 10
 )
