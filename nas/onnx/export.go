@@ -16,9 +16,10 @@
 // per-output-channel scales feed DequantizeLinear (axis 0), and the op's
 // input goes through QuantizeLinear/DequantizeLinear with the uint8 scale
 // and zero point the op was calibrated with, so the file computes exactly
-// what hwnas's int8 kernels compute. Pruned weights are stored as the
-// sparse_value of a Constant node (non-zeros and their indices) when that
-// is smaller. What ONNX cannot carry (sub-8-bit widths, shared-weight
+// what hwnas's int8 kernels compute (up to rounding ties). Weights that are
+// all binary16 values (fp16 storage) are FLOAT16 initializers cast to
+// float. Pruned weights are stored as the sparse_value of a Constant node
+// (non-zeros and their indices) when that is smaller. What ONNX cannot carry (sub-8-bit widths, shared-weight
 // codebooks, sparsity as compute, entropy coding) is listed by Notes and
 // written into the model's metadata (hwnas.export_notes), never dropped
 // silently.
