@@ -96,7 +96,10 @@ type Progress struct {
 // Summary is what Run returns.
 type Summary struct {
 	Progress
-	Resumed  bool         `json:"resumed"`
+	Resumed bool `json:"resumed"`
+	// Pareto lists the study's trials on the (validation accuracy,
+	// latency, bytes) front on its device (store.ParetoFront), by number.
+	Pareto   []int        `json:"pareto"`
 	Final    *FinalResult `json:"final,omitempty"`
 	Requeued int          `json:"requeued"`
 	Seconds  float64      `json:"seconds"`
@@ -219,6 +222,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	sum.Seconds = time.Since(start).Seconds()
+	front, err := o.DB.ParetoFront(ctx, st.Name, st.DeviceFingerprint, cfg.Batch, store.ByValidation)
+	if err != nil {
+		return sum, fmt.Errorf("pareto front: %w", err)
+	}
+	for _, r := range front {
+		sum.Pareto = append(sum.Pareto, r.Number)
+	}
 	if err := o.DB.SetStudyStatus(context.WithoutCancel(ctx), st.ID, status); err != nil {
 		return sum, err
 	}

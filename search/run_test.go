@@ -89,7 +89,7 @@ func TestRunRecordsTrialsAndResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Done != 4 || sum.Failed != 1 || sum.Resumed || len(progress) != 4 || progress[3].Done != 4 {
+	if sum.Done != 4 || sum.Failed != 1 || sum.Resumed || len(progress) != 4 || progress[3].Done != 4 || len(sum.Pareto) == 0 {
 		t.Fatalf("summary %+v, %d progress calls", sum, len(progress))
 	}
 	trials := checkTrials(t, db, "s", 4)

@@ -210,6 +210,9 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	}
 	_, err = fmt.Fprintf(w, "study %s: %d trials (%d failed, %d invalid), best reward %.4f (trial %d), %.0f trials/hour, per-op table error %.1f%%\n",
 		sum.Study, sum.Done, sum.Failed, sum.Invalid, sum.BestReward, sum.BestTrial, sum.TrialsPerHr, sum.PredErrorPct)
+	if err == nil {
+		_, err = fmt.Fprintf(w, "pareto front (accuracy, latency, bytes): trials %v (hwnas pareto --study %s)\n", sum.Pareto, sum.Study)
+	}
 	if err == nil && sum.Final != nil {
 		f := sum.Final
 		_, err = fmt.Fprintf(w, "final training of trial %d (trial %d): test accuracy %.2f%%, %d bytes, latency %v\n",
