@@ -97,6 +97,9 @@ func checkHostOp(p *Plan, i int) error {
 	if op.Kind == OpConv {
 		rows = op.Conv.K
 	}
+	if rows <= 0 {
+		return errf("no output features")
+	}
 	cols := len(op.W) / rows
 	if q := op.Quant; q != nil {
 		if len(q.Q) != len(op.W) || len(q.Scale) != rows {

@@ -176,6 +176,10 @@ func TestHostProgramRejectsBadPlans(t *testing.T) {
 			p.Ops[0].Sparse = &accel.SparseWeights{Rows: 2, Cols: 1, RowPtr: []int32{0, 1}, ColIdx: []int32{0}, Val: []float32{1}}
 		}},
 		{"unknown kind", "unknown op kind", func(p *accel.Plan) { p.Ops[1].Kind = "transpose" }},
+		{"zero features", "no output features", func(p *accel.Plan) {
+			p.Tensors[3] = accel.Shape{0}
+			p.Ops[2].W, p.Ops[2].B = nil, nil
+		}},
 	}
 	for _, c := range cases {
 		p := tinyNet()
