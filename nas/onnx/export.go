@@ -186,29 +186,34 @@ func Notes(p *accel.Plan, meta Metadata) []string {
 // "" when fewer than half are zero and the op carries no CSR form.
 func sparsityNote(op *accel.Op) string {
 	n := len(op.W)
-	nnz, size := 0, 4
-	if op.Quant != nil {
-		size = 1
-		for _, v := range op.Quant.Q {
-			if v != 0 {
-				nnz++
-			}
-		}
-	} else {
-		for _, v := range op.W {
-			if math.Float32bits(v) != 0 {
-				nnz++
-			}
+	if n == 0 {
+		return ""
+	}
+	var t tensorProto
+	switch {
+	case op.Quant != nil:
+		t = int8Tensor("", nil, op.Quant.Q)
+	case isFloat16(op.W):
+		t = float16Tensor("", nil, op.W)
+	default:
+		t = floatTensor("", nil, op.W)
+	}
+	size := elemSize(t.dtype)
+	deltas, values := sparseEntries(t)
+	nnz := 0
+	for i := 0; i < len(values); i += size {
+		if string(values[i:i+size]) != string(make([]byte, size)) {
+			nnz++
 		}
 	}
-	if n == 0 || (op.Sparse == nil && 2*nnz > n) {
+	if op.Sparse == nil && 2*nnz > n {
 		return ""
 	}
 	what := fmt.Sprintf("op %q: unstructured sparsity (%d of %d weights non-zero, %.1f%%)", op.Name, nnz, n, 100*float64(nnz)/float64(n))
-	if sparsePays(nnz, n, size) {
-		return fmt.Sprintf("%s is stored sparse, as a Constant's sparse_value (%d bytes instead of %d); runtimes densify it when loading, so the file is smaller but ONNX Conv/Gemm run dense", what, nnz*(size+8), n*size)
+	if sb := sparseBytes(len(deltas), size); sb < len(t.raw) {
+		return fmt.Sprintf("%s is stored sparse: 1-byte relative positions and values (%d bytes instead of %d), expanded by standard ops when the model loads; ONNX Conv/Gemm then run dense", what, sb, len(t.raw))
 	}
-	return fmt.Sprintf("%s is stored dense: a sparse tensor (value and int64 index per non-zero) would be larger, and ONNX Conv/Gemm take dense weights", what)
+	return fmt.Sprintf("%s is stored dense: sparse storage (a 1-byte position per non-zero) would not be smaller, and ONNX Conv/Gemm take dense weights", what)
 }
 
 // distinct returns the number of distinct values in w, or 0 when there are
@@ -326,19 +331,42 @@ func (b *builder) init(t tensorProto) string {
 	return t.name
 }
 
-// weightInit adds a weight initializer or, when that is smaller (pruned
-// weights), a Constant node whose sparse_value holds the non-zeros and
-// whose output is the dense tensor; it reports whether it went sparse.
+// weightInit adds a weight initializer or, when it is smaller (pruned
+// weights), the tensor's non-zeros as 1-byte position deltas and values
+// (sparseEntries) with the standard ops that expand them: the positions
+// are CumSum(Cast(deltas)) − 1, ScatterElements writes the values into
+// ConstantOfShape zeros, and Reshape restores the shape. Every input is
+// constant, so runtimes fold this once when loading (inference runs the
+// dense tensor). It reports whether it went sparse.
 func (b *builder) weightInit(t tensorProto) (string, bool) {
-	sp, nnz := toSparse(t)
 	size := elemSize(t.dtype)
-	if !sparsePays(nnz, len(t.raw)/size, size) {
+	n := len(t.raw) / size
+	deltas, values := sparseEntries(t)
+	if sparseBytes(len(deltas), size) >= len(t.raw) {
 		return b.init(t), false
 	}
-	b.inits[t.name] = true
-	b.node("Constant", t.name+"_sparse", nil, []string{t.name}, attribute{name: "sparse_value", typ: attrSparse, sp: &sp})
-	return t.name, true
+	m := int64(len(deltas))
+	name := t.name
+	d := b.init(uint8Tensor(name+".deltas", []int64{m}, deltas))
+	v := b.init(tensorProto{name: name + ".values", dims: []int64{m}, dtype: t.dtype, raw: values})
+	axis := b.init(int64Tensor("axis_0", nil, []int64{0}))
+	one := b.init(int64Tensor("one_i64", nil, []int64{1}))
+	size1 := b.init(int64Tensor(name+".size", []int64{1}, []int64{int64(n)}))
+	dims := b.init(int64Tensor(name+".dims", []int64{int64(len(t.dims))}, t.dims))
+	zero := tensorProto{dims: []int64{1}, dtype: t.dtype, raw: make([]byte, size)}
+	b.node("Cast", name+"_deltas_i64", []string{d}, []string{name + ".deltas_i64"}, intAttr("to", dtInt64))
+	b.node("CumSum", name+"_positions1", []string{name + ".deltas_i64", axis}, []string{name + ".positions1"})
+	b.node("Sub", name+"_positions", []string{name + ".positions1", one}, []string{name + ".positions"})
+	b.node("ConstantOfShape", name+"_zeros", []string{size1}, []string{name + ".zeros"}, attribute{name: "value", typ: attrTensor, t: &zero})
+	b.node("ScatterElements", name+"_scatter", []string{name + ".zeros", name + ".positions", v}, []string{name + ".flat"}, intAttr("axis", 0))
+	b.node("Reshape", name+"_reshape", []string{name + ".flat", dims}, []string{name})
+	b.inits[name] = true
+	return name, true
 }
+
+// sparseBytes is the size of m sparse entries of size-byte values plus the
+// fixed cost of the expanding nodes (about 400 bytes).
+func sparseBytes(m, size int) int { return m*(1+size) + 400 }
 
 // shapeConst returns an int64 initializer holding a Reshape target
 // [-1, s...].

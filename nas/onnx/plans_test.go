@@ -363,10 +363,10 @@ func lowRankLeNet300(t testing.TB, seed uint64) *accel.Plan {
 	return p
 }
 
-// trainedPlan trains a built-in architecture for one epoch on the first n
-// MNIST training images (one kernel thread) and lowers it: a model with
-// the confident logits of a trained one, for the int8 agreement checks.
-func trainedPlan(t testing.TB, name string, n int) *accel.Plan {
+// trainedModel trains a built-in architecture for one epoch on the first n
+// MNIST training images (one kernel thread): a model with the confident
+// logits of a trained one, for the int8 agreement checks.
+func trainedModel(t testing.TB, name string, n int) *nas.Model {
 	t.Helper()
 	a, err := nas.BuiltinArch(name)
 	if err != nil {
@@ -388,7 +388,14 @@ func trainedPlan(t testing.TB, name string, n int) *accel.Plan {
 		t.Fatal(err)
 	}
 	t.Logf("%s trained on %d images: %+v", name, n, res.Epochs)
-	p, err := nas.Lower(m)
+	m.Kernels = nil
+	return m
+}
+
+// trainedPlan lowers trainedModel.
+func trainedPlan(t testing.TB, name string, n int) *accel.Plan {
+	t.Helper()
+	p, err := nas.Lower(trainedModel(t, name, n))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ const (
 	attrInt    = 2
 	attrString = 3
 	attrInts   = 7
-	attrSparse = 11
+	attrTensor = 4
 )
 
 // tensorProto is an initializer: dims and little-endian raw bytes.
@@ -93,29 +93,32 @@ func elemSize(dtype int32) int {
 	return 1
 }
 
-// sparsePays reports whether nnz of n elements of size bytes are smaller
-// as a sparse tensor (each non-zero costs its value plus an int64 index).
-func sparsePays(nnz, n, size int) bool { return nnz*(size+8) < n*size }
-
-// toSparse returns t as a sparse tensor: its non-zero elements (any
-// non-zero byte) and their flat indices.
-func toSparse(t tensorProto) (sparseTensorProto, int) {
+// sparseEntries codes the non-zero elements of t (elements with a non-zero
+// byte) as 1-byte position deltas and their values: entry k sits deltas
+// [0..k] summed, minus one, elements into the flat tensor. A gap longer
+// than 255 takes filler entries of value 0 at every 255th element, as Deep
+// Compression's relative indices do. It returns the deltas and the values'
+// raw bytes.
+func sparseEntries(t tensorProto) (deltas []byte, values []byte) {
 	size := elemSize(t.dtype)
 	n := len(t.raw) / size
-	s := sparseTensorProto{dims: t.dims}
-	var vals []byte
+	zero := make([]byte, size)
+	last := -1
 	for i := 0; i < n; i++ {
 		e := t.raw[i*size : (i+1)*size]
-		for _, c := range e {
-			if c != 0 {
-				s.indices = append(s.indices, int64(i))
-				vals = append(vals, e...)
-				break
-			}
+		if string(e) == string(zero) {
+			continue
 		}
+		for i-last > 255 {
+			last += 255
+			deltas = append(deltas, 255)
+			values = append(values, zero...)
+		}
+		deltas = append(deltas, byte(i-last))
+		values = append(values, e...)
+		last = i
 	}
-	s.values = tensorProto{name: t.name, dims: []int64{int64(len(s.indices))}, dtype: t.dtype, raw: vals}
-	return s, len(s.indices)
+	return deltas, values
 }
 
 // attribute is one node attribute of type FLOAT, INT, STRING or INTS.
@@ -126,7 +129,7 @@ type attribute struct {
 	i    int64
 	s    string
 	ints []int64
-	sp   *sparseTensorProto
+	t    *tensorProto
 }
 
 func intAttr(name string, v int64) attribute { return attribute{name: name, typ: attrInt, i: v} }
@@ -157,16 +160,6 @@ type valueInfo struct {
 	name  string
 	elem  int32
 	shape []dim
-}
-
-// sparseTensorProto is a tensor stored as its non-zero values and their
-// flat (row-major) int64 indices. The exporter writes pruned weights as the
-// sparse_value of a Constant node, whose output is the dense tensor (a
-// graph sparse_initializer would be typed sparse, which Conv/Gemm reject).
-type sparseTensorProto struct {
-	values  tensorProto // dims [NNZ]; its name names the initializer
-	indices []int64
-	dims    []int64
 }
 
 // graphProto is the computation graph.
@@ -225,16 +218,7 @@ func (t *tensorProto) marshal() []byte {
 	return appendBytes(b, 9, t.raw)
 }
 
-// SparseTensorProto: values=1, indices=2 (a TensorProto of int64 with
-// dims [NNZ]), dims=3.
-func (t *sparseTensorProto) marshal() []byte {
-	b := appendBytes(nil, 1, t.values.marshal())
-	idx := int64Tensor(t.values.name+".indices", []int64{int64(len(t.indices))}, t.indices)
-	b = appendBytes(b, 2, idx.marshal())
-	return appendPackedInt64(b, 3, t.dims)
-}
-
-// AttributeProto: name=1, f=2, i=3, s=4, ints=8, type=20, sparse_tensor=22.
+// AttributeProto: name=1, f=2, i=3, s=4, t=5, ints=8, type=20.
 func (a *attribute) marshal() []byte {
 	b := appendString(nil, 1, a.name)
 	switch a.typ {
@@ -247,8 +231,8 @@ func (a *attribute) marshal() []byte {
 		b = appendString(b, 4, a.s)
 	case attrInts:
 		b = appendPackedInt64(b, 8, a.ints)
-	case attrSparse:
-		b = appendBytes(b, 22, a.sp.marshal())
+	case attrTensor:
+		b = appendBytes(b, 5, a.t.marshal())
 	}
 	return appendVarint(b, 20, uint64(a.typ))
 }
