@@ -18,8 +18,9 @@
 // and zero point the op was calibrated with, so the file computes exactly
 // what hwnas's int8 kernels compute (up to rounding ties). Weights that are
 // all binary16 values (fp16 storage) are FLOAT16 initializers cast to
-// float. Pruned weights are stored as the sparse_value of a Constant node
-// (non-zeros and their indices) when that is smaller. What ONNX cannot carry (sub-8-bit widths, shared-weight
+// float. Pruned weights are stored, when that is smaller, as their
+// non-zeros with 1-byte relative positions, expanded by standard ops that
+// runtimes fold when loading (see weightInit). What ONNX cannot carry (sub-8-bit widths, shared-weight
 // codebooks, sparsity as compute, entropy coding) is listed by Notes and
 // written into the model's metadata (hwnas.export_notes), never dropped
 // silently.
