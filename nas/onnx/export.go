@@ -20,10 +20,10 @@
 // all binary16 values (fp16 storage) are FLOAT16 initializers cast to
 // float. Pruned weights are stored, when that is smaller, as their
 // non-zeros with 1-byte relative positions, expanded by standard ops that
-// runtimes fold when loading (see weightInit). What ONNX cannot carry (sub-8-bit widths, shared-weight
-// codebooks, sparsity as compute, entropy coding) is listed by Notes and
-// written into the model's metadata (hwnas.export_notes), never dropped
-// silently.
+// runtimes fold when loading (see weightInit). What ONNX cannot carry
+// (sub-8-bit widths, shared-weight codebooks, sparsity as compute, entropy
+// coding) is listed by Notes and written into the model's metadata
+// (hwnas.export_notes), never dropped silently.
 package onnx
 
 import (
