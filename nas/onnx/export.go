@@ -165,7 +165,11 @@ func Notes(p *accel.Plan, meta Metadata) []string {
 				continue
 			}
 			if q := op.Quant; q != nil && q.Bits < 8 {
-				notes = append(notes, fmt.Sprintf("op %q: %d-bit weights are stored as int8 (opset %d has no narrower integer type)", op.Name, q.Bits, Opset))
+				if packable(q) {
+					notes = append(notes, fmt.Sprintf("op %q: %d-bit weights are stored packed, %d to a byte, and unpacked to int8 by standard ops when the model loads (opset %d has no %d-bit type): runtimes compute them as int8", op.Name, q.Bits, 8/q.Bits, Opset, q.Bits))
+				} else {
+					notes = append(notes, fmt.Sprintf("op %q: %d-bit weights are stored as int8 (opset %d has no narrower integer type)", op.Name, q.Bits, Opset))
+				}
 			}
 			if note := sparsityNote(op); note != "" {
 				notes = append(notes, note)
@@ -211,6 +215,9 @@ func sparsityNote(op *accel.Op) string {
 		return ""
 	}
 	what := fmt.Sprintf("op %q: unstructured sparsity (%d of %d weights non-zero, %.1f%%)", op.Name, nnz, n, 100*float64(nnz)/float64(n))
+	if op.Quant != nil && packable(op.Quant) {
+		return fmt.Sprintf("%s is stored in the packed %d-bit form, zeros included, and ONNX Conv/Gemm take dense weights", what, op.Quant.Bits)
+	}
 	if sb := sparseBytes(len(deltas), size); sb < len(t.raw) {
 		return fmt.Sprintf("%s is stored sparse: 1-byte relative positions and values (%d bytes instead of %d), expanded by standard ops when the model loads; ONNX Conv/Gemm then run dense", what, sb, len(t.raw))
 	}
@@ -459,7 +466,12 @@ func (b *builder) weights(op *accel.Op, prefix string, dims []int64) (string, er
 	if len(q.Q) != len(op.W) || len(q.Scale) != k {
 		return "", fmt.Errorf("int8 weights: %d values and %d scales for %d weights of %d output channels", len(q.Q), len(q.Scale), len(op.W), k)
 	}
-	wq, _ := b.weightInit(int8Tensor(prefix+".weight_q", dims, q.Q))
+	var wq string
+	if packable(q) {
+		wq = b.packedInit(prefix+".weight_q", dims, q.Q, q.Bits)
+	} else {
+		wq, _ = b.weightInit(int8Tensor(prefix+".weight_q", dims, q.Q))
+	}
 	sc := b.init(floatTensor(prefix+".weight_scale", []int64{int64(k)}, q.Scale))
 	zp := b.init(int8Tensor(prefix+".weight_zero", []int64{int64(k)}, make([]int8, k)))
 	out := prefix + ".weight"
@@ -484,6 +496,76 @@ func (b *builder) input(op *accel.Op, prefix, in string) (string, error) {
 	b.node("QuantizeLinear", prefix+"_in_quant", []string{in, sc, zp}, []string{prefix + ".in_q"})
 	b.node("DequantizeLinear", prefix+"_in_dequant", []string{prefix + ".in_q", sc, zp}, []string{prefix + ".in_dq"})
 	return prefix + ".in_dq", nil
+}
+
+// packable reports whether q's integers can be stored packed: 1, 2 or 4
+// bits with every value in range (b ≥ 2: −2^(b−1)..2^(b−1)−1; 1 bit: ±1).
+func packable(q *accel.QuantWeights) bool {
+	if q.Bits != 1 && q.Bits != 2 && q.Bits != 4 {
+		return false
+	}
+	lo, hi := -(1 << (q.Bits - 1)), 1<<(q.Bits-1)-1
+	for _, v := range q.Q {
+		switch {
+		case q.Bits == 1 && v != 1 && v != -1:
+			return false
+		case q.Bits > 1 && (int(v) < lo || int(v) > hi):
+			return false
+		}
+	}
+	return true
+}
+
+// packedInit stores b-bit integers q (b = 1, 2, 4) packed 8/b to a byte as
+// codes u (q = u − 2^(b−1), or q = 2u − 1 for one bit), value i in bits
+// (i mod 8/b)·b.. of byte i/(8/b), and emits the standard ops that unpack
+// them to an int8 tensor named name: per slot j, BitShift left by
+// 8 − (j+1)·b then right by 8 − b; the slots interleaved (Unsqueeze,
+// Concat, Reshape), the padding sliced off, the codes mapped to q in
+// int32 and cast to int8. All inputs are constant, so runtimes fold this
+// when loading.
+func (b *builder) packedInit(name string, dims []int64, q []int8, bits int) string {
+	per := 8 / bits
+	n := len(q)
+	packed := make([]byte, (n+per-1)/per)
+	for i, v := range q {
+		u := int(v) + 1<<(bits-1)
+		if bits == 1 {
+			u = (int(v) + 1) / 2
+		}
+		packed[i/per] |= byte(u) << ((i % per) * bits)
+	}
+	src := b.init(uint8Tensor(name+".packed", []int64{int64(len(packed))}, packed))
+	axis1 := b.init(int64Tensor("axes_1", []int64{1}, []int64{1}))
+	var slots []string
+	for j := 0; j < per; j++ {
+		left := b.init(uint8Tensor(fmt.Sprintf("u8_%d", 8-(j+1)*bits), nil, []uint8{uint8(8 - (j+1)*bits)}))
+		right := b.init(uint8Tensor(fmt.Sprintf("u8_%d", 8-bits), nil, []uint8{uint8(8 - bits)}))
+		slot := fmt.Sprintf("%s.slot%d", name, j)
+		b.node("BitShift", slot+"_left", []string{src, left}, []string{slot + "_l"}, attribute{name: "direction", typ: attrString, s: "LEFT"})
+		b.node("BitShift", slot+"_right", []string{slot + "_l", right}, []string{slot + "_r"}, attribute{name: "direction", typ: attrString, s: "RIGHT"})
+		b.node("Unsqueeze", slot+"_col", []string{slot + "_r", axis1}, []string{slot})
+		slots = append(slots, slot)
+	}
+	b.node("Concat", name+"_interleave", slots, []string{name + ".codes2d"}, intAttr("axis", 1))
+	flatShape := b.init(int64Tensor(fmt.Sprintf("shape_%d", len(packed)*per), []int64{1}, []int64{int64(len(packed) * per)}))
+	b.node("Reshape", name+"_codes_flat", []string{name + ".codes2d", flatShape}, []string{name + ".codes_all"})
+	start := b.init(int64Tensor("zero_1d", []int64{1}, []int64{0}))
+	end := b.init(int64Tensor(fmt.Sprintf("%s.n", name), []int64{1}, []int64{int64(n)}))
+	b.node("Slice", name+"_unpad", []string{name + ".codes_all", start, end}, []string{name + ".codes"})
+	b.node("Cast", name+"_codes_i32", []string{name + ".codes"}, []string{name + ".codes_i32"}, intAttr("to", dtInt32))
+	mul, off := int32(1), int32(1<<(bits-1))
+	if bits == 1 {
+		mul, off = 2, 1
+	}
+	m := b.init(int32Tensor(fmt.Sprintf("i32_%d", mul), nil, []int32{mul}))
+	o := b.init(int32Tensor(fmt.Sprintf("i32_%d", off), nil, []int32{off}))
+	b.node("Mul", name+"_scale_codes", []string{name + ".codes_i32", m}, []string{name + ".codes_mul"})
+	b.node("Sub", name+"_center", []string{name + ".codes_mul", o}, []string{name + ".values_i32"})
+	b.node("Cast", name+"_int8", []string{name + ".values_i32"}, []string{name + ".values"}, intAttr("to", dtInt8))
+	shape := b.init(int64Tensor(name+".dims", []int64{int64(len(dims))}, dims))
+	b.node("Reshape", name+"_reshape", []string{name + ".values", shape}, []string{name})
+	return name
 }
 
 // isFloat16 reports whether every value of w is exactly an IEEE binary16

@@ -80,7 +80,7 @@ func TestMixedRecipe(t *testing.T) {
 
 	wantNotes := []string{
 		`op "fc1": unstructured sparsity (18816 of 235200 weights non-zero, 8.0%) is stored sparse`,
-		`op "fc3": 4-bit weights are stored as int8`,
+		`op "fc3": 4-bit weights are stored packed, 2 to a byte`,
 		`Huffman coding of the quantized weights is not carried by ONNX`,
 	}
 	if len(notes) != len(wantNotes) {
@@ -145,7 +145,11 @@ func TestNotes(t *testing.T) {
 	}{
 		{"fp32", op(func(*accel.Op) {}), ""},
 		{"int8", op(quant(8)), ""},
-		{"int4", op(quant(4)), `op "fc2": 4-bit weights are stored as int8`},
+		{"int4", op(quant(4)), `op "fc2": 4-bit weights are stored packed, 2 to a byte`},
+		{"int4 out of range", op(func(op *accel.Op) {
+			quant(4)(op)
+			op.Quant.Q[7] = 100
+		}), `op "fc2": 4-bit weights are stored as int8`},
 		{"shared", op(func(op *accel.Op) {
 			for i := range op.W {
 				op.W[i] = float32(i%16) / 16
@@ -247,7 +251,7 @@ func TestMixedRecipeApply(t *testing.T) {
 	checkFiles(t, path)
 	t.Logf("recipe %s: %d plan ops, compressed %d bytes, ONNX %d bytes, notes %q", r, len(p.Ops), res.Bytes, len(model), notes)
 	joined := strings.Join(notes, "\n")
-	for _, w := range []string{`op "fc1": unstructured sparsity`, `op "fc3": 4-bit weights are stored as int8`, "Huffman"} {
+	for _, w := range []string{`op "fc1": unstructured sparsity`, `op "fc3": 4-bit weights are stored packed, 2 to a byte`, "Huffman"} {
 		if !strings.Contains(joined, w) {
 			t.Errorf("notes %q: none contains %q", notes, w)
 		}
@@ -270,4 +274,40 @@ func TestMixedRecipeApply(t *testing.T) {
 	want := hwnasOutputs(t, p, set.Images, set.N, 100)
 	compareQuantized(t, p, model, set.Images, set.N, want)
 	checkIntegerKernels(t, p, model)
+}
+
+// TestPackedWeights: 4-, 2- and 1-bit weights travel packed (8/b to a
+// byte) and unpack, when the model loads, to exactly hwnas's integers:
+// onnxruntime agrees with hwnas's int8 kernels, and the file shrinks with
+// the bit width.
+func TestPackedWeights(t *testing.T) {
+	const n = 1000
+	cal := calibration(t, 200)
+	set := mnist(t, n)
+	dir := t.TempDir()
+	var paths []string
+	size := map[int]int{}
+	for _, bits := range []int{8, 4, 2, 1} {
+		p := quantize(t, lenet300Plan(2), map[string]int{"*": bits}, cal.Images, cal.N)
+		p.Name = fmt.Sprintf("lenet-300-100-int%d", bits)
+		path, model, notes := exportFile(t, dir, p, Metadata{})
+		paths = append(paths, path)
+		size[bits] = len(model)
+		if packed := strings.Count(strings.Join(notes, "\n"), fmt.Sprintf("%d-bit weights are stored packed", bits)); bits < 8 && packed != 3 {
+			t.Errorf("%d bits: notes %q, want 3 about packing", bits, notes)
+		}
+		want := hwnasOutputs(t, p, set.Images, n, 100)
+		compareQuantized(t, p, model, set.Images, n, want)
+		checkIntegerKernels(t, p, model)
+	}
+	checkFiles(t, paths...)
+	// 266,200 weights: b/8 bytes each, plus scales, biases and the
+	// unpacking nodes (a fixed 20 kB at most).
+	for _, bits := range []int{4, 2, 1} {
+		wantMax := 266200*bits/8 + 20000
+		t.Logf("%d-bit file: %d bytes (int8: %d)", bits, size[bits], size[8])
+		if size[bits] > wantMax {
+			t.Errorf("%d-bit file of %d bytes, want ≤ %d", bits, size[bits], wantMax)
+		}
+	}
 }

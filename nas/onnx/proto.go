@@ -19,6 +19,7 @@ const (
 	dtFloat   = 1
 	dtUint8   = 2
 	dtInt8    = 3
+	dtInt32   = 6
 	dtInt64   = 7
 	dtFloat16 = 10
 )
@@ -72,6 +73,14 @@ func uint8Tensor(name string, dims []int64, v []uint8) tensorProto {
 	return tensorProto{name: name, dims: dims, dtype: dtUint8, raw: append([]byte(nil), v...)}
 }
 
+func int32Tensor(name string, dims []int64, v []int32) tensorProto {
+	raw := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(raw[4*i:], uint32(x))
+	}
+	return tensorProto{name: name, dims: dims, dtype: dtInt32, raw: raw}
+}
+
 func int64Tensor(name string, dims []int64, v []int64) tensorProto {
 	raw := make([]byte, 8*len(v))
 	for i, x := range v {
@@ -83,7 +92,7 @@ func int64Tensor(name string, dims []int64, v []int64) tensorProto {
 // elemSize is the byte size of one element of the data types written here.
 func elemSize(dtype int32) int {
 	switch dtype {
-	case dtFloat:
+	case dtFloat, dtInt32:
 		return 4
 	case dtInt64:
 		return 8
