@@ -18,12 +18,13 @@
 // and zero point the op was calibrated with, so the file computes exactly
 // what hwnas's int8 kernels compute (up to rounding ties). Weights that are
 // all binary16 values (fp16 storage) are FLOAT16 initializers cast to
-// float. Pruned weights are stored, when that is smaller, as their
-// non-zeros with 1-byte relative positions, expanded by standard ops that
-// runtimes fold when loading (see weightInit). What ONNX cannot carry
-// (sub-8-bit widths, shared-weight codebooks, sparsity as compute, entropy
-// coding) is listed by Notes and written into the model's metadata
-// (hwnas.export_notes), never dropped silently.
+// float. 1-, 2- and 4-bit weights are stored packed (packedInit), and
+// pruned weights, when that is smaller, as their non-zeros with 1-byte
+// relative positions (weightInit); standard ops expand both, and runtimes
+// fold them when loading. What ONNX cannot carry (sub-8-bit arithmetic,
+// shared-weight codebooks, sparsity as compute, entropy coding) is listed by
+// Notes and written into the model's metadata (hwnas.export_notes), never
+// dropped silently.
 package onnx
 
 import (
