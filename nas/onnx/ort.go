@@ -119,9 +119,9 @@ type Session struct {
 
 var _ accel.Program = (*Session)(nil)
 
-// NewSession compiles model for batch samples per Run. The model's first
-// input and first output must be float32 tensors whose only symbolic
-// dimension, if any, is the leading batch dimension.
+// NewSession compiles model for batch samples per Run. The model must have
+// one input and one output, float32 tensors whose only symbolic dimension,
+// if any, is the leading batch dimension.
 func NewSession(model []byte, batch int, opt SessionOptions) (*Session, error) {
 	if batch <= 0 {
 		return nil, fmt.Errorf("onnxruntime: batch %d, want ≥ 1", batch)
