@@ -245,7 +245,7 @@ func (src *exportSource) withRecipe(ctx context.Context, opts exportOptions) err
 	}
 	res, err := compress.Apply(ctx, src.model, r, train, val, compress.Config{NoFineTune: true, NoSparseKernels: true})
 	if err != nil {
-		return fmt.Errorf("applying --recipe: %w", err)
+		return badInputf("applying --recipe: %v", err)
 	}
 	src.model = res.Model
 	src.figures["val_accuracy_before"] = res.ValAccBefore
