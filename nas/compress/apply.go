@@ -253,7 +253,6 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 	}
 
 	// 3. Unstructured pruning, gradually.
-	pruned := false
 	for round := 1; round <= cfg.PruneRounds; round++ {
 		anyPruned := false
 		for _, nd := range weightNodes(cur) {
@@ -273,7 +272,6 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 		if !anyPruned {
 			break
 		}
-		pruned = true
 		if err := fineTune(nas.TrainConfig{}); err != nil {
 			return nil, err
 		}
@@ -281,7 +279,6 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 			return nil, err
 		}
 	}
-	_ = pruned
 
 	// 4. Sharing and quantization.
 	opt := EncodeOptions{Formats: map[string]TensorFormat{}, Huffman: r.Huffman}
