@@ -96,7 +96,11 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		}
 	}
 	_, fm, _ := parseDecisions(tr.Decisions)
-	fmt.Fprintf(c.log, "final training of trial %d as trial %d: %d epoch(s) on %d images\n", best.Number, tr.Number, fm.Epochs, fm.Subset)
+	images := "all training images"
+	if fm.Subset > 0 {
+		images = fmt.Sprintf("%d training images", fm.Subset)
+	}
+	fmt.Fprintf(c.log, "final training of trial %d as trial %d: %d epoch(s) on %s\n", best.Number, tr.Number, fm.Epochs, images)
 	cfg, err := c.cfg.Space.Decode(fm.Decisions)
 	if err != nil {
 		return err
