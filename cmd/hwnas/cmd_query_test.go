@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"hwnas/accel"
+	"hwnas/cpu"
 	"hwnas/store"
 )
 
@@ -36,7 +37,7 @@ func queryTestDB(t *testing.T) (path string, ids map[string]int64, local accel.D
 	ctx := context.Background()
 	other := accel.Device{Backend: "cpu", Name: "Made-up CPU", Cores: 4, Features: []string{"avx2"}}
 	other.Fingerprint = other.ComputeFingerprint()
-	local = accel.DetectCPU(0, "test")
+	local = accel.DetectCPU(0, cpu.ISA()) // what the registered cpu backend reports
 	alpha, err := db.CreateStudy(ctx, store.Study{Name: "alpha", Dataset: "mnist", DeviceSpec: "cpu", DeviceName: other.Name,
 		DeviceFingerprint: other.Fingerprint, Strategy: "rl"})
 	if err != nil {
@@ -585,7 +586,7 @@ func TestResolveQueryDevice(t *testing.T) {
 	}
 	matched, note, err := resolveQueryDevice(ctx, r, "cpu")
 	r.Close()
-	local := accel.DetectCPU(0, "")
+	local := accel.DetectCPU(0, cpu.ISA())
 	if err != nil || note != "" || (matched != one.Name && matched != local.Fingerprint) {
 		t.Fatalf("this CPU at 1 thread: matched %q note %q err %v", matched, note, err)
 	}
