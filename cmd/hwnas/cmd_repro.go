@@ -108,7 +108,7 @@ var reproCases = map[string][]reproCase{
 		{"fp16", "quantization", "quant=fp16"},
 		{"distilled half-width student", "distillation", "conv1.channels=0.5:l1,conv2.channels=0.5:l1,fc1.channels=0.5:l1,distill=TEACHER:T=4:a=0.7"},
 		{"Deep Compression (P+Q+H)", "hybrid", "conv1.prune=0.34,conv2.prune=0.88,fc1.prune=0.92,fc2.prune=0.81,share=5bit,conv1.share=8bit,conv2.share=8bit,huffman"},
-		{"hwnas P+Q+H", "hybrid", "conv1.prune=0.4,conv2.prune=0.9,fc1.prune=0.95,fc2.prune=0.85,share=5bit,conv1.share=6bit,conv2.share=6bit,huffman"},
+		{"hwnas P+Q+H+KD", "hybrid", "conv1.prune=0.4,conv2.prune=0.9,fc1.prune=0.94,fc2.prune=0.85,share=5bit,conv1.share=6bit,conv2.share=6bit,huffman,distill=TEACHER:T=4:a=0.7"},
 		{"channels + int8", "hybrid", "conv1.channels=0.5:l1,conv2.channels=0.5:l1,fc1.channels=0.5:l1,quant=int8"},
 	},
 }
