@@ -15,13 +15,17 @@ import (
 // FinalOptions ask Run to train the study's winner again with a full
 // budget once the search is over: the trial with the highest reward is
 // re-run from scratch for Epochs epochs on Subset training images (0: all)
-// and recorded as a new trial of the study, marked as final. Its metrics
+// and recorded as a new trial of the study, marked as final. A final
+// training with the same budget is never repeated; another budget trains
+// again. Its metrics
 // (test accuracy included) are what a report should quote; the strategy
 // never sees it and it does not count against the trial budget.
 type FinalOptions struct {
-	Epochs  int
-	Subset  int
-	Timeout time.Duration // default 4× the trial limit
+	Epochs int
+	Subset int
+	// FineTuneEpochs after each compression step (default 1).
+	FineTuneEpochs int
+	Timeout        time.Duration // default 4× the trial limit
 }
 
 // finalMarker is the decisions JSON of a final trial.
@@ -30,6 +34,7 @@ type finalMarker struct {
 	Decisions Decisions `json:"decisions"`
 	Epochs    int       `json:"epochs"`
 	Subset    int       `json:"subset"`
+	FineTune  int       `json:"fine_tune_epochs,omitempty"`
 }
 
 // parseDecisions reads a trial's decisions: a plain index vector, or a
@@ -64,7 +69,9 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 			return fmt.Errorf("trial %d: decisions: %w", t.Number, err)
 		}
 		if fm != nil {
-			finals[fm.FinalOf] = t
+			if fm.Epochs == fo.Epochs && fm.Subset == fo.Subset && max(1, fm.FineTune) == max(1, fo.FineTuneEpochs) {
+				finals[fm.FinalOf] = t
+			}
 			continue
 		}
 		if t.Status == store.Done && t.Metrics != nil && (best == nil || t.Metrics.Reward > best.Metrics.Reward) {
@@ -81,7 +88,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		return nil
 	case tr == nil:
 		d, _, _ := parseDecisions(best.Decisions)
-		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset})
+		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset, FineTune: fo.FineTuneEpochs})
 		if err != nil {
 			return err
 		}
@@ -113,7 +120,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		return err
 	}
 	spec := c.trialSpec(tr.Number, cfg, cand)
-	spec.Epochs, spec.Subset, spec.ValSubset = max(1, fm.Epochs), fm.Subset, 0
+	spec.Epochs, spec.Subset, spec.ValSubset, spec.FineTuneEpochs = max(1, fm.Epochs), fm.Subset, 0, fm.FineTune
 	if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
 		return err
 	}

@@ -28,6 +28,8 @@ type TrialSpec struct {
 	Optimizer string  `json:"optimizer,omitempty"`
 	LR        float64 `json:"lr,omitempty"`
 	BatchSize int     `json:"batch_size,omitempty"`
+	// FineTuneEpochs after each compression step (0: 1).
+	FineTuneEpochs int `json:"fine_tune_epochs,omitempty"`
 	// Teacher is the weights file of the study's distillation teacher
 	// (TeacherArch), trained by the first trial that needs it for
 	// TeacherEpochs (default 2) on the proxy subset.

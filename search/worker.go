@@ -218,7 +218,7 @@ func compressModel(ctx context.Context, m *nas.Model, spec *TrialSpec, train, va
 	}
 	lr := spec.LR / 5
 	cfg := compress.Config{Train: nas.TrainConfig{Optimizer: spec.Optimizer, LR: lr, BatchSize: spec.BatchSize,
-		Seed: spec.Seed, Subset: spec.Subset}, PruneRounds: 2, Threads: spec.Threads}
+		Seed: spec.Seed, Subset: spec.Subset}, FineTuneEpochs: spec.FineTuneEpochs, PruneRounds: 2, Threads: spec.Threads}
 	return compress.Apply(ctx, m, CompressRecipe(layers, distill), train, val, cfg)
 }
 

@@ -37,6 +37,7 @@ type searchOptions struct {
 	TrialTimeout                time.Duration
 	TrialMemory                 int64
 	FinalEpochs, FinalSubset    int
+	FinalFineTune               int
 	JSON                        bool
 	// Progress forces (1) or forbids (0) the progress bar; -1 decides by
 	// whether stderr is a terminal.
@@ -96,6 +97,7 @@ The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
 	f.Int64Var(&opts.TrialMemory, "trial-memory", 8<<30, "address-space limit of one worker in bytes")
 	f.IntVar(&opts.FinalEpochs, "final-epochs", 0, "after the search, train the winner again for this many epochs (0: no)")
 	f.IntVar(&opts.FinalSubset, "final-subset", 0, "training images of the final training (0: all)")
+	f.IntVar(&opts.FinalFineTune, "final-fine-tune", 1, "fine-tuning epochs after each compression step in the final training")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
 	_ = cmd.MarkFlagRequired("study")
 	rootCmd.AddCommand(cmd)
@@ -179,7 +181,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits: search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
-		Final:  search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset}}
+		Final:  search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune}}
 	bar := opts.progress == 1
 	if opts.progress < 0 {
 		f, ok := opts.stderr.(*os.File)
