@@ -68,10 +68,10 @@ func (k *Kernels) MaxPool2DBackward(p accel.PoolParams, dy []float32, argmax []i
 			return fmt.Errorf("%s: argmax[%d]=%d outside the %d-element plane", name, i, a, plane)
 		}
 	}
-	cp := poolC(p)
+	cp, isa := poolC(p), cISA()
 	dyp, ap, dxp := fptr(dy), iptr(argmax), fptr(dx)
 	k.parallel(p.N*p.C, planeChunk(p.H*p.W), func(lo, hi, _ int) {
-		C.hw_maxpool_bwd(&cp, C.long(lo), C.long(hi), dyp, ap, dxp)
+		C.hw_maxpool_bwd(isa, &cp, C.long(lo), C.long(hi), dyp, ap, dxp)
 	})
 	return nil
 }

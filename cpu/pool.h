@@ -21,8 +21,23 @@ void hw_pool_generic_max(const hw_pool_t *p, long q0, long q1, const float *x, f
 void hw_pool_avx2_max(const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax);
 void hw_pool_avx512_max(const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax);
 
-/* hw_maxpool_bwd zeroes each dx plane and adds dy at argmax. */
-void hw_maxpool_bwd(const hw_pool_t *p, long q0, long q1, const float *dy, const int *argmax, float *dx);
+/* The 2×2 stride-2 unpadded fast paths (hw_pool_is22), with the
+ * signatures of the general kernels. */
+void hw_pool_avx2_max22(const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax);
+void hw_pool_avx512_max22(const hw_pool_t *p, long q0, long q1, const float *x, float *y, int *argmax);
+void hw_pool_avx2_avg22(const hw_pool_t *p, long q0, long q1, const float *x, float *y);
+void hw_pool_avx512_avg22(const hw_pool_t *p, long q0, long q1, const float *x, float *y);
+void hw_pool_avx512_max22_bwd(const hw_pool_t *p, long q0, long q1, const float *dy, const int *argmax, float *dx);
+
+/* hw_pool_is22 is 1 for a 2×2 window with stride 2 and no padding. */
+static inline int hw_pool_is22(const hw_pool_t *p)
+{
+    return p->KH == 2 && p->KW == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0;
+}
+
+/* hw_maxpool_bwd zeroes each dx plane and adds dy at argmax (any index in
+ * the plane), at ISA level isa. */
+void hw_maxpool_bwd(int isa, const hw_pool_t *p, long q0, long q1, const float *dy, const int *argmax, float *dx);
 
 /* hw_avgpool writes each window's mean over its in-bounds elements. */
 void hw_avgpool(int isa, const hw_pool_t *p, long q0, long q1, const float *x, float *y);

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -17,6 +18,12 @@ var poolShapes = []accel.PoolParams{
 	{N: 2, C: 5, H: 6, W: 7, KH: 3, KW: 2, StrideH: 1, StrideW: 1, PadH: 2, PadW: 1},
 	{N: 1, C: 3, H: 5, W: 5, KH: 5, KW: 5},
 	{N: 64, C: 20, H: 24, W: 24, KH: 2, KW: 2, StrideH: 2, StrideW: 2},
+	{N: 2, C: 50, H: 8, W: 8, KH: 2, KW: 2, StrideH: 2, StrideW: 2},
+	// 2×2 stride 2 over wide rows: several vectors per output row, a
+	// partial last one, odd width and height (last column and row unused).
+	{N: 2, C: 3, H: 10, W: 50, KH: 2, KW: 2, StrideH: 2, StrideW: 2},
+	{N: 1, C: 2, H: 5, W: 35, KH: 2, KW: 2, StrideH: 2, StrideW: 2},
+	{N: 1, C: 2, H: 4, W: 2, KH: 2, KW: 2, StrideH: 2, StrideW: 2},
 }
 
 func TestPoolMatchesReference(t *testing.T) {
@@ -97,6 +104,67 @@ func TestMaxPoolTiesAndPadding(t *testing.T) {
 			t.Fatalf("maxpool y %v argmax %v, want %v %v", y, am, wantY, wantA)
 		}
 	}
+}
+
+// The 2×2 stride-2 fast paths at every level: ties go to the first tap in
+// row-major order, a NaN as first tap wins and a later one never does (the
+// strict > of the reference), and the backward pass accepts argmax
+// indices outside their own window (it then sums like the reference).
+func TestMaxPool22TiesNaNAndForeignArgmax(t *testing.T) {
+	var rk ref.Kernels
+	nan := float32(math.NaN())
+	eachLevel(t, func(t *testing.T, k *Kernels) {
+		p := accel.PoolParams{N: 1, C: 2, H: 2, W: 8, KH: 2, KW: 2, StrideH: 2, StrideW: 2}
+		x := []float32{
+			1, 1, 2, 3, nan, 5, 0, nan, // plane 0 row 0
+			1, 1, 3, 3, 7, 7, 0, 1, // plane 0 row 1
+			4, 4, 4, 4, -1, -2, -3, -4, // plane 1 row 0
+			4, 4, 4, 5, -1, -1, -1, -1, // plane 1 row 1
+		}
+		wantA := []int32{0, 3, 4, 15, 0, 11, 4, 14}
+		y, am := make([]float32, 8), make([]int32, 8)
+		if err := k.MaxPool2D(p, x, y, am); err != nil {
+			t.Fatal(err)
+		}
+		for i, a := range wantA {
+			want := x[(i/4)*16+int(a)]
+			same := y[i] == want || (y[i] != y[i] && want != want)
+			if am[i] != a || !same {
+				t.Fatalf("maxpool y %v argmax %v, want argmax %v", y, am, wantA)
+			}
+		}
+		y2 := make([]float32, 8)
+		if err := k.MaxPool2D(p, x, y2, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i := range y {
+			if y2[i] != y[i] && !(y2[i] != y2[i] && y[i] != y[i]) {
+				t.Fatalf("maxpool without argmax %v, with %v", y2, y)
+			}
+		}
+		// Backward over rows of 8 outputs (the AVX-512 path's minimum):
+		// argmax from the forward pass, then with plane 1's indices
+		// pointing outside their windows (two outputs on one element).
+		p = accel.PoolParams{N: 1, C: 2, H: 4, W: 16, KH: 2, KW: 2, StrideH: 2, StrideW: 2}
+		r := rand.New(rand.NewPCG(1, 1))
+		x, dy := kRand(r, 128), kRand(r, 32)
+		fwd := make([]int32, 32)
+		rk.MaxPool2D(p, x, make([]float32, 32), fwd)
+		foreign := append([]int32(nil), fwd...)
+		foreign[20], foreign[31] = 0, foreign[17]
+		for _, am := range [][]int32{fwd, foreign} {
+			want, got := make([]float32, 128), kRand(r, 128)
+			rk.MaxPool2DBackward(p, dy, am, want)
+			if err := k.MaxPool2DBackward(p, dy, am, got); err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("maxpool backward argmax %v: dx %v, want %v", am, got, want)
+				}
+			}
+		}
+	})
 }
 
 func TestPoolBadInput(t *testing.T) {
