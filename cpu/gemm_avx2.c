@@ -180,6 +180,9 @@ static void dot_avx2(int m, int n, int k, float alpha, const float *a, long lda,
 #define GEMM_NC 512
 #define GEMM_PACKB_T(b, ldb, kc, nc, dst) packB_trans_x86(b, ldb, kc, nc, GEMM_NR, dst)
 #define GEMM_DIRECT_UKR ukr_direct
+/* x·Wᵀ computed as (W·xᵀ)ᵀ when the batch fills whole vectors (gemm_impl.h). */
+#define GEMM_TRANSPOSE transpose_x86
+#define GEMM_SWAP_M(m) ((m) >= 16 && (m) % 8 == 0)
 /* B in place for small m unless its rows are a multiple of 4 KiB apart: a
  * 16-float sliver row is one cache line, and such strides map every row of
  * the sliver to a few L1 and L2 sets (measured 87 vs 112 GFLOP/s at

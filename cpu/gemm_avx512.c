@@ -181,6 +181,9 @@ static void dot_avx512(int m, int n, int k, float alpha, const float *a, long ld
 #define GEMM_NC 256
 #define GEMM_PACKB_T(b, ldb, kc, nc, dst) packB_trans_x86(b, ldb, kc, nc, GEMM_NR, dst)
 #define GEMM_DIRECT_UKR ukr_direct
+/* x·Wᵀ computed as (W·xᵀ)ᵀ when the batch fills whole vectors (gemm_impl.h). */
+#define GEMM_TRANSPOSE transpose_x86
+#define GEMM_SWAP_M(m) ((m) >= 32 && (m) % 16 == 0)
 /* B in place up to m = 256 rows: measured as fast or faster than packed on
  * this EPYC even at ldb = 1024 (four cache lines per row of a sliver). */
 #define GEMM_INPLACE_B(m, ldb) ((m) <= 256)

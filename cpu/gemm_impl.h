@@ -115,12 +115,12 @@ static void GEMM_CAT(GEMM_NAME, _packB)(int transB, const float *b, long ldb, in
     }
 }
 
-/* GEMM_NAME runs the blocked product; k > 0 and alpha != 0 (hw_sgemm
- * handles the rest). Returns -1 when the packing buffers cannot be
- * allocated, 0 otherwise. */
-int GEMM_NAME(int transA, int transB, int m, int n, int k, float alpha,
-              const float *a, long lda, const float *b, long ldb, float beta,
-              float *c, long ldc)
+/* GEMM_NAME_blocked runs the blocked product; k > 0 and alpha != 0
+ * (hw_sgemm handles the rest). Returns -1 when the packing buffers cannot
+ * be allocated, 0 otherwise. */
+static int GEMM_CAT(GEMM_NAME, _blocked)(int transA, int transB, int m, int n, int k, float alpha,
+                                         const float *a, long lda, const float *b, long ldb, float beta,
+                                         float *c, long ldc)
 {
 #ifdef GEMM_DOT_M
     if (transB && !transA && m <= GEMM_DOT_M) {
@@ -221,4 +221,40 @@ int GEMM_NAME(int transA, int transB, int m, int n, int k, float alpha,
     free(buf);
     return 0;
 #endif
+}
+
+/* GEMM_NAME is the level's driver (see gemm_kernels.h).
+ *
+ * With GEMM_TRANSPOSE(src, lds, dst, ldd, rows, cols) (dst = srcᵀ) and
+ * GEMM_SWAP_M(m) defined, A·Bsᵀ with few rows (a fully connected layer,
+ * x·Wᵀ: m = batch, Bs = W stored n×k) is computed as its transpose,
+ * Cᵀ = Bs·Aᵀ, into a scratch n×m matrix that is then transposed into C.
+ * The direct path would pack all n×k of Bs (a transpose, once per call);
+ * this one reads Bs in place as the row operand and packs only A (m×k),
+ * plus one or two m×n transposes of C, so it is taken when n·k exceeds
+ * twice m·k + m·n. GEMM_SWAP_M(m) says whether m columns fill the
+ * micro-kernel's vectors. Each element of C is the same chain of
+ * multiply-adds over k in the same order either way (the product is
+ * symmetric in its factors, beta·C is applied to the same values), so the
+ * result is bit-identical to the direct path's. */
+int GEMM_NAME(int transA, int transB, int m, int n, int k, float alpha,
+              const float *a, long lda, const float *b, long ldb, float beta,
+              float *c, long ldc)
+{
+#if defined(GEMM_TRANSPOSE) && defined(GEMM_SWAP_M)
+    if (transB && !transA && GEMM_SWAP_M(m) && n > m &&
+        (long)n * k > 2 * ((long)m * k + (long)m * n)) {
+        float *t = aligned_alloc(64, ((size_t)n * m * sizeof(float) + 63) & ~(size_t)63);
+        if (!t)
+            return -1;
+        if (beta != 0.0f)
+            GEMM_TRANSPOSE(c, ldc, t, m, m, n);
+        int rc = GEMM_CAT(GEMM_NAME, _blocked)(0, 1, n, m, k, alpha, b, ldb, a, lda, beta, t, m);
+        if (rc == 0)
+            GEMM_TRANSPOSE(t, m, c, ldc, n, m);
+        free(t);
+        return rc;
+    }
+#endif
+    return GEMM_CAT(GEMM_NAME, _blocked)(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

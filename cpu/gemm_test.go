@@ -87,6 +87,10 @@ func gemmCases() []gemmCase {
 		{m: 13, n: 71, k: 37, alpha: 1, transB: true, pad: 4},
 		{m: 18, n: 65, k: 1000, alpha: 0.25, beta: 0.5}, // k over several panels
 		{m: 1030, n: 20, k: 30, alpha: 1, transA: true}, // m over one packed A block
+		// x·Wᵀ computed as (W·xᵀ)ᵀ (AVX2 from m = 16, AVX-512 from 32)
+		{m: 64, n: 300, k: 600, alpha: 0.5, beta: 1.5, transB: true, pad: 3},
+		{m: 32, n: 200, k: 100, alpha: 1, beta: 0, nanC: true, transB: true},
+		{m: 16, n: 150, k: 70, alpha: 1, transB: true, pad: 1},
 	}
 	sizes := []int{1, 3, 7, 17, 33, 65, 129, 257}
 	ab := [][2]float32{{1, 0}, {1, 1}, {0.5, -1.5}, {-2, 0}}
@@ -319,6 +323,49 @@ func testThreadsBitwise(t *testing.T, isa string) {
 				if math.Float32bits(c[i]) != math.Float32bits(first[i]) {
 					t.Errorf("%s %v threads=%d: C[%d] = %g, 1 thread gave %g", isa, g, threads, i, c[i], first[i])
 					break
+				}
+			}
+		}
+	}
+}
+
+// TestSgemmTransposedRouteBitwise: A·Bsᵀ taken as (Bs·Aᵀ)ᵀ gives C
+// bit for bit as the direct path does on the same product with B stored
+// untransposed (the same multiply-add chain per element), with beta ≠ 0 and
+// k over several panels, at every level and 1 and 2 threads.
+func TestSgemmTransposedRouteBitwise(t *testing.T) {
+	defer SetISA(ISA())
+	for _, isa := range SupportedISAs() {
+		if err := SetISA(isa); err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range []gemmCase{
+			{m: 64, n: 500, k: 800, alpha: 1},
+			{m: 64, n: 300, k: 1100, alpha: 0.5, beta: -1},
+			{m: 48, n: 333, k: 400, alpha: 1, beta: 1},
+			{m: 16, n: 150, k: 70, alpha: 2, beta: 0.5},
+		} {
+			r := rand.New(rand.NewPCG(uint64(g.m), uint64(g.n)))
+			a, bs, c0 := randSlice(r, g.m*g.k), randSlice(r, g.n*g.k), randSlice(r, g.m*g.n)
+			b := make([]float32, g.k*g.n) // bsᵀ, stored k×n
+			for j := 0; j < g.n; j++ {
+				for p := 0; p < g.k; p++ {
+					b[p*g.n+j] = bs[j*g.k+p]
+				}
+			}
+			want := append([]float32(nil), c0...)
+			if err := Sgemm(false, false, g.m, g.n, g.k, g.alpha, a, g.k, b, g.n, g.beta, want, g.n, 1); err != nil {
+				t.Fatal(err)
+			}
+			for _, threads := range []int{1, 2} {
+				got := append([]float32(nil), c0...)
+				if err := Sgemm(false, true, g.m, g.n, g.k, g.alpha, a, g.k, bs, g.k, g.beta, got, g.n, threads); err != nil {
+					t.Fatal(err)
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s %v threads=%d: C[%d] = %g, untransposed B gives %g", isa, g, threads, i, got[i], want[i])
+					}
 				}
 			}
 		}

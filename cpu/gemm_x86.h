@@ -32,6 +32,23 @@ static inline void transpose8(const float *src, long lds, float *dst, long ldd)
     _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
 }
 
+/* transpose_x86 writes dst[j·ldd + i] = src[i·lds + j] for i < rows and
+ * j < cols: 8×8 blocks in registers, the ragged edges one by one. */
+static inline void transpose_x86(const float *src, long lds, float *dst, long ldd, int rows, int cols)
+{
+    int rf = rows & ~7, cf = cols & ~7;
+    for (int i = 0; i < rf; i += 8) {
+        for (int j = 0; j < cf; j += 8)
+            transpose8(src + (long)i * lds + j, lds, dst + (long)j * ldd + i, ldd);
+        for (int j = cf; j < cols; j++)
+            for (int r = 0; r < 8; r++)
+                dst[(long)j * ldd + i + r] = src[(long)(i + r) * lds + j];
+    }
+    for (int i = rf; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            dst[(long)j * ldd + i] = src[(long)i * lds + j];
+}
+
 /* packB_trans_x86 packs op(B) = Bsᵀ, where Bs (stored nc×kc, leading
  * dimension ldb) holds op(B)'s columns as rows, into slivers of nrw columns:
  * dst[s][p][j] = Bs[s·nrw + j][p], zero beyond nc. Full 8×8 blocks are
