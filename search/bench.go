@@ -178,6 +178,30 @@ func (r *BenchReport) summarise(strategies []string) {
 	}
 }
 
+// verdict states whether rl reached random's final best in fewer trials
+// than random itself (mean over seeds), and notes that evolution samples
+// uniformly until its population is full.
+func (r *BenchReport) verdict() string {
+	row := map[string]*BenchRow{}
+	for i := range r.Rows {
+		row[r.Rows[i].Strategy] = &r.Rows[i]
+	}
+	var b strings.Builder
+	if rl, rnd := row["rl"], row["random"]; rl != nil && rnd != nil {
+		ans := "no"
+		if rl.MeanTrialsToTarget < rnd.MeanTrialsToTarget {
+			ans = "yes"
+		}
+		fmt.Fprintf(&b, "**Does rl reach random search's final best in fewer trials?** %s: %.1f trials on average against random's own %.1f "+
+			"(rl missed %d of %d seeds, random %d).\n", ans, rl.MeanTrialsToTarget, rnd.MeanTrialsToTarget, rl.Misses, len(rl.TrialsToTarget), rnd.Misses)
+	}
+	if row["evolution"] != nil {
+		b.WriteString("\nEvolution proposes uniform points until its population (20) is full, from the same per-trial random streams as random " +
+			"search, so its first 20 trials are random search's; only later trials are mutations.\n")
+	}
+	return b.String()
+}
+
 // Markdown writes the report as the docs/SEARCH.md page; header is the
 // text above the tables (command, machine, date).
 func (r *BenchReport) Markdown(w io.Writer, header string) error {
@@ -218,7 +242,9 @@ func (r *BenchReport) Markdown(w io.Writer, header string) error {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %.1f | %d |\n", row.Strategy, strings.Join(per, ", "), row.MeanTrialsToTarget, row.Misses)
 	}
-	b.WriteString("\nA missed seed counts as budget + 1 in the mean (a lower bound).\n\n## Runs\n\n| strategy | seed | final best | failed | seconds |\n|---|---:|---:|---:|---:|\n")
+	b.WriteString("\nA missed seed counts as budget + 1 in the mean (a lower bound).\n\n")
+	b.WriteString(r.verdict())
+	b.WriteString("\n## Runs\n\n| strategy | seed | final best | failed | seconds |\n|---|---:|---:|---:|---:|\n")
 	runs := append([]BenchRun(nil), r.Runs...)
 	sort.SliceStable(runs, func(i, j int) bool { return runs[i].Strategy < runs[j].Strategy })
 	for _, run := range runs {
