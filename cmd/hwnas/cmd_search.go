@@ -317,7 +317,7 @@ func runBenchSearch(ctx context.Context, w io.Writer, opts benchSearchOptions) e
 	if opts.Out != "" {
 		dev := accel.DetectCPU(opts.Threads, "")
 		header := fmt.Sprintf("Command: `hwnas bench search --trials %d --seeds %d --subset %d --latency-target %v --max-bytes %d`  \n"+
-			"Machine: %s, %d thread(s) for training and latency; %s; this run took %.0f minutes.\n",
+			"Machine: %s, %d thread(s) for training and latency; %s; this invocation took %.0f minutes (studies already in --db are resumed, not rerun).\n",
 			opts.Trials, opts.Seeds, opts.Subset, opts.LatencyTarget, opts.MaxBytes, dev.Name, dev.Cores,
 			time.Now().UTC().Format("2006-01-02"), time.Since(start).Minutes())
 		var b bytes.Buffer
