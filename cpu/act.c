@@ -1,6 +1,6 @@
-/* Bias + activation dispatch and the element-wise backward kernels. The
- * backward loops are plain C that -O3 vectorises for the baseline target;
- * they are memory-bound, so per-ISA copies would not pay. */
+/* Bias + activation and activation backward dispatch (per ISA level, see
+ * act_impl.h) and the bias backward pass (plain C for the baseline
+ * target). */
 #include "act.h"
 
 void hw_bias_act(int isa, float *y, const float *x, long q0, long q1, int c, long hw,
@@ -20,34 +20,43 @@ void hw_bias_act(int isa, float *y, const float *x, long q0, long q1, int c, lon
     }
 }
 
-void hw_act_bwd(int act, const float *src, const float *dy, float *dx, long n)
+void hw_act_bwd(int isa, int act, const float *src, const float *dy, float *dx, long n)
 {
-    switch (act) {
-    case HW_ACT_RELU:
-        for (long i = 0; i < n; i++)
-            dx[i] = src[i] > 0.0f ? dy[i] : 0.0f;
-        break;
-    case HW_ACT_RELU6:
-        for (long i = 0; i < n; i++)
-            dx[i] = (src[i] > 0.0f && src[i] < 6.0f) ? dy[i] : 0.0f;
-        break;
-    case HW_ACT_HARDSWISH:
-        for (long i = 0; i < n; i++) {
-            float v = src[i];
-            float g = v * (1.0f / 3.0f) + 0.5f;
-            g = v < -3.0f ? 0.0f : g;
-            g = v > 3.0f ? 1.0f : g;
-            dx[i] = dy[i] * g;
-        }
-        break;
+    switch (isa) {
+#if HW_X86
+    case HW_ISA_AVX512:
+        hw_act_bwd_avx512(act, src, dy, dx, n);
+        return;
+    case HW_ISA_AVX2:
+        hw_act_bwd_avx2(act, src, dy, dx, n);
+        return;
+#endif
     default:
-        for (long i = 0; i < n; i++)
-            dx[i] = dy[i];
+        hw_act_bwd_generic(act, src, dy, dx, n);
     }
 }
 
 void hw_bias_bwd(const float *dy, int n, int c, long hw, int c0, int c1, float *dbias)
 {
+    if (hw == 1) {
+        /* Fully connected: dy is n rows of c; the per-channel double sums
+         * over the rows, in the same order as below, run across channels
+         * (contiguous) instead of down a strided column each. */
+        double acc[256];
+        for (int b = c0; b < c1; b += 256) {
+            const int e = c1 - b < 256 ? c1 - b : 256;
+            for (int j = 0; j < e; j++)
+                acc[j] = 0;
+            for (int i = 0; i < n; i++) {
+                const float *row = dy + (long)i * c + b;
+                for (int j = 0; j < e; j++)
+                    acc[j] += (double)row[j];
+            }
+            for (int j = 0; j < e; j++)
+                dbias[b + j] = (float)acc[j];
+        }
+        return;
+    }
     for (int ch = c0; ch < c1; ch++) {
         double s = 0;
         for (int i = 0; i < n; i++) {

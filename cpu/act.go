@@ -53,8 +53,9 @@ func (k *Kernels) BiasAct(n, c, hw int, x, bias []float32, act accel.Act, y []fl
 }
 
 // ActBackward computes dx = dy·act'(pre). ReLU and ReLU6 may be given only
-// post (the output); hard-swish needs pre. dx may alias dy. The derivative
-// at the kinks is that of ref.ActGrad.
+// post (the output); hard-swish needs pre. dx may be the same slice as dy
+// (or as pre/post), not a partial overlap. The derivative at the kinks is
+// that of ref.ActGrad.
 func (k *Kernels) ActBackward(act accel.Act, pre, post, dy, dx []float32) error {
 	const name = "act backward"
 	if err := ref.CheckAct(name, act); err != nil {
@@ -83,8 +84,9 @@ func (k *Kernels) ActBackward(act accel.Act, pre, post, dy, dx []float32) error 
 	if err := ref.CheckLen(name, "pre/post", len(src), len(dy)); err != nil {
 		return err
 	}
+	isa := cISA()
 	k.parallel(len(dy), elemChunk, func(lo, hi, _ int) {
-		C.hw_act_bwd(C.int(act), fptr(src[lo:hi]), fptr(dy[lo:hi]), fptr(dx[lo:hi]), C.long(hi-lo))
+		C.hw_act_bwd(isa, C.int(act), fptr(src[lo:hi]), fptr(dy[lo:hi]), fptr(dx[lo:hi]), C.long(hi-lo))
 	})
 	return nil
 }

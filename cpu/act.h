@@ -21,11 +21,15 @@ void hw_bias_act_avx2(float *y, const float *x, long q0, long q1, int c, long hw
 void hw_bias_act_avx512(float *y, const float *x, long q0, long q1, int c, long hw,
                         const float *bias, int act);
 
-/* hw_act_bwd computes dx[i] = dy[i]·act'(src[i]) for i in [0,n), src being
- * the pre-activation (or, for ReLU/ReLU6, equivalently the output). At the
- * kinks: ReLU'(0) = 0, ReLU6'(0) = ReLU6'(6) = 0, hard-swish' = 0 below −3,
- * x/3 + 1/2 on [−3,3], 1 above. dx may alias dy. */
-void hw_act_bwd(int act, const float *src, const float *dy, float *dx, long n);
+/* hw_act_bwd computes dx[i] = dy[i]·act'(src[i]) for i in [0,n) at ISA
+ * level isa, src being the pre-activation (or, for ReLU/ReLU6, equivalently
+ * the output). At the kinks: ReLU'(0) = 0, ReLU6'(0) = ReLU6'(6) = 0,
+ * hard-swish' = 0 below −3, x/3 + 1/2 on [−3,3], 1 above. dx may be the
+ * same array as dy or src (not a partial overlap). */
+void hw_act_bwd(int isa, int act, const float *src, const float *dy, float *dx, long n);
+void hw_act_bwd_generic(int act, const float *src, const float *dy, float *dx, long n);
+void hw_act_bwd_avx2(int act, const float *src, const float *dy, float *dx, long n);
+void hw_act_bwd_avx512(int act, const float *src, const float *dy, float *dx, long n);
 
 /* hw_bias_bwd computes dbias[ch] = Σ_{n<N, j<hw} dy[(n·c + ch)·hw + j] for
  * ch in [c0,c1), accumulating in double. */

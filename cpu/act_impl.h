@@ -1,6 +1,7 @@
-/* Fused bias + activation, instantiated once per ISA level: the including
- * file sets its target pragma and defines ACT_NAME, the function to define
- * (signature of hw_bias_act without the isa argument). The loops are written
+/* Fused bias + activation and the activation backward pass, instantiated
+ * once per ISA level: the including file sets its target pragma and defines
+ * ACT_NAME and ACT_BWD_NAME, the functions to define (signatures of
+ * hw_bias_act and hw_act_bwd without the isa argument). The loops are written
  * so that GCC vectorises them at -O3 for that level: branch-free ternaries
  * (max/min instructions), no calls. */
 
@@ -38,5 +39,46 @@ void ACT_NAME(float *y, const float *x, long q0, long q1, int c, long hw,
             for (long j = 0; j < hw; j++)
                 yq[j] = xq[j] + b;
         }
+    }
+}
+
+/* The backward loops read src[i] and dy[i] unconditionally before
+ * selecting, so they if-convert to compare + blend (a `src > 0 ? dy : 0`
+ * that reads dy only when selected is a branch, mispredicted half the time
+ * on real gradients). ivdep: dx may be the same array as dy or src, and
+ * iteration i reads only index i before writing it, so no dependence
+ * crosses iterations (GCC's run-time overlap check would otherwise send
+ * exactly the in-place call, dx == dy, to the scalar loop). */
+void ACT_BWD_NAME(int act, const float *src, const float *dy, float *dx, long n)
+{
+    switch (act) {
+    case HW_ACT_RELU:
+#pragma GCC ivdep
+        for (long i = 0; i < n; i++) {
+            const float v = src[i], g = dy[i];
+            dx[i] = v > 0.0f ? g : 0.0f;
+        }
+        break;
+    case HW_ACT_RELU6:
+#pragma GCC ivdep
+        for (long i = 0; i < n; i++) {
+            const float v = src[i], g = dy[i];
+            dx[i] = (v > 0.0f) & (v < 6.0f) ? g : 0.0f;
+        }
+        break;
+    case HW_ACT_HARDSWISH:
+#pragma GCC ivdep
+        for (long i = 0; i < n; i++) {
+            const float v = src[i], d = dy[i];
+            float g = v * (1.0f / 3.0f) + 0.5f;
+            g = v < -3.0f ? 0.0f : g;
+            g = v > 3.0f ? 1.0f : g;
+            dx[i] = d * g;
+        }
+        break;
+    default:
+#pragma GCC ivdep
+        for (long i = 0; i < n; i++)
+            dx[i] = dy[i];
     }
 }

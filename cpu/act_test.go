@@ -17,7 +17,7 @@ func TestBiasActMatchesReference(t *testing.T) {
 	var rk ref.Kernels
 	eachLevel(t, func(t *testing.T, k *Kernels) {
 		r := rand.New(rand.NewPCG(3, 3))
-		for _, s := range [][3]int{{1, 1, 1}, {2, 3, 17}, {3, 5, 33}, {64, 20, 576}, {7, 10, 1}} {
+		for _, s := range [][3]int{{1, 1, 1}, {2, 3, 17}, {3, 5, 33}, {64, 20, 576}, {7, 10, 1}, {5, 300, 1}} {
 			n, c, hw := s[0], s[1], s[2]
 			x := kRand(r, n*c*hw)
 			for i := range x {
@@ -70,33 +70,45 @@ func TestBiasActMatchesReference(t *testing.T) {
 	})
 }
 
-// The activation values and derivatives at the kinks, by hand.
+// The activation values and derivatives at the kinks, by hand, at every
+// level: the six points repeated 40 times (vector bodies and tails), the
+// backward pass into a separate dx and in place over its pre-activation.
 func TestActKinks(t *testing.T) {
-	k := NewKernels(1)
-	x := []float32{-3, 0, 3, 6, -4, 7}
-	y := make([]float32, len(x))
-	dx := make([]float32, len(x))
-	ones := []float32{1, 1, 1, 1, 1, 1}
-	for _, c := range []struct {
-		act     accel.Act
-		y, dydx []float32
-	}{
-		{accel.ActReLU, []float32{0, 0, 3, 6, 0, 7}, []float32{0, 0, 1, 1, 0, 1}},
-		{accel.ActReLU6, []float32{0, 0, 3, 6, 0, 6}, []float32{0, 0, 1, 0, 0, 0}},
-		{accel.ActHardSwish, []float32{0, 0, 3, 6, 0, 7}, []float32{-0.5, 0.5, 1.5, 1, 0, 1}},
-	} {
-		if err := k.BiasAct(1, 1, len(x), x, nil, c.act, y); err != nil {
-			t.Fatal(err)
+	x0 := []float32{-3, 0, 3, 6, -4, 7}
+	eachLevel(t, func(t *testing.T, k *Kernels) {
+		var x, ones []float32
+		for range 40 {
+			x = append(x, x0...)
+			ones = append(ones, 1, 1, 1, 1, 1, 1)
 		}
-		if err := k.ActBackward(c.act, x, y, ones, dx); err != nil {
-			t.Fatal(err)
-		}
-		for i := range x {
-			if math.Abs(float64(y[i]-c.y[i])) > 1e-6 || math.Abs(float64(dx[i]-c.dydx[i])) > 1e-6 {
-				t.Errorf("%v(%v) = %v, derivative %v; want %v, %v", c.act, x[i], y[i], dx[i], c.y[i], c.dydx[i])
+		y := make([]float32, len(x))
+		dx := make([]float32, len(x))
+		for _, c := range []struct {
+			act     accel.Act
+			y, dydx []float32
+		}{
+			{accel.ActReLU, []float32{0, 0, 3, 6, 0, 7}, []float32{0, 0, 1, 1, 0, 1}},
+			{accel.ActReLU6, []float32{0, 0, 3, 6, 0, 6}, []float32{0, 0, 1, 0, 0, 0}},
+			{accel.ActHardSwish, []float32{0, 0, 3, 6, 0, 7}, []float32{-0.5, 0.5, 1.5, 1, 0, 1}},
+		} {
+			if err := k.BiasAct(1, 1, len(x), x, nil, c.act, y); err != nil {
+				t.Fatal(err)
+			}
+			if err := k.ActBackward(c.act, x, y, ones, dx); err != nil {
+				t.Fatal(err)
+			}
+			pre := append([]float32(nil), x...)
+			if err := k.ActBackward(c.act, pre, nil, ones, pre); err != nil { // dx = pre
+				t.Fatal(err)
+			}
+			for i := range x {
+				j := i % 6
+				if math.Abs(float64(y[i]-c.y[j])) > 1e-6 || math.Abs(float64(dx[i]-c.dydx[j])) > 1e-6 || pre[i] != dx[i] {
+					t.Errorf("%v(%v) = %v, derivative %v (in place %v); want %v, %v", c.act, x[i], y[i], dx[i], pre[i], c.y[j], c.dydx[j])
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestActBadInput(t *testing.T) {
