@@ -40,3 +40,16 @@ func BenchmarkBiasBackward(b *testing.B) {
 		})
 	}
 }
+
+// BiasAct at LeNet-5's fc1 output (64×500, hw = 1) and conv1 output.
+func BenchmarkBiasAct(b *testing.B) {
+	for _, s := range [][3]int{{64, 500, 1}, {1, 500, 1}, {64, 20, 576}} {
+		n, c, hw := s[0], s[1], s[2]
+		r := rand.New(rand.NewPCG(6, 6))
+		x, bias := kRand(r, n*c*hw), kRand(r, c)
+		k := NewKernels(1)
+		b.Run(fmt.Sprintf("n%d_c%d_hw%d", n, c, hw), func(b *testing.B) {
+			benchCPU(b, func() error { return k.BiasAct(n, c, hw, x, bias, accel.ActReLU, x) })
+		})
+	}
+}

@@ -17,7 +17,7 @@ func TestBiasActMatchesReference(t *testing.T) {
 	var rk ref.Kernels
 	eachLevel(t, func(t *testing.T, k *Kernels) {
 		r := rand.New(rand.NewPCG(3, 3))
-		for _, s := range [][3]int{{1, 1, 1}, {2, 3, 17}, {3, 5, 33}, {64, 20, 576}, {7, 10, 1}, {5, 300, 1}} {
+		for _, s := range [][3]int{{1, 1, 1}, {2, 3, 17}, {3, 5, 33}, {64, 20, 576}, {7, 10, 1}, {5, 300, 1}, {71, 997, 1}} {
 			n, c, hw := s[0], s[1], s[2]
 			x := kRand(r, n*c*hw)
 			for i := range x {
