@@ -3,6 +3,7 @@ package compress
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -137,5 +138,63 @@ func TestApplyChannelsLowRankInt8(t *testing.T) {
 	}
 	if res.ValAccAfter < 0.75 {
 		t.Errorf("val accuracy %.3f after channel pruning, low-rank and int8", res.ValAccAfter)
+	}
+}
+
+// TestApplyChannelCriteriaOnBNNet prunes a conv/BN network by each channel
+// criterion (network slimming's γ, Taylor, L1 with groups) and checks the
+// physical result and that the pruned network still classifies.
+func TestApplyChannelCriteriaOnBNNet(t *testing.T) {
+	train, val := smallMNIST(t)
+	a, err := nas.ParseArch([]byte(`{"version":1,"name":"bnnet","input":[1,28,28],"classes":10,"layers":[
+		{"name":"c1","type":"conv","out":8,"kernel":5,"bias":false},
+		{"name":"bn1","type":"batchnorm","act":"relu"},
+		{"name":"p1","type":"maxpool","size":2},
+		{"name":"c2","type":"conv","out":16,"kernel":5,"bias":false},
+		{"name":"bn2","type":"batchnorm","act":"relu"},
+		{"name":"p2","type":"maxpool","size":2},
+		{"name":"fc","type":"linear","out":10}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := nas.NewModel(a, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nas.Train(context.Background(), m, train, nil, nas.TrainConfig{Epochs: 2, Seed: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		recipe string
+		c1, c2 int
+		minAcc float64
+	}{
+		{"c1.channels=0.5:bn,c2.channels=0.25:bn", 4, 12, 0.8},
+		{"c1.channels=0.25:taylor,c2.channels=0.5:taylor", 6, 8, 0.8},
+		{"c2.channels=0.5:l1:g4", 8, 8, 0.8},
+		{"c2.channels=0.5:l1,quant=int4", 8, 8, 0.8}, // batch norms stay unfolded after int layers
+	} {
+		r, err := ParseRecipe(c.recipe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Apply(context.Background(), m, r, train, val, Config{Train: nas.TrainConfig{Seed: 2}})
+		if err != nil {
+			t.Fatalf("%s: %v", c.recipe, err)
+		}
+		if got1, got2 := res.Model.Param("c1.w").Shape[0], res.Model.Param("c2.w").Shape[0]; got1 != c.c1 || got2 != c.c2 {
+			t.Errorf("%s: %d and %d channels, want %d and %d", c.recipe, got1, got2, c.c1, c.c2)
+		}
+		if got := res.Model.Param("bn2.gamma").Shape[0]; got != c.c2 {
+			t.Errorf("%s: bn2 has %d channels", c.recipe, got)
+		}
+		if res.ValAccAfter < c.minAcc {
+			t.Errorf("%s: val accuracy %.3f", c.recipe, res.ValAccAfter)
+		}
+		t.Logf("%s: params %d → %d, val %.3f → %.3f", c.recipe, res.ParamsBefore, res.ParamsAfter, res.ValAccBefore, res.ValAccAfter)
+	}
+	if _, err := Apply(context.Background(), m, &Recipe{Default: LayerChoice{Channels: 0.5, Criterion: "bn"}}, train, val, Config{}); err == nil ||
+		!strings.Contains(err.Error(), "batch norm") {
+		t.Errorf("bn criterion on the classifier: %v", err)
 	}
 }
