@@ -307,7 +307,6 @@ func runBenchSearch(ctx context.Context, w io.Writer, opts benchSearchOptions) e
 	cfg := search.StudyConfig{Device: opts.Device, Data: opts.Data, Epochs: opts.Epochs, Subset: opts.Subset,
 		ValSubset: opts.ValSubset, Optimizer: "adam", LR: 0.02, BatchSize: 32, Batch: 1, Threads: opts.Threads,
 		Reward: search.RewardConfig{Mode: search.RewardSoft, LatencyTargetNs: int64(opts.LatencyTarget), MaxBytes: opts.MaxBytes}}
-	start := time.Now()
 	rep, err := search.Benchmark(ctx, search.BenchOptions{DB: db, Prefix: opts.Prefix, Strategies: opts.Strategies,
 		Seeds: seeds, Trials: opts.Trials, Config: cfg, Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits: search.WorkerLimits{Timeout: 15 * time.Minute, MemoryBytes: 8 << 30}, Log: opts.stderr})
@@ -316,10 +315,15 @@ func runBenchSearch(ctx context.Context, w io.Writer, opts benchSearchOptions) e
 	}
 	if opts.Out != "" {
 		dev := accel.DetectCPU(opts.Threads, "")
+		total := 0.0
+		for _, r := range rep.Runs {
+			total += r.Seconds
+		}
 		header := fmt.Sprintf("Command: `hwnas bench search --trials %d --seeds %d --subset %d --latency-target %v --max-bytes %d`  \n"+
-			"Machine: %s, %d thread(s) for training and latency; %s; this invocation took %.0f minutes (studies already in --db are resumed, not rerun).\n",
+			"Machine: %s, %d thread(s) for training and latency (shared with other work, so latencies are noisy); %s; "+
+			"the trials took %.0f minutes in all.\n",
 			opts.Trials, opts.Seeds, opts.Subset, opts.LatencyTarget, opts.MaxBytes, dev.Name, dev.Cores,
-			time.Now().UTC().Format("2006-01-02"), time.Since(start).Minutes())
+			time.Now().UTC().Format("2006-01-02"), total/60)
 		var b bytes.Buffer
 		if err := rep.Markdown(&b, header); err != nil {
 			return err
