@@ -35,7 +35,7 @@ bench: deps
 # (real trials, resumable: the studies live in bench-search.db); writes
 # docs/SEARCH.md. About an hour on 2 cores.
 bench-search: data
-	$(BIN) bench search --db bench-search.db --data $(DATA) --trials 20 --seeds 3 --subset 1000 --out docs/SEARCH.md $(SEARCH_ARGS)
+	$(BIN) bench search --db bench-search.db --data $(DATA) --trials 40 --seeds 3 --subset 1000 --out docs/SEARCH.md $(SEARCH_ARGS)
 
 # The CUDA build (needs nvcc and cuda.h: scripts/install-cuda.sh): kernels.cu
 # into one fatbin (SASS for sm_80 and sm_90, PTX for compute_80 that newer GPUs
