@@ -49,6 +49,16 @@ type ConvParams struct {
 	Groups           int
 }
 
+// outSize is the number of window positions along one axis: span is the
+// padded input length minus the window's extent; a negative span (the
+// window does not fit) gives 0, never the 1 that truncating division would.
+func outSize(span, stride int) int {
+	if span < 0 {
+		return 0
+	}
+	return span/stride + 1
+}
+
 func one(v int) int {
 	if v == 0 {
 		return 1
@@ -67,13 +77,13 @@ func (p ConvParams) Norm() ConvParams {
 // OutH is the output height.
 func (p ConvParams) OutH() int {
 	p = p.Norm()
-	return (p.H+2*p.PadH-p.DilH*(p.KH-1)-1)/p.StrideH + 1
+	return outSize(p.H+2*p.PadH-p.DilH*(p.KH-1)-1, p.StrideH)
 }
 
 // OutW is the output width.
 func (p ConvParams) OutW() int {
 	p = p.Norm()
-	return (p.W+2*p.PadW-p.DilW*(p.KW-1)-1)/p.StrideW + 1
+	return outSize(p.W+2*p.PadW-p.DilW*(p.KW-1)-1, p.StrideW)
 }
 
 // Depthwise reports whether every group has one input and one output channel.
@@ -121,10 +131,10 @@ type PoolParams struct {
 }
 
 // OutH is the output height.
-func (p PoolParams) OutH() int { return (p.H+2*p.PadH-p.KH)/one(p.StrideH) + 1 }
+func (p PoolParams) OutH() int { return outSize(p.H+2*p.PadH-p.KH, one(p.StrideH)) }
 
 // OutW is the output width.
-func (p PoolParams) OutW() int { return (p.W+2*p.PadW-p.KW)/one(p.StrideW) + 1 }
+func (p PoolParams) OutW() int { return outSize(p.W+2*p.PadW-p.KW, one(p.StrideW)) }
 
 // Validate checks that the parameters describe a computable pooling.
 func (p PoolParams) Validate() error {

@@ -107,3 +107,19 @@ func TestPlanRejectsActOnPool(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestWindowsThatDoNotFitAreRefused(t *testing.T) {
+	// Truncating division would give one output row for these.
+	pool := PoolParams{N: 1, C: 1, H: 1, W: 1, KH: 2, KW: 2, StrideH: 2, StrideW: 2}
+	if pool.OutH() != 0 || pool.Validate() == nil {
+		t.Errorf("2×2 pool on 1×1: OutH %d, Validate %v; want 0 and an error", pool.OutH(), pool.Validate())
+	}
+	conv := ConvParams{N: 1, C: 1, H: 1, W: 1, K: 1, KH: 2, KW: 2, StrideH: 2, StrideW: 2}
+	if conv.OutH() != 0 || conv.Validate() == nil {
+		t.Errorf("2×2 conv on 1×1: OutH %d, Validate %v; want 0 and an error", conv.OutH(), conv.Validate())
+	}
+	ok := PoolParams{N: 1, C: 1, H: 5, W: 5, KH: 2, KW: 2, StrideH: 2, StrideW: 2}
+	if ok.OutH() != 2 || ok.Validate() != nil {
+		t.Errorf("2×2/2 pool on 5×5: OutH %d, want 2", ok.OutH())
+	}
+}
