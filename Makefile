@@ -23,6 +23,15 @@ test: deps vet
 data: build
 	$(BIN) data --out $(DATA)
 
+# The README's main job: a short real search on MNIST into hwnas.db (a few
+# minutes on 2 cores; run it again to resume or extend), then the best models
+# found for this CPU.
+RUN_STUDY  ?= quickstart
+RUN_TRIALS ?= 20
+run: data
+	$(BIN) search --study $(RUN_STUDY) --trials $(RUN_TRIALS) --subset 2000 --data $(DATA)
+	$(BIN) best --device cpu -n 5
+
 # SGEMM beside OpenBLAS in the same run: a separate binary carries the peer
 # (-tags openblas, libopenblas-dev from deps), and OPENBLAS_CORETYPE /
 # OPENBLAS_L2_SIZE are unset so OpenBLAS picks its kernel for this CPU.
