@@ -81,14 +81,25 @@ func Encode(m *nas.Model, opt EncodeOptions) ([]byte, error) {
 	for _, p := range ts {
 		f := opt.Formats[p.Name]
 		var best []byte
+		var firstErr error
 		for _, sparse := range []bool{false, true} {
 			b, err := encodeTensor(m, p, f, sparse, opt.Huffman)
+			if errors.Is(err, errNoDenseCodebook) {
+				continue // the sparse form leaves the zeros out
+			}
 			if err != nil {
-				return nil, fmt.Errorf("encode %q: %w", p.Name, err)
+				firstErr = err
+				break
 			}
 			if best == nil || len(b) < len(best) {
 				best = b
 			}
+		}
+		if firstErr != nil || best == nil {
+			if firstErr == nil {
+				firstErr = errors.New("no storage form fits")
+			}
+			return nil, fmt.Errorf("encode %q: %w", p.Name, firstErr)
 		}
 		out = append(out, best...)
 	}
@@ -213,14 +224,27 @@ func symbolInt(s uint32, b int) int8 {
 	return int8(int32(s) - 1<<(b-1))
 }
 
+// errNoDenseCodebook says that a shared tensor's zeros (pruned weights)
+// would be one value more than its codebook holds if stored densely: as in
+// Deep Compression, a pruned weight has no codebook entry, its position is
+// given by the sparse index, so only the sparse form stores such a tensor.
+var errNoDenseCodebook = errors.New("zero does not fit the codebook beside the shared values")
+
 // codebookOf returns the sorted distinct values at pos and each one's index.
+// Pruned zeros are not shared values: when the non-zero values fill the
+// 2^share codebook, a dense form (pos holding zeros) fails with
+// errNoDenseCodebook and the sparse form, whose pos holds only non-zeros,
+// is used.
 func codebookOf(data []float32, pos []int, share int) ([]float32, []uint32, error) {
 	set := map[float32]bool{}
 	for _, i := range pos {
 		set[data[i]] = true
 	}
 	if len(set) > 1<<share {
-		return nil, nil, fmt.Errorf("%d distinct values do not fit a %d-bit codebook (share the weights first)", len(set), share)
+		if set[0] && len(set)-1 <= 1<<share {
+			return nil, nil, errNoDenseCodebook
+		}
+		return nil, nil, fmt.Errorf("%d distinct non-zero values do not fit a %d-bit codebook (share the weights first)", len(set)-btoi(set[0]), share)
 	}
 	book := make([]float32, 0, len(set))
 	for v := range set {
@@ -469,4 +493,11 @@ func decodeTensor(m *nas.Model, p *nas.Param, b []byte) (int, error) {
 		return 0, fmt.Errorf("unknown format %d", format)
 	}
 	return pos, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
