@@ -75,7 +75,11 @@ void POOL_CAT(POOL_NAME, _max)(const hw_pool_t *p, long q0, long q1, const float
     interior(p, &lo, &hi);
     if (!argmax && p->W <= 8192) {
         /* Without argmax: the maximum over the window's rows first, as one
-         * contiguous (vectorised) pass per row, then over the columns. */
+         * contiguous (vectorised) pass per row, then over the columns. That
+         * order differs from the reference's row-major strict > only when
+         * a NaN is involved (the reference returns NaN exactly when the
+         * window's first element is NaN), so a row of windows that reads a
+         * NaN is redone window by window. */
         float tmp[p->W];
         for (long q = q0; q < q1; q++) {
             const float *xq = x + q * in;
@@ -83,11 +87,23 @@ void POOL_CAT(POOL_NAME, _max)(const hw_pool_t *p, long q0, long q1, const float
                 float *yr = y + q * out + (long)oy * p->OW;
                 int y0, y1, x0, x1;
                 window(p, oy, 0, &y0, &y1, &x0, &x1);
-                memcpy(tmp, xq + (long)y0 * p->W, sizeof(float) * p->W);
+                const float *xr0 = xq + (long)y0 * p->W;
+                int nan = 0;
+                for (int ix = 0; ix < p->W; ix++) {
+                    tmp[ix] = xr0[ix];
+                    nan |= xr0[ix] != xr0[ix];
+                }
                 for (int iy = y0 + 1; iy < y1; iy++) {
                     const float *xr = xq + (long)iy * p->W;
-                    for (int ix = 0; ix < p->W; ix++)
+                    for (int ix = 0; ix < p->W; ix++) {
                         tmp[ix] = xr[ix] > tmp[ix] ? xr[ix] : tmp[ix];
+                        nan |= xr[ix] != xr[ix];
+                    }
+                }
+                if (nan) {
+                    for (int ox = 0; ox < p->OW; ox++)
+                        maxwin(p, xq, oy, ox, yr + ox, 0);
+                    continue;
                 }
                 for (int ox = 0; ox < lo; ox++)
                     yr[ox] = rowmax(p, tmp, ox);

@@ -167,6 +167,39 @@ func TestMaxPool22TiesNaNAndForeignArgmax(t *testing.T) {
 	})
 }
 
+// NaN in max pooling, every level and path, with and without argmax: the
+// reference's strict > in row-major order returns NaN exactly when a
+// window's first in-bounds element is NaN; a later NaN never wins, so the
+// maximum of the other elements is returned.
+func TestMaxPoolNaNLikeReference(t *testing.T) {
+	var rk ref.Kernels
+	eachLevel(t, func(t *testing.T, k *Kernels) {
+		r := rand.New(rand.NewPCG(9, 9))
+		for _, p := range poolShapes {
+			nx, ny := p.N*p.C*p.H*p.W, p.N*p.C*p.OutH()*p.OutW()
+			x := kRand(r, nx)
+			for i := range x {
+				if r.IntN(5) == 0 {
+					x[i] = float32(math.NaN())
+				}
+			}
+			want := make([]float32, ny)
+			rk.MaxPool2D(p, x, want, nil)
+			for _, am := range [][]int32{nil, make([]int32, ny)} {
+				got := make([]float32, ny)
+				if err := k.MaxPool2D(p, x, got, am); err != nil {
+					t.Fatal(err)
+				}
+				for i := range want {
+					if got[i] != want[i] && !(got[i] != got[i] && want[i] != want[i]) {
+						t.Fatalf("%+v argmax=%v: y[%d] = %v, want %v", p, am != nil, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	})
+}
+
 func TestPoolBadInput(t *testing.T) {
 	k := NewKernels(2)
 	p := accel.PoolParams{N: 2, C: 3, H: 4, W: 4, KH: 2, KW: 2, StrideH: 2, StrideW: 2}
