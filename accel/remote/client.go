@@ -150,7 +150,8 @@ func (c *Conn) call(req *request) (*response, error) {
 	}
 	if err != nil {
 		switch {
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrClosed):
+			// os.ErrClosed: cmd.Wait already closed the pipes of a worker that died.
 			err = errors.New("worker exited")
 		case errors.Is(err, syscall.EPIPE):
 			err = errors.New("worker exited (its stdin is closed)")
