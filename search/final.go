@@ -15,6 +15,7 @@ import (
 // FinalOptions ask Run to train the study's winner again with a full
 // budget once the search is over: the trial with the highest reward is
 // re-run from scratch for Epochs epochs on Subset training images (0: all)
+// at rate LR
 // and recorded as a new trial of the study, marked as final. A final
 // training with the same budget is never repeated; another budget trains
 // again. Its metrics
@@ -25,7 +26,10 @@ type FinalOptions struct {
 	Subset int
 	// FineTuneEpochs after each compression step (default 1).
 	FineTuneEpochs int
-	Timeout        time.Duration // default 4× the trial limit
+	// LR is the final training's base learning rate (0: the study's
+	// proxy rate); the compression fine-tuning runs at a fifth of it.
+	LR      float64
+	Timeout time.Duration // default 4× the trial limit
 }
 
 // finalMarker is the decisions JSON of a final trial.
@@ -35,6 +39,7 @@ type finalMarker struct {
 	Epochs    int       `json:"epochs"`
 	Subset    int       `json:"subset"`
 	FineTune  int       `json:"fine_tune_epochs,omitempty"`
+	LR        float64   `json:"lr,omitempty"`
 }
 
 // parseDecisions reads a trial's decisions: a plain index vector, or a
@@ -69,7 +74,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 			return fmt.Errorf("trial %d: decisions: %w", t.Number, err)
 		}
 		if fm != nil {
-			if fm.Epochs == fo.Epochs && fm.Subset == fo.Subset && max(1, fm.FineTune) == max(1, fo.FineTuneEpochs) {
+			if fm.Epochs == fo.Epochs && fm.Subset == fo.Subset && max(1, fm.FineTune) == max(1, fo.FineTuneEpochs) && fm.LR == fo.LR {
 				finals[fm.FinalOf] = t
 			}
 			continue
@@ -88,7 +93,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		return nil
 	case tr == nil:
 		d, _, _ := parseDecisions(best.Decisions)
-		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset, FineTune: fo.FineTuneEpochs})
+		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset, FineTune: fo.FineTuneEpochs, LR: fo.LR})
 		if err != nil {
 			return err
 		}
@@ -121,6 +126,9 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	}
 	spec := c.trialSpec(tr.Number, cfg, cand)
 	spec.Epochs, spec.Subset, spec.ValSubset, spec.FineTuneEpochs = max(1, fm.Epochs), fm.Subset, 0, fm.FineTune
+	if fm.LR > 0 {
+		spec.LR = fm.LR
+	}
 	if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
 		return err
 	}

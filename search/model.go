@@ -35,7 +35,8 @@ func (e *InvalidError) Unwrap() error { return e.Err }
 
 // BuildCandidate maps a Config to a network with nas.Builder's blocks:
 // each stage is Repeats blocks of its type, the first with the stage's
-// stride, followed by global average pooling and a linear classifier.
+// stride, followed by the head (global average pooling, or flattening
+// the last feature map) and a linear classifier.
 //
 //	conv       k×k conv + BN + ReLU
 //	dwsep      Builder.DepthwiseSeparable (3×3 depthwise, 1×1), ReLU
@@ -68,7 +69,14 @@ func BuildCandidate(cfg Config) (*Candidate, error) {
 		}
 		ends[si] = b.Current()
 	}
-	b.GAP()
+	switch cfg.Head {
+	case HeadGAP, "":
+		b.GAP()
+	case HeadFlatten:
+		b.Flatten()
+	default:
+		return nil, &InvalidError{fmt.Errorf("unknown head %q", cfg.Head)}
+	}
 	b.Linear(cfg.Classes, "")
 	arch, err := b.Build()
 	if err != nil {

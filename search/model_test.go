@@ -110,3 +110,46 @@ func TestBuildCandidateInvalid(t *testing.T) {
 		t.Fatalf("error %v, want an InvalidError", err)
 	}
 }
+
+// TestBuildCandidateHead: the flatten head feeds the classifier the whole
+// last feature map (32 channels × 4×4 after three stride-2 stages), the
+// GAP head one value per channel; the classifier's weight count shows it.
+func TestBuildCandidateHead(t *testing.T) {
+	st := func(w, k int) StageConfig {
+		return StageConfig{Block: BlockConv, Width: w, Kernel: k, Expansion: 1, Repeats: 1, Stride: 2, Bits: 32, Rank: 1, Clusters: 16}
+	}
+	for _, tc := range []struct {
+		head     string
+		fcIn     int
+		lastType string
+	}{
+		{HeadGAP, 32, nas.TypeGAP},
+		{"", 32, nas.TypeGAP},
+		{HeadFlatten, 32 * 4 * 4, nas.TypeFlatten},
+	} {
+		cfg := Config{Input: []int{1, 28, 28}, Classes: 10, Head: tc.head, Stages: []StageConfig{st(8, 5), st(16, 3), st(32, 3)}}
+		c, err := BuildCandidate(cfg)
+		if err != nil {
+			t.Fatalf("head %q: %v", tc.head, err)
+		}
+		ls := c.Arch.Layers
+		if ls[len(ls)-2].Type != tc.lastType || ls[len(ls)-1].Type != nas.TypeLinear {
+			t.Fatalf("head %q: layers end with %s, %s", tc.head, ls[len(ls)-2].Type, ls[len(ls)-1].Type)
+		}
+		g, err := nas.NewGraph(c.Arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// conv 8@5×5 (no bias, BN), 16@3×3, 32@3×3, BN γ/β, classifier.
+		convs := 8*25 + 16*8*9 + 32*16*9
+		bn := 2 * (8 + 16 + 32)
+		if got, want := g.Params(), int64(convs+bn+tc.fcIn*10+10); got != want {
+			t.Fatalf("head %q: %d parameters, want %d", tc.head, got, want)
+		}
+	}
+	cfg := Config{Input: []int{1, 28, 28}, Classes: 10, Head: "maxpool", Stages: []StageConfig{st(8, 3)}}
+	var inv *InvalidError
+	if _, err := BuildCandidate(cfg); !errors.As(err, &inv) || !strings.Contains(err.Error(), "maxpool") {
+		t.Fatalf("error %v, want an InvalidError naming the head", err)
+	}
+}

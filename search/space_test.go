@@ -14,7 +14,7 @@ func TestDefaultSpaceDecodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	dec := s.Decisions()
-	if got, want := len(dec), 3*len(stageFields)+1; got != want {
+	if got, want := len(dec), 3*len(stageFields)+2; got != want {
 		t.Fatalf("%d decisions, want %d", got, want)
 	}
 	if dec[0].Name != "s1.block" || dec[len(dec)-1].Name != "distill" {
@@ -28,11 +28,15 @@ func TestDefaultSpaceDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Stages[0].Block != BlockShuffleV2 || c.Stages[2].Width != 48 || c.Stages[1].Bits != 2 || !c.Distill || c.Stages[0].Stride != 2 {
+	if c.Stages[0].Block != BlockDWSep || c.Stages[2].Width != 48 || c.Stages[1].Bits != 32 || c.Stages[1].Clusters != 32 ||
+		c.Head != HeadFlatten || c.Distill || c.Stages[0].Stride != 2 {
 		t.Fatalf("decoded %+v", c)
 	}
+	if dec[len(dec)-2].Name != "head" {
+		t.Fatalf("decision %q before distill, want head", dec[len(dec)-2].Name)
+	}
 	named, err := s.Named(last)
-	if err != nil || named["s3.width"] != "48" || named["distill"] != "true" || named["s2.prune"] != "0.75" {
+	if err != nil || named["s3.width"] != "48" || named["head"] != "flatten" || named["distill"] != "false" || named["s2.prune"] != "0.5" {
 		t.Fatalf("named %v, %v", named, err)
 	}
 	if _, err := s.Decode(last[:3]); err == nil {
@@ -42,7 +46,7 @@ func TestDefaultSpaceDecodes(t *testing.T) {
 	if _, err := s.Decode(last); err == nil {
 		t.Fatal("out-of-range decision accepted")
 	}
-	if n := s.Cardinality(); n < 1e8 {
+	if n := s.Cardinality(); n < 1e6 {
 		t.Fatalf("cardinality %d", n)
 	}
 }
@@ -106,4 +110,52 @@ func TestParseSpaceErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpaceHead: a space without head choices (the form written before
+// heads were searched) has no head decision and decodes to global average
+// pooling; head choices add one decision before distill; unknown heads are
+// refused.
+func TestSpaceHead(t *testing.T) {
+	old := DefaultMNISTSpace()
+	old.Head = nil
+	withHead := DefaultMNISTSpace()
+	if got, want := len(withHead.Sizes()), len(old.Sizes())+1; got != want {
+		t.Fatalf("%d decisions with heads, want %d", got, want)
+	}
+	for _, tc := range []struct {
+		space *Space
+		last  int // index of the head decision's value (−1: none)
+		want  string
+	}{
+		{old, -1, HeadGAP},
+		{withHead, 0, HeadGAP},
+		{withHead, 1, HeadFlatten},
+	} {
+		d := make(Decisions, len(tc.space.Sizes()))
+		if tc.last >= 0 {
+			d[len(d)-2] = tc.last
+		}
+		c, err := tc.space.Decode(d)
+		if err != nil || c.Head != tc.want {
+			t.Fatalf("head %q, %v; want %q", c.Head, err, tc.want)
+		}
+		if _, ok := mustNamed(t, tc.space, d)["head"]; ok != (tc.last >= 0) {
+			t.Fatalf("named has head: %v, want %v", ok, tc.last >= 0)
+		}
+	}
+	bad := DefaultMNISTSpace()
+	bad.Head = []string{HeadGAP, "maxpool"}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), `unknown head "maxpool"`) {
+		t.Fatalf("error %v, want unknown head", err)
+	}
+}
+
+func mustNamed(t *testing.T, s *Space, d Decisions) map[string]string {
+	t.Helper()
+	n, err := s.Named(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -89,6 +89,9 @@ func TestSearchBadInput(t *testing.T) {
 	unknownBlock := filepath.Join(dir, "space2.json")
 	os.WriteFile(unknownBlock, []byte(`{"version":1,"input":[1,28,28],"classes":10,"distill":[false],"stages":[
 		{"block":["resnet"],"width":[8],"kernel":[3],"expansion":[1],"repeats":[1],"stride":2,"prune":[0],"bits":[8],"rank":[1],"clusters":[0]}]}`), 0o644)
+	unknownHead := filepath.Join(dir, "space3.json")
+	os.WriteFile(unknownHead, []byte(`{"version":1,"input":[1,28,28],"classes":10,"distill":[false],"head":["gap","pool"],"stages":[
+		{"block":["conv"],"width":[8],"kernel":[3],"expansion":[1],"repeats":[1],"stride":2,"prune":[0],"bits":[32],"rank":[1],"clusters":[0]}]}`), 0o644)
 	fresh := func(name string) string { return filepath.Join(dir, name) }
 	for _, tc := range []struct {
 		name string
@@ -108,6 +111,8 @@ func TestSearchBadInput(t *testing.T) {
 		{"not hwnas (text)", searchOptions{}, garbage, "not an hwnas database"},
 		{"not hwnas (sqlite)", searchOptions{}, foreign, "not an hwnas database"},
 		{"newer schema", searchOptions{}, newer, "newer"},
+		{"negative final lr", searchOptions{FinalLR: -0.1}, fresh("j.db"), "--final-*"},
+		{"unknown head", searchOptions{Space: unknownHead}, fresh("k.db"), `unknown head "pool"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := searchOptions{Study: "s", DB: tc.db, Device: "cpu", Strategy: "rl", Trials: 2, Reward: "soft",
@@ -124,7 +129,7 @@ func TestSearchBadInput(t *testing.T) {
 			if tc.opts.Trials < 0 {
 				o.Trials = 0
 			}
-			o.Space, o.Data = tc.opts.Space, tc.opts.Data
+			o.Space, o.Data, o.FinalLR = tc.opts.Space, tc.opts.Data, tc.opts.FinalLR
 			if o.Data == "" {
 				o.Data = fresh("nodata-default")
 			}
