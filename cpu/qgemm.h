@@ -25,6 +25,11 @@ void hw_qgemm(int isa, int m, int n, int k, const uint8_t *a, int lda,
  * (round half to even). */
 void hw_quantize_u8(int isa, long n, const float *x, float scale, int zero, uint8_t *q);
 
+/* hw_fakequant_f32 writes xf[i] = (clamp(rint(x[i]/scale) + zero, 0, 255)
+ * − zero)·scale: x on the uint8 input grid of hw_quantize_u8, as float
+ * (exact: every value is a small integer times scale). */
+void hw_fakequant_f32(int isa, long n, const float *x, float scale, int zero, float *xf);
+
 /* hw_im2col_u8 writes, for one image of c×h×w uint8 values, the
  * (oh·ow)×(c·kh·kw) patch matrix (row = output pixel, column = (channel,
  * ky, kx)); out-of-image taps get pad (the zero point). Rows are ld ≥

@@ -55,6 +55,16 @@ void hw_quantize_u8_generic(long n, const float *x, float scale, int zero, uint8
 	}
 }
 
+void hw_fakequant_f32(int isa, long n, const float *x, float scale, int zero, float *xf) {
+	/* Quantize with the vectorised kernel in chunks, then widen back. */
+	uint8_t q[512];
+	for (long i0 = 0; i0 < n; i0 += 512) {
+		long m = n - i0 < 512 ? n - i0 : 512;
+		hw_quantize_u8(isa, m, x + i0, scale, zero, q);
+		for (long i = 0; i < m; i++) xf[i0 + i] = (float)((int)q[i] - zero) * scale;
+	}
+}
+
 void hw_quantize_u8(int isa, long n, const float *x, float scale, int zero, uint8_t *q) {
 #if HW_X86
 	if (isa >= HW_ISA_AVX512) {

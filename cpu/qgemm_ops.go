@@ -59,6 +59,9 @@ type quantPrep struct {
 	// (from hwc when set, else Q); groups is the group count it was made for.
 	packed []int8
 	groups int
+	// fw holds Scale[o]·Q[o,i] as float for qConv2DGrid (made on first use).
+	fw     []float32
+	fwOnce sync.Once
 }
 
 // quantPreps maps weak.Pointer[accel.QuantWeights] to *quantPrep. Computing
@@ -190,9 +193,12 @@ func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias [
 	return nil
 }
 
-// qConv2D computes act(conv(x̂, Scale·Q) + bias) with x̂ as in qLinear:
-// per image and group, the uint8 input is unrolled (im2col, padding taps
-// take the zero point, which is float 0) and multiplied by the int8 filters.
+// qConv2D computes act(conv(x̂, Scale·Q) + bias) with x̂ as in qLinear.
+// Where the integer GEMM pays (intGemmPays), per image and group the uint8
+// input is unrolled (im2col, padding taps take the zero point, which is
+// float 0) and multiplied by the int8 filters (qConv2DInt); otherwise
+// (depthwise, small grouped, 1×1 and stem convolutions) the same products
+// are summed by the float kernels on the grid values (qConv2DGrid).
 func qConv2D(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights, bias []float32, act accel.Act, y []float32) error {
 	const kernel = "qconv2d"
 	if err := p.Validate(); err != nil {
@@ -212,6 +218,18 @@ func qConv2D(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights
 	if err := checkBiasAct(kernel, bias, pn.K, act); err != nil {
 		return err
 	}
+	kg, kk := pn.K/pn.Groups, nw/pn.K
+	if !intGemmPays(kg, kk) {
+		return qConv2DGrid(threads, pn, x, q, kk, bias, act, y)
+	}
+	return qConv2DInt(threads, pn, x, q, bias, act, y)
+}
+
+// qConv2DInt is the integer path of qConv2D (arguments checked, p
+// normalised): per image and group, the uint8 input is unrolled and
+// multiplied by the int8 filters with exact int32 accumulation.
+func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWeights, bias []float32, act accel.Act, y []float32) error {
+	const kernel = "qconv2d"
 	cg, kg := pn.C/pn.Groups, pn.K/pn.Groups
 	kk := cg * pn.KH * pn.KW
 	oh, ow := pn.OutH(), pn.OutW()
@@ -278,6 +296,57 @@ func qConv2D(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights
 		}
 		C.hw_qepilogue(C.int(pn.K), C.int(pix), (*C.int32_t)(&(*acc)[0]), ars, acs, (*C.int32_t)(&prep.sums[0]), C.int(q.InZero),
 			C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[img*pn.K*pix]), C.long(pix), 1)
+	}
+	return nil
+}
+
+// Minimum reduction length and output channels per group for which the
+// integer GEMM of qConv2D beats the float convolution kernels at batch 1
+// (BenchmarkQConvSmall): below them the im2col, the per-group calls and the
+// dot-product tiles (whose horizontal sums dominate short reductions) cost
+// more than the float kernels' direct depthwise and 1×1 paths save.
+const (
+	qIntMinReduce   = 64
+	qIntMinChannels = 8
+)
+
+// intGemmPays reports whether a convolution with kg output channels per
+// group and reductions of kk runs faster on the integer GEMM than on the
+// float kernels: false for depthwise (kg = 1), small grouped and short
+// 1×1 or single-channel stem convolutions.
+func intGemmPays(kg, kk int) bool { return kk >= qIntMinReduce && kg >= qIntMinChannels }
+
+var (
+	// gridKernels holds one float Kernels per thread count for
+	// qConv2DGrid (its scratch buffers are reused across calls).
+	gridKernels sync.Map
+)
+
+// qConv2DGrid computes the same convolution as the integer path of
+// qConv2D for shapes where the integer GEMM does not pay (intGemmPays):
+// x is put on q's uint8 grid and back to float, x̂ = (q_x − InZero)·InScale
+// (exact), and convolved by the float kernels (Conv2D: the depthwise and
+// 1×1 paths) with the weights Scale[o]·Q[o,i] (exact in float32 for ≤ 8
+// bits and fp16 scales). Every product is the one of the integer path; only
+// the order of the float sums differs, so the result is within float32
+// rounding of it, far inside one quantization step.
+func qConv2DGrid(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights, kk int, bias []float32, act accel.Act, y []float32) error {
+	prep := prepareQuant(q, p.K, kk, 1, 1, 1, false)
+	prep.fwOnce.Do(func() {
+		prep.fw = make([]float32, len(q.Q))
+		for i, v := range q.Q {
+			prep.fw[i] = q.Scale[i/kk] * float32(v)
+		}
+	})
+	xf := getF32(len(x))
+	defer f32Pool.Put(xf)
+	C.hw_fakequant_f32(cISA(), C.long(len(x)), (*C.float)(&x[0]), C.float(q.InScale), C.int(q.InZero), (*C.float)(&(*xf)[0]))
+	kv, ok := gridKernels.Load(threads)
+	if !ok {
+		kv, _ = gridKernels.LoadOrStore(threads, NewKernels(threads))
+	}
+	if err := kv.(*Kernels).Conv2D(p, *xf, prep.fw, bias, act, y); err != nil {
+		return fmt.Errorf("qconv2d: %w", err)
 	}
 	return nil
 }

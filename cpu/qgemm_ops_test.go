@@ -203,3 +203,50 @@ func BenchmarkQConvVsFP32(b *testing.B) {
 		})
 	}
 }
+
+// TestQConvPathsMatchReference runs both paths of qConv2D, the integer
+// GEMM and the float kernels on grid values, on every shape (whichever
+// qConv2D would pick) at 8, 4 and 2 bits, including the depthwise, grouped,
+// 1×1 and stem shapes of compact blocks, against the reference.
+func TestQConvPathsMatchReference(t *testing.T) {
+	var rk ref.Kernels
+	convs := []accel.ConvParams{
+		{N: 1, C: 1, H: 28, W: 28, K: 16, KH: 3, KW: 3, PadH: 1, PadW: 1},
+		{N: 2, C: 16, H: 14, W: 14, K: 16, KH: 3, KW: 3, PadH: 1, PadW: 1, StrideH: 2, StrideW: 2, Groups: 16},
+		{N: 1, C: 16, H: 9, W: 9, K: 24, KH: 1, KW: 1},
+		{N: 1, C: 32, H: 7, W: 7, K: 32, KH: 1, KW: 1, Groups: 4},
+		{N: 2, C: 20, H: 12, W: 12, K: 50, KH: 5, KW: 5},
+		{N: 1, C: 3, H: 7, W: 7, K: 2, KH: 3, KW: 3, DilH: 2, DilW: 2, PadH: 2, PadW: 2},
+	}
+	for ci, p := range convs {
+		pn := p.Norm()
+		nx, nw, ny := pn.Sizes()
+		for _, bits := range []int{8, 4, 2} {
+			r := rand.New(rand.NewPCG(uint64(ci), uint64(bits)))
+			q := randQuant(r, pn.K, nw/pn.K, bits, int32(r.IntN(256)))
+			x, bias := randSlice(r, nx), randSlice(r, pn.K)
+			act := []accel.Act{accel.ActNone, accel.ActReLU6}[ci%2]
+			want := make([]float32, ny)
+			if err := rk.QConv2D(p, x, q, bias, act, want); err != nil {
+				t.Fatal(err)
+			}
+			for _, path := range []string{"int", "grid"} {
+				got := make([]float32, ny)
+				var err error
+				if path == "int" {
+					err = qConv2DInt(2, pn, x, q, bias, act, got)
+				} else {
+					err = qConv2DGrid(2, pn, x, q, nw/pn.K, bias, act, got)
+				}
+				if err != nil {
+					t.Fatalf("%s %+v: %v", path, p, err)
+				}
+				for i := range want {
+					if d := math.Abs(float64(got[i] - want[i])); d > oneStep(q, want[i]) {
+						t.Fatalf("%s path, conv %+v bits=%d: y[%d] = %g, want %g", path, p, bits, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
