@@ -37,6 +37,13 @@ type Config struct {
 	// NoSparseKernels keeps every layer on the dense kernels (otherwise a
 	// pruned layer runs sparse when its measured batch-1 time is lower).
 	NoSparseKernels bool
+	// KeepInt8 runs every quantized conv layer on the int8 kernels.
+	// Otherwise a quantized conv layer whose measured batch-1 time on the
+	// int8 kernels is not below that of the float kernels (depthwise,
+	// grouped, 1×1 and stem convolutions of few channels: see
+	// chooseFloat) runs on the float kernels with its dequantized weights
+	// Scale·Q; it is still stored as integers.
+	KeepInt8 bool
 	// Log, when not nil, receives one line per step.
 	Log io.Writer
 }
@@ -78,7 +85,8 @@ type StageReport struct {
 // Result is a compressed model and its figures.
 type Result struct {
 	// Model is the compressed model as Decode restores it from Encoded
-	// (weights as stored, m.Quant and m.Sparse set for the kernels).
+	// (weights as stored, m.Quant and m.Sparse set for the kernels), less
+	// the m.Quant of the layers in Float.
 	Model   *nas.Model
 	Encoded []byte
 	// Bytes is len(Encoded); DenseBytes the original model's fp32 size
@@ -100,6 +108,10 @@ type Result struct {
 	Seconds      float64         `json:"seconds"`
 	Arch         *nas.Arch       `json:"arch"`
 	Sparse       map[string]bool `json:"-"`
+	// Float names the quantized layers that run on the float kernels
+	// (their m.Quant dropped from Model, see Config.KeepInt8); a model
+	// decoded from Encoded again has them on the int8 kernels.
+	Float map[string]bool `json:"-"`
 }
 
 // Apply compresses a copy of m with recipe r, fine-tuning on train and
@@ -143,7 +155,7 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 			fmt.Fprintf(cfg.Log, format+"\n", a...)
 		}
 	}
-	res := &Result{ParamsBefore: m.NumParams(), DenseBytes: 4 * m.NumParams(), Recipe: r.String(), Sparse: map[string]bool{}}
+	res := &Result{ParamsBefore: m.NumParams(), DenseBytes: 4 * m.NumParams(), Recipe: r.String(), Sparse: map[string]bool{}, Float: map[string]bool{}}
 	if res.ValAccBefore, err = EvaluatePlan(m, val, kern); err != nil {
 		return nil, err
 	}
@@ -381,13 +393,18 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 	if err != nil {
 		return nil, fmt.Errorf("compress: the encoded model does not decode: %w", err)
 	}
-	if !cfg.NoSparseKernels {
+	if !cfg.NoSparseKernels || !cfg.KeepInt8 {
 		// Decide at batch 1 on one thread, the setting latency is reported in.
 		k1, close1, err := nas.DefaultKernels(1)
 		if err != nil {
 			return nil, err
 		}
-		err = chooseSparse(final, k1, res.Sparse)
+		if !cfg.KeepInt8 {
+			err = chooseFloat(final, k1, res.Float)
+		}
+		if err == nil && !cfg.NoSparseKernels {
+			err = chooseSparse(final, k1, res.Sparse)
+		}
 		close1()
 		if err != nil {
 			return nil, err
@@ -623,6 +640,50 @@ func chooseSparse(m *nas.Model, k accel.Kernels, chosen map[string]bool) error {
 		}
 		if ts < td {
 			m.Sparse[name] = s
+			chosen[name] = true
+		}
+	}
+	return nil
+}
+
+// chooseFloat moves each quantized conv layer of m whose batch-1 time on
+// the int8 kernels (QConv2D) is not below its time on the float kernels
+// (Conv2D with the dequantized weights, which the decoded model holds) to
+// the float kernels, by dropping m.Quant[layer], and records it in chosen.
+// The int8 kernels pay for long reductions over many output channels; the
+// small depthwise, grouped and 1×1 convolutions of compact blocks run
+// faster in float, where the input needs no quantizing pass. Linear layers
+// keep their int8 form (QLinear is at least even with Sgemm at batch 1).
+func chooseFloat(m *nas.Model, k accel.Kernels, chosen map[string]bool) error {
+	ik, ok := k.(accel.Int8Kernels)
+	if !ok {
+		return nil
+	}
+	for _, nd := range weightNodes(m) {
+		name := nd.Layer.Name
+		q := m.Quant[name]
+		if q == nil || nd.Kind != nas.TypeConv {
+			continue
+		}
+		w := m.Param(name + ".w")
+		var b []float32
+		if bp := m.Param(name + ".b"); bp != nil {
+			b = bp.Data
+		}
+		p := nd.Conv
+		p.N = 1
+		nx, _, ny := p.Sizes()
+		x, y := randInput(nx), make([]float32, ny)
+		tq, err := medianTime(func() error { return ik.QConv2D(p, x, q, b, nd.Act, y) })
+		if err != nil {
+			return fmt.Errorf("layer %q: %w", name, err)
+		}
+		tf, err := medianTime(func() error { return k.Conv2D(p, x, w.Data, b, nd.Act, y) })
+		if err != nil {
+			return fmt.Errorf("layer %q: %w", name, err)
+		}
+		if tq >= tf {
+			delete(m.Quant, name)
 			chosen[name] = true
 		}
 	}

@@ -86,12 +86,17 @@ func TestApplyEncodeEveryCombination(t *testing.T) {
 								}
 							}
 						}
-						again, err := Encode(res.Model, res.Options)
+						again, err := Encode(d, res.Options)
 						if err != nil {
-							t.Fatalf("re-encoding the result: %v", err)
+							t.Fatalf("re-encoding the decoded result: %v", err)
 						}
-						if len(again) != res.Bytes {
-							t.Errorf("re-encoded %d bytes, first %d", len(again), res.Bytes)
+						if string(again) != string(res.Encoded) {
+							t.Errorf("re-encoding the decoded result gives other bytes (%d, first %d)", len(again), res.Bytes)
+						}
+						for layer := range res.Float {
+							if res.Model.Quant[layer] != nil || d.Quant[layer] == nil {
+								t.Errorf("layer %s runs float: Quant in the result %v, decoded %v", layer, res.Model.Quant[layer] != nil, d.Quant[layer] != nil)
+							}
 						}
 					})
 				}
