@@ -38,11 +38,11 @@ type Config struct {
 	// pruned layer runs sparse when its measured batch-1 time is lower).
 	NoSparseKernels bool
 	// KeepInt8 runs every quantized conv layer on the int8 kernels.
-	// Otherwise a quantized conv layer whose measured batch-1 time on the
-	// int8 kernels is not below that of the float kernels (depthwise,
-	// grouped, 1×1 and stem convolutions of few channels: see
-	// chooseFloat) runs on the float kernels with its dequantized weights
-	// Scale·Q; it is still stored as integers.
+	// Otherwise a quantized conv layer without which the lowered model is
+	// not slower at batch 1 (typically the depthwise, grouped, 1×1 and stem
+	// convolutions of few channels, and convs whose batch norm then folds:
+	// see chooseFloat) runs on the float kernels with its dequantized
+	// weights Scale·Q; it is still stored as integers.
 	KeepInt8 bool
 	// Log, when not nil, receives one line per step.
 	Log io.Writer
@@ -646,18 +646,34 @@ func chooseSparse(m *nas.Model, k accel.Kernels, chosen map[string]bool) error {
 	return nil
 }
 
-// chooseFloat moves each quantized conv layer of m whose batch-1 time on
-// the int8 kernels (QConv2D) is not below its time on the float kernels
-// (Conv2D with the dequantized weights, which the decoded model holds) to
-// the float kernels, by dropping m.Quant[layer], and records it in chosen.
-// The int8 kernels pay for long reductions over many output channels; the
-// small depthwise, grouped and 1×1 convolutions of compact blocks run
-// faster in float, where the input needs no quantizing pass. Linear layers
-// keep their int8 form (QLinear is at least even with Sgemm at batch 1).
+// chooseFloat moves each quantized conv layer of m to the float kernels
+// (dropping m.Quant[layer]; the decoded model holds the dequantized
+// weights Scale·Q) when m's whole lowered plan runs no slower at batch 1
+// that way, and records it in chosen. Layers are tried in order, each
+// against the plan as decided so far. The whole plan is timed, not the op
+// alone, because a float conv also lets lowering fold the batch norm that
+// follows it (an int8 conv keeps its batch norm as a separate op) and fuse
+// activations. The int8 kernels pay for long reductions over many output
+// channels; the small depthwise, grouped, 1×1 and stem convolutions of
+// compact blocks run faster in float, where the input needs no quantizing
+// pass. Linear layers keep their int8 form (QLinear is at least even with
+// Sgemm at batch 1).
 func chooseFloat(m *nas.Model, k accel.Kernels, chosen map[string]bool) error {
-	ik, ok := k.(accel.Int8Kernels)
-	if !ok {
+	if _, ok := k.(accel.Int8Kernels); !ok {
 		return nil
+	}
+	planTime := func() (time.Duration, error) {
+		plan, err := nas.Lower(m)
+		if err != nil {
+			return 0, err
+		}
+		prog, err := accel.NewHostProgram(k, plan, 1)
+		if err != nil {
+			return 0, err
+		}
+		defer prog.Close()
+		x, y := randInput(prog.InputSize()), make([]float32, prog.OutputSize())
+		return medianTime(func() error { return prog.Run(x, y) })
 	}
 	for _, nd := range weightNodes(m) {
 		name := nd.Layer.Name
@@ -665,25 +681,18 @@ func chooseFloat(m *nas.Model, k accel.Kernels, chosen map[string]bool) error {
 		if q == nil || nd.Kind != nas.TypeConv {
 			continue
 		}
-		w := m.Param(name + ".w")
-		var b []float32
-		if bp := m.Param(name + ".b"); bp != nil {
-			b = bp.Data
-		}
-		p := nd.Conv
-		p.N = 1
-		nx, _, ny := p.Sizes()
-		x, y := randInput(nx), make([]float32, ny)
-		tq, err := medianTime(func() error { return ik.QConv2D(p, x, q, b, nd.Act, y) })
+		tq, err := planTime()
 		if err != nil {
 			return fmt.Errorf("layer %q: %w", name, err)
 		}
-		tf, err := medianTime(func() error { return k.Conv2D(p, x, w.Data, b, nd.Act, y) })
+		delete(m.Quant, name)
+		tf, err := planTime()
 		if err != nil {
 			return fmt.Errorf("layer %q: %w", name, err)
 		}
-		if tq >= tf {
-			delete(m.Quant, name)
+		if tq < tf {
+			m.Quant[name] = q
+		} else {
 			chosen[name] = true
 		}
 	}
