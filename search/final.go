@@ -28,7 +28,10 @@ type FinalOptions struct {
 	FineTuneEpochs int
 	// LR is the final training's base learning rate (0: the study's
 	// proxy rate); the compression fine-tuning runs at a fifth of it.
-	LR      float64
+	LR float64
+	// Augment adds that many randomly shifted copies of the training
+	// images (ShiftAugment, ±AugmentShift pixels); 0: none.
+	Augment int
 	Timeout time.Duration // default 4× the trial limit
 }
 
@@ -40,6 +43,7 @@ type finalMarker struct {
 	Subset    int       `json:"subset"`
 	FineTune  int       `json:"fine_tune_epochs,omitempty"`
 	LR        float64   `json:"lr,omitempty"`
+	Augment   int       `json:"augment,omitempty"`
 }
 
 // parseDecisions reads a trial's decisions: a plain index vector, or a
@@ -74,7 +78,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 			return fmt.Errorf("trial %d: decisions: %w", t.Number, err)
 		}
 		if fm != nil {
-			if fm.Epochs == fo.Epochs && fm.Subset == fo.Subset && max(1, fm.FineTune) == max(1, fo.FineTuneEpochs) && fm.LR == fo.LR {
+			if fm.Epochs == fo.Epochs && fm.Subset == fo.Subset && max(1, fm.FineTune) == max(1, fo.FineTuneEpochs) && fm.LR == fo.LR && fm.Augment == fo.Augment {
 				finals[fm.FinalOf] = t
 			}
 			continue
@@ -93,7 +97,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		return nil
 	case tr == nil:
 		d, _, _ := parseDecisions(best.Decisions)
-		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset, FineTune: fo.FineTuneEpochs, LR: fo.LR})
+		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset, FineTune: fo.FineTuneEpochs, LR: fo.LR, Augment: fo.Augment})
 		if err != nil {
 			return err
 		}
@@ -112,6 +116,9 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	if fm.Subset > 0 {
 		images = fmt.Sprintf("%d training images", fm.Subset)
 	}
+	if fm.Augment > 0 {
+		images += fmt.Sprintf(" and %d shifted cop(ies) of each", fm.Augment)
+	}
 	fmt.Fprintf(c.log, "final training of trial %d as trial %d: %d epoch(s) on %s\n", best.Number, tr.Number, fm.Epochs, images)
 	cfg, err := c.cfg.Space.Decode(fm.Decisions)
 	if err != nil {
@@ -129,6 +136,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	if fm.LR > 0 {
 		spec.LR = fm.LR
 	}
+	spec.Augment = fm.Augment
 	if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
 		return err
 	}

@@ -30,6 +30,10 @@ type TrialSpec struct {
 	BatchSize int     `json:"batch_size,omitempty"`
 	// FineTuneEpochs after each compression step (0: 1).
 	FineTuneEpochs int `json:"fine_tune_epochs,omitempty"`
+	// Augment adds that many randomly shifted copies (±AugmentShift
+	// pixels) of the training images (ShiftAugment) for training and
+	// fine-tuning; 0: none.
+	Augment int `json:"augment,omitempty"`
 	// Teacher is the weights file of the study's distillation teacher
 	// (TeacherArch), trained by the first trial that needs it for
 	// TeacherEpochs (default 2) on the proxy subset.

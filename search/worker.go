@@ -109,6 +109,11 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 	}
 	train = train.Subset(spec.Subset)
 	val = val.Subset(spec.ValSubset)
+	if spec.Augment > 0 {
+		if train, err = ShiftAugment(train, spec.Augment, AugmentShift, spec.Seed); err != nil {
+			return nil, err
+		}
+	}
 	if poison {
 		p := *train
 		p.Images = append([]float32(nil), train.Images...)
@@ -221,6 +226,10 @@ func compressModel(ctx context.Context, m *nas.Model, spec *TrialSpec, train, va
 		Seed: spec.Seed, Subset: spec.Subset}, FineTuneEpochs: spec.FineTuneEpochs, PruneRounds: 2, Threads: spec.Threads}
 	return compress.Apply(ctx, m, CompressRecipe(layers, distill), train, val, cfg)
 }
+
+// AugmentShift is the largest shift, in pixels, of TrialSpec.Augment's
+// copies.
+const AugmentShift = 2
 
 // TeacherArch is the built-in architecture distilling candidates learn
 // from; ensureTeacher trains it once per study.

@@ -39,6 +39,7 @@ type searchOptions struct {
 	FinalEpochs, FinalSubset    int
 	FinalFineTune               int
 	FinalLR                     float64
+	FinalAugment                int
 	JSON                        bool
 	// Progress forces (1) or forbids (0) the progress bar; -1 decides by
 	// whether stderr is a terminal.
@@ -100,6 +101,7 @@ The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
 	f.IntVar(&opts.FinalSubset, "final-subset", 0, "training images of the final training (0: all)")
 	f.IntVar(&opts.FinalFineTune, "final-fine-tune", 1, "fine-tuning epochs after each compression step in the final training")
 	f.Float64Var(&opts.FinalLR, "final-lr", 0, "learning rate of the final training (0: --lr)")
+	f.IntVar(&opts.FinalAugment, "final-augment", 0, "randomly shifted (±2 px) copies of each training image added for the final training (0: none)")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
 	_ = cmd.MarkFlagRequired("study")
 	rootCmd.AddCommand(cmd)
@@ -115,7 +117,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		return badInputf("--study is required")
 	}
 	if opts.Trials < 0 || opts.Hours < 0 || opts.Epochs < 0 || opts.Subset < 0 || opts.ValSubset < 0 || opts.Batch < 0 ||
-		opts.FinalEpochs < 0 || opts.FinalSubset < 0 || opts.FinalLR < 0 {
+		opts.FinalEpochs < 0 || opts.FinalSubset < 0 || opts.FinalLR < 0 || opts.FinalAugment < 0 {
 		return badInputf("--trials, --hours, --epochs, --subset, --val-subset, --batch and --final-* must not be negative")
 	}
 	reward := search.RewardConfig{Mode: search.RewardMode(opts.Reward), LatencyTargetNs: int64(opts.LatencyTarget), MaxBytes: opts.MaxBytes}
@@ -183,7 +185,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits: search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
-		Final:  search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR}}
+		Final:  search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR, Augment: opts.FinalAugment}}
 	bar := opts.progress == 1
 	if opts.progress < 0 {
 		f, ok := opts.stderr.(*os.File)
