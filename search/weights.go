@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"sort"
 
 	"hwnas/accel"
 	"hwnas/nas"
@@ -17,8 +18,9 @@ import (
 //
 //	"HWTW" magic, byte version 1
 //	uvarint length, then that many bytes of JSON header: the compressed
-//	        architecture (channel pruning and low-rank change it) and the
-//	        layers that run on the sparse kernels
+//	        architecture (channel pruning and low-rank change it), the
+//	        layers that run on the sparse kernels, and the quantized layers
+//	        that compress.Apply moved to the float kernels (Result.Float)
 //	the compressed model in compress's format (compress.Encode)
 //
 // The compressed bytes a trial reports are those of the last part alone.
@@ -27,6 +29,7 @@ const trialWeightsMagic = "HWTW"
 type trialWeightsHeader struct {
 	Arch   *nas.Arch `json:"arch"`
 	Sparse []string  `json:"sparse,omitempty"`
+	Float  []string  `json:"float,omitempty"`
 }
 
 // EncodeTrialWeights packs a compression result for the store.
@@ -37,6 +40,13 @@ func EncodeTrialWeights(r *compress.Result) ([]byte, error) {
 			h.Sparse = append(h.Sparse, name)
 		}
 	}
+	for name, on := range r.Float {
+		if on {
+			h.Float = append(h.Float, name)
+		}
+	}
+	sort.Strings(h.Sparse) // the same result gives the same blob
+	sort.Strings(h.Float)
 	hj, err := json.Marshal(h)
 	if err != nil {
 		return nil, err
@@ -93,6 +103,14 @@ func TrialModel(archJSON, blob []byte) (*nas.Model, error) {
 			m.Sparse = map[string]*accel.SparseWeights{}
 		}
 		m.Sparse[name] = compress.CSR(w.Data, w.Shape[0])
+	}
+	for _, name := range h.Float {
+		// Stored as integers, run as their dequantized float weights,
+		// exactly as the trial was measured.
+		if _, ok := m.Quant[name]; !ok {
+			return nil, fmt.Errorf("trial weights: float layer %q is not a quantized layer of the architecture", name)
+		}
+		delete(m.Quant, name)
 	}
 	return m, nil
 }
