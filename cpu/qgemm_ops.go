@@ -14,6 +14,7 @@ import (
 	"weak"
 
 	"hwnas/accel"
+	"hwnas/accel/ref"
 )
 
 // checkQuantWeights validates q for rows output channels of cols weights.
@@ -201,17 +202,11 @@ func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias [
 // are summed by the float kernels on the grid values (qConv2DGrid).
 func qConv2D(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights, bias []float32, act accel.Act, y []float32) error {
 	const kernel = "qconv2d"
-	if err := p.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", kernel, err)
+	pn, err := ref.CheckConv(kernel, p, len(x), -1, len(y))
+	if err != nil {
+		return err
 	}
-	pn := p.Norm()
-	nx, nw, ny := pn.Sizes()
-	switch {
-	case len(x) != nx:
-		return fmt.Errorf("%s: x has %d elements, want %d", kernel, len(x), nx)
-	case len(y) != ny:
-		return fmt.Errorf("%s: y has %d elements, want %d", kernel, len(y), ny)
-	}
+	_, nw, _ := pn.Sizes()
 	if err := checkQuantWeights(kernel, q, pn.K, nw/pn.K); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"weak"
 
 	"hwnas/accel"
+	"hwnas/accel/ref"
 )
 
 // CheckCSR validates s as a rows×cols CSR matrix: RowPtr has rows+1
@@ -165,17 +166,11 @@ func spLinear(threads, n, in, out int, x []float32, s *accel.SparseWeights, bias
 // multiplied by the group's CSR rows.
 func spConv2D(threads int, p accel.ConvParams, x []float32, s *accel.SparseWeights, bias []float32, act accel.Act, y []float32) error {
 	const kernel = "spconv2d"
-	if err := p.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", kernel, err)
+	pn, err := ref.CheckConv(kernel, p, len(x), -1, len(y))
+	if err != nil {
+		return err
 	}
-	pn := p.Norm()
-	nx, nw, ny := pn.Sizes()
-	switch {
-	case len(x) != nx:
-		return fmt.Errorf("%s: x has %d elements, want %d", kernel, len(x), nx)
-	case len(y) != ny:
-		return fmt.Errorf("%s: y has %d elements, want %d", kernel, len(y), ny)
-	}
+	_, nw, _ := pn.Sizes()
 	if err := checkCSRCached(s, pn.K, nw/pn.K); err != nil {
 		return fmt.Errorf("%s: %w", kernel, err)
 	}
