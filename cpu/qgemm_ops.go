@@ -7,7 +7,6 @@ import "C"
 
 import (
 	"fmt"
-	"math"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -17,33 +16,14 @@ import (
 	"hwnas/accel/ref"
 )
 
-// checkQuantWeights validates q for rows output channels of cols weights.
-func checkQuantWeights(kernel string, q *accel.QuantWeights, rows, cols int) error {
-	switch {
-	case q == nil:
-		return fmt.Errorf("%s: no quantized weights", kernel)
-	case q.Bits < 1 || q.Bits > 8:
-		return fmt.Errorf("%s: %d bits, want 1..8", kernel, q.Bits)
-	case !(q.InScale > 0) || math.IsInf(float64(q.InScale), 0):
-		return fmt.Errorf("%s: input scale %v must be positive and finite", kernel, q.InScale)
-	case q.InZero < 0 || q.InZero > 255:
-		return fmt.Errorf("%s: input zero point %d outside [0,255]", kernel, q.InZero)
-	case len(q.Q) != rows*cols:
-		return fmt.Errorf("%s: q.Q has %d weights, want %d×%d", kernel, len(q.Q), rows, cols)
-	case len(q.Scale) != rows:
-		return fmt.Errorf("%s: q.Scale has %d entries, want %d", kernel, len(q.Scale), rows)
-	}
-	return nil
-}
-
+// checkBiasAct validates an optional bias of k entries and the activation.
 func checkBiasAct(kernel string, bias []float32, k int, act accel.Act) error {
-	if bias != nil && len(bias) != k {
-		return fmt.Errorf("%s: bias has %d entries, want %d", kernel, len(bias), k)
+	if bias != nil {
+		if err := ref.CheckLen(kernel, "bias", len(bias), k); err != nil {
+			return err
+		}
 	}
-	if act < accel.ActNone || act > accel.ActHardSwish {
-		return fmt.Errorf("%s: unknown activation %v", kernel, act)
-	}
-	return nil
+	return ref.CheckAct(kernel, act)
 }
 
 // quantPrep is what the int8 kernels derive once from a QuantWeights:
@@ -174,7 +154,7 @@ func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias [
 	case len(y) != n*out:
 		return fmt.Errorf("%s: y has %d elements, want %d", kernel, len(y), n*out)
 	}
-	if err := checkQuantWeights(kernel, q, out, in); err != nil {
+	if err := ref.CheckQuant(kernel, q, out, in); err != nil {
 		return err
 	}
 	if err := checkBiasAct(kernel, bias, out, act); err != nil {
@@ -207,7 +187,7 @@ func qConv2D(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights
 		return err
 	}
 	_, nw, _ := pn.Sizes()
-	if err := checkQuantWeights(kernel, q, pn.K, nw/pn.K); err != nil {
+	if err := ref.CheckQuant(kernel, q, pn.K, nw/pn.K); err != nil {
 		return err
 	}
 	if err := checkBiasAct(kernel, bias, pn.K, act); err != nil {
