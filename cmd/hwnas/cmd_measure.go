@@ -76,7 +76,7 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 		}
 		return err
 	}
-	db, err := store.Open(opts.DB)
+	db, err := openWriteDB(opts.DB)
 	if err != nil {
 		return err
 	}

@@ -166,11 +166,8 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 			return badInput(err)
 		}
 	}
-	db, err := store.Open(opts.DB)
+	db, err := openWriteDB(opts.DB)
 	if err != nil {
-		if errors.Is(err, store.ErrNotHwnas) || errors.Is(err, store.ErrNewerSchema) {
-			return badInput(err)
-		}
 		return err
 	}
 	defer db.Close()
@@ -296,11 +293,8 @@ func runBenchSearch(ctx context.Context, w io.Writer, opts benchSearchOptions) e
 	if _, _, _, err := data.LoadDir(opts.Data); err != nil {
 		return badInput(err)
 	}
-	db, err := store.Open(opts.DB)
+	db, err := openWriteDB(opts.DB)
 	if err != nil {
-		if errors.Is(err, store.ErrNotHwnas) || errors.Is(err, store.ErrNewerSchema) {
-			return badInput(err)
-		}
 		return err
 	}
 	defer db.Close()

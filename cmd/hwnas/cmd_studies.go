@@ -80,6 +80,17 @@ func openQueryDB(path string) (*store.DB, error) {
 	return db, nil
 }
 
+// openWriteDB opens (creating and migrating) the database a search writes;
+// a file that is not an hwnas database or is from a newer hwnas is bad
+// input, and nothing is written to it.
+func openWriteDB(path string) (*store.DB, error) {
+	db, err := store.Open(path)
+	if errors.Is(err, store.ErrNotHwnas) || errors.Is(err, store.ErrNewerSchema) {
+		return nil, badInput(err)
+	}
+	return db, err
+}
+
 // queryError marks store errors caused by what the user asked for (a
 // missing database, an unknown study or device) as bad input.
 func queryError(err error) error {
