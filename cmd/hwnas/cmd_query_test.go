@@ -9,7 +9,6 @@ import (
 	"image/png"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -495,33 +494,7 @@ func TestQueryHelperProcess(t *testing.T) {
 func TestQueriesWhileWriting(t *testing.T) {
 	path, _, _ := queryTestDB(t)
 	stop := filepath.Join(t.TempDir(), "stop")
-	var cmds []*exec.Cmd
-	var outs []*bytes.Buffer
-	for range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestQueryHelperProcess$")
-		cmd.Env = append(os.Environ(), "HWNAS_QUERY_HELPER="+path, "HWNAS_QUERY_STOP="+stop)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds, outs = append(cmds, cmd), append(outs, &out)
-	}
-	defer func() {
-		os.WriteFile(stop, nil, 0o644)
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
-	}()
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		if ready, _ := filepath.Glob(stop + ".ready.*"); len(ready) == len(cmds) {
-			break
-		}
-		if time.Since(start) > 30*time.Second {
-			t.Fatal("the query processes did not start")
-		}
-	}
+	readers := startHelperProcs(t, 2, "TestQueryHelperProcess", []string{"HWNAS_QUERY_HELPER=" + path, "HWNAS_QUERY_STOP=" + stop}, stop, 30*time.Second)
 
 	db, err := store.Open(path)
 	if err != nil {
@@ -549,15 +522,13 @@ func TestQueriesWhileWriting(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	os.WriteFile(stop, nil, 0o644)
-	for i, c := range cmds {
-		err := c.Wait()
-		t.Logf("query process %d: %s", i, strings.TrimSpace(outs[i].String()))
+	errs, outs := readers.finish()
+	for i, err := range errs {
+		t.Logf("query process %d: %s", i, strings.TrimSpace(outs[i]))
 		if err != nil {
-			t.Errorf("query process %d failed (%v): %s", i, err, outs[i].String())
+			t.Errorf("query process %d failed (%v): %s", i, err, outs[i])
 		}
 	}
-	cmds = nil
 	if err := db.IntegrityCheck(); err != nil {
 		t.Fatal(err)
 	}

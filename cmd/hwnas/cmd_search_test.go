@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -229,33 +228,7 @@ func TestSearchWhileReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := filepath.Join(dir, "stop")
-	var cmds []*exec.Cmd
-	var outs []*bytes.Buffer
-	for range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSearchHelperProcess$")
-		cmd.Env = append(os.Environ(), "HWNAS_SEARCH_HELPER=reader:"+path+":"+stop)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds, outs = append(cmds, cmd), append(outs, &out)
-	}
-	defer func() {
-		os.WriteFile(stop, nil, 0o644)
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
-	}()
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		if ready, _ := filepath.Glob(stop + ".ready.*"); len(ready) == len(cmds) {
-			break
-		}
-		if time.Since(start) > time.Minute {
-			t.Fatal("the reader processes did not start")
-		}
-	}
+	readers := startHelperProcs(t, 2, "TestSearchHelperProcess", []string{"HWNAS_SEARCH_HELPER=reader:" + path + ":" + stop}, stop, time.Minute)
 	o.Trials = 5
 	var out bytes.Buffer
 	o.JSON = true
@@ -269,10 +242,9 @@ func TestSearchWhileReading(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || sum.Done != 5 || !sum.Resumed {
 		t.Fatalf("summary %s (%v)", out.String(), err)
 	}
-	os.WriteFile(stop, nil, 0o644)
-	for i, c := range cmds {
-		err := c.Wait()
-		s := outs[i].String()
+	errs, outs := readers.finish()
+	for i, err := range errs {
+		s := outs[i]
 		if err != nil || !strings.Contains(s, "failures 0") || strings.Contains(s, "locked") {
 			t.Fatalf("reader %d: %v\n%s", i, err, s)
 		}
@@ -282,7 +254,6 @@ func TestSearchWhileReading(t *testing.T) {
 			t.Fatalf("reader %d ran only %d queries", i, runs)
 		}
 	}
-	cmds = nil
 	db, err := store.OpenReadOnly(path)
 	if err != nil {
 		t.Fatal(err)
