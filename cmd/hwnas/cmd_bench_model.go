@@ -115,8 +115,12 @@ func runBenchModel(ctx context.Context, w io.Writer, opts benchModelOptions) err
 	if opts.JSON {
 		return writeJSON(w, rep)
 	}
-	fmt.Fprintf(w, "%s on %s (%s), batch %d, %d threads: median %.1f µs, p90 %.1f µs (%d runs)",
-		arch.Name, b.Device().Name, b.Name(), opts.Batch, rep.Threads, rep.MedianUS, rep.P90US, st.Runs)
+	threads := "threads"
+	if rep.Threads == 1 {
+		threads = "thread"
+	}
+	fmt.Fprintf(w, "%s on %s (%s), batch %d, %d %s: median %.1f µs, p90 %.1f µs (%d runs)",
+		arch.Name, b.Device().Name, b.Name(), opts.Batch, rep.Threads, threads, rep.MedianUS, rep.P90US, st.Runs)
 	if opts.Batch > 1 {
 		fmt.Fprintf(w, "; %.2f µs per image", rep.PerImageUS)
 	}
