@@ -205,7 +205,7 @@ func sparsityNote(op *accel.Op) string {
 		t = floatTensor("", nil, op.W)
 	}
 	size := elemSize(t.dtype)
-	deltas, values := sparseEntries(t)
+	deltas, values := sparseEntries(t, make([]byte, size))
 	nnz := 0
 	for i := 0; i < len(values); i += size {
 		if string(values[i:i+size]) != string(make([]byte, size)) {
@@ -346,11 +346,18 @@ func (b *builder) init(t tensorProto) string {
 // are CumSum(Cast(deltas)) − 1, ScatterElements writes the values into
 // ConstantOfShape zeros, and Reshape restores the shape. Every input is
 // constant, so runtimes fold this once when loading (inference runs the
-// dense tensor). It reports whether it went sparse.
+// dense tensor). It reports whether it went sparse. The zero of the tensor
+// is all zero bytes; weightInitZero takes another (a zero point's code).
 func (b *builder) weightInit(t tensorProto) (string, bool) {
+	return b.weightInitZero(t, make([]byte, elemSize(t.dtype)))
+}
+
+// weightInitZero is weightInit for a tensor whose pruned elements hold the
+// raw bytes zero.
+func (b *builder) weightInitZero(t tensorProto, zero []byte) (string, bool) {
 	size := elemSize(t.dtype)
 	n := len(t.raw) / size
-	deltas, values := sparseEntries(t)
+	deltas, values := sparseEntries(t, zero)
 	if sparseBytes(len(deltas), size) >= len(t.raw) {
 		return b.init(t), false
 	}
@@ -362,11 +369,11 @@ func (b *builder) weightInit(t tensorProto) (string, bool) {
 	one := b.init(int64Tensor("one_i64", nil, []int64{1}))
 	size1 := b.init(int64Tensor(name+".size", []int64{1}, []int64{int64(n)}))
 	dims := b.init(int64Tensor(name+".dims", []int64{int64(len(t.dims))}, t.dims))
-	zero := tensorProto{dims: []int64{1}, dtype: t.dtype, raw: make([]byte, size)}
+	fill := tensorProto{dims: []int64{1}, dtype: t.dtype, raw: zero}
 	b.node("Cast", name+"_deltas_i64", []string{d}, []string{name + ".deltas_i64"}, intAttr("to", dtInt64))
 	b.node("CumSum", name+"_positions1", []string{name + ".deltas_i64", axis}, []string{name + ".positions1"})
 	b.node("Sub", name+"_positions", []string{name + ".positions1", one}, []string{name + ".positions"})
-	b.node("ConstantOfShape", name+"_zeros", []string{size1}, []string{name + ".zeros"}, attribute{name: "value", typ: attrTensor, t: &zero})
+	b.node("ConstantOfShape", name+"_zeros", []string{size1}, []string{name + ".zeros"}, attribute{name: "value", typ: attrTensor, t: &fill})
 	b.node("ScatterElements", name+"_scatter", []string{name + ".zeros", name + ".positions", v}, []string{name + ".flat"}, intAttr("axis", 0))
 	b.node("Reshape", name+"_reshape", []string{name + ".flat", dims}, []string{name})
 	b.inits[name] = true
@@ -467,14 +474,34 @@ func (b *builder) weights(op *accel.Op, prefix string, dims []int64) (string, er
 	if len(q.Q) != len(op.W) || len(q.Scale) != k {
 		return "", fmt.Errorf("int8 weights: %d values and %d scales for %d weights of %d output channels", len(q.Q), len(q.Scale), len(op.W), k)
 	}
-	var wq string
-	if packable(q) {
+	var wq, zp string
+	switch {
+	case packable(q):
 		wq = b.packedInit(prefix+".weight_q", dims, q.Q, q.Bits)
-	} else {
+		zp = b.init(int8Tensor(prefix+".weight_zero", []int64{int64(k)}, make([]int8, k)))
+	case !pairSafe(q.Q):
+		// Weights beyond ±64 as uint8 codes q+128 with zero point 128:
+		// the same values, but onnxruntime then multiplies them with its
+		// u8·u8 kernels, exact on every x86 CPU. Its u8·s8 kernels on x86
+		// without VNNI (AVX2, AVX-512BW) add pairs of products u·w in
+		// 16 bits with saturation (vpmaddubsw): 255·127·2 > 32767, so
+		// int8 weights there give other results than the file's
+		// arithmetic, and than hwnas's exact int8 kernels.
+		codes := make([]uint8, len(q.Q))
+		for i, v := range q.Q {
+			codes[i] = uint8(int(v) + 128)
+		}
+		wq, _ = b.weightInitZero(uint8Tensor(prefix+".weight_q", dims, codes), []byte{128})
+		zps := make([]uint8, k)
+		for i := range zps {
+			zps[i] = 128
+		}
+		zp = b.init(uint8Tensor(prefix+".weight_zero", []int64{int64(k)}, zps))
+	default:
 		wq, _ = b.weightInit(int8Tensor(prefix+".weight_q", dims, q.Q))
+		zp = b.init(int8Tensor(prefix+".weight_zero", []int64{int64(k)}, make([]int8, k)))
 	}
 	sc := b.init(floatTensor(prefix+".weight_scale", []int64{int64(k)}, q.Scale))
-	zp := b.init(int8Tensor(prefix+".weight_zero", []int64{int64(k)}, make([]int8, k)))
 	out := prefix + ".weight"
 	b.node("DequantizeLinear", prefix+"_weight_dequant", []string{wq, sc, zp}, []string{out}, intAttr("axis", 0))
 	return out, nil
@@ -497,6 +524,19 @@ func (b *builder) input(op *accel.Op, prefix, in string) (string, error) {
 	b.node("QuantizeLinear", prefix+"_in_quant", []string{in, sc, zp}, []string{prefix + ".in_q"})
 	b.node("DequantizeLinear", prefix+"_in_dequant", []string{prefix + ".in_q", sc, zp}, []string{prefix + ".in_dq"})
 	return prefix + ".in_dq", nil
+}
+
+// pairSafe reports whether every weight of q lies in [−64, 64], where
+// the sum of two products u·w with u8 activations (255·64·2 = 32640)
+// fits 16 bits: int8 weights in that range run exactly on every
+// onnxruntime integer kernel, saturating ones included.
+func pairSafe(q []int8) bool {
+	for _, v := range q {
+		if v < -64 || v > 64 {
+			return false
+		}
+	}
+	return true
 }
 
 // packable reports whether q's integers can be stored packed: 1, 2 or 4

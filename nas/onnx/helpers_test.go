@@ -116,16 +116,6 @@ func maxAbsDiff(a, b []float32) (float64, int) {
 	return m, at
 }
 
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
-
 var (
 	pythonOnce sync.Once
 	pythonCmd  string

@@ -54,28 +54,6 @@ func quantize(t testing.TB, p *accel.Plan, bits map[string]int, calib []float32,
 	return &q
 }
 
-// outputSteps returns, per logit o of the last (int8) layer of p, the
-// step of its input quantization carried to the output,
-// InScale·Scale[o]·Σ_i |Q[o,i]|: how far y[o] moves when every input code
-// of the layer moves by one. An integer runtime that requantizes (and
-// rounds the bias to int32) lands each code within one step of hwnas's,
-// so its logits stay within this bound.
-func outputSteps(p *accel.Plan) []float64 {
-	op := &p.Ops[len(p.Ops)-1]
-	q := op.Quant
-	rows := len(q.Scale)
-	cols := len(q.Q) / rows
-	steps := make([]float64, rows)
-	for o := range steps {
-		sum := 0.0
-		for _, v := range q.Q[o*cols : (o+1)*cols] {
-			sum += float64(max(v, -v))
-		}
-		steps[o] = float64(q.InScale) * float64(q.Scale[o]) * sum
-	}
-	return steps
-}
-
 // TestInt8MatchesHwnas exports int8 models in QDQ form and checks, on the
 // MNIST test set, that
 //   - onnxruntime, both evaluating the QDQ graph as written (no graph
@@ -83,7 +61,7 @@ func outputSteps(p *accel.Plan) []float64 {
 //     (all optimisations: QDQ fused into integer Gemm/Conv with int32 bias
 //     and requantization), gives the same argmax as hwnas's int8 kernels on
 //     ≥ 99.5% of the images and every logit within one quantization step
-//     (outputSteps). Exact equality is not expected: float32 sums that land
+//     (OutputSteps). Exact equality is not expected: float32 sums that land
 //     within rounding error of a code boundary requantize one code apart;
 //     over the whole test set a few do.
 //   - the file is at most 30% of the fp32 file's size.
@@ -113,8 +91,7 @@ func TestInt8MatchesHwnas(t *testing.T) {
 			} else {
 				t.Logf("int8 file %d bytes = %.1f%% of fp32 %d", len(model), 100*ratio, len(fp))
 			}
-			want := hwnasOutputs(t, qp, set.Images, c.n, 100)
-			compareQuantized(t, qp, model, set.Images, c.n, want)
+			compareQuantized(t, qp, model, set.Images, c.n)
 			checkIntegerKernels(t, qp, model)
 		})
 	}
@@ -123,11 +100,20 @@ func TestInt8MatchesHwnas(t *testing.T) {
 
 // compareQuantized runs model in onnxruntime both as written (no graph
 // optimisations) and with its integer kernels, and checks the outputs
-// against hwnas's (want) as TestInt8MatchesHwnas describes.
-func compareQuantized(t *testing.T, qp *accel.Plan, model []byte, images []float32, n int, want []float32) {
+// against hwnas's program for qp (Compare) as TestInt8MatchesHwnas
+// describes.
+func compareQuantized(t *testing.T, qp *accel.Plan, model []byte, images []float32, n int) {
 	t.Helper()
-	step := outputSteps(qp)
-	k := len(step)
+	b, err := accel.Open("cpu", accel.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	prog, err := b.Compile(qp, min(n, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
 	for _, mode := range []struct {
 		name string
 		opt  SessionOptions
@@ -135,32 +121,16 @@ func compareQuantized(t *testing.T, qp *accel.Plan, model []byte, images []float
 		{"QDQ as written", SessionOptions{Threads: 1, Unoptimized: true}},
 		{"int8 kernels", SessionOptions{Threads: 1}},
 	} {
-		batch := min(n, 100)
-		s, err := NewSession(model, batch, mode.opt)
+		a, err := Compare(prog, qp, model, images, nil, n, mode.opt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := runAll(t, s, images, n)
-		s.Close()
-		same, worst := 0, 0.0
-		for i := 0; i < n; i++ {
-			g, w := got[i*k:(i+1)*k], want[i*k:(i+1)*k]
-			if argmax(g) == argmax(w) {
-				same++
-			}
-			for o := range g {
-				d := float64(g[o]) - float64(w[o])
-				worst = max(worst, max(d, -d)/step[o])
-			}
+		t.Logf("%s, %d images: argmax agrees on %.2f%%, max |Δ| %.3g = %.3g steps", mode.name, n, 100*a.ArgmaxAgree, a.MaxAbsDiff, a.MaxSteps)
+		if a.ArgmaxAgree < 0.995 {
+			t.Errorf("%s: argmax agrees on %.2f%% of %d images, want ≥ 99.5%%", mode.name, 100*a.ArgmaxAgree, n)
 		}
-		agree := float64(same) / float64(n)
-		d, _ := maxAbsDiff(got, want)
-		t.Logf("%s, %d images: argmax agrees on %.2f%%, max |Δ| %.3g = %.3g steps", mode.name, n, 100*agree, d, worst)
-		if agree < 0.995 {
-			t.Errorf("%s: argmax agrees on %.2f%% of %d images, want ≥ 99.5%%", mode.name, 100*agree, n)
-		}
-		if worst > 1 {
-			t.Errorf("%s: worst logit difference is %.3g quantization steps, want ≤ 1", mode.name, worst)
+		if a.MaxSteps > 1 {
+			t.Errorf("%s: worst logit difference is %.3g quantization steps, want ≤ 1", mode.name, a.MaxSteps)
 		}
 	}
 }

@@ -102,16 +102,16 @@ func elemSize(dtype int32) int {
 	return 1
 }
 
-// sparseEntries codes the non-zero elements of t (elements with a non-zero
-// byte) as 1-byte position deltas and their values: entry k sits deltas
-// [0..k] summed, minus one, elements into the flat tensor. A gap longer
-// than 255 takes filler entries of value 0 at every 255th element, as Deep
-// Compression's relative indices do. It returns the deltas and the values'
-// raw bytes.
-func sparseEntries(t tensorProto) (deltas []byte, values []byte) {
+// sparseEntries codes the elements of t that differ from zero (one
+// element's raw bytes: the encoding of the value 0, all zero bytes but for
+// a uint8 tensor with zero point 128) as 1-byte position deltas and their
+// values: entry k sits deltas [0..k] summed, minus one, elements into the
+// flat tensor. A gap longer than 255 takes filler entries of value zero at
+// every 255th element, as Deep Compression's relative indices do. It
+// returns the deltas and the values' raw bytes.
+func sparseEntries(t tensorProto, zero []byte) (deltas []byte, values []byte) {
 	size := elemSize(t.dtype)
 	n := len(t.raw) / size
-	zero := make([]byte, size)
 	last := -1
 	for i := 0; i < n; i++ {
 		e := t.raw[i*size : (i+1)*size]

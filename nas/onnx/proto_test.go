@@ -35,6 +35,7 @@ for n in g.node:
         break
 w = {t.name: t for t in g.initializer}["op0_c.weight_q"]
 out["w_q"] = numpy_helper.to_array(w).reshape(-1).tolist()
+out["w_zero"] = numpy_helper.to_array({t.name: t for t in g.initializer}["op0_c.weight_zero"]).reshape(-1).tolist()
 print(json.dumps(out))
 `
 
@@ -72,6 +73,7 @@ func TestFileStructure(t *testing.T) {
 		Nodes      []string          `json:"nodes"`
 		Inits      map[string][]any  `json:"inits"`
 		WQ         []float64         `json:"w_q"`
+		WZero      []float64         `json:"w_zero"`
 	}
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatalf("%v: %s", err, raw)
@@ -94,12 +96,15 @@ func TestFileStructure(t *testing.T) {
 		"dilations": []any{1.0, 1.0}, "group": 2.0})
 	check("conv inputs", got.ConvInputs, []string{"op0_c.in_dq", "op0_c.weight", "op0_c.bias"})
 	check("nodes", got.Nodes, []string{"QuantizeLinear", "DequantizeLinear", "DequantizeLinear", "Conv", "Clip", "Reshape", "Gemm"})
-	check("int8 weights", got.Inits["op0_c.weight_q"], []any{float64(dtInt8), []any{4.0, 1.0, 3.0, 3.0}})
+	// Weights beyond ±64 are stored as uint8 codes q+128 with zero point
+	// 128 (exact in onnxruntime's u8·u8 kernels on every x86 CPU).
+	check("8-bit weights", got.Inits["op0_c.weight_q"], []any{float64(dtUint8), []any{4.0, 1.0, 3.0, 3.0}})
+	check("weight zero points", got.WZero, []float64{128, 128, 128, 128})
 	check("weight scales", got.Inits["op0_c.weight_scale"], []any{float64(dtFloat), []any{4.0}})
 	check("input zero point", got.Inits["op0_c.in_zero"], []any{float64(dtUint8), []any{}})
 	want := make([]float64, len(q))
 	for i, v := range q {
-		want[i] = float64(v)
+		want[i] = float64(v) + 128
 	}
-	check("int8 weight values", got.WQ, want)
+	check("8-bit weight codes", got.WQ, want)
 }
