@@ -216,7 +216,7 @@ func TestRunExportBadInput(t *testing.T) {
 		opts exportOptions
 		want string
 	}{
-		{"no output", exportOptions{Arch: "lenet5", Weights: weights}, "-o/--output"},
+		{"no output", exportOptions{Arch: "lenet5", Weights: weights}, "-o/--out"},
 		{"nothing to export", exportOptions{Out: out}, "nothing to export"},
 		{"both sources", exportOptions{Arch: "lenet5", Weights: weights, DB: dbPath, Trial: 1, Out: out}, "not both"},
 		{"arch without weights", exportOptions{Arch: "lenet5", Out: out}, "both are needed"},
@@ -301,36 +301,49 @@ func sameArgmax(t *testing.T, path string, m *nas.Model, set *data.Set) float64 
 		t.Fatal(err)
 	}
 	defer prog.Close()
-	s, err := onnx.NewSession(model, set.N, onnx.SessionOptions{Threads: 1})
+	a, err := onnx.Compare(prog, plan, model, set.Images, nil, set.N, onnx.SessionOptions{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	k := prog.OutputSize()
-	want, got := make([]float32, set.N*k), make([]float32, set.N*k)
-	if err := prog.Run(set.Images, want); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Run(set.Images, got); err != nil {
-		t.Fatal(err)
-	}
-	same := 0
-	for i := 0; i < set.N; i++ {
-		if argmaxOf(got[i*k:(i+1)*k]) == argmaxOf(want[i*k:(i+1)*k]) {
-			same++
-		}
-	}
-	return float64(same) / float64(set.N)
+	return a.ArgmaxAgree
 }
 
-func argmaxOf(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
+// TestRunExportVerify exports an int8 model with --verify: the report
+// carries onnxruntime's agreement with hwnas on the test split.
+func TestRunExportVerify(t *testing.T) {
+	dir := t.TempDir()
+	writeToyIDX(t, dir, 300, 120)
+	weights := filepath.Join(dir, "w.hwnw")
+	savedModel(t, "lenet300", weights, 3)
+	out := filepath.Join(dir, "m.onnx")
+	var buf bytes.Buffer
+	opts := exportOptions{Arch: "lenet300", Weights: weights, Recipe: "quant=int8", Data: dir, Out: out, Verify: true, JSON: true}
+	if err := runExport(context.Background(), &buf, opts); err != nil {
+		t.Fatal(err)
 	}
-	return best
+	var rep exportReport
+	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	a := rep.Verify
+	if a == nil || a.Images != 120 {
+		t.Fatalf("verify %+v, want 120 test images compared", a)
+	}
+	if a.ArgmaxAgree < 0.99 || a.MaxSteps > 1 || !(a.MaxSteps > 0) || math.Abs(a.HwnasAccuracy-a.OrtAccuracy) > 0.01 {
+		t.Errorf("verify %+v: want ≥ 99%% agreement, ≤ 1 output step, equal accuracies", *a)
+	}
+	buf.Reset()
+	opts.JSON = false
+	if err := runExport(context.Background(), &buf, opts); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "verified on 120 test images") {
+		t.Errorf("text output %q", buf.String())
+	}
+	opts.Data = filepath.Join(dir, "none")
+	if err := runExport(context.Background(), &buf, opts); !isBadInput(err) || !strings.Contains(err.Error(), "--data") {
+		t.Errorf("--verify without data: %v, want a bad-input error naming --data", err)
+	}
 }
 
 // TestRunExportCompressed exports compressed models three ways — a
