@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,6 +18,7 @@ import (
 	"hwnas/accel"
 	"hwnas/nas"
 	"hwnas/nas/onnx"
+	"hwnas/store"
 )
 
 // benchOrtOptions configure `hwnas bench ort`.
@@ -29,6 +31,10 @@ type benchOrtOptions struct {
 	Threads int
 	Rounds  int
 	JSON    bool
+	// DB and Study race every finished trial of a study (its stored,
+	// compressed model) instead of --arch.
+	DB      string
+	Study   string
 	Latency accel.LatencyOptions // tests shorten it
 }
 
@@ -94,7 +100,15 @@ backend and exports the same plan to ONNX for onnxruntime (loaded in this
 process; intra-op threads = --threads, sequential execution, all graph
 optimisations on). For each batch size both run on the same input in
 alternating rounds; the median latencies and their ratio hwnas/onnxruntime
-are printed (below 1: hwnas is faster), with hwnas's time per op.`,
+are printed (below 1: hwnas is faster), with both runtimes' time per op.
+
+With --db and --study it races every finished trial of a study instead,
+each as the search stored it (compressed), and prints each trial's ratios
+and their distribution per batch size (median, p90, worst, how many above
+1.3×): how hwnas's kernels fare on the models a search produces.`,
+		Example: `  hwnas bench ort --arch lenet5 --rounds 9
+  hwnas bench ort --arch lenet5 --recipe quant=int8 --data data/mnist
+  hwnas bench ort --db hwnas.db --study quickstart`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBenchOrt(cmd.Context(), cmd.OutOrStdout(), opts)
@@ -109,85 +123,34 @@ are printed (below 1: hwnas is faster), with hwnas's time per op.`,
 	f.IntVar(&opts.Threads, "threads", 1, "threads for both runtimes")
 	f.IntVar(&opts.Rounds, "rounds", 3, "alternating measurement rounds per batch size")
 	f.BoolVar(&opts.JSON, "json", false, "print JSON")
+	f.StringVar(&opts.DB, "db", "", "race the finished trials of --study in this database instead of --arch")
+	f.StringVar(&opts.Study, "study", "", "the study whose trials --db races")
 	benchCmd.AddCommand(cmd)
 }
 
-// runBenchOrt measures the model in both runtimes and prints the race.
+// runBenchOrt measures the model (or, with --db, each trial of a study)
+// in both runtimes and prints the race.
 func runBenchOrt(ctx context.Context, w io.Writer, opts benchOrtOptions) error {
-	if len(opts.Batches) == 0 {
-		return badInputf("--batch: give at least one batch size")
+	if err := checkBenchOrtOptions(opts); err != nil {
+		return err
 	}
-	for _, b := range opts.Batches {
-		if b <= 0 {
-			return badInputf("--batch %d: must be positive", b)
-		}
+	if opts.DB != "" || opts.Study != "" {
+		return runBenchOrtStudy(ctx, w, opts)
 	}
-	if opts.Threads <= 0 {
-		return badInputf("--threads %d: must be positive (both runtimes get the same count)", opts.Threads)
-	}
-	if opts.Rounds <= 0 {
-		return badInputf("--rounds %d: must be positive", opts.Rounds)
-	}
-	var src *exportSource
-	var err error
-	if opts.Weights != "" {
-		if src, err = exportFromFiles(exportOptions{Arch: opts.Arch, Weights: opts.Weights}); err != nil {
-			return err
-		}
-	} else {
-		a, err := nas.ResolveArch(opts.Arch)
-		if err != nil {
-			return badInputf("--arch: %v", err)
-		}
-		src = &exportSource{figures: map[string]float64{}}
-		if src.model, err = nas.NewModel(a, 1); err != nil {
-			return badInputf("--arch %s: %v", opts.Arch, err)
-		}
-	}
-	if opts.Recipe != "" {
-		if err := src.withRecipe(ctx, exportOptions{Recipe: opts.Recipe, Data: opts.Data}); err != nil {
-			return err
-		}
-	}
-	m := src.model
-	rep := benchOrtReport{Arch: m.Arch.Name, Params: m.NumParams(), MACs: m.Graph.MACs(), Threads: opts.Threads,
-		Rounds: opts.Rounds, Weights: opts.Weights, Recipe: string(src.recipe), Notes: []string{}}
-	plan, err := nas.Lower(m)
+	src, err := benchOrtSource(ctx, opts)
 	if err != nil {
-		return badInputf("%s: cannot lower: %v", m.Arch.Name, err)
-	}
-	rep.PlanOps = len(plan.Ops)
-	model, err := onnx.Export(plan, onnx.Metadata{ProducerVersion: version})
-	if err != nil {
-		return badInput(err)
-	}
-	rep.OnnxBytes = len(model)
-	rep.Notes = append(rep.Notes, onnx.Notes(plan, onnx.Metadata{Uncarried: src.uncarried})...)
-	for _, op := range plan.Ops {
-		if op.Quant != nil {
-			rep.Int8Ops++
-		}
+		return err
 	}
 	backend, err := accel.Open("cpu", accel.Options{Threads: opts.Threads})
 	if err != nil {
 		return err
 	}
 	defer backend.Close()
-	rep.Device = backend.Device()
-	if err := onnx.InitRuntime(); err != nil {
+	rep, err := raceModel(ctx, backend, src, opts, true)
+	if err != nil {
 		return err
 	}
-	rep.OrtVersion = onnx.RuntimeVersion()
-	for _, batch := range opts.Batches {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		row, err := raceBatch(backend, plan, model, batch, opts)
-		if err != nil {
-			return err
-		}
-		rep.Rows = append(rep.Rows, row)
-	}
+	rep.Weights = opts.Weights
 	if opts.JSON {
 		return writeJSON(w, rep)
 	}
@@ -210,6 +173,96 @@ func runBenchOrt(ctx context.Context, w io.Writer, opts benchOrtOptions) error {
 	return nil
 }
 
+// checkBenchOrtOptions validates the flags both modes share.
+func checkBenchOrtOptions(opts benchOrtOptions) error {
+	if len(opts.Batches) == 0 {
+		return badInputf("--batch: give at least one batch size")
+	}
+	for _, b := range opts.Batches {
+		if b <= 0 {
+			return badInputf("--batch %d: must be positive", b)
+		}
+	}
+	if opts.Threads <= 0 {
+		return badInputf("--threads %d: must be positive (both runtimes get the same count)", opts.Threads)
+	}
+	if opts.Rounds <= 0 {
+		return badInputf("--rounds %d: must be positive", opts.Rounds)
+	}
+	if (opts.DB == "") != (opts.Study == "") {
+		return badInputf("--db and --study go together: both are needed to race a study's trials")
+	}
+	if opts.DB != "" && (opts.Weights != "" || opts.Recipe != "") {
+		return badInputf("--db races the trials as stored: --weights and --recipe do not apply")
+	}
+	return nil
+}
+
+// benchOrtSource loads the model --arch, --weights and --recipe describe.
+func benchOrtSource(ctx context.Context, opts benchOrtOptions) (*exportSource, error) {
+	var src *exportSource
+	var err error
+	if opts.Weights != "" {
+		if src, err = exportFromFiles(exportOptions{Arch: opts.Arch, Weights: opts.Weights}); err != nil {
+			return nil, err
+		}
+	} else {
+		a, err := nas.ResolveArch(opts.Arch)
+		if err != nil {
+			return nil, badInputf("--arch: %v", err)
+		}
+		src = &exportSource{figures: map[string]float64{}}
+		if src.model, err = nas.NewModel(a, 1); err != nil {
+			return nil, badInputf("--arch %s: %v", opts.Arch, err)
+		}
+	}
+	if opts.Recipe != "" {
+		if err := src.withRecipe(ctx, exportOptions{Recipe: opts.Recipe, Data: opts.Data}); err != nil {
+			return nil, err
+		}
+	}
+	return src, nil
+}
+
+// raceModel lowers src's model, exports it and races it at every batch
+// size of opts; perOp adds both runtimes' time per op to each row.
+func raceModel(ctx context.Context, backend accel.Backend, src *exportSource, opts benchOrtOptions, perOp bool) (benchOrtReport, error) {
+	m := src.model
+	rep := benchOrtReport{Arch: m.Arch.Name, Params: m.NumParams(), MACs: m.Graph.MACs(), Threads: opts.Threads,
+		Rounds: opts.Rounds, Recipe: string(src.recipe), Notes: []string{}, Device: backend.Device()}
+	plan, err := nas.Lower(m)
+	if err != nil {
+		return rep, badInputf("%s: cannot lower: %v", m.Arch.Name, err)
+	}
+	rep.PlanOps = len(plan.Ops)
+	model, err := onnx.Export(plan, onnx.Metadata{ProducerVersion: version})
+	if err != nil {
+		return rep, badInput(err)
+	}
+	rep.OnnxBytes = len(model)
+	rep.Notes = append(rep.Notes, onnx.Notes(plan, onnx.Metadata{Uncarried: src.uncarried})...)
+	for _, op := range plan.Ops {
+		if op.Quant != nil {
+			rep.Int8Ops++
+		}
+	}
+	if err := onnx.InitRuntime(); err != nil {
+		return rep, err
+	}
+	rep.OrtVersion = onnx.RuntimeVersion()
+	for _, batch := range opts.Batches {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		row, err := raceBatch(backend, plan, model, batch, opts, perOp)
+		if err != nil {
+			return rep, err
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	return rep, nil
+}
+
 func fmtRatios(r []float64) string {
 	s := ""
 	for i, v := range r {
@@ -224,7 +277,7 @@ func fmtRatios(r []float64) string {
 // raceBatch measures one batch size: hwnas's program and an onnxruntime
 // session on the same input, alternating for opts.Rounds rounds, then
 // hwnas's per-op times.
-func raceBatch(backend accel.Backend, plan *accel.Plan, model []byte, batch int, opts benchOrtOptions) (benchOrtRow, error) {
+func raceBatch(backend accel.Backend, plan *accel.Plan, model []byte, batch int, opts benchOrtOptions, perOp bool) (benchOrtRow, error) {
 	row := benchOrtRow{Batch: batch}
 	prog, err := backend.Compile(plan, batch)
 	if err != nil {
@@ -262,6 +315,9 @@ func raceBatch(backend accel.Backend, plan *accel.Plan, model []byte, batch int,
 	row.HwnasUS, row.OrtUS = us(medianDuration(hw)), us(medianDuration(rt))
 	row.Ratio = row.HwnasUS / row.OrtUS
 	row.HwnasPerImageUS, row.OrtPerImageUS = row.HwnasUS/float64(batch), row.OrtUS/float64(batch)
+	if !perOp {
+		return row, nil
+	}
 	if row.Ops, err = opTimes(prog, plan, in, opts.Latency); err != nil {
 		return row, err
 	}
@@ -353,4 +409,146 @@ func opTimes(prog accel.Program, plan *accel.Plan, in []float32, lo accel.Latenc
 	}
 	sort.SliceStable(ops, func(i, j int) bool { return ops[i].MedianUS > ops[j].MedianUS })
 	return ops, nil
+}
+
+// benchOrtTrial is one trial's race in `hwnas bench ort --db`.
+type benchOrtTrial struct {
+	Trial   int64         `json:"trial"`  // database id
+	Number  int           `json:"number"` // within the study
+	Arch    string        `json:"arch"`
+	Params  int64         `json:"params"`
+	Int8Ops int           `json:"int8_ops"`
+	Rows    []benchOrtRow `json:"rows"`
+}
+
+// benchOrtDist is the distribution of the trials' ratios at one batch size.
+type benchOrtDist struct {
+	Batch  int     `json:"batch"`
+	Trials int     `json:"trials"`
+	Median float64 `json:"median_ratio"`
+	P90    float64 `json:"p90_ratio"`
+	Best   float64 `json:"best_ratio"`
+	Worst  float64 `json:"worst_ratio"`
+	// WorstNumber is the study number of the trial with the worst ratio.
+	WorstNumber int `json:"worst_number"`
+	// Above is how many trials exceed Limit (1.3×).
+	Above int     `json:"above_limit"`
+	Limit float64 `json:"limit"`
+}
+
+// benchOrtStudyReport is the --json output of `hwnas bench ort --db`.
+type benchOrtStudyReport struct {
+	DB         string          `json:"db"`
+	Study      string          `json:"study"`
+	Threads    int             `json:"threads"`
+	Device     accel.Device    `json:"device"`
+	OrtVersion string          `json:"onnxruntime_version"`
+	Rounds     int             `json:"rounds"`
+	Trials     []benchOrtTrial `json:"trials"`
+	Dist       []benchOrtDist  `json:"distribution"`
+}
+
+// benchOrtLimit is the ratio above which a trial counts as an outlier in
+// the distribution (the issue's "no trial above 1.3×").
+const benchOrtLimit = 1.3
+
+// runBenchOrtStudy races every finished trial of opts.Study.
+func runBenchOrtStudy(ctx context.Context, w io.Writer, opts benchOrtOptions) error {
+	if _, err := os.Stat(opts.DB); err != nil {
+		return badInputf("--db: %v", err)
+	}
+	db, err := store.OpenReadOnly(opts.DB)
+	if err != nil {
+		return badInputf("--db: %v", err)
+	}
+	defer db.Close()
+	st, err := db.GetStudy(ctx, opts.Study)
+	if errors.Is(err, store.ErrNotFound) {
+		return badInputf("--study %q: no such study in %s", opts.Study, opts.DB)
+	}
+	if err != nil {
+		return err
+	}
+	trials, err := db.ListTrials(ctx, st.ID, store.TrialFilter{Status: store.Done})
+	if err != nil {
+		return err
+	}
+	if len(trials) == 0 {
+		return badInputf("study %q in %s has no finished trials to race", opts.Study, opts.DB)
+	}
+	backend, err := accel.Open("cpu", accel.Options{Threads: opts.Threads})
+	if err != nil {
+		return err
+	}
+	defer backend.Close()
+	if err := onnx.InitRuntime(); err != nil {
+		return err
+	}
+	rep := benchOrtStudyReport{DB: opts.DB, Study: opts.Study, Threads: opts.Threads, Device: backend.Device(),
+		OrtVersion: onnx.RuntimeVersion(), Rounds: opts.Rounds}
+	bar := stderrBar(len(trials), "racing trials of "+opts.Study)
+	for _, tr := range trials {
+		src, err := trialSource(ctx, db, tr)
+		if err != nil {
+			return err
+		}
+		r, err := raceModel(ctx, backend, src, opts, false)
+		if err != nil {
+			return fmt.Errorf("trial %d (number %d): %w", tr.ID, tr.Number, err)
+		}
+		rep.Trials = append(rep.Trials, benchOrtTrial{Trial: tr.ID, Number: tr.Number, Arch: r.Arch, Params: r.Params, Int8Ops: r.Int8Ops, Rows: r.Rows})
+		_ = bar.Add(1)
+	}
+	_ = bar.Finish()
+	for bi, batch := range opts.Batches {
+		d := benchOrtDist{Batch: batch, Trials: len(rep.Trials), Limit: benchOrtLimit}
+		ratios := make([]float64, len(rep.Trials))
+		for i, t := range rep.Trials {
+			ratios[i] = t.Rows[bi].Ratio
+			if ratios[i] > d.Worst {
+				d.Worst, d.WorstNumber = ratios[i], t.Number
+			}
+			if ratios[i] > benchOrtLimit {
+				d.Above++
+			}
+		}
+		sort.Float64s(ratios)
+		d.Median, d.P90, d.Best = quantile(ratios, 0.5), quantile(ratios, 0.9), ratios[0]
+		rep.Dist = append(rep.Dist, d)
+	}
+	if opts.JSON {
+		return writeJSON(w, rep)
+	}
+	fmt.Fprintf(w, "study %q in %s: %d finished trials on %s, %d thread(s); onnxruntime %s; ratio = hwnas/onnxruntime (below 1: hwnas is faster)\n",
+		rep.Study, rep.DB, len(rep.Trials), rep.Device.Name, rep.Threads, rep.OrtVersion)
+	fmt.Fprintf(w, "%-6s %-8s %5s", "#", "params", "int8")
+	for _, b := range opts.Batches {
+		fmt.Fprintf(w, "  %22s", fmt.Sprintf("batch %d hwnas/ort µs", b))
+	}
+	fmt.Fprintln(w)
+	for _, t := range rep.Trials {
+		fmt.Fprintf(w, "%-6d %-8d %5d", t.Number, t.Params, t.Int8Ops)
+		for _, r := range t.Rows {
+			fmt.Fprintf(w, "  %22s", fmt.Sprintf("%.1f/%.1f %.2f×", r.HwnasUS, r.OrtUS, r.Ratio))
+		}
+		fmt.Fprintln(w)
+	}
+	for _, d := range rep.Dist {
+		fmt.Fprintf(w, "batch %d: median %.2f×, p90 %.2f×, best %.2f×, worst %.2f× (#%d); %d of %d trials above %.1f×\n",
+			d.Batch, d.Median, d.P90, d.Best, d.Worst, d.WorstNumber, d.Above, d.Trials, d.Limit)
+	}
+	return nil
+}
+
+// quantile returns the q-quantile of sorted s by linear interpolation.
+func quantile(s []float64, q float64) float64 {
+	if len(s) == 0 {
+		return 0
+	}
+	x := q * float64(len(s)-1)
+	i := int(x)
+	if i+1 >= len(s) {
+		return s[len(s)-1]
+	}
+	return s[i] + (x-float64(i))*(s[i+1]-s[i])
 }

@@ -120,3 +120,54 @@ func TestRunBenchOrtBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestRunBenchOrtStudy races the finished trial of a study as stored.
+func TestRunBenchOrtStudy(t *testing.T) {
+	dir := t.TempDir()
+	dbPath, done, _ := exportDB(t, dir)
+	var buf bytes.Buffer
+	opts := benchOrtOptions{DB: dbPath, Study: "s", Batches: []int{1, 4}, Threads: 1, Rounds: 1, JSON: true, Latency: shortLatency}
+	if err := runBenchOrt(context.Background(), &buf, opts); err != nil {
+		t.Fatal(err)
+	}
+	var rep benchOrtStudyReport
+	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if len(rep.Trials) != 1 || rep.Trials[0].Trial != done.ID || rep.Trials[0].Params != 266610 || len(rep.Trials[0].Rows) != 2 {
+		t.Fatalf("trials %+v, want the one finished trial with two batch rows", rep.Trials)
+	}
+	if len(rep.Dist) != 2 {
+		t.Fatalf("distribution %+v, want one row per batch size", rep.Dist)
+	}
+	for i, d := range rep.Dist {
+		r := rep.Trials[0].Rows[i].Ratio
+		if d.Batch != opts.Batches[i] || d.Trials != 1 || d.Median != r || d.Worst != r || d.Best != r || (d.Above == 1) != (r > benchOrtLimit) {
+			t.Errorf("distribution row %+v for the single ratio %v", d, r)
+		}
+	}
+	buf.Reset()
+	opts.JSON = false
+	if err := runBenchOrt(context.Background(), &buf, opts); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "batch 4: median") {
+		t.Errorf("text output %q", buf.String())
+	}
+	for _, c := range []struct {
+		name string
+		opts benchOrtOptions
+		want string
+	}{
+		{"db without study", benchOrtOptions{DB: dbPath}, "--db and --study"},
+		{"unknown study", benchOrtOptions{DB: dbPath, Study: "nope"}, `--study "nope"`},
+		{"missing db", benchOrtOptions{DB: filepath.Join(dir, "none.db"), Study: "s"}, "none.db"},
+		{"recipe on trials", benchOrtOptions{DB: dbPath, Study: "s", Recipe: "quant=int8"}, "as stored"},
+	} {
+		c.opts.Batches, c.opts.Threads, c.opts.Rounds = []int{1}, 1, 1
+		err := runBenchOrt(context.Background(), &buf, c.opts)
+		if !isBadInput(err) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want a bad-input error containing %q", c.name, err, c.want)
+		}
+	}
+}
