@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 # go-nvml's headers warn about deprecated declarations.
 export CGO_CFLAGS ?= -O2 -Wno-deprecated-declarations
 
-.PHONY: all build test vet bench data cuda deps run clean results bench-search
+.PHONY: all build test test-avx2 vet bench data cuda deps run clean results bench-search
 
 all: build
 
@@ -16,12 +16,25 @@ build:
 vet:
 	$(GO) vet ./...
 
-# The test command of the README: installs what the tests need, then runs them.
+# The test command of the README: installs what the tests need, then runs
+# them, and says which kernel levels (ISA) this CPU let them cover.
 test: deps vet
 	$(GO) test -count=1 -timeout 20m ./...
+	@$(GO) test -count=1 -run '^TestKernelLevels$$' -v ./cpu | grep -E 'kernel level' | sed 's/^ *isa_test.go:[0-9]*: /cpu: /'
+
+# The int8 export's agreement with onnxruntime on an emulated AVX2-only CPU
+# (qemu-user), whatever CPU runs it: see scripts/test-avx2.sh.
+test-avx2: deps
+	@scripts/test-avx2.sh
 
 data: build
 	$(BIN) data --out $(DATA)
+
+# docs/RESULTS.md: Deep Compression on LeNet-5 and LeNet-300-100 reproduced
+# and beaten (trains the baselines once into .cache/repro; about 10 minutes
+# on 2 cores).
+results: data
+	$(BIN) repro deep-compression --data $(DATA) --out docs/RESULTS.md
 
 # The README's main job: a short real search on MNIST into hwnas.db (a few
 # minutes on 2 cores; run it again to resume or extend), then the best models

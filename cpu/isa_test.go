@@ -45,3 +45,27 @@ func TestEnvISA(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelLevels says which kernel levels this machine tests: the other
+// kernel tests run at every level SupportedISAs lists, and a level this
+// CPU lacks shows here as skipped (`make test` prints these lines), so a
+// green run on an AVX2-only machine says plainly that the AVX-512 kernels
+// went untested there.
+func TestKernelLevels(t *testing.T) {
+	sup := SupportedISAs()
+	for i, level := range isaNames {
+		t.Run(level, func(t *testing.T) {
+			if i >= len(sup) {
+				t.Skipf("kernel level %s untested: this CPU lacks it (supported: %s)", level, strings.Join(sup, ", "))
+			}
+			vnni := ""
+			if level == ISAAVX512 {
+				vnni = " without VNNI"
+				if HasVNNI() {
+					vnni = " with and without VNNI"
+				}
+			}
+			t.Logf("kernel level %s tested%s", level, vnni)
+		})
+	}
+}

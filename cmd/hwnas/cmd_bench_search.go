@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hwnas/accel"
+	"hwnas/nas/data"
+	"hwnas/search"
+)
+
+// benchSearchOptions configure `hwnas bench search`.
+type benchSearchOptions struct {
+	DB, Data, Out, Device, Prefix string
+	Strategies                    []string
+	Seeds, Trials                 int
+	Epochs, Subset, ValSubset     int
+	LatencyTarget                 time.Duration
+	MaxBytes                      int64
+	Threads                       int
+	JSON                          bool
+	worker                        []string
+	workerEnv                     []string
+	stderr                        io.Writer
+}
+
+func init() {
+	opts := benchSearchOptions{}
+	cmd := &cobra.Command{
+		Use:   "search",
+		Short: "Compare the search strategies at an equal trial budget over several seeds",
+		Long: `bench search runs one study per strategy and seed (resumable: the studies
+live in --db) with the same proxy budget, and reports the mean best reward
+after N trials and how many trials each strategy needs to reach random
+search's final best. --out writes the report as Markdown (docs/SEARCH.md).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.stderr = cmd.ErrOrStderr()
+			return runBenchSearch(cmd.Context(), cmd.OutOrStdout(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.DB, "db", "bench-search.db", "database for the benchmark's studies")
+	f.StringVar(&opts.Data, "data", "data/mnist", "data folder")
+	f.StringVar(&opts.Out, "out", "", "write the Markdown report here (e.g. docs/SEARCH.md)")
+	f.StringVar(&opts.Device, "device", "cpu", "device to measure on")
+	f.StringVar(&opts.Prefix, "prefix", "bench", "study name prefix")
+	f.StringSliceVar(&opts.Strategies, "strategies", []string{"rl", "random", "evolution"}, "strategies to compare")
+	f.IntVar(&opts.Seeds, "seeds", 3, "seeds per strategy (1, 2, …)")
+	f.IntVar(&opts.Trials, "trials", 30, "trials per strategy and seed")
+	f.IntVar(&opts.Epochs, "epochs", 1, "proxy training epochs")
+	f.IntVar(&opts.Subset, "subset", 1500, "proxy training images")
+	f.IntVar(&opts.ValSubset, "val-subset", 1000, "validation images for the reward")
+	f.DurationVar(&opts.LatencyTarget, "latency-target", 13*time.Microsecond, "latency target T")
+	f.Int64Var(&opts.MaxBytes, "max-bytes", 10000, "size budget of the reward (0: none)")
+	f.IntVar(&opts.Threads, "threads", 1, "threads for training and latency")
+	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
+	benchCmd.AddCommand(cmd)
+}
+
+// runBenchSearch checks the input, runs the benchmark and writes the
+// report.
+func runBenchSearch(ctx context.Context, w io.Writer, opts benchSearchOptions) error {
+	if opts.Seeds <= 0 || opts.Trials <= 0 {
+		return badInputf("--seeds and --trials must be positive")
+	}
+	for _, s := range opts.Strategies {
+		if _, err := search.NewStrategy(s, []int{1}, 0); err != nil {
+			return badInput(err)
+		}
+	}
+	name, _, err := accel.ParseSpec(opts.Device)
+	if err != nil {
+		return badInput(err)
+	}
+	if _, err := accel.Lookup(name); err != nil {
+		return badInput(err)
+	}
+	if _, _, _, err := data.LoadDir(opts.Data); err != nil {
+		return badInput(err)
+	}
+	db, err := openWriteDB(opts.DB)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	seeds := make([]uint64, opts.Seeds)
+	for i := range seeds {
+		seeds[i] = uint64(i + 1)
+	}
+	cfg := search.StudyConfig{Device: opts.Device, Data: opts.Data, Epochs: opts.Epochs, Subset: opts.Subset,
+		ValSubset: opts.ValSubset, Optimizer: "adam", LR: 0.02, BatchSize: 32, Batch: 1, Threads: opts.Threads,
+		Reward: search.RewardConfig{Mode: search.RewardSoft, LatencyTargetNs: int64(opts.LatencyTarget), MaxBytes: opts.MaxBytes}}
+	rep, err := search.Benchmark(ctx, search.BenchOptions{DB: db, Prefix: opts.Prefix, Strategies: opts.Strategies,
+		Seeds: seeds, Trials: opts.Trials, Config: cfg, Worker: opts.worker, WorkerEnv: opts.workerEnv,
+		Limits: search.WorkerLimits{Timeout: 15 * time.Minute, MemoryBytes: 8 << 30}, Log: opts.stderr})
+	if err != nil {
+		return err
+	}
+	if opts.Out != "" {
+		dev := accel.DetectCPU(opts.Threads, "")
+		total := 0.0
+		for _, r := range rep.Runs {
+			total += r.Seconds
+		}
+		header := fmt.Sprintf("Command: `hwnas bench search --trials %d --seeds %d --subset %d --latency-target %v --max-bytes %d`  \n"+
+			"Machine: %s, %d thread(s) for training and latency (shared with other work, so latencies are noisy); %s; "+
+			"the trials took %.0f minutes in all.\n",
+			opts.Trials, opts.Seeds, opts.Subset, opts.LatencyTarget, opts.MaxBytes, dev.Name, dev.Cores,
+			time.Now().UTC().Format("2006-01-02"), total/60)
+		var b bytes.Buffer
+		if err := rep.Markdown(&b, header); err != nil {
+			return err
+		}
+		if err := os.WriteFile(opts.Out, b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	if opts.JSON {
+		return writeJSON(w, rep)
+	}
+	for _, row := range rep.Rows {
+		fmt.Fprintf(w, "%-10s best after %d trials %.4f; trials to reach random's final best %.4f: %v (mean %.1f)\n",
+			row.Strategy, rep.Trials, row.MeanBestAt[len(row.MeanBestAt)-1], rep.Target, row.TrialsToTarget, row.MeanTrialsToTarget)
+	}
+	return nil
+}
