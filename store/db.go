@@ -45,11 +45,13 @@ const BusyTimeout = 10 * time.Second
 // is safe for concurrent use by goroutines.
 type DB struct {
 	db       *sql.DB
-	path     string
+	path     string // the file, or the server URL without its password
 	readOnly bool
+	dialect  dialect
 }
 
-// Path returns the file the DB was opened from.
+// Path returns the file the DB was opened from, or for PostgreSQL its URL
+// without the password.
 func (d *DB) Path() string { return d.path }
 
 // ReadOnly reports whether d was opened with OpenReadOnly.
@@ -67,9 +69,16 @@ func (d *DB) Close() error { return d.db.Close() }
 // foreign keys on, synchronous=NORMAL (a killed process loses nothing that
 // committed; a power cut may lose the last transactions), and write
 // transactions that take the write lock when they begin.
+//
+// A postgres:// URL (IsURL) opens a PostgreSQL database instead, with the
+// same schema, migrations and refusals; its version record is the table
+// hwnas_schema and migrations run under an advisory lock.
 func Open(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("store: empty database path")
+	}
+	if IsURL(path) {
+		return openURL(path, false)
 	}
 	st, err := inspect(path)
 	if err != nil {
@@ -95,9 +104,14 @@ func Open(path string) (*DB, error) {
 // (SQLite mode=ro): it never creates the file, never migrates, and never
 // takes the write lock, so it does not disturb a search writing in another
 // process.
+//
+// A postgres:// URL opens a session whose transactions are read-only.
 func OpenReadOnly(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("store: empty database path")
+	}
+	if IsURL(path) {
+		return openURL(path, true)
 	}
 	st, err := inspect(path)
 	if err != nil {
@@ -204,7 +218,7 @@ func inspect(path string) (fileState, error) {
 // migrate applies the pending migrations in one write transaction, checking
 // the header again under the write lock so two writers cannot both migrate.
 func (d *DB) migrate() error {
-	return d.write(context.Background(), func(tx *sql.Tx) error {
+	return d.write(context.Background(), func(tx *tx) error {
 		var appID int64
 		var version, objects int
 		err := tx.QueryRow(`SELECT (SELECT application_id FROM pragma_application_id),
@@ -220,7 +234,7 @@ func (d *DB) migrate() error {
 			return fmt.Errorf("%s: %w (schema version %d, this hwnas knows up to %d)", d.path, ErrNewerSchema, version, SchemaVersion)
 		}
 		for v := version; v < SchemaVersion; v++ {
-			if _, err := tx.Exec(migrations[v]); err != nil {
+			if _, err := tx.Tx.Exec(migrations[v].sqlite); err != nil {
 				return fmt.Errorf("%s: migration %d: %w", d.path, v+1, err)
 			}
 		}
@@ -234,19 +248,19 @@ func (d *DB) migrate() error {
 
 // write runs fn in one write transaction (BEGIN IMMEDIATE), committing when
 // fn returns nil and rolling back otherwise.
-func (d *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
+func (d *DB) write(ctx context.Context, fn func(*tx) error) error {
 	if d.readOnly {
 		return fmt.Errorf("%s: %w", d.path, ErrReadOnly)
 	}
-	tx, err := d.db.BeginTx(ctx, nil)
+	st, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", d.path, err)
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
+	if err := fn(&tx{st, d}); err != nil {
+		st.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := st.Commit(); err != nil {
 		return fmt.Errorf("%s: commit: %w", d.path, err)
 	}
 	return nil
@@ -254,14 +268,22 @@ func (d *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // SchemaInfo returns the database's application id and schema version.
 func (d *DB) SchemaInfo() (appID int64, version int, err error) {
+	if d.Postgres() {
+		err = d.db.QueryRow(`SELECT application_id, version FROM hwnas_schema`).Scan(&appID, &version)
+		return appID, version, err
+	}
 	err = d.db.QueryRow(`SELECT (SELECT application_id FROM pragma_application_id),
 		(SELECT user_version FROM pragma_user_version)`).Scan(&appID, &version)
 	return appID, version, err
 }
 
 // IntegrityCheck runs PRAGMA integrity_check and PRAGMA foreign_key_check
-// and returns nil when both find nothing wrong.
+// and returns nil when both find nothing wrong. PostgreSQL enforces its
+// constraints on every write; there the check is that the server answers.
 func (d *DB) IntegrityCheck() error {
+	if d.Postgres() {
+		return d.db.QueryRow(`SELECT 1`).Scan(new(int))
+	}
 	rows, err := d.db.Query("PRAGMA integrity_check")
 	if err != nil {
 		return err

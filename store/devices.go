@@ -16,7 +16,7 @@ import (
 
 // putDevice keeps d's description under its fingerprint (the first
 // description seen is kept; the fingerprint says it is the same hardware).
-func putDevice(tx *sql.Tx, d accel.Device, at string) error {
+func putDevice(tx *tx, d accel.Device, at string) error {
 	if d.Fingerprint == "" || d.Name == "" {
 		return fmt.Errorf("device %+v: fingerprint and name are required", d)
 	}
@@ -31,16 +31,16 @@ func putDevice(tx *sql.Tx, d accel.Device, at string) error {
 
 // PutDevice records a device's description under its fingerprint.
 func (d *DB) PutDevice(ctx context.Context, dev accel.Device) error {
-	return d.write(ctx, func(tx *sql.Tx) error { return putDevice(tx, dev, fmtTime(now())) })
+	return d.write(ctx, func(tx *tx) error { return putDevice(tx, dev, fmtTime(now())) })
 }
 
 // Devices returns every device the database has seen, by name.
 func (d *DB) Devices(ctx context.Context) ([]accel.Device, error) {
-	return d.devices(ctx, `1`)
+	return d.devices(ctx, `1 = 1`)
 }
 
 func (d *DB) devices(ctx context.Context, where string, args ...any) ([]accel.Device, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT description FROM devices WHERE `+where+` ORDER BY name, fingerprint`, args...)
+	rows, err := d.query(ctx, `SELECT description FROM devices WHERE `+where+` ORDER BY name, fingerprint`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func (d *DB) devices(ctx context.Context, where string, args ...any) ([]accel.De
 
 // deviceMatch is the SQL condition on table alias dv that Query.Device
 // documents: fingerprint, name in any case, or backend.
-const deviceMatch = `(dv.fingerprint = ?1 OR dv.name = ?1 COLLATE NOCASE OR dv.backend = ?1)`
+const deviceMatch = `(dv.fingerprint = ?1 OR lower(dv.name) = lower(?1) OR dv.backend = ?1)`
 
 // MatchDevices returns the devices in the database that spec names (a
 // fingerprint, a device name in any case, or a backend name). None is an
@@ -88,7 +88,7 @@ func (d *DB) MatchDevices(ctx context.Context, spec string) ([]accel.Device, err
 
 // putLatency stores one latency of a trial, replacing an earlier one for
 // the same device and batch.
-func putLatency(tx *sql.Tx, trialID int64, l Latency, at string) error {
+func putLatency(tx *tx, trialID int64, l Latency, at string) error {
 	if err := putDevice(tx, l.Device, at); err != nil {
 		return fmt.Errorf("trial %d latency: %w", trialID, err)
 	}
@@ -100,9 +100,13 @@ func putLatency(tx *sql.Tx, trialID int64, l Latency, at string) error {
 		pred = sql.NullInt64{Int64: int64(l.Predicted), Valid: true}
 	}
 	s := l.Stats
-	_, err := tx.Exec(`INSERT OR REPLACE INTO latencies (trial_id, device_fingerprint, batch, median_ns, p90_ns, mad_ns,
-		mean_ns, min_ns, max_ns, runs, outliers, predicted_ns, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		trialID, l.Device.Fingerprint, l.Batch, int64(s.Median), int64(s.P90), int64(s.MAD), int64(s.Mean),
+	_, err := tx.Exec(`INSERT INTO latencies (trial_id, device_fingerprint, batch, runtime, median_ns, p90_ns, mad_ns,
+		mean_ns, min_ns, max_ns, runs, outliers, predicted_ns, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (trial_id, device_fingerprint, batch, runtime) DO UPDATE SET median_ns = excluded.median_ns,
+		p90_ns = excluded.p90_ns, mad_ns = excluded.mad_ns, mean_ns = excluded.mean_ns, min_ns = excluded.min_ns,
+		max_ns = excluded.max_ns, runs = excluded.runs, outliers = excluded.outliers,
+		predicted_ns = excluded.predicted_ns, measured_at = excluded.measured_at`,
+		trialID, l.Device.Fingerprint, l.Batch, l.RuntimeName(), int64(s.Median), int64(s.P90), int64(s.MAD), int64(s.Mean),
 		int64(s.Min), int64(s.Max), s.Runs, s.Outliers, pred, at)
 	if err != nil {
 		return fmt.Errorf("trial %d latency on %s batch %d: %w", trialID, l.Device.Name, l.Batch, err)
@@ -113,7 +117,7 @@ func putLatency(tx *sql.Tx, trialID int64, l Latency, at string) error {
 // PutLatency adds (or replaces) a finished trial's latency on a device and
 // batch, as re-measuring a study on another device does.
 func (d *DB) PutLatency(ctx context.Context, trialID int64, l Latency) error {
-	return d.write(ctx, func(tx *sql.Tx) error {
+	return d.write(ctx, func(tx *tx) error {
 		if err := requireStatus(tx, trialID, Done); err != nil {
 			return err
 		}
@@ -121,7 +125,7 @@ func (d *DB) PutLatency(ctx context.Context, trialID int64, l Latency) error {
 	})
 }
 
-const latencyColumns = `l.trial_id, l.batch, l.median_ns, l.p90_ns, l.mad_ns, l.mean_ns, l.min_ns, l.max_ns,
+const latencyColumns = `l.trial_id, l.batch, l.runtime, l.median_ns, l.p90_ns, l.mad_ns, l.mean_ns, l.min_ns, l.max_ns,
 	l.runs, l.outliers, l.predicted_ns, dv.description`
 
 // latencyScan receives latencyColumns from a row.
@@ -135,7 +139,7 @@ type latencyScan struct {
 }
 
 func (s *latencyScan) dest() []any {
-	return []any{&s.trial, &s.l.Batch, &s.med, &s.p90, &s.mad, &s.mean, &s.lo, &s.hi, &s.l.Stats.Runs,
+	return []any{&s.trial, &s.l.Batch, &s.l.Runtime, &s.med, &s.p90, &s.mad, &s.mean, &s.lo, &s.hi, &s.l.Stats.Runs,
 		&s.l.Stats.Outliers, &s.pred, &s.desc}
 }
 
@@ -160,9 +164,9 @@ func (s *latencyScan) latency() (Latency, error) {
 
 // latencies returns the latencies matching where (over alias l), by trial.
 func (d *DB) latencies(ctx context.Context, where string, args ...any) (map[int64][]Latency, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT `+latencyColumns+` FROM latencies l
+	rows, err := d.query(ctx, `SELECT `+latencyColumns+` FROM latencies l
 		JOIN devices dv ON dv.fingerprint = l.device_fingerprint WHERE `+where+`
-		ORDER BY l.trial_id, dv.name, l.batch`, args...)
+		ORDER BY l.trial_id, dv.name, l.batch, l.runtime`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +196,7 @@ func (d *DB) PutOpLatency(ctx context.Context, dev accel.Device, signature strin
 // PutOpLatencies records many entries of a device's per-op table in one
 // transaction, replacing earlier medians of the same signatures.
 func (d *DB) PutOpLatencies(ctx context.Context, dev accel.Device, table map[string]time.Duration) error {
-	return d.write(ctx, func(tx *sql.Tx) error {
+	return d.write(ctx, func(tx *tx) error {
 		at := fmtTime(now())
 		if err := putDevice(tx, dev, at); err != nil {
 			return err
@@ -203,8 +207,9 @@ func (d *DB) PutOpLatencies(ctx context.Context, dev accel.Device, table map[str
 		}
 		sort.Strings(sigs)
 		for _, s := range sigs {
-			if _, err := tx.Exec(`INSERT OR REPLACE INTO op_latencies (device_fingerprint, signature, median_ns, updated_at)
-				VALUES (?, ?, ?, ?)`, dev.Fingerprint, s, int64(table[s]), at); err != nil {
+			if _, err := tx.Exec(`INSERT INTO op_latencies (device_fingerprint, signature, median_ns, updated_at)
+				VALUES (?, ?, ?, ?) ON CONFLICT (device_fingerprint, signature)
+				DO UPDATE SET median_ns = excluded.median_ns, updated_at = excluded.updated_at`, dev.Fingerprint, s, int64(table[s]), at); err != nil {
 				return fmt.Errorf("op latency %q on %s: %w", s, dev.Name, err)
 			}
 		}
@@ -215,7 +220,7 @@ func (d *DB) PutOpLatencies(ctx context.Context, dev accel.Device, table map[str
 // OpLatencies returns the per-op table of the device with this
 // fingerprint (empty when none was recorded).
 func (d *DB) OpLatencies(ctx context.Context, fingerprint string) (map[string]time.Duration, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT signature, median_ns FROM op_latencies WHERE device_fingerprint = ?`, fingerprint)
+	rows, err := d.query(ctx, `SELECT signature, median_ns FROM op_latencies WHERE device_fingerprint = ?`, fingerprint)
 	if err != nil {
 		return nil, err
 	}
@@ -238,8 +243,9 @@ func (d *DB) SaveCheckpoint(ctx context.Context, studyID int64, step int, blob [
 	if blob == nil {
 		blob = []byte{}
 	}
-	return d.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`INSERT OR REPLACE INTO checkpoints (study_id, step, blob, created_at) VALUES (?, ?, ?, ?)`,
+	return d.write(ctx, func(tx *tx) error {
+		if _, err := tx.Exec(`INSERT INTO checkpoints (study_id, step, blob, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (study_id, step) DO UPDATE SET blob = excluded.blob, created_at = excluded.created_at`,
 			studyID, step, blob, fmtTime(now())); err != nil {
 			return fmt.Errorf("study id %d checkpoint %d: %w", studyID, step, err)
 		}
@@ -257,7 +263,7 @@ const KeepCheckpoints = 3
 func (d *DB) LatestCheckpoint(ctx context.Context, studyID int64) (Checkpoint, error) {
 	var c Checkpoint
 	var created sql.NullString
-	err := d.db.QueryRowContext(ctx, `SELECT step, blob, created_at FROM checkpoints WHERE study_id = ?
+	err := d.queryRow(ctx, `SELECT step, blob, created_at FROM checkpoints WHERE study_id = ?
 		ORDER BY step DESC LIMIT 1`, studyID).Scan(&c.Step, &c.Blob, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Checkpoint{}, fmt.Errorf("checkpoint of study id %d: %w", studyID, ErrNotFound)

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"hwnas/store/pgtest"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -21,7 +23,9 @@ const helperEnv = "HWNAS_STORE_HELPER"
 func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "":
-		os.Exit(m.Run())
+		code := m.Run()
+		pgtest.StopShared()
+		os.Exit(code)
 	case "reader":
 		os.Exit(readerMain(os.Getenv("HWNAS_STORE_DB"), os.Getenv("HWNAS_STORE_STOP")))
 	case "writer":

@@ -15,7 +15,7 @@ import (
 // deviceSpec matches at batch, with accuracy by (test accuracy required for
 // ByTest), narrowed by extra conditions, in sortResults order, at most
 // limit of them (0: all).
-func (d *DB) results(ctx context.Context, deviceSpec string, batch int, by Metric, limit int, extra string, args ...any) ([]Result, error) {
+func (d *DB) results(ctx context.Context, deviceSpec string, batch int, runtime string, by Metric, limit int, extra string, args ...any) ([]Result, error) {
 	acc, err := accuracyColumn(by)
 	if err != nil {
 		return nil, err
@@ -23,6 +23,11 @@ func (d *DB) results(ctx context.Context, deviceSpec string, batch int, by Metri
 	if batch <= 0 {
 		batch = 1
 	}
+	if runtime == "" {
+		runtime = RuntimeHwnas
+	}
+	extra += fmt.Sprintf(" AND l.runtime = ?%d", len(args)+3)
+	args = append(args, runtime)
 	q := `SELECT t.id, s.name, t.number, t.arch, t.recipe,
 		m.val_accuracy, m.test_accuracy, m.params, m.compressed_bytes, m.macs, m.train_seconds, m.reward, ` +
 		acc + `, ` + latencyColumns + `
@@ -33,7 +38,7 @@ func (d *DB) results(ctx context.Context, deviceSpec string, batch int, by Metri
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}
-	rows, err := d.db.QueryContext(ctx, q, append([]any{deviceSpec, batch}, args...)...)
+	rows, err := d.query(ctx, q, append([]any{deviceSpec, batch}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -89,20 +94,20 @@ func (d *DB) Best(ctx context.Context, q Query) ([]Result, error) {
 		extra = append(extra, "s.name = ?3")
 		args = append(args, q.Study)
 	} else {
-		extra = append(extra, "?3 IS NULL")
+		extra = append(extra, "CAST(?3 AS TEXT) IS NULL")
 		args = append(args, nil)
 	}
 	acc, err := accuracyColumn(q.By)
 	if err != nil {
 		return nil, err
 	}
-	extra = append(extra, "(?4 = 0 OR l.median_ns <= ?4)", "("+acc+" >= ?5)", "(?6 = 0 OR m.compressed_bytes <= ?6)")
+	extra = append(extra, "(CAST(?4 AS BIGINT) = 0 OR l.median_ns <= ?4)", "("+acc+" >= ?5)", "(CAST(?6 AS BIGINT) = 0 OR m.compressed_bytes <= ?6)")
 	args = append(args, int64(q.MaxLatency), q.MinAccuracy, q.MaxBytes)
 	n := q.N
 	if n <= 0 {
 		n = 10
 	}
-	return d.results(ctx, q.Device, q.Batch, q.By, n, " AND "+strings.Join(extra, " AND "), args...)
+	return d.results(ctx, q.Device, q.Batch, q.Runtime, q.By, n, " AND "+strings.Join(extra, " AND "), args...)
 }
 
 // StudyResults returns the study's finished trials with their latency on
@@ -128,7 +133,7 @@ func (d *DB) StudyResults(ctx context.Context, study, device string, batch int, 
 		}
 		return nil, accel.Device{}, fmt.Errorf("device %q matches %d devices (%s): give a fingerprint", device, len(devs), strings.Join(names, ", "))
 	}
-	rs, err := d.results(ctx, devs[0].Fingerprint, batch, by, 0, " AND s.id = ?3", s.ID)
+	rs, err := d.results(ctx, devs[0].Fingerprint, batch, RuntimeHwnas, by, 0, " AND s.id = ?3", s.ID)
 	if err != nil {
 		return nil, accel.Device{}, err
 	}

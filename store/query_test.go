@@ -65,140 +65,142 @@ func TestPareto(t *testing.T) {
 }
 
 func TestBestAndParetoFront(t *testing.T) {
-	d := newDB(t)
-	cpu := testDevice("Test CPU", "cpu", 2)
-	cpu2 := testDevice("Another CPU", "cpu", 8)
-	s1, _ := d.CreateStudy(ctx, Study{Name: "one", DeviceSpec: "cpu", DeviceName: cpu.Name, DeviceFingerprint: cpu.Fingerprint})
-	s2, _ := d.CreateStudy(ctx, Study{Name: "two", DeviceSpec: "cpu", DeviceName: cpu.Name, DeviceFingerprint: cpu.Fingerprint})
-	us := time.Microsecond
-	a := addDone(t, d, s1.ID, cpu, 0.992, 9000, 80*us)
-	b := addDone(t, d, s1.ID, cpu, 0.990, 6000, 40*us)
-	c := addDone(t, d, s1.ID, cpu, 0.985, 7000, 45*us) // dominated by b
-	e := addDone(t, d, s1.ID, cpu, 0.970, 3000, 12*us)
-	f := addDone(t, d, s2.ID, cpu, 0.995, 50000, 200*us)
-	g := addDone(t, d, s2.ID, cpu2, 0.999, 1000, 5*us) // on the other CPU only
-	// A failed and a pending trial never show.
-	p, _ := d.AddTrial(ctx, s1.ID, TrialSpec{})
-	d.StartTrial(ctx, p.ID, "w")
-	d.FailTrial(ctx, p.ID, "crash")
-	d.AddTrial(ctx, s1.ID, TrialSpec{})
-	// b also measured at batch 64: batch 1 is what Best compares by default.
-	if err := d.PutLatency(ctx, b.ID, lat(cpu, 64, 3*time.Millisecond)); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.PutLatency(ctx, p.ID, lat(cpu, 1, us)); err == nil {
-		t.Fatal("PutLatency on a failed trial accepted")
-	}
+	eachStore(t, func(t *testing.T, d *DB) {
+		cpu := testDevice("Test CPU", "cpu", 2)
+		cpu2 := testDevice("Another CPU", "cpu", 8)
+		s1, _ := d.CreateStudy(ctx, Study{Name: "one", DeviceSpec: "cpu", DeviceName: cpu.Name, DeviceFingerprint: cpu.Fingerprint})
+		s2, _ := d.CreateStudy(ctx, Study{Name: "two", DeviceSpec: "cpu", DeviceName: cpu.Name, DeviceFingerprint: cpu.Fingerprint})
+		us := time.Microsecond
+		a := addDone(t, d, s1.ID, cpu, 0.992, 9000, 80*us)
+		b := addDone(t, d, s1.ID, cpu, 0.990, 6000, 40*us)
+		c := addDone(t, d, s1.ID, cpu, 0.985, 7000, 45*us) // dominated by b
+		e := addDone(t, d, s1.ID, cpu, 0.970, 3000, 12*us)
+		f := addDone(t, d, s2.ID, cpu, 0.995, 50000, 200*us)
+		g := addDone(t, d, s2.ID, cpu2, 0.999, 1000, 5*us) // on the other CPU only
+		// A failed and a pending trial never show.
+		p, _ := d.AddTrial(ctx, s1.ID, TrialSpec{})
+		d.StartTrial(ctx, p.ID, "w")
+		d.FailTrial(ctx, p.ID, "crash")
+		d.AddTrial(ctx, s1.ID, TrialSpec{})
+		// b also measured at batch 64: batch 1 is what Best compares by default.
+		if err := d.PutLatency(ctx, b.ID, lat(cpu, 64, 3*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.PutLatency(ctx, p.ID, lat(cpu, 1, us)); err == nil {
+			t.Fatal("PutLatency on a failed trial accepted")
+		}
 
-	tests := []struct {
-		name string
-		q    Query
-		want []int64
-	}{
-		{"by name, all", Query{Device: "Test CPU"}, []int64{f.ID, a.ID, b.ID, c.ID, e.ID}},
-		{"name any case", Query{Device: "test cpu", N: 2}, []int64{f.ID, a.ID}},
-		{"fingerprint", Query{Device: cpu2.Fingerprint}, []int64{g.ID}},
-		{"backend matches both CPUs", Query{Device: "cpu", N: 3}, []int64{g.ID, f.ID, a.ID}},
-		{"max latency", Query{Device: "Test CPU", MaxLatency: 45 * us}, []int64{b.ID, c.ID, e.ID}},
-		{"min accuracy", Query{Device: "Test CPU", MinAccuracy: 0.99}, []int64{f.ID, a.ID, b.ID}},
-		{"max bytes", Query{Device: "Test CPU", MaxBytes: 7000}, []int64{b.ID, c.ID, e.ID}},
-		{"all bounds", Query{Device: "Test CPU", MaxLatency: 100 * us, MinAccuracy: 0.98, MaxBytes: 8000}, []int64{b.ID, c.ID}},
-		{"study", Query{Device: "Test CPU", Study: "two"}, []int64{f.ID}},
-		{"batch 64", Query{Device: "Test CPU", Batch: 64}, []int64{b.ID}},
-		{"by test accuracy", Query{Device: "Test CPU", By: ByTest, MinAccuracy: 0.9895}, []int64{f.ID, a.ID}},
-		{"nothing fits", Query{Device: "Test CPU", MaxLatency: us}, []int64{}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			rs, err := d.Best(ctx, tc.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := ids(rs); !slices.Equal(got, tc.want) {
-				t.Fatalf("Best = %v, want %v", got, tc.want)
-			}
-			for _, r := range rs {
-				if r.Latency.Stats.Median == 0 || r.Latency.Device.Fingerprint == "" || r.Metrics.CompressedBytes == 0 || r.Study == "" || string(r.Arch) != `{"n":1}` {
-					t.Errorf("incomplete result %+v", r)
+		tests := []struct {
+			name string
+			q    Query
+			want []int64
+		}{
+			{"by name, all", Query{Device: "Test CPU"}, []int64{f.ID, a.ID, b.ID, c.ID, e.ID}},
+			{"name any case", Query{Device: "test cpu", N: 2}, []int64{f.ID, a.ID}},
+			{"fingerprint", Query{Device: cpu2.Fingerprint}, []int64{g.ID}},
+			{"backend matches both CPUs", Query{Device: "cpu", N: 3}, []int64{g.ID, f.ID, a.ID}},
+			{"max latency", Query{Device: "Test CPU", MaxLatency: 45 * us}, []int64{b.ID, c.ID, e.ID}},
+			{"min accuracy", Query{Device: "Test CPU", MinAccuracy: 0.99}, []int64{f.ID, a.ID, b.ID}},
+			{"max bytes", Query{Device: "Test CPU", MaxBytes: 7000}, []int64{b.ID, c.ID, e.ID}},
+			{"all bounds", Query{Device: "Test CPU", MaxLatency: 100 * us, MinAccuracy: 0.98, MaxBytes: 8000}, []int64{b.ID, c.ID}},
+			{"study", Query{Device: "Test CPU", Study: "two"}, []int64{f.ID}},
+			{"batch 64", Query{Device: "Test CPU", Batch: 64}, []int64{b.ID}},
+			{"by test accuracy", Query{Device: "Test CPU", By: ByTest, MinAccuracy: 0.9895}, []int64{f.ID, a.ID}},
+			{"nothing fits", Query{Device: "Test CPU", MaxLatency: us}, []int64{}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				rs, err := d.Best(ctx, tc.q)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
-	}
-	// The fields of one result, exactly.
-	rs, _ := d.Best(ctx, Query{Device: "Test CPU", N: 1, By: ByTest})
-	if r := rs[0]; r.TrialID != f.ID || r.Study != "two" || r.Number != 0 || r.Accuracy != 0.994 || !r.Metrics.HasTest ||
-		r.Metrics.ValAccuracy != 0.995 || r.Latency.Stats.Median != 200*us || r.Latency.Batch != 1 || r.Latency.Device.Name != "Test CPU" {
-		t.Errorf("result %+v", r)
-	}
+				if got := ids(rs); !slices.Equal(got, tc.want) {
+					t.Fatalf("Best = %v, want %v", got, tc.want)
+				}
+				for _, r := range rs {
+					if r.Latency.Stats.Median == 0 || r.Latency.Device.Fingerprint == "" || r.Metrics.CompressedBytes == 0 || r.Study == "" || string(r.Arch) != `{"n":1}` {
+						t.Errorf("incomplete result %+v", r)
+					}
+				}
+			})
+		}
+		// The fields of one result, exactly.
+		rs, _ := d.Best(ctx, Query{Device: "Test CPU", N: 1, By: ByTest})
+		if r := rs[0]; r.TrialID != f.ID || r.Study != "two" || r.Number != 0 || r.Accuracy != 0.994 || !r.Metrics.HasTest ||
+			r.Metrics.ValAccuracy != 0.995 || r.Latency.Stats.Median != 200*us || r.Latency.Batch != 1 || r.Latency.Device.Name != "Test CPU" {
+			t.Errorf("result %+v", r)
+		}
 
-	if _, err := d.Best(ctx, Query{Device: "TPU v9"}); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `cpu "Test CPU" (`+cpu.Fingerprint+`)`) {
-		t.Fatalf("unknown device: err = %v", err)
-	}
-	if _, err := d.Best(ctx, Query{Device: "cpu", Study: "nope"}); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("unknown study: err = %v", err)
-	}
-	if _, err := d.Best(ctx, Query{Device: "cpu", By: "train"}); err == nil {
-		t.Fatal("unknown metric accepted")
-	}
+		if _, err := d.Best(ctx, Query{Device: "TPU v9"}); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `cpu "Test CPU" (`+cpu.Fingerprint+`)`) {
+			t.Fatalf("unknown device: err = %v", err)
+		}
+		if _, err := d.Best(ctx, Query{Device: "cpu", Study: "nope"}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown study: err = %v", err)
+		}
+		if _, err := d.Best(ctx, Query{Device: "cpu", By: "train"}); err == nil {
+			t.Fatal("unknown metric accepted")
+		}
 
-	front, err := d.ParetoFront(ctx, "one", "", 1, ByValidation)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := ids(front); !slices.Equal(got, []int64{e.ID, b.ID, a.ID}) {
-		t.Fatalf("ParetoFront(one) = %v, want %v", got, []int64{e.ID, b.ID, a.ID})
-	}
-	if _, err := d.ParetoFront(ctx, "two", "cpu", 1, ByValidation); err == nil || !strings.Contains(err.Error(), "matches 2 devices") {
-		t.Fatalf("ambiguous device: err = %v", err)
-	}
-	if front, err := d.ParetoFront(ctx, "two", "another cpu", 1, ""); err != nil || !slices.Equal(ids(front), []int64{g.ID}) {
-		t.Fatalf("ParetoFront(two, another cpu) = %v, %v", ids(front), err)
-	}
-	if _, err := d.ParetoFront(ctx, "three", "", 1, ""); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("unknown study: err = %v", err)
-	}
+		front, err := d.ParetoFront(ctx, "one", "", 1, ByValidation)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(front); !slices.Equal(got, []int64{e.ID, b.ID, a.ID}) {
+			t.Fatalf("ParetoFront(one) = %v, want %v", got, []int64{e.ID, b.ID, a.ID})
+		}
+		if _, err := d.ParetoFront(ctx, "two", "cpu", 1, ByValidation); err == nil || !strings.Contains(err.Error(), "matches 2 devices") {
+			t.Fatalf("ambiguous device: err = %v", err)
+		}
+		if front, err := d.ParetoFront(ctx, "two", "another cpu", 1, ""); err != nil || !slices.Equal(ids(front), []int64{g.ID}) {
+			t.Fatalf("ParetoFront(two, another cpu) = %v, %v", ids(front), err)
+		}
+		if _, err := d.ParetoFront(ctx, "three", "", 1, ""); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown study: err = %v", err)
+		}
+	})
 }
 
 func TestCheckpointsAndOpTable(t *testing.T) {
-	d := newDB(t)
-	s, _ := d.CreateStudy(ctx, Study{Name: "s"})
-	if _, err := d.LatestCheckpoint(ctx, s.ID); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("no checkpoint: err = %v", err)
-	}
-	for step := range 6 {
-		if err := d.SaveCheckpoint(ctx, s.ID, step, []byte(fmt.Sprintf("state %d", step))); err != nil {
+	eachStore(t, func(t *testing.T, d *DB) {
+		s, _ := d.CreateStudy(ctx, Study{Name: "s"})
+		if _, err := d.LatestCheckpoint(ctx, s.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("no checkpoint: err = %v", err)
+		}
+		for step := range 6 {
+			if err := d.SaveCheckpoint(ctx, s.ID, step, []byte(fmt.Sprintf("state %d", step))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := d.LatestCheckpoint(ctx, s.ID)
+		if err != nil || c.Step != 5 || string(c.Blob) != "state 5" || c.Created.IsZero() {
+			t.Fatalf("latest = %+v, %v", c, err)
+		}
+		var n int
+		d.db.QueryRow(`SELECT count(*) FROM checkpoints`).Scan(&n)
+		if n != KeepCheckpoints {
+			t.Fatalf("%d checkpoints kept, want %d", n, KeepCheckpoints)
+		}
+
+		cpu := testDevice("Test CPU", "cpu", 2)
+		if err := d.PutOpLatencies(ctx, cpu, map[string]time.Duration{"conv 1x28x28 k5 o20": 30 * time.Microsecond, "fc 800x500": 12 * time.Microsecond}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	c, err := d.LatestCheckpoint(ctx, s.ID)
-	if err != nil || c.Step != 5 || string(c.Blob) != "state 5" || c.Created.IsZero() {
-		t.Fatalf("latest = %+v, %v", c, err)
-	}
-	var n int
-	d.db.QueryRow(`SELECT count(*) FROM checkpoints`).Scan(&n)
-	if n != KeepCheckpoints {
-		t.Fatalf("%d checkpoints kept, want %d", n, KeepCheckpoints)
-	}
-
-	cpu := testDevice("Test CPU", "cpu", 2)
-	if err := d.PutOpLatencies(ctx, cpu, map[string]time.Duration{"conv 1x28x28 k5 o20": 30 * time.Microsecond, "fc 800x500": 12 * time.Microsecond}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.PutOpLatency(ctx, cpu, "fc 800x500", 11*time.Microsecond); err != nil {
-		t.Fatal(err)
-	}
-	table, err := d.OpLatencies(ctx, cpu.Fingerprint)
-	if err != nil || len(table) != 2 || table["fc 800x500"] != 11*time.Microsecond || table["conv 1x28x28 k5 o20"] != 30*time.Microsecond {
-		t.Fatalf("op table %v, %v", table, err)
-	}
-	if other, _ := d.OpLatencies(ctx, "ffffffffffff"); len(other) != 0 {
-		t.Fatalf("unknown device has %d entries", len(other))
-	}
-	devs, err := d.Devices(ctx)
-	if err != nil || len(devs) != 1 || devs[0].Fingerprint != cpu.Fingerprint || devs[0].Cores != 2 || !slices.Equal(devs[0].Features, []string{"avx2"}) {
-		t.Fatalf("devices %+v, %v", devs, err)
-	}
-	if err := d.PutOpLatency(ctx, testDevice("", "cpu", 1), "x", 1); err == nil {
-		t.Fatal("device without a name accepted")
-	}
+		if err := d.PutOpLatency(ctx, cpu, "fc 800x500", 11*time.Microsecond); err != nil {
+			t.Fatal(err)
+		}
+		table, err := d.OpLatencies(ctx, cpu.Fingerprint)
+		if err != nil || len(table) != 2 || table["fc 800x500"] != 11*time.Microsecond || table["conv 1x28x28 k5 o20"] != 30*time.Microsecond {
+			t.Fatalf("op table %v, %v", table, err)
+		}
+		if other, _ := d.OpLatencies(ctx, "ffffffffffff"); len(other) != 0 {
+			t.Fatalf("unknown device has %d entries", len(other))
+		}
+		devs, err := d.Devices(ctx)
+		if err != nil || len(devs) != 1 || devs[0].Fingerprint != cpu.Fingerprint || devs[0].Cores != 2 || !slices.Equal(devs[0].Features, []string{"avx2"}) {
+			t.Fatalf("devices %+v, %v", devs, err)
+		}
+		if err := d.PutOpLatency(ctx, testDevice("", "cpu", 1), "x", 1); err == nil {
+			t.Fatal("device without a name accepted")
+		}
+	})
 }

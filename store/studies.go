@@ -25,7 +25,7 @@ func (d *DB) CreateStudy(ctx context.Context, s Study) (Study, error) {
 	}
 	s.Config = cfg
 	t := now()
-	err = d.write(ctx, func(tx *sql.Tx) error {
+	err = d.write(ctx, func(tx *tx) error {
 		var exists int
 		if err := tx.QueryRow(`SELECT count(*) FROM studies WHERE name = ?`, s.Name).Scan(&exists); err != nil {
 			return err
@@ -33,15 +33,14 @@ func (d *DB) CreateStudy(ctx context.Context, s Study) (Study, error) {
 		if exists > 0 {
 			return fmt.Errorf("study %q already exists in %s", s.Name, d.path)
 		}
-		res, err := tx.Exec(`INSERT INTO studies (name, dataset, device_spec, device_name, device_fingerprint,
-			strategy, config, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		err := tx.QueryRow(`INSERT INTO studies (name, dataset, device_spec, device_name, device_fingerprint,
+			strategy, config, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			s.Name, s.Dataset, s.DeviceSpec, s.DeviceName, s.DeviceFingerprint, s.Strategy, string(cfg), s.Status,
-			fmtTime(t), fmtTime(t))
+			fmtTime(t), fmtTime(t)).Scan(&s.ID)
 		if err != nil {
 			return fmt.Errorf("study %q: %w", s.Name, err)
 		}
-		s.ID, err = res.LastInsertId()
-		return err
+		return nil
 	})
 	if err != nil {
 		return Study{}, err
@@ -66,7 +65,7 @@ func scanStudy(row interface{ Scan(...any) error }) (Study, error) {
 // GetStudy returns the study called name; an unknown name is ErrNotFound,
 // with the known names in the message.
 func (d *DB) GetStudy(ctx context.Context, name string) (Study, error) {
-	s, err := scanStudy(d.db.QueryRowContext(ctx, `SELECT `+studyColumns+` FROM studies WHERE name = ?`, name))
+	s, err := scanStudy(d.queryRow(ctx, `SELECT `+studyColumns+` FROM studies WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Study{}, d.unknownStudy(ctx, name)
 	}
@@ -75,7 +74,7 @@ func (d *DB) GetStudy(ctx context.Context, name string) (Study, error) {
 
 // StudyByID returns the study with id.
 func (d *DB) StudyByID(ctx context.Context, id int64) (Study, error) {
-	s, err := scanStudy(d.db.QueryRowContext(ctx, `SELECT `+studyColumns+` FROM studies WHERE id = ?`, id))
+	s, err := scanStudy(d.queryRow(ctx, `SELECT `+studyColumns+` FROM studies WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Study{}, fmt.Errorf("study id %d: %w in %s", id, ErrNotFound, d.path)
 	}
@@ -84,7 +83,7 @@ func (d *DB) StudyByID(ctx context.Context, id int64) (Study, error) {
 
 func (d *DB) unknownStudy(ctx context.Context, name string) error {
 	var names []string
-	rows, err := d.db.QueryContext(ctx, `SELECT name FROM studies ORDER BY name`)
+	rows, err := d.query(ctx, `SELECT name FROM studies ORDER BY name`)
 	if err == nil {
 		for rows.Next() {
 			var n string
@@ -104,7 +103,7 @@ func (d *DB) unknownStudy(ctx context.Context, name string) error {
 // ListStudies returns every study, oldest first, with its trial counts and
 // best reward.
 func (d *DB) ListStudies(ctx context.Context) ([]StudySummary, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT `+studyColumns+`,
+	rows, err := d.query(ctx, `SELECT `+studyColumns+`,
 		(SELECT count(*) FROM trials t WHERE t.study_id = s.id AND t.status = 'pending'),
 		(SELECT count(*) FROM trials t WHERE t.study_id = s.id AND t.status = 'running'),
 		(SELECT count(*) FROM trials t WHERE t.study_id = s.id AND t.status = 'done'),
@@ -138,7 +137,7 @@ func (d *DB) ListStudies(ctx context.Context) ([]StudySummary, error) {
 
 // SetStudyStatus records a study's status (running, done, stopped, failed).
 func (d *DB) SetStudyStatus(ctx context.Context, studyID int64, status string) error {
-	return d.write(ctx, func(tx *sql.Tx) error {
+	return d.write(ctx, func(tx *tx) error {
 		res, err := tx.Exec(`UPDATE studies SET status = ?, updated_at = ? WHERE id = ?`, status, fmtTime(now()), studyID)
 		if err != nil {
 			return fmt.Errorf("study id %d: status %q: %w", studyID, status, err)

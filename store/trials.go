@@ -18,7 +18,7 @@ import (
 // number is never handed out twice, even after a crash or a failed trial.
 func (d *DB) NextTrialNumber(ctx context.Context, studyID int64) (int, error) {
 	var n int
-	err := d.db.QueryRowContext(ctx, `SELECT next_trial FROM studies WHERE id = ?`, studyID).Scan(&n)
+	err := d.queryRow(ctx, `SELECT next_trial FROM studies WHERE id = ?`, studyID).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("study id %d: %w", studyID, ErrNotFound)
 	}
@@ -40,7 +40,7 @@ func (d *DB) AddTrial(ctx context.Context, studyID int64, spec TrialSpec) (Trial
 		return Trial{}, fmt.Errorf("trial recipe: %w", err)
 	}
 	created := now()
-	err = d.write(ctx, func(tx *sql.Tx) error {
+	err = d.write(ctx, func(tx *tx) error {
 		if err := tx.QueryRow(`UPDATE studies SET next_trial = next_trial + 1, updated_at = ? WHERE id = ?
 			RETURNING next_trial - 1, name`, fmtTime(created), studyID).Scan(&t.Number, &t.Study); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -48,14 +48,13 @@ func (d *DB) AddTrial(ctx context.Context, studyID int64, spec TrialSpec) (Trial
 			}
 			return err
 		}
-		res, err := tx.Exec(`INSERT INTO trials (study_id, number, decisions, arch, recipe, status, created_at)
-			VALUES (?, ?, ?, ?, ?, 'pending', ?)`,
-			studyID, t.Number, string(t.Decisions), string(t.Arch), string(t.Recipe), fmtTime(created))
+		err := tx.QueryRow(`INSERT INTO trials (study_id, number, decisions, arch, recipe, status, created_at)
+			VALUES (?, ?, ?, ?, ?, 'pending', ?) RETURNING id`,
+			studyID, t.Number, string(t.Decisions), string(t.Arch), string(t.Recipe), fmtTime(created)).Scan(&t.ID)
 		if err != nil {
 			return fmt.Errorf("study id %d trial %d: %w", studyID, t.Number, err)
 		}
-		t.ID, err = res.LastInsertId()
-		return err
+		return nil
 	})
 	if err != nil {
 		return Trial{}, err
@@ -67,12 +66,12 @@ func (d *DB) AddTrial(ctx context.Context, studyID int64, spec TrialSpec) (Trial
 // StartTrial marks a pending trial running on worker and counts the
 // attempt. A trial in any other state is an error.
 func (d *DB) StartTrial(ctx context.Context, trialID int64, worker string) error {
-	return d.write(ctx, func(tx *sql.Tx) error {
+	return d.write(ctx, func(tx *tx) error {
 		if err := requireStatus(tx, trialID, Pending); err != nil {
 			return err
 		}
 		_, err := tx.Exec(`UPDATE trials SET status = 'running', worker = ?, attempts = attempts + 1,
-			started_at = ?, finished_at = NULL, error = '' WHERE id = ?`, worker, fmtTime(now()), trialID)
+			started_at = ?, finished_at = NULL, error = '', lease_until = NULL WHERE id = ?`, worker, fmtTime(now()), trialID)
 		return err
 	})
 }
@@ -83,43 +82,35 @@ func (d *DB) StartTrial(ctx context.Context, trialID int64, worker string) error
 // crash a trial is either done with everything or not done at all.
 // weights may be nil when there is nothing to keep.
 func (d *DB) FinishTrial(ctx context.Context, trialID int64, m Metrics, lats []Latency, weights []byte) error {
-	return d.write(ctx, func(tx *sql.Tx) error {
-		if err := requireStatus(tx, trialID, Running); err != nil {
+	return d.finish(ctx, trialID, func(tx *tx) error { return requireStatus(tx, trialID, Running) }, m, lats, weights)
+}
+
+// finish is FinishTrial after check passed inside the transaction.
+func (d *DB) finish(ctx context.Context, trialID int64, check func(*tx) error, m Metrics, lats []Latency, weights []byte) error {
+	return d.write(ctx, func(tx *tx) error {
+		if err := check(tx); err != nil {
 			return err
 		}
 		t := fmtTime(now())
-		if _, err := tx.Exec(`UPDATE trials SET status = 'done', finished_at = ?, error = '' WHERE id = ?`, t, trialID); err != nil {
+		if _, err := tx.Exec(`UPDATE trials SET status = 'done', finished_at = ?, error = '', lease_until = NULL WHERE id = ?`, t, trialID); err != nil {
 			return err
 		}
-		var test sql.NullFloat64
-		if m.HasTest {
-			test = sql.NullFloat64{Float64: m.TestAccuracy, Valid: true}
-		}
-		if _, err := tx.Exec(`INSERT INTO metrics (trial_id, val_accuracy, test_accuracy, params, compressed_bytes,
-			macs, train_seconds, reward) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			trialID, m.ValAccuracy, test, m.Params, m.CompressedBytes, m.MACs, m.TrainSeconds, m.Reward); err != nil {
-			return fmt.Errorf("trial %d metrics: %w", trialID, err)
+		if err := putMetrics(tx, trialID, m); err != nil {
+			return err
 		}
 		for _, l := range lats {
 			if err := putLatency(tx, trialID, l, t); err != nil {
 				return err
 			}
 		}
-		if weights != nil {
-			sum := sha256.Sum256(weights)
-			if _, err := tx.Exec(`INSERT INTO weights (trial_id, blob, sha256) VALUES (?, ?, ?)`,
-				trialID, weights, hex.EncodeToString(sum[:])); err != nil {
-				return fmt.Errorf("trial %d weights: %w", trialID, err)
-			}
-		}
-		return nil
+		return putWeights(tx, trialID, weights)
 	})
 }
 
 // SetTestAccuracy records a finished trial's test accuracy (measured for a
 // final report).
 func (d *DB) SetTestAccuracy(ctx context.Context, trialID int64, acc float64) error {
-	return d.write(ctx, func(tx *sql.Tx) error {
+	return d.write(ctx, func(tx *tx) error {
 		res, err := tx.Exec(`UPDATE metrics SET test_accuracy = ? WHERE trial_id = ?`, acc, trialID)
 		if err != nil {
 			return err
@@ -130,14 +121,18 @@ func (d *DB) SetTestAccuracy(ctx context.Context, trialID int64, acc float64) er
 
 // FailTrial marks a pending or running trial failed with reason.
 func (d *DB) FailTrial(ctx context.Context, trialID int64, reason string) error {
-	return d.write(ctx, func(tx *sql.Tx) error {
+	return d.write(ctx, func(tx *tx) error {
 		if err := requireStatus(tx, trialID, Pending, Running); err != nil {
 			return err
 		}
-		_, err := tx.Exec(`UPDATE trials SET status = 'failed', finished_at = ?, error = ? WHERE id = ?`,
-			fmtTime(now()), reason, trialID)
-		return err
+		return failTrial(tx, trialID, reason)
 	})
+}
+
+func failTrial(tx *tx, trialID int64, reason string) error {
+	_, err := tx.Exec(`UPDATE trials SET status = 'failed', stage = '', lease_until = NULL, finished_at = ?, error = ? WHERE id = ?`,
+		fmtTime(now()), reason, trialID)
+	return err
 }
 
 // RequeueRunning sends every running trial of the study back to pending
@@ -145,9 +140,9 @@ func (d *DB) FailTrial(ctx context.Context, trialID int64, reason string) error 
 // number. Their numbers, decisions and attempt counts stay.
 func (d *DB) RequeueRunning(ctx context.Context, studyID int64) ([]int64, error) {
 	var ids []int64
-	err := d.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.Query(`UPDATE trials SET status = 'pending', worker = '', started_at = NULL
-			WHERE study_id = ? AND status = 'running' RETURNING id, number`, studyID)
+	err := d.write(ctx, func(tx *tx) error {
+		rows, err := tx.Query(`UPDATE trials SET status = 'pending', worker = '', started_at = NULL, lease_until = NULL
+			WHERE study_id = ? AND status = 'running' AND stage = '' RETURNING id, number`, studyID)
 		if err != nil {
 			return err
 		}
@@ -178,9 +173,9 @@ func (d *DB) RequeueRunning(ctx context.Context, studyID int64) ([]int64, error)
 
 // requireStatus checks, inside tx, that the trial exists and is in one of
 // the given states.
-func requireStatus(tx *sql.Tx, trialID int64, allowed ...TrialStatus) error {
+func requireStatus(tx *tx, trialID int64, allowed ...TrialStatus) error {
 	var st TrialStatus
-	err := tx.QueryRow(`SELECT status FROM trials WHERE id = ?`, trialID).Scan(&st)
+	err := tx.QueryRow(`SELECT status FROM trials WHERE id = ?`+tx.d.forUpdate(), trialID).Scan(&st)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("trial %d: %w", trialID, ErrNotFound)
 	}
@@ -199,7 +194,7 @@ func requireStatus(tx *sql.Tx, trialID int64, allowed ...TrialStatus) error {
 	return fmt.Errorf("trial %d is %s, want %s", trialID, st, strings.Join(want, " or "))
 }
 
-const trialColumns = `t.id, t.study_id, s.name, t.number, t.decisions, t.arch, t.recipe, t.status, t.worker,
+const trialColumns = `t.id, t.study_id, s.name, t.number, t.decisions, t.arch, t.recipe, t.status, t.stage, t.worker,
 	t.attempts, t.created_at, t.started_at, t.finished_at, t.error,
 	m.val_accuracy, m.test_accuracy, m.params, m.compressed_bytes, m.macs, m.train_seconds, m.reward`
 
@@ -211,7 +206,7 @@ func scanTrial(row interface{ Scan(...any) error }) (Trial, error) {
 	var created, started, finished sql.NullString
 	var val, test, secs, reward sql.NullFloat64
 	var params, bytes, macs sql.NullInt64
-	err := row.Scan(&t.ID, &t.StudyID, &t.Study, &t.Number, &dec, &arch, &rec, &t.Status, &t.Worker,
+	err := row.Scan(&t.ID, &t.StudyID, &t.Study, &t.Number, &dec, &arch, &rec, &t.Status, &t.Stage, &t.Worker,
 		&t.Attempts, &created, &started, &finished, &t.Error,
 		&val, &test, &params, &bytes, &macs, &secs, &reward)
 	if err != nil {
@@ -229,7 +224,7 @@ func scanTrial(row interface{ Scan(...any) error }) (Trial, error) {
 
 // GetTrial returns a trial by id with its metrics and latencies.
 func (d *DB) GetTrial(ctx context.Context, trialID int64) (Trial, error) {
-	t, err := scanTrial(d.db.QueryRowContext(ctx, `SELECT `+trialColumns+trialFrom+`WHERE t.id = ?`, trialID))
+	t, err := scanTrial(d.queryRow(ctx, `SELECT `+trialColumns+trialFrom+`WHERE t.id = ?`, trialID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Trial{}, fmt.Errorf("trial %d: %w in %s", trialID, ErrNotFound, d.path)
 	}
@@ -258,7 +253,7 @@ func (d *DB) ListTrials(ctx context.Context, studyID int64, f TrialFilter) ([]Tr
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
 	}
-	rows, err := d.db.QueryContext(ctx, q, args...)
+	rows, err := d.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +285,7 @@ func (d *DB) ListTrials(ctx context.Context, studyID int64, f TrialFilter) ([]Tr
 func (d *DB) TrialWeights(ctx context.Context, trialID int64) ([]byte, error) {
 	var blob []byte
 	var sum string
-	err := d.db.QueryRowContext(ctx, `SELECT blob, sha256 FROM weights WHERE trial_id = ?`, trialID).Scan(&blob, &sum)
+	err := d.queryRow(ctx, `SELECT blob, sha256 FROM weights WHERE trial_id = ?`, trialID).Scan(&blob, &sum)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("weights of trial %d: %w in %s", trialID, ErrNotFound, d.path)
 	}

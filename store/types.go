@@ -71,6 +71,7 @@ type Trial struct {
 	Arch      json.RawMessage `json:"arch"`
 	Recipe    json.RawMessage `json:"recipe"`
 	Status    TrialStatus     `json:"status"`
+	Stage     string          `json:"stage,omitempty"` // StageMeasure: trained, waiting for the study's device
 	Worker    string          `json:"worker,omitempty"`
 	Attempts  int             `json:"attempts"` // times started (a requeued trial runs again)
 	Created   time.Time       `json:"created"`
@@ -97,12 +98,27 @@ type Metrics struct {
 type Latency struct {
 	// Device must carry Fingerprint and Name; the whole description is
 	// kept once per fingerprint in the devices table.
-	Device accel.Device       `json:"device"`
-	Batch  int                `json:"batch"`
-	Stats  accel.LatencyStats `json:"stats"`
+	Device accel.Device `json:"device"`
+	Batch  int          `json:"batch"`
+	// Runtime is what ran the model: "" or RuntimeHwnas for hwnas's own
+	// kernels; another runtime's figures for the same trial, device and
+	// batch are kept beside them.
+	Runtime string             `json:"runtime,omitempty"`
+	Stats   accel.LatencyStats `json:"stats"`
 	// Predicted is the per-op latency table's estimate for the same model
 	// and batch; zero when there was none.
 	Predicted time.Duration `json:"predicted_ns,omitempty"`
+}
+
+// RuntimeHwnas names hwnas's own kernels as the runtime of a latency.
+const RuntimeHwnas = "hwnas"
+
+// RuntimeName is l.Runtime, RuntimeHwnas when empty.
+func (l Latency) RuntimeName() string {
+	if l.Runtime == "" {
+		return RuntimeHwnas
+	}
+	return l.Runtime
 }
 
 // PredictionError is (Predicted − Median)/Median, the per-op table's
@@ -141,6 +157,8 @@ type Query struct {
 	Study string
 	// Batch of the latency to compare (0: 1).
 	Batch int
+	// Runtime of the latency to compare ("": RuntimeHwnas).
+	Runtime string
 	// MaxLatency, MinAccuracy, MaxBytes bound the results; zero means no
 	// bound.
 	MaxLatency  time.Duration
