@@ -52,6 +52,18 @@ func (e *TrialError) Error() string { return e.Reason + ": " + e.Detail }
 // with Error set, unreadable output) comes back as a *TrialError; other
 // errors mean the worker could not be started at all.
 func RunWorker(ctx context.Context, command []string, env []string, spec *TrialSpec, lim WorkerLimits) (*TrialResult, error) {
+	return runTrialProcess(ctx, command, env, spec, lim, procPlace{})
+}
+
+// procPlace is where a trial process runs among its siblings: the cores
+// it is pinned to (nil: any) and the quiet slot its measurement takes
+// (nil: none).
+type procPlace struct {
+	cpus  []int
+	quiet *QuietSlot
+}
+
+func runTrialProcess(ctx context.Context, command []string, env []string, spec *TrialSpec, lim WorkerLimits, place procPlace) (*TrialResult, error) {
 	if len(command) == 0 {
 		return nil, errors.New("worker: empty command")
 	}
@@ -76,8 +88,31 @@ func RunWorker(ctx context.Context, command []string, env []string, spec *TrialS
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
+	var pipes *quietPipes
+	if place.quiet != nil {
+		if pipes, err = newQuietPipes(); err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+		cmd.ExtraFiles = []*os.File{pipes.reqW, pipes.grantR}
+		cmd.Env = append(cmd.Env, QuietEnv+"=3,4")
+	}
+	err = startPinned(cmd.Start, place.cpus)
+	if pipes != nil {
+		pipes.reqW.Close() // the child's ends
+		pipes.grantR.Close()
+		if err != nil {
+			pipes.reqR.Close()
+			pipes.grantW.Close()
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("worker: starting %s: %w", command[0], err)
+	}
+	if pipes != nil {
+		pg := cmd.Process.Pid
+		place.quiet.add(pg)
+		defer place.quiet.remove(pg)
+		go pipes.relay(place.quiet, pg)
 	}
 	if lim.MemoryBytes > 0 {
 		rl := unix.Rlimit{Cur: uint64(lim.MemoryBytes), Max: uint64(lim.MemoryBytes)}
@@ -114,7 +149,7 @@ func RunWorker(ctx context.Context, command []string, env []string, spec *TrialS
 	if decErr != nil {
 		return nil, &TrialError{FailCrash, fmt.Sprintf("worker printed no result (%v); stderr: %s", decErr, lastLines(tail, 6))}
 	}
-	if err := res.check(); err != nil {
+	if err := res.check(!spec.SkipMeasure); err != nil {
 		return nil, &TrialError{FailNaN, err.Error()}
 	}
 	return &res, nil

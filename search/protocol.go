@@ -52,6 +52,10 @@ type TrialSpec struct {
 	// OpTable is the device's per-op latency table (op key → ns) the
 	// worker predicts the model's latency from.
 	OpTable map[string]float64 `json:"op_table,omitempty"`
+	// SkipMeasure leaves the latency to the study's measuring device
+	// (hwnas measure --follow there): the worker trains, compresses and
+	// evaluates only.
+	SkipMeasure bool `json:"skip_measure,omitempty"`
 }
 
 // OpTime is the measured time of one plan op and its latency-table key.
@@ -94,7 +98,7 @@ type TrialResult struct {
 }
 
 // check rejects results no real model has.
-func (r *TrialResult) check() error {
+func (r *TrialResult) check(measured bool) error {
 	for _, v := range []struct {
 		name string
 		x    float64
@@ -103,7 +107,7 @@ func (r *TrialResult) check() error {
 			return fmt.Errorf("result: %s %v is not in [0,1]", v.name, v.x)
 		}
 	}
-	if r.Latency.Median <= 0 {
+	if measured && r.Latency.Median <= 0 {
 		return fmt.Errorf("result: latency median %v is not positive", r.Latency.Median)
 	}
 	if r.Bytes <= 0 {

@@ -2,6 +2,8 @@ package search
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,6 +40,11 @@ type StudyConfig struct {
 	// Trials is the budget the study was started with (a bare resume
 	// finishes it).
 	Trials int `json:"trials,omitempty"`
+	// MeasureDevice pins the study to a device measured elsewhere (a
+	// fingerprint or name, as hwnas devices prints it on that machine):
+	// workers train, compress and evaluate only, and each trial's reward
+	// waits for `hwnas measure --follow` on that device.
+	MeasureDevice string `json:"measure_device,omitempty"`
 }
 
 // RewardConfig is Reward in its stored form.
@@ -68,6 +76,14 @@ type Options struct {
 	Worker    []string
 	WorkerEnv []string
 	Limits    WorkerLimits
+	// Workers is how many trials run at once in worker processes of this
+	// machine (0: 1); NoLocalWorkers leaves every trial to `hwnas worker`
+	// processes elsewhere (PostgreSQL). See Work for Lease, Poll, NoPin and
+	// NoQuiet.
+	Workers        int
+	NoLocalWorkers bool
+	Lease, Poll    time.Duration
+	NoPin, NoQuiet bool
 	// Final, when Epochs > 0, trains the winner again after the search.
 	Final FinalOptions
 	// Progress, when set, is called after every trial.
@@ -108,12 +124,26 @@ type Summary struct {
 // maxInvalidInARow stops a search whose strategy proposes nothing valid.
 const maxInvalidInARow = 1000
 
-// Run creates the study (or resumes it), then proposes, evaluates in
-// worker processes and records trials until the budget is spent or ctx is
-// cancelled. It is safe to kill at any moment: every trial is recorded in
-// one transaction, the strategy is checkpointed after every update, and a
-// later Run re-queues trials left running, replays finished trials the
-// last checkpoint had not yet seen, and continues numbering.
+// Run creates the study (or resumes it), then proposes trials and records
+// them for workers to run, and observes their rewards, until the budget is
+// spent or ctx is cancelled. Workers are Options.Workers slots of this
+// process (Work) and any `hwnas worker` attached to the study; the
+// coordinator keeps as many trials pending or running as there are live
+// workers.
+//
+// Every strategy proposes asynchronously: a free worker gets a proposal
+// from the strategy's current state at once. Rewards are observed strictly
+// in trial-number order (a finished trial waits for lower-numbered ones),
+// so with one worker the search is the sequential one, and a resume
+// replays exactly what the checkpoint missed. For RL this is Zoph & Le's
+// asynchronous REINFORCE: a sample may come from a policy up to workers−1
+// updates old; with a few workers the bias is small, and a synchronous
+// batch would leave workers idle behind the slowest trial of each batch.
+//
+// It is safe to kill at any moment: every trial is recorded in one
+// transaction, the strategy is checkpointed after each observation round,
+// and a later Run re-queues trials of dead workers, replays finished
+// trials the last checkpoint had not yet seen, and continues numbering.
 func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.DB == nil {
 		return nil, errors.New("search: no database")
@@ -133,6 +163,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 		worker = []string{exe, "worker"}
 	}
+	if o.Poll <= 0 {
+		o.Poll = 500 * time.Millisecond
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
 	start := time.Now()
 	st, cfg, resumed, err := openStudy(ctx, o, logw)
 	if err != nil {
@@ -151,66 +187,55 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum := &Summary{Resumed: resumed}
 	sum.Study, sum.Total, sum.BestTrial = st.Name, o.Trials, -1
-	reqIDs, err := o.DB.RequeueRunning(ctx, st.ID)
+	reqIDs, err := o.DB.RequeueAbandoned(ctx, st.ID, deadLocalWorker)
 	if err != nil {
 		return nil, fmt.Errorf("search: re-queueing running trials: %w", err)
 	}
 	sum.Requeued = len(reqIDs)
 	if len(reqIDs) > 0 {
-		fmt.Fprintf(logw, "study %s: re-queued %d trial(s) left running\n", st.Name, len(reqIDs))
+		fmt.Fprintf(logw, "study %s: re-queued %d trial(s) of workers that are gone\n", st.Name, len(reqIDs))
 	}
-	next, err := restoreStrategy(ctx, o.DB, st, space, strat, sum, logw)
+	next, err := restoreStrategy(ctx, o.DB, st, strat, sum)
 	if err != nil {
 		return nil, err
 	}
 	rw := cfg.Reward.Reward()
-	c := &coordinator{o: o, st: st, cfg: cfg, strat: strat, worker: worker, log: logw, sum: sum, reward: rw, nextObserve: next}
-	runStart := time.Now()
-	doneAtStart := sum.Done
-	invalidRun := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			break
-		}
-		if o.Trials > 0 && sum.Done >= o.Trials {
-			break
-		}
-		if o.Duration > 0 && time.Since(runStart) >= o.Duration {
-			break
-		}
-		tr, err := c.nextTrial(ctx)
-		if err != nil {
-			return sum, err
-		}
-		invalid, err := c.runTrial(ctx, tr)
-		if ctx.Err() != nil {
-			break // the trial stays running or pending; the next Run re-queues it
-		}
-		if err != nil {
-			return sum, err
-		}
-		if invalid {
-			invalidRun++
-			if invalidRun >= maxInvalidInARow {
-				return sum, fmt.Errorf("search: %d invalid proposals in a row; check the space", invalidRun)
-			}
-		} else {
-			invalidRun = 0
-		}
-		el := time.Since(runStart).Hours()
-		if n := sum.Done - doneAtStart; n > 0 && el > 0 {
-			sum.TrialsPerHr = float64(n) / el
-			if o.Trials > 0 {
-				sum.ETASeconds = float64(o.Trials-sum.Done) / sum.TrialsPerHr * 3600
-			}
-		}
-		if o.Progress != nil {
-			o.Progress(sum.Progress)
-		}
+	c := &coordinator{o: o, st: st, cfg: cfg, strat: strat, worker: worker, log: logw, sum: sum, reward: rw, nextObserve: next,
+		runStart: time.Now(), doneAtStart: sum.Done}
+	if n, err := c.observeFinished(ctx); err != nil {
+		return sum, err
+	} else if n > 0 {
+		fmt.Fprintf(logw, "study %s: replayed %d finished trial(s) into the strategy\n", st.Name, n)
+	}
+	c.doneAtStart = sum.Done
+
+	local := 0
+	workErr := make(chan error, 1)
+	wake := newSignal()
+	finished := make(chan string, 64)
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	if !o.NoLocalWorkers {
+		local = max(1, o.Workers)
+		go func() {
+			workErr <- Work(workCtx, WorkOptions{DB: o.DB, Study: st.Name, Slots: local, Worker: worker, WorkerEnv: o.WorkerEnv,
+				Limits: o.Limits, Lease: o.Lease, Poll: o.Poll, NoPin: o.NoPin, NoQuiet: o.NoQuiet, Log: logw,
+				wake: wake, finished: finished})
+		}()
+	} else {
+		workErr <- nil
+	}
+	err = c.loop(ctx, local, wake, finished)
+	stopWork()
+	if werr := <-workErr; err == nil && werr != nil && !errors.Is(werr, context.Canceled) {
+		err = werr
 	}
 	if ctx.Err() != nil {
 		sum.Seconds = time.Since(start).Seconds()
 		return sum, ctx.Err()
+	}
+	if err != nil {
+		return sum, err
 	}
 	status := store.StudyStopped
 	if o.Trials > 0 && sum.Done >= o.Trials {
@@ -223,7 +248,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	sum.Seconds = time.Since(start).Seconds()
 	front, err := o.DB.ParetoFront(ctx, st.Name, st.DeviceFingerprint, cfg.Batch, store.ByValidation)
-	if err != nil {
+	if err != nil && !(cfg.MeasureDevice != "" && errors.Is(err, store.ErrNotFound)) {
 		return sum, fmt.Errorf("pareto front: %w", err)
 	}
 	for _, r := range front {
@@ -233,6 +258,209 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return sum, err
 	}
 	return sum, nil
+}
+
+// loop proposes while workers are free and the budget allows, and
+// observes finished trials, until the budget is observed, or the run's
+// time is up and nothing is outstanding.
+func (c *coordinator) loop(ctx context.Context, local int, wake *signal, finished <-chan string) error {
+	o := c.o
+	saidWaiting := time.Time{}
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if _, err := c.observeFinished(ctx); err != nil {
+			return err
+		}
+		if o.Trials > 0 && c.sum.Done >= o.Trials {
+			return nil
+		}
+		counts, err := o.DB.CountTrials(ctx, c.st.ID)
+		if err != nil {
+			return err
+		}
+		outstanding := counts.Pending + counts.Running + counts.Measuring
+		created := counts.Done + counts.Failed + outstanding
+		timeUp := o.Duration > 0 && time.Since(c.runStart) >= o.Duration
+		capacity, err := c.capacity(ctx, local)
+		if err != nil {
+			return err
+		}
+		proposed := false
+		for outstanding < capacity && !timeUp && (o.Trials <= 0 || created < o.Trials) && ctx.Err() == nil {
+			valid, err := c.propose(ctx)
+			if err != nil {
+				return err
+			}
+			created++
+			proposed = true
+			if valid {
+				outstanding++
+				continue
+			}
+			// An invalid proposal is failed at once; observe it before
+			// proposing again, as a sequential search does.
+			if _, err := c.observeFinished(ctx); err != nil {
+				return err
+			}
+		}
+		if proposed {
+			wake.notify()
+		}
+		if outstanding == 0 && (timeUp || (o.Trials > 0 && created >= o.Trials && c.sum.Done >= o.Trials)) {
+			return nil
+		}
+		if counts.Measuring > 0 && counts.Pending+counts.Running == 0 && time.Since(saidWaiting) > time.Minute {
+			c.noteMeasurers(ctx, counts.Measuring)
+			saidWaiting = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+		case <-finished:
+		case <-time.After(o.Poll):
+		}
+	}
+}
+
+// capacity is how many trials to keep pending or running: the live
+// workers of the study (this process's slots among them), at least one.
+func (c *coordinator) capacity(ctx context.Context, local int) (int, error) {
+	live, err := c.o.DB.LiveWorkers(ctx, c.st.ID, store.RoleTrain, c.o.Lease)
+	if err != nil {
+		return 0, err
+	}
+	return max(1, local, len(live)), nil
+}
+
+// noteMeasurers says what trials waiting for measurement wait for.
+func (c *coordinator) noteMeasurers(ctx context.Context, waiting int) {
+	ms, err := c.o.DB.LiveWorkers(ctx, c.st.ID, store.RoleMeasure, c.o.Lease)
+	if err != nil {
+		return
+	}
+	if len(ms) == 0 {
+		fmt.Fprintf(c.log, "study %s: %d trial(s) wait for a measurement on %s and no measurer is attached (run hwnas measure --follow --study %s there)\n",
+			c.st.Name, waiting, c.cfg.MeasureDevice, c.st.Name)
+		return
+	}
+	fmt.Fprintf(c.log, "study %s: %d trial(s) wait for a measurement on %s (%d measurer(s) attached)\n", c.st.Name, waiting, c.cfg.MeasureDevice, len(ms))
+}
+
+// propose adds the strategy's next proposal as a pending trial; an
+// invalid candidate is recorded failed at once (valid false).
+func (c *coordinator) propose(ctx context.Context) (valid bool, err error) {
+	num, err := c.o.DB.NextTrialNumber(ctx, c.st.ID)
+	if err != nil {
+		return false, err
+	}
+	d, err := c.strat.Propose(rand.New(rand.NewPCG(c.cfg.Seed, uint64(num))))
+	if err != nil {
+		return false, fmt.Errorf("search: %s proposal: %w", c.strat.Name(), err)
+	}
+	spec := store.TrialSpec{}
+	if spec.Decisions, err = json.Marshal(d); err != nil {
+		return false, err
+	}
+	cfg, derr := c.cfg.Space.Decode(d)
+	var cand *Candidate
+	if derr == nil {
+		cand, derr = BuildCandidate(cfg)
+	}
+	if derr == nil {
+		spec.Arch = cand.Arch.JSON()
+		if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
+			return false, err
+		}
+	}
+	tr, err := c.o.DB.AddTrial(ctx, c.st.ID, spec)
+	if err != nil {
+		return false, err
+	}
+	if derr != nil {
+		fmt.Fprintf(c.log, "trial %d: failed: %s: %v\n", tr.Number, FailInvalid, derr)
+		return false, c.o.DB.FailTrial(ctx, tr.ID, FailInvalid+": "+derr.Error())
+	}
+	return true, nil
+}
+
+// observeFinished feeds the strategy the finished search trials from
+// nextObserve on, in number order, stopping at the first unfinished one,
+// and checkpoints it once after them. It returns how many it observed.
+func (c *coordinator) observeFinished(ctx context.Context) (int, error) {
+	trials, err := c.o.DB.ListTrials(ctx, c.st.ID, store.TrialFilter{From: c.nextObserve})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range trials {
+		d, fm, err := parseDecisions(t.Decisions)
+		if err != nil {
+			return n, fmt.Errorf("study %q trial %d: decisions: %w", c.st.Name, t.Number, err)
+		}
+		if fm != nil {
+			continue // a final training, not part of the search
+		}
+		if t.Status != store.Done && t.Status != store.Failed {
+			break
+		}
+		r := 0.0
+		if t.Metrics != nil && t.Status == store.Done {
+			r = t.Metrics.Reward
+		}
+		c.count(t, r)
+		if err := c.strat.Observe(d, r); err != nil {
+			return n, fmt.Errorf("trial %d: %s: %w", t.Number, c.strat.Name(), err)
+		}
+		c.nextObserve = t.Number + 1
+		n++
+		if c.invalidRun >= maxInvalidInARow {
+			return n, fmt.Errorf("search: %d invalid proposals in a row; check the space", c.invalidRun)
+		}
+		el := time.Since(c.runStart).Hours()
+		if k := c.sum.Done - c.doneAtStart; k > 0 && el > 0 {
+			c.sum.TrialsPerHr = float64(k) / el
+			if c.o.Trials > 0 {
+				c.sum.ETASeconds = float64(c.o.Trials-c.sum.Done) / c.sum.TrialsPerHr * 3600
+			}
+		}
+		if c.o.Progress != nil {
+			c.o.Progress(c.sum.Progress)
+		}
+	}
+	if n > 0 {
+		return n, saveCheckpoint(ctx, c.o.DB, c.st.ID, c.strat, c.nextObserve)
+	}
+	return n, nil
+}
+
+// count adds a finished search trial to the summary.
+func (c *coordinator) count(t store.Trial, r float64) {
+	s := c.sum
+	s.Done++
+	s.LastTrial, s.LastReward, s.LastError = t.Number, r, ""
+	if t.Status == store.Failed {
+		s.Failed++
+		s.LastError = t.Error
+		if isInvalidReason(t.Error) {
+			s.Invalid++
+			c.invalidRun++
+		} else {
+			c.invalidRun = 0
+		}
+		return
+	}
+	c.invalidRun = 0
+	if s.BestTrial < 0 || r > s.BestReward {
+		s.BestReward, s.BestTrial = r, t.Number
+	}
+	for _, l := range t.Latencies {
+		if pe := predictionError(l); l.Device.Fingerprint == c.st.DeviceFingerprint && !math.IsNaN(pe) {
+			c.predErrSum += math.Abs(pe)
+			c.predErrN++
+			s.PredErrorPct = 100 * c.predErrSum / float64(c.predErrN)
+		}
+	}
 }
 
 // openStudy creates the study or loads it for a resume.
@@ -277,6 +505,10 @@ func openStudy(ctx context.Context, o Options, logw io.Writer) (store.Study, Stu
 	if err != nil {
 		return st, cfg, false, err
 	}
+	if cfg.MeasureDevice != "" {
+		// The study's device is the one that measures it, elsewhere.
+		dev.Name, dev.Fingerprint = cfg.MeasureDevice, cfg.MeasureDevice
+	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		return st, cfg, false, err
@@ -304,12 +536,11 @@ type checkpointState struct {
 	Strategy    json.RawMessage `json:"strategy"`
 }
 
-// restoreStrategy loads the latest checkpoint, then replays (observes)
-// the finished and failed trials at or after its NextObserve in number
-// order, which the checkpoint missed because the coordinator was killed
-// between recording a trial and checkpointing. It also fills the summary
-// counts. It returns the next trial number to observe.
-func restoreStrategy(ctx context.Context, db *store.DB, st store.Study, space *Space, strat Strategy, sum *Summary, logw io.Writer) (int, error) {
+// restoreStrategy loads the latest checkpoint into strat and counts the
+// finished search trials it has seen into the summary. It returns the
+// number of the first trial the checkpoint has not observed; the
+// coordinator replays the finished ones from there (observeFinished).
+func restoreStrategy(ctx context.Context, db *store.DB, st store.Study, strat Strategy, sum *Summary) (int, error) {
 	next := 0
 	ck, err := db.LatestCheckpoint(ctx, st.ID)
 	switch {
@@ -323,52 +554,31 @@ func restoreStrategy(ctx context.Context, db *store.DB, st store.Study, space *S
 		}
 		next = cs.NextObserve
 	case errors.Is(err, store.ErrNotFound):
+		return 0, nil
 	default:
 		return 0, err
 	}
-	trials, err := db.ListTrials(ctx, st.ID, store.TrialFilter{})
+	if next <= 0 {
+		return 0, nil
+	}
+	trials, err := db.ListTrials(ctx, st.ID, store.TrialFilter{Below: next})
 	if err != nil {
 		return 0, err
 	}
-	replayed := 0
+	c := &coordinator{st: st, sum: sum}
 	for _, t := range trials {
-		if t.Status != store.Done && t.Status != store.Failed {
-			continue
-		}
-		d, fm, err := parseDecisions(t.Decisions)
+		_, fm, err := parseDecisions(t.Decisions)
 		if err != nil {
 			return 0, fmt.Errorf("study %q trial %d: decisions: %w", st.Name, t.Number, err)
 		}
-		if fm != nil {
-			continue // a final training, not part of the search
-		}
-		sum.Done++
-		r := 0.0
-		if t.Status == store.Failed {
-			sum.Failed++
-			if isInvalidReason(t.Error) {
-				sum.Invalid++
-			}
-		} else if t.Metrics != nil {
-			r = t.Metrics.Reward
-			if sum.BestTrial < 0 || r > sum.BestReward {
-				sum.BestReward, sum.BestTrial = r, t.Number
-			}
-		}
-		if t.Number < next {
+		if fm != nil || (t.Status != store.Done && t.Status != store.Failed) {
 			continue
 		}
-		if err := strat.Observe(d, r); err != nil {
-			return 0, fmt.Errorf("study %q trial %d: replaying: %w", st.Name, t.Number, err)
+		r := 0.0
+		if t.Metrics != nil && t.Status == store.Done {
+			r = t.Metrics.Reward
 		}
-		next = t.Number + 1
-		replayed++
-	}
-	if replayed > 0 {
-		fmt.Fprintf(logw, "study %s: replayed %d finished trial(s) into the strategy\n", st.Name, replayed)
-		if err := saveCheckpoint(ctx, db, st.ID, strat, next); err != nil {
-			return 0, err
-		}
+		c.count(t, r)
 	}
 	return next, nil
 }
@@ -382,6 +592,12 @@ func TeacherPath(dbPath, study string) string {
 		}
 		return r
 	}, study)
+	if store.IsURL(dbPath) {
+		// A server database: each machine keeps its own copy (the same
+		// seed trains the same teacher).
+		sum := sha256.Sum256([]byte(dbPath))
+		return filepath.Join(os.TempDir(), "hwnas-"+hex.EncodeToString(sum[:6])+"."+safe+".teacher.hwnw")
+	}
 	return dbPath + "." + safe + ".teacher.hwnw"
 }
 
@@ -413,130 +629,14 @@ type coordinator struct {
 	nextObserve int
 	predErrSum  float64
 	predErrN    int
-}
-
-// nextTrial returns the lowest-numbered pending trial (re-queued after a
-// crash), or a new trial proposed by the strategy.
-func (c *coordinator) nextTrial(ctx context.Context) (store.Trial, error) {
-	pend, err := c.o.DB.ListTrials(ctx, c.st.ID, store.TrialFilter{Status: store.Pending})
-	if err != nil {
-		return store.Trial{}, err
-	}
-	for _, t := range pend {
-		if _, fm, err := parseDecisions(t.Decisions); err == nil && fm == nil {
-			return t, nil // a search trial re-queued after a crash (final ones wait for runFinal)
-		}
-	}
-	num, err := c.o.DB.NextTrialNumber(ctx, c.st.ID)
-	if err != nil {
-		return store.Trial{}, err
-	}
-	d, err := c.strat.Propose(rand.New(rand.NewPCG(c.cfg.Seed, uint64(num))))
-	if err != nil {
-		return store.Trial{}, fmt.Errorf("search: %s proposal: %w", c.strat.Name(), err)
-	}
-	spec := store.TrialSpec{}
-	if spec.Decisions, err = json.Marshal(d); err != nil {
-		return store.Trial{}, err
-	}
-	if cfg, err := c.cfg.Space.Decode(d); err == nil {
-		if cand, err := BuildCandidate(cfg); err == nil {
-			spec.Arch = cand.Arch.JSON()
-			if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
-				return store.Trial{}, err
-			}
-		}
-	}
-	return c.o.DB.AddTrial(ctx, c.st.ID, spec)
-}
-
-// runTrial evaluates one trial in a worker and records the outcome, then
-// lets the strategy observe the reward and checkpoints it. It reports
-// whether the trial was an invalid candidate.
-func (c *coordinator) runTrial(ctx context.Context, tr store.Trial) (invalid bool, err error) {
-	d, _, err := parseDecisions(tr.Decisions)
-	if err != nil {
-		return false, fmt.Errorf("trial %d: decisions: %w", tr.Number, err)
-	}
-	var cand *Candidate
-	cfg, derr := c.cfg.Space.Decode(d)
-	if derr == nil {
-		cand, derr = BuildCandidate(cfg)
-	}
-	if derr != nil {
-		reason := FailInvalid + ": " + derr.Error()
-		if err := c.o.DB.FailTrial(ctx, tr.ID, reason); err != nil {
-			return true, err
-		}
-		c.sum.Invalid++
-		return true, c.observe(ctx, tr.Number, d, 0, fmt.Errorf("%s", reason))
-	}
-	if err := c.o.DB.StartTrial(ctx, tr.ID, fmt.Sprintf("pid:%d", os.Getpid())); err != nil {
-		return false, err
-	}
-	spec := c.trialSpec(tr.Number, cfg, cand)
-	if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
-		return false, err
-	}
-	spec.OpTable, err = c.opTable(ctx)
-	if err != nil {
-		return false, err
-	}
-	t0 := time.Now()
-	res, err := RunWorker(ctx, c.worker, c.o.WorkerEnv, spec, c.o.Limits)
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	var te *TrialError
-	if errors.As(err, &te) {
-		if err := c.o.DB.FailTrial(ctx, tr.ID, te.Error()); err != nil {
-			return false, err
-		}
-		return false, c.observe(ctx, tr.Number, d, 0, te)
-	}
-	if err != nil {
-		return false, err
-	}
-	rew, err := c.reward.Compute(res.ValAccuracy, res.Latency.Median, res.Bytes)
-	if err != nil {
-		te := &TrialError{FailNaN, err.Error()}
-		if err := c.o.DB.FailTrial(ctx, tr.ID, te.Error()); err != nil {
-			return false, err
-		}
-		return false, c.observe(ctx, tr.Number, d, 0, te)
-	}
-	if err := c.record(ctx, tr.ID, spec, res, rew); err != nil {
-		return false, err
-	}
-	if pe := res.PredictionError(); !math.IsNaN(pe) {
-		c.predErrSum += math.Abs(pe)
-		c.predErrN++
-		c.sum.PredErrorPct = 100 * c.predErrSum / float64(c.predErrN)
-	}
-	if c.sum.BestTrial < 0 || rew > c.sum.BestReward {
-		c.sum.BestReward, c.sum.BestTrial = rew, tr.Number
-	}
-	pred := "no prediction"
-	if res.PredictedNs > 0 {
-		pred = fmt.Sprintf("predicted %v (%+.0f%%, %.0f%% of ops known)", time.Duration(res.PredictedNs).Round(100*time.Nanosecond),
-			100*res.PredictionError(), 100*res.PredCoverage)
-	}
-	fmt.Fprintf(c.log, "trial %d: reward %.4f val %.2f%% test %.2f%% %d bytes latency %v, %s, %.1fs\n",
-		tr.Number, rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), pred, time.Since(t0).Seconds())
-	return false, c.observe(ctx, tr.Number, d, rew, nil)
+	invalidRun  int
+	runStart    time.Time
+	doneAtStart int
 }
 
 // trialSpec is the worker's spec for a candidate with the study's budget.
 func (c *coordinator) trialSpec(number int, cfg Config, cand *Candidate) *TrialSpec {
-	spec := &TrialSpec{Study: c.st.Name, Trial: number, Seed: c.cfg.Seed*1000003 + uint64(number),
-		Config: cfg, Arch: cand.Arch, Data: c.cfg.Data, Epochs: c.cfg.Epochs, Subset: c.cfg.Subset,
-		Optimizer: c.cfg.Optimizer, LR: c.cfg.LR, BatchSize: c.cfg.BatchSize,
-		ValSubset: c.cfg.ValSubset, Test: true, Device: c.cfg.Device, Threads: c.cfg.Threads,
-		Batch: c.cfg.Batch, Latency: c.cfg.Latency}
-	if cfg.Distill {
-		spec.Teacher = TeacherPath(c.o.DB.Path(), c.st.Name)
-	}
-	return spec
+	return trialSpec(c.st, c.cfg, c.o.DB.Path(), number, cfg, cand)
 }
 
 // record stores a finished trial (one transaction) and folds its per-op
@@ -548,50 +648,10 @@ func (c *coordinator) record(ctx context.Context, trialID int64, spec *TrialSpec
 	if err := c.o.DB.FinishTrial(ctx, trialID, m, []store.Latency{lat}, res.Weights); err != nil {
 		return err
 	}
-	return c.mergeOpTimes(ctx, res)
-}
-
-// observe feeds the reward to the strategy and checkpoints it.
-func (c *coordinator) observe(ctx context.Context, number int, d Decisions, reward float64, failure error) error {
-	c.sum.Done++
-	c.sum.LastTrial, c.sum.LastReward, c.sum.LastError = number, reward, ""
-	if failure != nil {
-		c.sum.Failed++
-		c.sum.LastError = failure.Error()
-		fmt.Fprintf(c.log, "trial %d: failed: %v\n", number, failure)
-	}
-	if number < c.nextObserve {
-		return nil // already seen (cannot happen in number order; kept for safety)
-	}
-	if err := c.strat.Observe(d, reward); err != nil {
-		return fmt.Errorf("trial %d: %s: %w", number, c.strat.Name(), err)
-	}
-	c.nextObserve = number + 1
-	return saveCheckpoint(ctx, c.o.DB, c.st.ID, c.strat, c.nextObserve)
+	return mergeOpTimes(ctx, c.o.DB, res)
 }
 
 // opTable returns the study device's per-op table as key → ns.
 func (c *coordinator) opTable(ctx context.Context) (map[string]float64, error) {
-	rows, err := c.o.DB.OpLatencies(ctx, c.st.DeviceFingerprint)
-	if err != nil {
-		return nil, err
-	}
-	t := make(map[string]float64, len(rows))
-	for k, v := range rows {
-		t[k] = float64(v)
-	}
-	return t, nil
-}
-
-// mergeOpTimes folds a trial's measured per-op times into the table of
-// the device it ran on.
-func (c *coordinator) mergeOpTimes(ctx context.Context, res *TrialResult) error {
-	if len(res.PerOp) == 0 {
-		return nil
-	}
-	cur, err := c.o.DB.OpLatencies(ctx, res.Device.Fingerprint)
-	if err != nil {
-		return err
-	}
-	return c.o.DB.PutOpLatencies(ctx, res.Device, MergeOpTimes(cur, res.PerOp))
+	return opTable(ctx, c.o.DB, c.st.DeviceFingerprint)
 }

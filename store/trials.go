@@ -248,6 +248,14 @@ func (d *DB) ListTrials(ctx context.Context, studyID int64, f TrialFilter) ([]Tr
 		q += ` AND t.status = ?`
 		args = append(args, string(f.Status))
 	}
+	if f.From > 0 {
+		q += ` AND t.number >= ?`
+		args = append(args, f.From)
+	}
+	if f.Below > 0 {
+		q += ` AND t.number < ?`
+		args = append(args, f.Below)
+	}
 	q += ` ORDER BY t.number`
 	if f.Limit > 0 {
 		q += ` LIMIT ?`

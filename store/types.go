@@ -135,6 +135,9 @@ type TrialFilter struct {
 	Status TrialStatus
 	// Limit keeps the first Limit trials by number (0: all).
 	Limit int
+	// From and Below bound the trial numbers: From ≤ number, and
+	// number < Below when Below > 0.
+	From, Below int
 }
 
 // Metric names the accuracy Best and ParetoFront rank by.

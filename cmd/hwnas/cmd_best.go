@@ -59,7 +59,7 @@ one). The database is opened read-only.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.DB, "db", "hwnas.db", "database file")
+	f.StringVar(&opts.DB, "db", "hwnas.db", dbFlagHelp)
 	f.StringVar(&opts.Device, "device", "", "device name, fingerprint or spec (cpu, cuda:0)")
 	f.StringVar(&opts.Study, "study", "", "only this study")
 	f.DurationVar(&opts.MaxLatency, "max-latency", 0, "latency bound, e.g. 100us (0: none)")

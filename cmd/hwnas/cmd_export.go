@@ -98,7 +98,7 @@ exactly on every x86 CPU (its int8·uint8 kernels without VNNI saturate
 	f.StringVar(&opts.Weights, "weights", "", "weights file of the architecture (hwnas train --save)")
 	f.StringVar(&opts.Recipe, "recipe", "", "compression recipe (short form, JSON or a file): applied to plain weights without fine-tuning, recorded for compressed ones")
 	f.StringVar(&opts.Data, "data", "data/mnist", "IDX data set that calibrates int8 ranges when --recipe is applied")
-	f.StringVar(&opts.DB, "db", "", "results database of a search")
+	f.StringVar(&opts.DB, "db", "", "results database of a search (a file or a postgres:// URL)")
 	f.Int64Var(&opts.Trial, "trial", 0, "trial id in --db whose stored weights to export")
 	f.StringVarP(&opts.Out, "out", "o", "", "the .onnx file to write")
 	// The first spelling, kept working (hidden): other commands say --out.
@@ -327,8 +327,10 @@ func exportFromTrial(ctx context.Context, opts exportOptions) (*exportSource, er
 	if opts.DB == "" || opts.Trial == 0 {
 		return nil, badInputf("--db and --trial go together: both are needed")
 	}
-	if _, err := os.Stat(opts.DB); err != nil {
-		return nil, badInputf("--db: %v", err)
+	if !store.IsURL(opts.DB) {
+		if _, err := os.Stat(opts.DB); err != nil {
+			return nil, badInputf("--db: %v", err)
+		}
 	}
 	db, err := store.OpenReadOnly(opts.DB)
 	if err != nil {

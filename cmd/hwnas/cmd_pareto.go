@@ -58,7 +58,7 @@ colour) as PNG or SVG. The database is opened read-only.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.DB, "db", "hwnas.db", "database file")
+	f.StringVar(&opts.DB, "db", "hwnas.db", dbFlagHelp)
 	f.StringVar(&opts.Study, "study", "", "study name")
 	f.StringVar(&opts.Device, "device", "", "device name, fingerprint or spec (default: the study's device)")
 	f.IntVar(&opts.Batch, "batch", 1, "batch size of the latency")

@@ -39,7 +39,14 @@ type searchOptions struct {
 	FinalFineTune               int
 	FinalLR                     float64
 	FinalAugment                int
-	JSON                        bool
+	Workers                     int
+	Lease                       time.Duration
+	MeasureDevice               string
+	NoPin, NoQuiet              bool
+	// coordOnly: --workers 0 was given (the zero value of Workers in
+	// tests means one worker).
+	coordOnly bool
+	JSON      bool
 	// Progress forces (1) or forbids (0) the progress bar; -1 decides by
 	// whether stderr is a terminal.
 	progress int
@@ -70,12 +77,13 @@ The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.progress = -1
 			opts.stderr = cmd.ErrOrStderr()
+			opts.coordOnly = opts.Workers == 0
 			return runSearch(cmd.Context(), cmd.OutOrStdout(), opts)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Study, "study", "", "study name (created, or resumed when it exists)")
-	f.StringVar(&opts.DB, "db", "hwnas.db", "database file")
+	f.StringVar(&opts.DB, "db", "hwnas.db", dbFlagHelp)
 	f.StringVar(&opts.Device, "device", "cpu", "device to measure on (cpu, cuda:0)")
 	f.StringVar(&opts.Strategy, "strategy", "rl", "search strategy: rl, random, evolution")
 	f.IntVar(&opts.Trials, "trials", 0, "total trials of the study (including earlier runs)")
@@ -101,6 +109,11 @@ The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
 	f.IntVar(&opts.FinalFineTune, "final-fine-tune", 2, "fine-tuning epochs after each compression step in the final training")
 	f.Float64Var(&opts.FinalLR, "final-lr", 0.003, "learning rate of the final training (0: --lr)")
 	f.IntVar(&opts.FinalAugment, "final-augment", 1, "randomly shifted (±2 px) copies of each training image added for the final training (0: none)")
+	f.IntVar(&opts.Workers, "workers", 1, "trials run at once in worker processes here, each on --threads cores of its own (0: none here; hwnas worker processes elsewhere run them)")
+	f.DurationVar(&opts.Lease, "lease", search.DefaultLease, "a worker that stops heartbeating for this long loses its trial to another")
+	f.StringVar(&opts.MeasureDevice, "measure-device", "", "a new study's latency comes from this device (fingerprint or name from hwnas devices there), measured by hwnas measure --follow on it; rewards wait for it")
+	f.BoolVar(&opts.NoPin, "no-pin", false, "do not pin worker processes to distinct cores")
+	f.BoolVar(&opts.NoQuiet, "no-quiet", false, "let workers measure latency while others train (no quiet slot)")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
 	_ = cmd.MarkFlagRequired("study")
 	rootCmd.AddCommand(cmd)
@@ -177,11 +190,12 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	cfg := search.StudyConfig{Space: space, Strategy: opts.Strategy, Seed: opts.Seed, Device: opts.Device,
 		Reward: reward, Data: opts.Data, Epochs: opts.Epochs, Subset: opts.Subset, ValSubset: opts.ValSubset,
 		Optimizer: opts.Optimizer, LR: opts.LR, BatchSize: opts.TrainBatch,
-		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials}
+		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials, MeasureDevice: opts.MeasureDevice}
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
-		Limits: search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
-		Final:  search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR, Augment: opts.FinalAugment}}
+		Limits:  search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
+		Workers: opts.Workers, NoLocalWorkers: opts.coordOnly, Lease: opts.Lease, NoPin: opts.NoPin, NoQuiet: opts.NoQuiet,
+		Final: search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR, Augment: opts.FinalAugment}}
 	bar := opts.progress == 1
 	if opts.progress < 0 {
 		f, ok := opts.stderr.(*os.File)

@@ -335,7 +335,7 @@ func TestWorkerOut(t *testing.T) {
 	out := filepath.Join(dir, "result.json")
 	spec := `{"study":"s","trial":3,"arch":{"version":1,"name":"x","input":[1,28,28],"classes":10,"layers":[{"name":"fc","type":"linear","out":10}]},` +
 		`"data":"` + filepath.Join(dir, "none") + `","epochs":1,"device":"cpu","batch":1,"config":{"input":null,"classes":0,"stages":null,"distill":false},"test":false,"latency":{}}`
-	if err := runWorker(context.Background(), strings.NewReader(spec), io.Discard, out); err != nil {
+	if err := runTrialSpec(context.Background(), strings.NewReader(spec), io.Discard, out); err != nil {
 		t.Fatal(err)
 	}
 	var res struct {
@@ -347,7 +347,7 @@ func TestWorkerOut(t *testing.T) {
 	if err != nil || json.Unmarshal(b, &res) != nil || res.Trial != 3 || res.FailReason != "error" || !strings.Contains(res.Error, "does not exist") {
 		t.Fatalf("result %s (%v)", b, err)
 	}
-	if err := runWorker(context.Background(), strings.NewReader("{bad"), io.Discard, out+"2"); err == nil {
+	if err := runTrialSpec(context.Background(), strings.NewReader("{bad"), io.Discard, out+"2"); err == nil {
 		t.Fatal("a malformed spec was accepted")
 	}
 	if _, err := os.Stat(out + "2"); err == nil {

@@ -31,7 +31,7 @@ safely while a search writes.`,
 			return runStudies(cmd.Context(), cmd.OutOrStdout(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.DB, "db", "hwnas.db", "database file")
+	cmd.Flags().StringVar(&opts.DB, "db", "hwnas.db", dbFlagHelp)
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
 	rootCmd.AddCommand(cmd)
 }
@@ -68,6 +68,9 @@ func runStudies(ctx context.Context, w io.Writer, opts studiesOptions) error {
 	}
 	return tw.Flush()
 }
+
+// dbFlagHelp describes --db on every command.
+const dbFlagHelp = "database: an SQLite file, or a PostgreSQL URL (postgres://user:pass@host/db) shared by many machines"
 
 // openQueryDB opens the database read-only for a query command. A missing
 // file (reads never create one), a file that is not an hwnas database or

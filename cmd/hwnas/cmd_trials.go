@@ -34,7 +34,7 @@ recipe and every latency measured. The database is opened read-only.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.DB, "db", "hwnas.db", "database file")
+	f.StringVar(&opts.DB, "db", "hwnas.db", dbFlagHelp)
 	f.StringVar(&opts.Study, "study", "", "study name")
 	f.StringVar(&opts.Status, "status", "", "only trials with this status: pending, running, done, failed")
 	f.BoolVar(&opts.JSON, "json", false, "print JSON")

@@ -1,0 +1,206 @@
+package search
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// QuietSlot gives one trial process of this machine at a time a quiet
+// moment to measure latency: while it measures, every other trial process
+// started through the slot is stopped (SIGSTOP to its process group) and
+// continued (SIGCONT) when the measurement ends. Training in parallel
+// thus never shares the caches, memory bandwidth or cores of a
+// measurement, and a trial measured during an 8-worker search gets the
+// figure it gets alone. Stopping is cheap: a measurement takes well under
+// a second; a process started while another measures is stopped at once.
+type QuietSlot struct {
+	turn sync.Mutex // held by the measuring process's relay for the whole measurement
+
+	mu      sync.Mutex
+	procs   map[int]bool // process groups of live trial processes
+	holder  int          // process group measuring now (0: none)
+	stopped []int
+	// Measured counts measurements (a figure for tests and logs).
+	Measured int
+}
+
+// NewQuietSlot returns an idle slot.
+func NewQuietSlot() *QuietSlot { return &QuietSlot{procs: map[int]bool{}} }
+
+func (q *QuietSlot) add(pg int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.procs[pg] = true
+	if q.holder != 0 {
+		if syscall.Kill(-pg, syscall.SIGSTOP) == nil {
+			q.stopped = append(q.stopped, pg)
+		}
+	}
+}
+
+func (q *QuietSlot) remove(pg int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.procs, pg)
+}
+
+// begin waits for the turn, then stops every other trial process.
+func (q *QuietSlot) begin(pg int) {
+	q.turn.Lock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.holder = pg
+	for p := range q.procs {
+		if p != pg && syscall.Kill(-p, syscall.SIGSTOP) == nil {
+			q.stopped = append(q.stopped, p)
+		}
+	}
+}
+
+// end continues the stopped processes and passes the turn on.
+func (q *QuietSlot) end() {
+	q.mu.Lock()
+	for _, p := range q.stopped {
+		syscall.Kill(-p, syscall.SIGCONT)
+	}
+	q.stopped, q.holder = nil, 0
+	q.Measured++
+	q.mu.Unlock()
+	q.turn.Unlock()
+}
+
+// The child's side: QuietEnv names the descriptors of the two pipes to
+// the parent ("REQUEST,GRANT"). The child writes 'b' and waits for a byte
+// on GRANT before measuring, and writes 'e' after.
+const QuietEnv = "HWNAS_QUIET_FDS"
+
+// quietFiles are the child's ends of the pipes (the first two ExtraFiles,
+// descriptors 3 and 4).
+type quietPipes struct {
+	reqR, reqW, grantR, grantW *os.File
+}
+
+func newQuietPipes() (*quietPipes, error) {
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	grantR, grantW, err := os.Pipe()
+	if err != nil {
+		reqR.Close()
+		reqW.Close()
+		return nil, err
+	}
+	return &quietPipes{reqR, reqW, grantR, grantW}, nil
+}
+
+// relay serves the child's requests until it exits (EOF), ending a turn
+// it held when it dies mid-measurement.
+func (p *quietPipes) relay(q *QuietSlot, pg int) {
+	defer p.reqR.Close()
+	defer p.grantW.Close()
+	held := false
+	buf := make([]byte, 1)
+	for {
+		if _, err := p.reqR.Read(buf); err != nil {
+			if held {
+				q.end()
+			}
+			return
+		}
+		switch buf[0] {
+		case 'b':
+			if !held {
+				q.begin(pg)
+				held = true
+			}
+			if _, err := p.grantW.Write([]byte{'g'}); err != nil {
+				q.end()
+				return
+			}
+		case 'e':
+			if held {
+				q.end()
+				held = false
+			}
+		}
+	}
+}
+
+// quietTurn, in a trial process started with QuietEnv, asks the parent
+// for the quiet slot and returns the function that gives it back; without
+// QuietEnv it does nothing.
+func quietTurn() (func(), error) {
+	v := os.Getenv(QuietEnv)
+	if v == "" {
+		return func() {}, nil
+	}
+	a, b, ok := strings.Cut(v, ",")
+	rfd, err1 := strconv.Atoi(a)
+	gfd, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("%s=%q: want two descriptors", QuietEnv, v)
+	}
+	req, grant := os.NewFile(uintptr(rfd), "quiet-request"), os.NewFile(uintptr(gfd), "quiet-grant")
+	if _, err := req.Write([]byte{'b'}); err != nil {
+		return nil, fmt.Errorf("quiet slot: %w", err)
+	}
+	if _, err := io.ReadFull(grant, make([]byte, 1)); err != nil {
+		return nil, fmt.Errorf("quiet slot: %w", err)
+	}
+	return func() { req.Write([]byte{'e'}) }, nil
+}
+
+// SlotCPUs returns the cores worker slot i of n (each running threads
+// threads) is pinned to: distinct cores of this process's allowed set
+// when n·threads of them exist, else nil (no pinning).
+func SlotCPUs(i, n, threads int) []int {
+	if n <= 1 || threads <= 0 {
+		return nil
+	}
+	var set unix.CPUSet
+	if unix.SchedGetaffinity(0, &set) != nil {
+		return nil
+	}
+	var cpus []int
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	if n*threads > len(cpus) {
+		return nil
+	}
+	return cpus[i*threads : (i+1)*threads]
+}
+
+// startPinned starts cmd with its CPU affinity set to cpus (nil: as this
+// process). The mask is set on the calling OS thread around the fork, so
+// the child and every thread it ever makes inherit it.
+func startPinned(start func() error, cpus []int) error {
+	if len(cpus) == 0 {
+		return start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return start()
+	}
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return start()
+	}
+	defer unix.SchedSetaffinity(0, &old)
+	return start()
+}
