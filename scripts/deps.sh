@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond Go modules, idempotently:
 # Debian packages (OpenBLAS for the peer benchmark, python3-onnx for the ONNX
-# checker, qemu-user for make test-avx2) and onnxruntime's shared library
-# from the npm package
+# checker, qemu-user for make test-avx2, postgresql for the PostgreSQL store's
+# tests: they initdb a throwaway cluster of their own, the package's own
+# cluster is not used) and onnxruntime's shared library from the npm package
 # onnxruntime-node (into .cache/onnxruntime, no install scripts run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libopenblas-dev python3-onnx qemu-user; do
+for pkg in libopenblas-dev python3-onnx qemu-user postgresql; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v npm >/dev/null 2>&1 || need+=(npm) # installs onnxruntime-node below

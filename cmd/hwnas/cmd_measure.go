@@ -81,18 +81,31 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 		return badInput(err)
 	}
 	// Read-only first: a missing, foreign or newer database, or an unknown
-	// study, is refused without creating or touching anything.
-	ro, err := store.OpenReadOnly(opts.DB)
-	if err != nil {
-		return badInput(err)
-	}
-	_, err = ro.GetStudy(ctx, opts.Study)
-	ro.Close()
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return badInput(err)
+	// study, is refused without creating or touching anything. --follow
+	// waits for a database or study not created yet (a measurer may start
+	// before the search).
+	for said := false; ; {
+		err := checkStudy(ctx, opts.DB, opts.Study)
+		waiting := opts.Follow && (errors.Is(err, store.ErrNoDatabase) || errors.Is(err, store.ErrNotFound))
+		if err == nil || !waiting {
+			if err != nil && (errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoDatabase) ||
+				errors.Is(err, store.ErrNotHwnas) || errors.Is(err, store.ErrNewerSchema) || errors.Is(err, store.ErrOlderSchema)) {
+				return badInput(err)
+			}
+			if err != nil {
+				return err
+			}
+			break
 		}
-		return err
+		if !said && opts.stderr != nil {
+			fmt.Fprintf(opts.stderr, "measure: waiting for study %s in %s\n", opts.Study, opts.DB)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(opts.Poll):
+		}
 	}
 	db, err := openWriteDB(opts.DB)
 	if err != nil {
@@ -150,4 +163,15 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 		return writeJSON(w, rows)
 	}
 	return nil
+}
+
+// checkStudy opens the database read-only and looks the study up.
+func checkStudy(ctx context.Context, path, study string) error {
+	ro, err := store.OpenReadOnly(path)
+	if err != nil {
+		return err
+	}
+	defer ro.Close()
+	_, err = ro.GetStudy(ctx, study)
+	return err
 }
