@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"hwnas/accel"
@@ -53,7 +52,6 @@ func MeasureStudy(ctx context.Context, db *store.DB, study string, o MeasureOpti
 		return err
 	}
 	defer be.Close()
-	dev := be.Device()
 	batch := max(1, o.Batch)
 	trials, err := db.ListTrials(ctx, st.ID, store.TrialFilter{Status: store.Done})
 	if err != nil {
@@ -63,31 +61,35 @@ func MeasureStudy(ctx context.Context, db *store.DB, study string, o MeasureOpti
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ms := Measurement{Trial: t.Number, Device: dev.Name, Batch: batch}
-		res, err := measureStored(ctx, db, be, t, batch, o.Latency)
+		ms, err := measureInto(ctx, db, be, t, batch, o.Latency)
 		if err != nil {
-			ms.Error = err.Error()
-		} else {
-			ms.Latency, ms.PredictedNs = res.Latency, res.PredictedNs
-			lat := store.Latency{Device: dev, Batch: batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}
-			if err := db.PutLatency(ctx, t.ID, lat); err != nil {
-				return err
-			}
-			if len(res.PerOp) > 0 {
-				cur, err := db.OpLatencies(ctx, dev.Fingerprint)
-				if err != nil {
-					return err
-				}
-				if err := db.PutOpLatencies(ctx, dev, MergeOpTimes(cur, res.PerOp)); err != nil {
-					return err
-				}
-			}
+			return err
 		}
 		if each != nil {
 			each(ms)
 		}
 	}
 	return nil
+}
+
+// measureInto measures a finished trial on be from its stored weights and
+// records the latency (and the device's per-op times); a model that does
+// not load or run is reported in the Measurement, database errors are
+// returned.
+func measureInto(ctx context.Context, db *store.DB, be accel.Backend, t store.Trial, batch int, lo accel.LatencyOptions) (Measurement, error) {
+	dev := be.Device()
+	ms := Measurement{Trial: t.Number, Device: dev.Name, Batch: batch}
+	res, err := measureStored(ctx, db, be, t, batch, lo)
+	if err != nil {
+		ms.Error = err.Error()
+		return ms, nil
+	}
+	ms.Latency, ms.PredictedNs = res.Latency, res.PredictedNs
+	lat := store.Latency{Device: dev, Batch: batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}
+	if err := db.PutLatency(ctx, t.ID, lat); err != nil {
+		return ms, err
+	}
+	return ms, mergeOpTimes(ctx, db, res)
 }
 
 func measureStored(ctx context.Context, db *store.DB, be accel.Backend, t store.Trial, batch int, lo accel.LatencyOptions) (*TrialResult, error) {
@@ -174,19 +176,6 @@ func FollowStudy(ctx context.Context, db *store.DB, study string, o FollowOption
 	self := store.Worker{ID: id, Study: st.ID, Role: store.RoleMeasure, Host: host, PID: os.Getpid(), DeviceFingerprint: dev.Fingerprint}
 	defer db.WorkerGone(context.WithoutCancel(ctx), id)
 	rw := cfg.Reward.Reward()
-	var opMu sync.Mutex
-	record := func(t store.Trial, res *TrialResult) error {
-		if len(res.PerOp) == 0 {
-			return nil
-		}
-		opMu.Lock()
-		defer opMu.Unlock()
-		cur, err := db.OpLatencies(ctx, dev.Fingerprint)
-		if err != nil {
-			return err
-		}
-		return db.PutOpLatencies(ctx, dev, MergeOpTimes(cur, res.PerOp))
-	}
 	failed := map[int64]bool{} // models that do not run here: reported once
 	for {
 		if err := db.WorkerSeen(ctx, self); err != nil {
@@ -221,7 +210,7 @@ func FollowStudy(ctx context.Context, db *store.DB, study string, o FollowOption
 					ms.Error = err.Error()
 				} else if err != nil {
 					return err
-				} else if err := record(t, res); err != nil {
+				} else if err := mergeOpTimes(ctx, db, res); err != nil {
 					return err
 				}
 			}
@@ -241,19 +230,9 @@ func FollowStudy(ctx context.Context, db *store.DB, study string, o FollowOption
 				continue
 			}
 			worked = true
-			ms := Measurement{Trial: t.Number, Device: dev.Name, Batch: batch}
-			res, err := measureStored(ctx, db, be, t, batch, o.Latency)
+			ms, err := measureInto(ctx, db, be, t, batch, o.Latency)
 			if err != nil {
-				ms.Error = err.Error()
-			} else {
-				ms.Latency, ms.PredictedNs = res.Latency, res.PredictedNs
-				lat := store.Latency{Device: dev, Batch: batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}
-				if err := db.PutLatency(ctx, t.ID, lat); err != nil {
-					return err
-				}
-				if err := record(t, res); err != nil {
-					return err
-				}
+				return err
 			}
 			failed[t.ID] = ms.Error != ""
 			if each != nil {

@@ -45,27 +45,37 @@ const searchTrial = `substr(decisions, 1, 1) <> '{'`
 // locked rows (FOR UPDATE SKIP LOCKED); SQLite serialises them. No trial
 // to claim is ErrNotFound.
 func (d *DB) ClaimTrial(ctx context.Context, studyID int64, worker string, lease time.Duration) (Trial, Claim, error) {
-	var c Claim
-	skip := ""
+	return d.claim(ctx, worker, "no trial to claim", `UPDATE trials SET status = 'running', worker = ?, attempts = attempts + 1,
+		started_at = ?, finished_at = NULL, error = '', lease_until = `+d.nowNS()+` + ?
+		WHERE id = (SELECT id FROM trials WHERE study_id = ? AND stage = '' AND `+searchTrial+`
+			AND (status = 'pending' OR (status = 'running' AND lease_until < `+d.nowNS()+`))
+			ORDER BY number LIMIT 1`+d.skipLocked()+`)
+		RETURNING id, attempts`, worker, fmtTime(now()), int64(lease), studyID)
+}
+
+// skipLocked makes concurrent claims pass over each other's rows
+// (PostgreSQL; SQLite serialises write transactions).
+func (d *DB) skipLocked() string {
 	if d.Postgres() {
-		skip = " FOR UPDATE SKIP LOCKED"
+		return " FOR UPDATE SKIP LOCKED"
 	}
+	return ""
+}
+
+// claim runs a claiming UPDATE … RETURNING id, attempts and returns the
+// claimed trial; no row is ErrNotFound.
+func (d *DB) claim(ctx context.Context, worker, none, q string, args ...any) (Trial, Claim, error) {
+	c := Claim{Worker: worker}
 	err := d.write(ctx, func(tx *tx) error {
-		err := tx.QueryRow(`UPDATE trials SET status = 'running', worker = ?, attempts = attempts + 1, started_at = ?,
-			finished_at = NULL, error = '', lease_until = `+d.nowNS()+` + ?
-			WHERE id = (SELECT id FROM trials WHERE study_id = ? AND stage = '' AND `+searchTrial+`
-				AND (status = 'pending' OR (status = 'running' AND lease_until < `+d.nowNS()+`))
-				ORDER BY number LIMIT 1`+skip+`)
-			RETURNING id, attempts`, worker, fmtTime(now()), int64(lease), studyID).Scan(&c.TrialID, &c.Attempt)
+		err := tx.QueryRow(q, args...).Scan(&c.TrialID, &c.Attempt)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("study id %d: no trial to claim: %w", studyID, ErrNotFound)
+			return fmt.Errorf("study id %v: %s: %w", args[len(args)-1], none, ErrNotFound)
 		}
 		return err
 	})
 	if err != nil {
 		return Trial{}, Claim{}, err
 	}
-	c.Worker = worker
 	t, err := d.GetTrial(ctx, c.TrialID)
 	return t, c, err
 }
@@ -156,27 +166,10 @@ func (d *DB) SubmitForMeasure(ctx context.Context, c Claim, m Metrics, weights [
 // went away), under a new lease. The claim's Attempt is the trial's
 // training attempt. None is ErrNotFound.
 func (d *DB) ClaimMeasure(ctx context.Context, studyID int64, worker string, lease time.Duration) (Trial, Claim, error) {
-	var c Claim
-	skip := ""
-	if d.Postgres() {
-		skip = " FOR UPDATE SKIP LOCKED"
-	}
-	err := d.write(ctx, func(tx *tx) error {
-		err := tx.QueryRow(`UPDATE trials SET worker = ?, lease_until = `+d.nowNS()+` + ?
-			WHERE id = (SELECT id FROM trials WHERE study_id = ? AND status = 'running' AND stage = 'measure'
-				AND (lease_until IS NULL OR lease_until < `+d.nowNS()+`) ORDER BY number LIMIT 1`+skip+`)
-			RETURNING id, attempts`, worker, int64(lease), studyID).Scan(&c.TrialID, &c.Attempt)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("study id %d: no trial waits for measurement: %w", studyID, ErrNotFound)
-		}
-		return err
-	})
-	if err != nil {
-		return Trial{}, Claim{}, err
-	}
-	c.Worker = worker
-	t, err := d.GetTrial(ctx, c.TrialID)
-	return t, c, err
+	return d.claim(ctx, worker, "no trial waits for measurement", `UPDATE trials SET worker = ?, lease_until = `+d.nowNS()+` + ?
+		WHERE id = (SELECT id FROM trials WHERE study_id = ? AND status = 'running' AND stage = 'measure'
+			AND (lease_until IS NULL OR lease_until < `+d.nowNS()+`) ORDER BY number LIMIT 1`+d.skipLocked()+`)
+		RETURNING id, attempts`, worker, int64(lease), studyID)
 }
 
 // FinishMeasured records the measuring device's latency of a trial the

@@ -11,7 +11,10 @@ import (
 	"hwnas/accel"
 )
 
-type devicesOptions struct{ JSON bool }
+type devicesOptions struct {
+	JSON    bool
+	Threads int
+}
 
 // backendDevices is one registered backend and its devices, or the reason
 // it has none (e.g. "built without CUDA support").
@@ -36,11 +39,25 @@ with no usable device says why.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
+	cmd.Flags().IntVar(&opts.Threads, "threads", 0, "describe the CPU as hwnas runs it with this many threads (the fingerprint a search or measure --threads N records; 0: all cores)")
 	rootCmd.AddCommand(cmd)
 }
 
 func runDevices(_ context.Context, w io.Writer, opts devicesOptions) error {
+	if opts.Threads < 0 {
+		return badInputf("--threads %d must not be negative", opts.Threads)
+	}
 	list := collectDevices(accel.Registered(), accel.Lookup)
+	for i := range list {
+		if list[i].Backend == "cpu" && opts.Threads > 0 && list[i].Unavailable == "" {
+			be, err := accel.Open("cpu", accel.Options{Threads: opts.Threads})
+			if err != nil {
+				return err
+			}
+			list[i].Devices = []accel.Device{be.Device()}
+			be.Close()
+		}
+	}
 	if opts.JSON {
 		return writeJSON(w, list)
 	}
