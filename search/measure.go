@@ -118,7 +118,7 @@ func measureStored(ctx context.Context, db *store.DB, be accel.Backend, t store.
 	for i := range in {
 		in[i] = float32(i%17) / 17
 	}
-	if err := measureOn(be, plan, batch, in, lo, ns, res); err != nil {
+	if err := measureOn(be, plan, batch, in, lo, ns, res, nil); err != nil {
 		return nil, err
 	}
 	return res, nil

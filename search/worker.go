@@ -282,27 +282,32 @@ func measure(spec *TrialSpec, plan *accel.Plan, val *data.Set, res *TrialResult)
 	for i := range in {
 		in[i] = val.Images[i%len(val.Images)]
 	}
-	// The quiet slot (when the parent gave one) covers compiling and
-	// timing: the other trial processes of this machine are stopped.
-	end, err := quietTurn()
-	if err != nil {
-		return err
-	}
-	defer end()
-	return measureOn(be, plan, batch, in, spec.Latency, spec.OpTable, res)
+	return measureOn(be, plan, batch, in, spec.Latency, spec.OpTable, res, quietTurn)
 }
 
 // measureOn compiles plan on be for batch and fills res with the latency
 // statistics (accel.MeasureProgram: median of ≥ 30 runs by default), each
 // op's median time when the program can time ops, and table's prediction
-// when it knows every op.
-func measureOn(be accel.Backend, plan *accel.Plan, batch int, in []float32, lo accel.LatencyOptions, table map[string]float64, res *TrialResult) error {
+// when it knows every op. turn, when not nil, is held around the latency
+// statistics only (the quiet slot: the other trial processes of the
+// machine are stopped meanwhile): they are the figure the reward and every
+// query use. Compiling and the per-op times (the predictor's input) run
+// outside it, to keep the time the other workers stand still short.
+func measureOn(be accel.Backend, plan *accel.Plan, batch int, in []float32, lo accel.LatencyOptions, table map[string]float64, res *TrialResult,
+	turn func() (func(), error)) error {
 	prog, err := be.Compile(plan, batch)
 	if err != nil {
 		return fmt.Errorf("compiling for %s: %w", be.Name(), err)
 	}
 	defer prog.Close()
+	end := func() {}
+	if turn != nil {
+		if end, err = turn(); err != nil {
+			return err
+		}
+	}
 	stats, err := accel.MeasureProgram(prog, in, lo)
+	end()
 	if err != nil {
 		return err
 	}
