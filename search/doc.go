@@ -17,8 +17,7 @@
 // a child process with time and memory limits), run.go (Run: the
 // coordinator), final.go (final training of the winner), optable.go (the
 // per-op latency table), measure.go (MeasureStudy), weights.go (the stored
-// weights blob), bench.go (Benchmark of the strategies), augment.go
-// (ShiftAugment, the final training's shifted copies).
+// weights blob), bench.go (Benchmark of the strategies).
 //
 // Every trial runs in its own process (`hwnas worker`), so a crash, a NaN,
 // a hang or an allocation storm fails that trial only; the coordinator

@@ -110,7 +110,7 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 	train = train.Subset(spec.Subset)
 	val = val.Subset(spec.ValSubset)
 	if spec.Augment > 0 {
-		if train, err = ShiftAugment(train, spec.Augment, AugmentShift, spec.Seed); err != nil {
+		if train, err = data.ShiftAugment(train, spec.Augment, AugmentShift, spec.Seed); err != nil {
 			return nil, err
 		}
 	}

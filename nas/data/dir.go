@@ -3,7 +3,6 @@ package data
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,7 @@ import (
 var ErrNoData = errors.New("data not found")
 
 // howToGetData is appended to missing-data errors.
-const howToGetData = "get MNIST with `make data` or `hwnas data --out DIR`, or give a folder with an IDX data set (Fashion-MNIST, KMNIST)"
+const howToGetData = "get MNIST with `make data` or `hwnas data --out DIR`, Fashion-MNIST with `hwnas data --set fashion-mnist --out DIR`, or give a folder of IDX files, CIFAR binary batches or class subfolders of PNG/JPEG images"
 
 // ValidationSize is the number of training images held out for validation:
 // the last min(ValidationSize, N/12) of the training files, 5,000 of
@@ -44,57 +43,14 @@ func FindIDX(dir, base string) (string, error) {
 	return "", fmt.Errorf("%w: %s has no %s[.gz]; %s", ErrNoData, dir, base, howToGetData)
 }
 
-// LoadDir loads an IDX image-classification set from the four standard
-// files in dir and splits it: train is the training files less their last
-// min(ValidationSize, N/12) samples, val is those last samples, test is the
-// t10k files (for final reports only; searches decide on val). All three
-// share the training set's class count; a test label beyond it, or test
-// images of another size, is an error.
+// LoadDir loads the data set in dir with Load's default options and
+// returns its three splits.
 func LoadDir(dir string) (train, val, test *Set, err error) {
-	st, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil, fmt.Errorf("%w: data folder %s does not exist; %s", ErrNoData, dir, howToGetData)
-	}
+	d, err := Load(dir, Options{})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if !st.IsDir() {
-		return nil, nil, nil, fmt.Errorf("data folder %s is not a folder", dir)
-	}
-	var paths [4]string
-	for i, base := range []string{TrainImagesFile, TrainLabelsFile, TestImagesFile, TestLabelsFile} {
-		if paths[i], err = FindIDX(dir, base); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	full, err := LoadIDX(paths[0], paths[1])
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	test, err = LoadIDX(paths[2], paths[3])
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if test.H != full.H || test.W != full.W {
-		return nil, nil, nil, fmt.Errorf("%s holds %d×%d images but %s holds %d×%d", paths[2], test.H, test.W, paths[0], full.H, full.W)
-	}
-	if err := test.checkLabels(full.Classes); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w (the training labels use 0..%d)", err, full.Classes-1)
-	}
-	test.Classes = full.Classes
-	nv := min(ValidationSize, full.N/12)
-	if nv < 1 {
-		return nil, nil, nil, fmt.Errorf("%s holds %d images, too few to hold out a validation split (need ≥ 12)", paths[0], full.N)
-	}
-	name := filepath.Base(filepath.Clean(dir))
-	test.Name = name + "/test"
-	if train, err = full.Slice(0, full.N-nv, name+"/train"); err != nil {
-		return nil, nil, nil, err
-	}
-	if val, err = full.Slice(full.N-nv, full.N, name+"/val"); err != nil {
-		return nil, nil, nil, err
-	}
-	return train, val, test, nil
+	return d.Train, d.Val, d.Test, nil
 }
 
 // MNIST shapes, checked by MNIST.

@@ -139,7 +139,7 @@ func TestLoadDirErrors(t *testing.T) {
 	os.Mkdir(size, 0o755)
 	writeSet(t, size, TrainImagesFile, TrainLabelsFile, 24, 2, 2, mod10, false)
 	writeSet(t, size, TestImagesFile, TestLabelsFile, 5, 3, 2, mod10, false)
-	if _, _, _, err := LoadDir(size); err == nil || !strings.Contains(err.Error(), "holds 3×2 images but") {
+	if _, _, _, err := LoadDir(size); err == nil || !strings.Contains(err.Error(), "holds 1×3×2 test images but") {
 		t.Fatalf("size mismatch: err = %v", err)
 	}
 

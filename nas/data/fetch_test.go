@@ -1,6 +1,7 @@
 package data
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -88,8 +89,8 @@ func TestCopyMNISTRefusesBadSource(t *testing.T) {
 		os.WriteFile(filepath.Join(bad, f.name), b, 0o644)
 	}
 	dest := t.TempDir()
-	_, err = copyMNIST(bad, dest)
-	if err == nil || !strings.Contains(err.Error(), TestLabelsFile+".gz") || !strings.Contains(err.Error(), "copied 4532 bytes, the module's file has 4542") {
+	_, err = copySet(bad, dest, mnistFiles)
+	if err == nil || !strings.Contains(err.Error(), TestLabelsFile+".gz") || !strings.Contains(err.Error(), "copied 4532 bytes, the source's file has 4542") {
 		t.Fatalf("err = %v", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dest, TestLabelsFile+"*")); len(left) != 0 {
@@ -126,5 +127,40 @@ func TestProxyOnly(t *testing.T) {
 		if got := proxyOnly(in); got != want {
 			t.Errorf("proxyOnly(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestFetchFashionMNIST copies Fashion-MNIST from Debian's package
+// (scripts/deps.sh installs it) and loads it with the fixed split; a
+// missing package is an error that says how to install it.
+func TestFetchFashionMNIST(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fashion")
+	files, src, err := FetchSet(SetFashionMNIST, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 4 || !strings.Contains(src, FashionMNISTPackage) {
+		t.Fatalf("files %d, source %q", len(files), src)
+	}
+	d, err := Load(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Info.Format != FormatIDX || d.Train.N != 55000 || d.Val.N != 5000 || d.Test.N != 10000 || d.Train.Classes != 10 {
+		t.Fatalf("info %s", d.Info.String())
+	}
+	// Well-known first training labels of Fashion-MNIST: 9 (ankle boot), 0, 0, 3.
+	if l := d.Train.Labels[:4]; l[0] != 9 || l[1] != 0 || l[2] != 0 || l[3] != 3 {
+		t.Errorf("first labels %v, want [9 0 0 3]", l)
+	}
+	if m, s := d.Info.Mean[0], d.Info.Std[0]; m < 0.27 || m > 0.30 || s < 0.34 || s > 0.37 {
+		t.Errorf("mean %.4f std %.4f, want about 0.286 and 0.353", m, s)
+	}
+	_, err = fetchFashion(filepath.Join(t.TempDir(), "nope"), filepath.Join(t.TempDir(), "out"))
+	if !errors.Is(err, ErrNoData) || !strings.Contains(err.Error(), "apt-get install "+FashionMNISTPackage) {
+		t.Fatalf("missing package: %v", err)
+	}
+	if _, _, err := FetchSet("cifar10", dir); err == nil || !strings.Contains(err.Error(), "unknown data set") {
+		t.Fatalf("unknown set: %v", err)
 	}
 }

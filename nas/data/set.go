@@ -2,6 +2,7 @@ package data
 
 import (
 	"fmt"
+	"math"
 )
 
 // Set is a labelled image-classification data set held in memory.
@@ -87,21 +88,41 @@ func fromIDX(imagesPath string, im *IDX, labelsPath string, lb *IDX) (*Set, erro
 	if lb.Dims[0] != n {
 		return nil, fmt.Errorf("%s holds %d images but %s holds %d labels", imagesPath, n, labelsPath, lb.Dims[0])
 	}
-	s := &Set{Name: imagesPath, N: n, C: 1, H: h, W: w, Images: make([]float32, len(im.Data)), Labels: make([]int32, n)}
-	var scale [256]float32
-	for b := range scale {
-		scale[b] = float32(b) / 255
-	}
-	for i, b := range im.Data {
-		s.Images[i] = scale[b]
-	}
-	for i, b := range lb.Data {
-		s.Labels[i] = int32(b)
-		if int(b)+1 > s.Classes {
-			s.Classes = int(b) + 1
-		}
+	s := setFromBytes(imagesPath, n, 1, h, w, 0, im.Data, lb.Data)
+	for _, b := range lb.Data {
+		s.Classes = max(s.Classes, int(b)+1)
 	}
 	return s, nil
+}
+
+// ChannelStats returns the mean and standard deviation of each channel's
+// values over all samples (accumulated in float64): the per-channel
+// normalisation (x − mean)/std a model applies to its input. A channel of
+// one value gets std 1, so the normalisation never divides by zero.
+func (s *Set) ChannelStats() (mean, std []float32) {
+	mean, std = make([]float32, s.C), make([]float32, s.C)
+	plane := s.H * s.W
+	for c := 0; c < s.C; c++ {
+		var sum, sq float64
+		for i := 0; i < s.N; i++ {
+			for _, v := range s.Images[(i*s.C+c)*plane : (i*s.C+c+1)*plane] {
+				sum += float64(v)
+				sq += float64(v) * float64(v)
+			}
+		}
+		n := float64(s.N * plane)
+		if n == 0 {
+			std[c] = 1
+			continue
+		}
+		m := sum / n
+		sd := math.Sqrt(max(0, sq/n-m*m))
+		if sd < 1e-6 {
+			sd = 1
+		}
+		mean[c], std[c] = float32(m), float32(sd)
+	}
+	return mean, std
 }
 
 // checkLabels reports the first label outside 0..classes-1.
