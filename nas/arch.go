@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 )
@@ -19,6 +20,7 @@ const ArchVersion = 1
 // Arch is a network architecture in the versioned JSON format:
 //
 //	{"version":1,"name":"lenet5","input":[1,28,28],"classes":10,
+//	 "normalize":{"mean":[0.2860],"std":[0.3530]},
 //	 "layers":[{"name":"conv1","type":"conv","out":20,"kernel":5}, ...]}
 //
 // Layers are listed in topological order; each reads the tensors named by
@@ -26,11 +28,71 @@ const ArchVersion = 1
 // layer). The last layer's output is the network's output and must be a
 // vector of Classes logits.
 type Arch struct {
-	Version int     `json:"version"`
-	Name    string  `json:"name"`
-	Input   []int   `json:"input"`   // per-sample input shape [C,H,W] or [F]
-	Classes int     `json:"classes"` // number of output logits
-	Layers  []Layer `json:"layers"`
+	Version int    `json:"version"`
+	Name    string `json:"name"`
+	Input   []int  `json:"input"`   // per-sample input shape [C,H,W] or [F]
+	Classes int    `json:"classes"` // number of output logits
+	// Normalize, when set, is applied to the input before the first
+	// layer, so the network takes raw pixels in [0, 1] (as data sets are
+	// loaded and as an exported model is fed) and learns on normalised
+	// ones.
+	Normalize *Normalization `json:"normalize,omitempty"`
+	Layers    []Layer        `json:"layers"`
+}
+
+// Normalization is a per-channel input normalisation,
+// x' = (x − Mean[c]) / Std[c], with the statistics of the training split
+// (data.Info.Mean, Std). There is one value per input channel (C of
+// [C,H,W]; one for a flat [F] input).
+type Normalization struct {
+	Mean []float32 `json:"mean"`
+	Std  []float32 `json:"std"`
+}
+
+// NewNormalization returns the normalisation with the given statistics
+// (copied).
+func NewNormalization(mean, std []float32) *Normalization {
+	return &Normalization{Mean: append([]float32(nil), mean...), Std: append([]float32(nil), std...)}
+}
+
+// ScaleShift returns the normalisation as y = x·scale[c] + shift[c]:
+// scale = 1/Std, shift = −Mean/Std.
+func (n *Normalization) ScaleShift() (scale, shift []float32) {
+	scale, shift = make([]float32, len(n.Std)), make([]float32, len(n.Std))
+	for c := range n.Std {
+		scale[c] = float32(1 / float64(n.Std[c]))
+		shift[c] = float32(-float64(n.Mean[c]) / float64(n.Std[c]))
+	}
+	return scale, shift
+}
+
+// Apply normalises x in place: samples of len(n.Mean)·plane values, each
+// channel's plane contiguous (NCHW).
+func (n *Normalization) Apply(x []float32, plane int) {
+	scale, shift := n.ScaleShift()
+	c := len(scale)
+	for i := range x {
+		k := (i / plane) % c
+		x[i] = x[i]*scale[k] + shift[k]
+	}
+}
+
+// check validates the normalisation against the input shape.
+func (n *Normalization) check(a *Arch) error {
+	c := 1
+	if len(a.Input) == 3 {
+		c = a.Input[0]
+	}
+	if len(n.Mean) != c || len(n.Std) != c {
+		return fmt.Errorf("arch %q: normalize has %d means and %d standard deviations for %d input channel(s)", a.Name, len(n.Mean), len(n.Std), c)
+	}
+	for k := range n.Mean {
+		m, s := float64(n.Mean[k]), float64(n.Std[k])
+		if math.IsNaN(m) || math.IsInf(m, 0) || !(s > 1e-12) || math.IsInf(s, 0) {
+			return fmt.Errorf("arch %q: normalize channel %d: mean %v and std %v must be finite, std positive", a.Name, k, n.Mean[k], n.Std[k])
+		}
+	}
+	return nil
 }
 
 // Layer is one node of an architecture. Only the fields its Type uses may
@@ -170,14 +232,38 @@ func LoadArch(path string) (*Arch, error) {
 	return a, nil
 }
 
-// ResolveArch returns the built-in architecture called nameOrPath, or loads
-// the file at that path. A name that is neither gets an error listing the
-// built-ins.
+// ResolveArch returns the built-in architecture called nameOrPath at its
+// default shape, or loads the file at that path. A name that is neither
+// gets an error listing the built-ins.
 func ResolveArch(nameOrPath string) (*Arch, error) {
-	if a, err := BuiltinArch(nameOrPath); err == nil {
-		return a, nil
+	if _, _, err := lookupBuiltin(nameOrPath); err == nil {
+		return BuiltinArch(nameOrPath)
 	}
+	return resolveFile(nameOrPath)
+}
+
+// ResolveArchFor returns the built-in architecture called nameOrPath
+// built for shape s (see BuiltinArchFor), or loads the file at that path
+// as it is (its own input shape and normalisation).
+func ResolveArchFor(nameOrPath string, s DataShape) (*Arch, error) {
+	if _, _, err := lookupBuiltin(nameOrPath); err == nil {
+		return BuiltinArchFor(nameOrPath, s)
+	}
+	return resolveFile(nameOrPath)
+}
+
+// IsBuiltin reports whether nameOrPath names a built-in architecture.
+func IsBuiltin(nameOrPath string) bool {
+	_, _, err := lookupBuiltin(nameOrPath)
+	return err == nil
+}
+
+func resolveFile(nameOrPath string) (*Arch, error) {
 	if _, err := os.Stat(nameOrPath); err != nil {
+		if base, _, ok := strings.Cut(nameOrPath, ":"); ok && builtins[base].build != nil {
+			_, _, werr := lookupBuiltin(nameOrPath)
+			return nil, werr
+		}
 		if strings.ContainsAny(nameOrPath, "/.") {
 			return nil, fmt.Errorf("arch %q: %w (built-in architectures: %s)", nameOrPath, err, strings.Join(BuiltinNames(), ", "))
 		}
@@ -199,6 +285,9 @@ func (a *Arch) JSON() []byte {
 func (a *Arch) Clone() *Arch {
 	c := *a
 	c.Input = append([]int(nil), a.Input...)
+	if a.Normalize != nil {
+		c.Normalize = NewNormalization(a.Normalize.Mean, a.Normalize.Std)
+	}
 	c.Layers = make([]Layer, len(a.Layers))
 	for i, l := range a.Layers {
 		l.Inputs = append([]string(nil), l.Inputs...)

@@ -16,6 +16,13 @@ func TestBuiltinParamCounts(t *testing.T) {
 		// conv1 20·24·24·25 + conv2 50·8·8·500 + fc1 800·500 + fc2 500·10
 		{"lenet5", 431080, 288000 + 1600000 + 400000 + 5000},
 		{"lenet300", 266610, 784*300 + 300*100 + 100*10},
+		// At 3×32×32, the papers' figures: VGG-16 15.0 M parameters and
+		// 313 M MACs (Li et al. 2017, Table 2: 1.5×10⁷, 3.13×10⁸),
+		// ResNet-20 0.27 M and 41 M (He et al. 2016; 1×1 shortcuts add
+		// 2,816), MobileNetV2 2.24 M (CIFAR strides, 1280-wide head).
+		{"vgg16", 14987210, 313463808},
+		{"resnet20", 272474, 40813184},
+		{"mobilenetv2", 2236682, 87976448},
 	} {
 		a, err := BuiltinArch(tc.name)
 		if err != nil {
@@ -175,7 +182,11 @@ func TestResolveArch(t *testing.T) {
 
 func FuzzParseArch(f *testing.F) {
 	for _, n := range BuiltinNames() {
-		f.Add([]byte(builtins[n]))
+		a, err := BuiltinArch(n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(a.JSON())
 	}
 	f.Add([]byte(`{"version":1,"name":"v2","input":[4,6,6],"classes":3,"layers":[{"name":"s","type":"split"},{"name":"b","type":"dwconv","kernel":3,"pad":1,"inputs":["s:1"]},{"name":"c","type":"concat","inputs":["s:0","b"]},{"name":"sh","type":"shuffle","groups":2},{"name":"g","type":"gap"},{"name":"f","type":"linear","out":3}]}`))
 	f.Add([]byte(`{"version":1}`))

@@ -198,6 +198,24 @@ func (b *Builder) InvertedResidual(out, expand, k, stride int, act string) strin
 	return proj
 }
 
+// BasicBlock appends a ResNet basic block: 3×3 conv (stride) + BN + ReLU,
+// 3×3 conv + BN, added to the shortcut, then ReLU. The shortcut is the
+// block's input, or a 1×1 conv (stride) + BN when the stride or the
+// channel count changes (He et al.'s option B).
+func (b *Builder) BasicBlock(out, stride int) string {
+	in := b.cur
+	c := b.channels()
+	p := b.name("res")
+	b.convBN(p+".conv1", out, 3, stride, 1, "relu")
+	last := b.convBN(p+".conv2", out, 3, 1, 1, "")
+	short := in
+	if stride != 1 || out != c {
+		b.SetCurrent(in)
+		short = b.convBN(p+".shortcut", out, 1, stride, 1, "")
+	}
+	return b.Layer(Layer{Name: p, Type: TypeAdd, Inputs: []string{short, last}, Act: "relu"})
+}
+
 // ShuffleUnit appends a ShuffleNet (v1) unit with g groups: 1×1 group
 // conv to out/4 channels + BN + ReLU, channel shuffle, depthwise 3×3 with
 // stride + BN, 1×1 group conv + BN. With stride 1 (out must equal the

@@ -85,6 +85,9 @@ func (m *Model) forward(x []float32, n int, train bool) (*workspace, error) {
 	ws := m.workspace(n)
 	ws.train = train
 	copy(ws.acts[0], x)
+	if nz := m.Arch.Normalize; nz != nil {
+		nz.Apply(ws.acts[0], g.Tensors[0].Size()/len(nz.Mean))
+	}
 	clear(ws.eff)
 	if m.WeightTransform != nil {
 		for _, p := range m.Params {

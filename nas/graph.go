@@ -89,6 +89,11 @@ func newGraph(a *Arch, complete bool) (*Graph, error) {
 	if a.Classes < 1 || a.Classes > maxDim {
 		return nil, fmt.Errorf("arch %q: classes %d must be positive", a.Name, a.Classes)
 	}
+	if a.Normalize != nil {
+		if err := a.Normalize.check(a); err != nil {
+			return nil, err
+		}
+	}
 	if len(a.Layers) == 0 && complete {
 		return nil, fmt.Errorf("arch %q: no layers", a.Name)
 	}

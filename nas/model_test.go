@@ -148,6 +148,8 @@ func blockArchs(t *testing.T) map[string]*Arch {
 	add("shuffle-stride", func(b *Builder) { b.ShuffleUnit(8, 2, 2) })
 	add("shufflev2", func(b *Builder) { b.ShuffleV2Unit(4, 1) })
 	add("shufflev2-stride", func(b *Builder) { b.ShuffleV2Unit(6, 2) })
+	add("basic", func(b *Builder) { b.BasicBlock(4, 1) })
+	add("basic-stride", func(b *Builder) { b.BasicBlock(6, 2) })
 	return out
 }
 
@@ -161,6 +163,8 @@ func TestBlocksShapes(t *testing.T) {
 		"shuffle-stride":   "[8×3×3]",
 		"shufflev2":        "[4×6×6]",
 		"shufflev2-stride": "[6×3×3]",
+		"basic":            "[4×6×6]",
+		"basic-stride":     "[6×3×3]",
 	}
 	for name, a := range blockArchs(t) {
 		g, err := NewGraph(a)
@@ -179,6 +183,13 @@ func TestBlocksShapes(t *testing.T) {
 	}
 	if g, _ := NewGraph(a["ir-stride"]); g.Nodes[len(g.Nodes)-3].Kind == TypeAdd {
 		t.Error("strided inverted residual has a residual add")
+	}
+	// A basic block projects its shortcut only when the shape changes.
+	for name, proj := range map[string]bool{"basic": false, "basic-stride": true} {
+		g, _ := NewGraph(a[name])
+		if add := g.Nodes[len(g.Nodes)-3]; add.Kind != TypeAdd || (g.Producer(add.In[0]) != nil) != proj {
+			t.Errorf("%s: shortcut projected %v, want %v", name, g.Producer(add.In[0]) != nil, proj)
+		}
 	}
 }
 

@@ -44,6 +44,10 @@ type TrainConfig struct {
 	Seed       uint64 // shuffling seed; the same seed, model and data give the same result
 	// Subset trains on the first Subset training samples only (0: all).
 	Subset int
+	// Augment transforms every training batch (random crop with padding,
+	// horizontal flip), drawn from a generator seeded with Seed; the zero
+	// value leaves the images as they are.
+	Augment data.Augment
 
 	// Extension points (package compress uses them).
 
@@ -168,7 +172,15 @@ func Train(ctx context.Context, m *Model, train, val *data.Set, cfg TrainConfig,
 		// with only a few warm-up steps.
 		warm = min(max(batches/10, 100), 500, total/4)
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x7472_6169_6e5f_7368)) // "train_sh"
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x7472_6169_6e5f_7368))    // "train_sh"
+	augRng := rand.New(rand.NewPCG(cfg.Seed, 0x6175_676d_656e_7421)) // "augment!"
+	var augScratch []float32
+	if !cfg.Augment.IsZero() {
+		if train.C*train.H*train.W != train.SampleSize() || train.H < 1 {
+			return res, fmt.Errorf("train: augmentation %s needs images, %s has samples of %d values", cfg.Augment, train.Name, train.SampleSize())
+		}
+		augScratch = make([]float32, train.SampleSize())
+	}
 	perm := make([]int, train.N)
 	for i := range perm {
 		perm[i] = i
@@ -196,6 +208,7 @@ func Train(ctx context.Context, m *Model, train, val *data.Set, cfg TrainConfig,
 			if err := train.Batch(idx, x, labels); err != nil {
 				return res, err
 			}
+			cfg.Augment.Apply(x[:n*sample], n, train.C, train.H, train.W, augRng, augScratch)
 			ws, err := m.forward(x[:n*sample], n, true)
 			if err != nil {
 				return res, err

@@ -192,3 +192,34 @@ func TestCosineLR(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainAugment: batch augmentation is deterministic given the seed,
+// changes what is learnt, and a network still learns the toy set through
+// it.
+func TestTrainAugment(t *testing.T) {
+	a, _ := ParseArch([]byte(`{"version":1,"name":"small","input":[1,8,8],"classes":4,"layers":[
+		{"name":"c1","type":"conv","out":4,"kernel":3,"pad":1,"act":"relu"},{"name":"p1","type":"maxpool"},
+		{"name":"f1","type":"linear","out":4}]}`))
+	train, val := toySet(256, 1, 8, 8, 4, 1), toySet(64, 1, 8, 8, 4, 2)
+	run := func(aug data.Augment) (Result, *Model) {
+		m := testModel(t, a, 5)
+		res, err := Train(context.Background(), m, train, val, TrainConfig{Epochs: 3, BatchSize: 32, LR: 0.05, Seed: 7, Augment: aug}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, m
+	}
+	aug := data.Augment{Pad: 1} // no flip: the toy classes are quadrants
+	r1, m1 := run(aug)
+	r2, m2 := run(aug)
+	_, m0 := run(data.Augment{})
+	if r1.ValLoss != r2.ValLoss || m1.Params[0].Data[0] != m2.Params[0].Data[0] {
+		t.Error("same seed and augmentation, different training")
+	}
+	if m1.Params[0].Data[0] == m0.Params[0].Data[0] {
+		t.Error("augmentation changed nothing")
+	}
+	if r1.ValAcc < 0.7 {
+		t.Errorf("validation accuracy %.3f with augmentation", r1.ValAcc)
+	}
+}

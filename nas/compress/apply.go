@@ -508,7 +508,15 @@ func CalibrateInputs(m *nas.Model, set *data.Set, layers []string, k accel.Kerne
 		sub.Output = op.In[0]
 		r := &ActRange{}
 		if sub.Output == sub.Input {
-			r.Observe(set.Images)
+			// The layer reads the input: normalised, as it will once
+			// quantized (the normalisation is folded only into float
+			// layers).
+			x := set.Images
+			if nz := m.Arch.Normalize; nz != nil {
+				x = append([]float32(nil), x...)
+				nz.Apply(x, set.SampleSize()/len(nz.Mean))
+			}
+			r.Observe(x)
 			out[layer] = r
 			continue
 		}
