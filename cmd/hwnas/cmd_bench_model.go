@@ -19,6 +19,8 @@ type benchModelOptions struct {
 	Batch   int
 	Threads int
 	Device  string
+	Input   string // --input C×H×W for a built-in (default: its own)
+	Classes int
 	JSON    bool
 	Latency accel.LatencyOptions // tests shorten it
 }
@@ -56,7 +58,9 @@ runs (warm-up first), and per image when the batch is larger than one.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Arch, "arch", "lenet5", "architecture: a built-in name ("+joinNames()+") or a JSON file")
-	f.StringVar(&opts.Weights, "weights", "", "weights file saved by `hwnas train --save`")
+	f.StringVar(&opts.Weights, "weights", "", "weights file saved by `hwnas train --save` (its FILE.arch.json gives the architecture as trained)")
+	f.StringVar(&opts.Input, "input", "", "input shape C×H×W a built-in --arch is built for (default: 1×28×28 for the LeNets, 3×32×32 for the others)")
+	f.IntVar(&opts.Classes, "classes", 10, "classes a built-in --arch is built for")
 	f.IntVar(&opts.Batch, "batch", 1, "images per run")
 	f.IntVar(&opts.Threads, "threads", 1, "kernel threads (0: all cores)")
 	f.StringVar(&opts.Device, "device", "cpu", "backend to measure on (cpu, cuda:0, …)")
@@ -69,9 +73,18 @@ func runBenchModel(ctx context.Context, w io.Writer, opts benchModelOptions) err
 	if opts.Batch <= 0 {
 		return badInputf("--batch %d: must be positive", opts.Batch)
 	}
-	arch, err := nas.ResolveArch(opts.Arch)
+	shape, err := parseInputShape(opts.Input, opts.Classes)
 	if err != nil {
-		return badInput(err)
+		return err
+	}
+	var arch *nas.Arch
+	if opts.Weights != "" {
+		arch, err = resolveSavedArch(opts.Arch, opts.Weights, shape)
+	} else if arch, err = nas.ResolveArchFor(opts.Arch, shape); err != nil {
+		err = badInput(err)
+	}
+	if err != nil {
+		return err
 	}
 	m, err := nas.NewModel(arch, 1)
 	if err != nil {

@@ -12,12 +12,12 @@ import (
 	"hwnas/accel"
 	"hwnas/nas"
 	"hwnas/nas/compress"
-	"hwnas/nas/data"
 )
 
 // compressOptions configure `hwnas compress`.
 type compressOptions struct {
 	Arch, Weights, Recipe, Data, Out string
+	Resize, Normalize                string
 	Epochs, PruneRounds, Subset      int
 	LR                               float64
 	Seed                             uint64
@@ -34,6 +34,10 @@ type compressReport struct {
 	ParamsBefore    int64                  `json:"params_before"`
 	ParamsAfter     int64                  `json:"params_after"`
 	NonZero         int64                  `json:"nonzero"`
+	MACsBefore      int64                  `json:"macs_before"`
+	MACsAfter       int64                  `json:"macs_after"`
+	ParamsReduction float64                `json:"params_reduction"` // 1 − after/before
+	MACsReduction   float64                `json:"macs_reduction"`
 	DenseBytes      int64                  `json:"dense_bytes"`
 	Bytes           int                    `json:"bytes"`
 	Ratio           float64                `json:"ratio"`
@@ -77,10 +81,11 @@ Recipes (short form; or JSON, or a file holding either):
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Arch, "arch", "lenet5", "architecture: a built-in name ("+joinNames()+") or a JSON file")
+	f.StringVar(&opts.Arch, "arch", "", "architecture: a built-in name ("+joinNames()+", built for the data set's shape) or a JSON file; default: the FILE.arch.json hwnas train --save wrote beside --weights")
 	f.StringVar(&opts.Weights, "weights", "", "trained weights (hwnas train --save)")
 	f.StringVar(&opts.Recipe, "recipe", "", "compression recipe (short form, JSON, or a file)")
-	f.StringVar(&opts.Data, "data", "data/mnist", "folder of the IDX data set")
+	f.StringVar(&opts.Data, "data", "data/mnist", dataFlagHelp)
+	addDataFlags(f, &opts.Resize, &opts.Normalize)
 	f.StringVar(&opts.Out, "out", "", "write the compressed model here (and its architecture to FILE.arch.json)")
 	f.IntVar(&opts.Epochs, "epochs", 1, "fine-tuning epochs after each step")
 	f.IntVar(&opts.PruneRounds, "prune-rounds", 3, "rounds of gradual pruning")
@@ -100,16 +105,27 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	if opts.Epochs < 0 || opts.PruneRounds < 0 || opts.Subset < 0 || opts.LR < 0 {
 		return badInputf("--epochs, --prune-rounds, --subset and --lr must not be negative")
 	}
-	arch, err := nas.ResolveArch(opts.Arch)
+	if opts.Weights == "" {
+		return badInputf("--weights: a trained model is needed")
+	}
+	d, err := loadData(opts.Data, opts.Resize)
 	if err != nil {
-		return badInput(err)
+		return err
+	}
+	shape, err := dataShape(d, opts.Normalize)
+	if err != nil {
+		return err
+	}
+	arch, err := resolveSavedArch(opts.Arch, opts.Weights, shape)
+	if err != nil {
+		return err
 	}
 	m, err := nas.NewModel(arch, 1)
 	if err != nil {
 		return badInput(err)
 	}
-	if opts.Weights == "" {
-		return badInputf("--weights: a trained model is needed")
+	if err := m.CheckData(d.Train); err != nil {
+		return badInput(err)
 	}
 	if err := nas.LoadWeights(opts.Weights, m); err != nil {
 		return badInput(err)
@@ -121,10 +137,7 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	if err := recipe.Validate(m.Graph); err != nil {
 		return badInput(err)
 	}
-	train, val, test, err := data.LoadDir(opts.Data)
-	if err != nil {
-		return badInput(err)
-	}
+	train, val, test := d.Train, d.Val, d.Test
 	k, closeK, err := nas.DefaultKernels(opts.Threads)
 	if err != nil {
 		return err
@@ -156,6 +169,9 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	}
 	rep.Recipe, rep.ParamsBefore, rep.ParamsAfter, rep.NonZero = res.Recipe, res.ParamsBefore, res.ParamsAfter, res.NonZero
 	rep.DenseBytes, rep.Bytes, rep.Ratio = res.DenseBytes, res.Bytes, res.Ratio
+	rep.MACsBefore, rep.MACsAfter = m.Graph.MACs(), res.Model.Graph.MACs()
+	rep.ParamsReduction = 1 - float64(rep.ParamsAfter)/float64(rep.ParamsBefore)
+	rep.MACsReduction = 1 - float64(rep.MACsAfter)/float64(rep.MACsBefore)
 	rep.ValAccBefore, rep.ValAccAfter = res.ValAccBefore, res.ValAccAfter
 	rep.LatencyBeforeUS, rep.LatencyAfterUS = us(before.Median), us(after.Median)
 	rep.Speedup = rep.LatencyBeforeUS / rep.LatencyAfterUS
@@ -178,6 +194,9 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	fmt.Fprintf(w, "%-9s %-40s %9d %9d %10d %6.1fx %7.2f%% %7.2f%% %7.2f%% %7.2f%% %7.1fus %7.1fus %5.2fx\n", rep.Arch, rep.Recipe,
 		rep.ParamsAfter, rep.NonZero, rep.Bytes, rep.Ratio, 100*rep.ValAccBefore, 100*rep.ValAccAfter, 100*rep.TestAccBefore,
 		100*rep.TestAccAfter, rep.LatencyBeforeUS, rep.LatencyAfterUS, rep.Speedup)
+	fmt.Fprintf(w, "params %d → %d (−%.1f%%), MACs/image %d → %d (−%.1f%%), batch-1 latency %.1f → %.1f µs (%.2f× faster)\n",
+		rep.ParamsBefore, rep.ParamsAfter, 100*rep.ParamsReduction, rep.MACsBefore, rep.MACsAfter, 100*rep.MACsReduction,
+		rep.LatencyBeforeUS, rep.LatencyAfterUS, rep.Speedup)
 	if rep.Out != "" {
 		fmt.Fprintf(w, "wrote %s (%d bytes) and %s\n", rep.Out, rep.Bytes, rep.OutArch)
 	}

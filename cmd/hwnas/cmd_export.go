@@ -14,7 +14,6 @@ import (
 	"hwnas/accel"
 	"hwnas/nas"
 	"hwnas/nas/compress"
-	"hwnas/nas/data"
 	"hwnas/nas/onnx"
 	"hwnas/search"
 	"hwnas/store"
@@ -22,13 +21,15 @@ import (
 
 // exportOptions configure `hwnas export`.
 type exportOptions struct {
-	Arch    string // built-in name or arch JSON file
-	Weights string // weights file (hwnas train --save)
-	Recipe  string // compression recipe (short form, JSON or a file)
-	Data    string // data set for applying a recipe (calibration)
-	DB      string // results database
-	Trial   int64  // trial id in DB
-	Out     string // the .onnx file to write
+	Arch      string // built-in name or arch JSON file
+	Weights   string // weights file (hwnas train --save)
+	Recipe    string // compression recipe (short form, JSON or a file)
+	Data      string // data set for applying a recipe (calibration), --verify and a built-in's shape
+	Resize    string
+	Normalize string
+	DB        string // results database
+	Trial     int64  // trial id in DB
+	Out       string // the .onnx file to write
 	// Verify runs the written file in onnxruntime and hwnas's program for
 	// the same plan on the test split of Data and reports how they agree.
 	Verify bool
@@ -67,10 +68,13 @@ QuantizeLinear/DequantizeLinear on their inputs. The input is "input",
 float32 N×C×H×W with pixels in [0, 1] and a dynamic batch N; the output is
 "logits". Architecture, recipe and measured figures go into metadata_props.
 
-Either --arch and --weights, or --db and --trial (the trained, compressed
-model stored with a finished search trial; nothing is retrained). The
-weights file is a plain one (hwnas train --save) or a compressed model
-(hwnas compress --out FILE, with --arch FILE.arch.json). --recipe applies a
+Either --weights (with --arch, or the FILE.arch.json hwnas train --save and
+hwnas compress --out write beside it), or --db and --trial (the trained,
+compressed model stored with a finished search trial; nothing is retrained).
+The weights file is a plain one (hwnas train --save) or a compressed model
+(hwnas compress --out FILE). A model trained with input normalisation
+carries it as its first op (or folded into the first layer), so the file
+still takes raw pixels in [0, 1]. --recipe applies a
 recipe to plain weights without fine-tuning (int8 ranges calibrated on
 --data); for a fine-tuned result run hwnas compress and export its output.
 What ONNX cannot carry (sub-8-bit widths, codebooks, Huffman coding,
@@ -94,10 +98,11 @@ exactly on every x86 CPU (its int8·uint8 kernels without VNNI saturate
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Arch, "arch", "", "architecture: a built-in name ("+joinNames()+") or a JSON file")
+	f.StringVar(&opts.Arch, "arch", "", "architecture: a built-in name ("+joinNames()+") or a JSON file; default: FILE.arch.json beside --weights (hwnas train --save writes it)")
 	f.StringVar(&opts.Weights, "weights", "", "weights file of the architecture (hwnas train --save)")
 	f.StringVar(&opts.Recipe, "recipe", "", "compression recipe (short form, JSON or a file): applied to plain weights without fine-tuning, recorded for compressed ones")
-	f.StringVar(&opts.Data, "data", "data/mnist", "IDX data set that calibrates int8 ranges when --recipe is applied")
+	f.StringVar(&opts.Data, "data", "data/mnist", "data set that calibrates int8 ranges when --recipe is applied, and whose shape a built-in --arch is built for when no FILE.arch.json is beside --weights")
+	addDataFlags(f, &opts.Resize, &opts.Normalize)
 	f.StringVar(&opts.DB, "db", "", "results database of a search (a file or a postgres:// URL)")
 	f.Int64Var(&opts.Trial, "trial", 0, "trial id in --db whose stored weights to export")
 	f.StringVarP(&opts.Out, "out", "o", "", "the .onnx file to write")
@@ -223,10 +228,11 @@ func runExport(ctx context.Context, w io.Writer, opts exportOptions) error {
 // verifyExport runs the written file in onnxruntime and plan on hwnas's
 // CPU backend (one thread, batch 100) over the test split of opts.Data.
 func verifyExport(opts exportOptions, plan *accel.Plan) (onnx.Agreement, error) {
-	_, _, test, err := data.LoadDir(opts.Data)
+	d, err := loadData(opts.Data, opts.Resize)
 	if err != nil {
 		return onnx.Agreement{}, badInputf("--data (needed by --verify): %v", err)
 	}
+	test := d.Test
 	model, err := os.ReadFile(opts.Out)
 	if err != nil {
 		return onnx.Agreement{}, err
@@ -251,12 +257,25 @@ func verifyExport(opts exportOptions, plan *accel.Plan) (onnx.Agreement, error) 
 }
 
 func exportFromFiles(opts exportOptions) (*exportSource, error) {
-	if opts.Arch == "" || opts.Weights == "" {
-		return nil, badInputf("--arch and --weights go together: both are needed")
+	if opts.Weights == "" || (opts.Arch == "" && !fileExists(archBesideWeights(opts.Weights))) {
+		return nil, badInputf("--arch and --weights go together: both are needed (--arch may be left out when FILE.arch.json is beside the weights)")
 	}
-	a, err := nas.ResolveArch(opts.Arch)
+	// A built-in name without the architecture file beside the weights
+	// is built for the data set's shape (its default shape when --data is
+	// empty).
+	var shape nas.DataShape
+	if nas.IsBuiltin(opts.Arch) && !fileExists(archBesideWeights(opts.Weights)) && opts.Data != "" {
+		d, err := loadData(opts.Data, opts.Resize)
+		if err != nil {
+			return nil, err
+		}
+		if shape, err = dataShape(d, opts.Normalize); err != nil {
+			return nil, err
+		}
+	}
+	a, err := resolveSavedArch(opts.Arch, opts.Weights, shape)
 	if err != nil {
-		return nil, badInputf("--arch: %v", err)
+		return nil, err
 	}
 	raw, err := os.ReadFile(opts.Weights)
 	if err != nil {
@@ -307,10 +326,11 @@ func (src *exportSource) withRecipe(ctx context.Context, opts exportOptions) err
 	if err := r.Validate(src.model.Graph); err != nil {
 		return badInputf("--recipe: %v", err)
 	}
-	train, val, _, err := data.LoadDir(opts.Data)
+	d, err := loadData(opts.Data, opts.Resize)
 	if err != nil {
 		return badInputf("--data (needed to apply --recipe): %v", err)
 	}
+	train, val := d.Train, d.Val
 	res, err := compress.Apply(ctx, src.model, r, train, val, compress.Config{NoFineTune: true, NoSparseKernels: true})
 	if err != nil {
 		return badInputf("applying --recipe: %v", err)

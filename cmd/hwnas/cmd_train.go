@@ -30,6 +30,9 @@ type trainOptions struct {
 	Optimizer string
 	Threads   int
 	Subset    int // train on the first Subset images (0: all)
+	Resize    string
+	Augment   string // --augment: auto, none, crop[=P],flip
+	Normalize string // --normalize: auto, on, off
 	JSON      bool
 	// Progress, when not nil, receives a progress bar (a terminal).
 	Progress io.Writer
@@ -37,25 +40,29 @@ type trainOptions struct {
 
 // trainReport is the --json output of `hwnas train`.
 type trainReport struct {
-	Arch            string            `json:"arch"`
-	ArchHash        string            `json:"arch_hash"`
-	Params          int64             `json:"params"`
-	MACs            int64             `json:"macs"`
-	Data            string            `json:"data"`
-	TrainImages     int               `json:"train_images"`
-	Optimizer       string            `json:"optimizer"`
-	LR              float64           `json:"lr"`
-	Batch           int               `json:"batch"`
-	Seed            uint64            `json:"seed"`
-	Threads         int               `json:"threads"`
-	Device          accel.Device      `json:"device"`
-	Epochs          []nas.EpochResult `json:"epochs"`
-	SecondsPerEpoch float64           `json:"seconds_per_epoch"`
-	ValAccuracy     float64           `json:"val_accuracy"`
-	TestAccuracy    float64           `json:"test_accuracy"`
-	TestLoss        float64           `json:"test_loss"`
-	Seconds         float64           `json:"seconds"`
-	Saved           string            `json:"saved,omitempty"`
+	Arch            string             `json:"arch"`
+	ArchHash        string             `json:"arch_hash"`
+	Params          int64              `json:"params"`
+	MACs            int64              `json:"macs"`
+	Data            string             `json:"data"`
+	DataInfo        data.Info          `json:"data_info"`
+	Normalize       *nas.Normalization `json:"normalize,omitempty"`
+	Augment         string             `json:"augment"`
+	TrainImages     int                `json:"train_images"`
+	Optimizer       string             `json:"optimizer"`
+	LR              float64            `json:"lr"`
+	Batch           int                `json:"batch"`
+	Seed            uint64             `json:"seed"`
+	Threads         int                `json:"threads"`
+	Device          accel.Device       `json:"device"`
+	Epochs          []nas.EpochResult  `json:"epochs"`
+	SecondsPerEpoch float64            `json:"seconds_per_epoch"`
+	ValAccuracy     float64            `json:"val_accuracy"`
+	TestAccuracy    float64            `json:"test_accuracy"`
+	TestLoss        float64            `json:"test_loss"`
+	Seconds         float64            `json:"seconds"`
+	Saved           string             `json:"saved,omitempty"`
+	SavedArch       string             `json:"saved_arch,omitempty"`
 }
 
 // Training defaults, chosen so that 10 epochs reach the issue's MNIST
@@ -70,11 +77,23 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train an architecture on an image data set (MNIST by default)",
-		Long: `Trains a built-in architecture (lenet5, lenet300) or an architecture JSON file
-on an IDX image-classification data set: the training files less their last
-5,000 images (validation, reported every epoch), then the test files once at
-the end. SGD with momentum 0.9 and weight decay 5e-4 (or Adam) on a cosine
-learning-rate schedule with warm-up; the same --seed gives the same model.`,
+		Long: `Trains a built-in architecture or an architecture JSON file on an image
+data set: IDX files (MNIST, Fashion-MNIST), CIFAR-10/100 binary batches, or a
+folder of class subfolders of PNG/JPEG images (split by a fixed seed). Built-in
+architectures take the data set's shape (C×H×W and classes):
+` + nas.BuiltinHelp() + `
+It trains on the training split (validation reported every epoch), then
+evaluates the test split once at the end. The input is normalised per channel
+with the training split's statistics when --normalize says (by default colour
+images are, grey ones stay raw pixels in [0, 1]) and
+training batches are augmented as --augment says. SGD with momentum 0.9 and
+weight decay 5e-4 (or Adam) on a cosine learning-rate schedule with warm-up;
+the same --seed gives the same model. --save writes the weights and, beside
+them, the architecture as built (FILE.arch.json), which compress, export and
+bench ort read.`,
+		Example: `  hwnas data --set fashion-mnist --out data/fashion
+  hwnas train --arch lenet5 --data data/fashion --epochs 20 --save lenet5.hwnw
+  hwnas train --arch resnet20 --data photos/ --resize 32x32 --augment crop,flip`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -86,7 +105,9 @@ learning-rate schedule with warm-up; the same --seed gives the same model.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Arch, "arch", "lenet5", "architecture: a built-in name ("+joinNames()+") or a JSON file")
 	f.IntVar(&opts.Epochs, "epochs", 10, "training epochs")
-	f.StringVar(&opts.Data, "data", "data/mnist", "folder of the IDX data set (make data writes MNIST there)")
+	f.StringVar(&opts.Data, "data", "data/mnist", dataFlagHelp)
+	addDataFlags(f, &opts.Resize, &opts.Normalize)
+	f.StringVar(&opts.Augment, "augment", data.AugmentAuto, augmentFlagHelp)
 	f.StringVar(&opts.Save, "save", "", "write the trained weights to this file")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the initial weights and the shuffling")
 	f.IntVar(&opts.Batch, "batch", defaultTrainBatch, "mini-batch size")
@@ -118,13 +139,22 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 	if opts.LR == 0 && opts.Optimizer == "sgd" {
 		opts.LR = defaultTrainLR
 	}
-	arch, err := nas.ResolveArch(opts.Arch)
+	d, err := loadData(opts.Data, opts.Resize)
 	if err != nil {
-		return badInput(err)
+		return err
 	}
-	train, val, test, err := data.LoadDir(opts.Data)
+	train, val, test := d.Train, d.Val, d.Test
+	shape, err := dataShape(d, opts.Normalize)
 	if err != nil {
-		return badInput(err)
+		return err
+	}
+	arch, err := resolveArch(opts.Arch, shape)
+	if err != nil {
+		return err
+	}
+	aug, err := resolveAugment(opts.Augment, d)
+	if err != nil {
+		return err
 	}
 	m, err := nas.NewModel(arch, opts.Seed)
 	if err != nil {
@@ -140,14 +170,15 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 	defer closeK()
 	m.Kernels = k
 	cfg := nas.TrainConfig{Epochs: opts.Epochs, BatchSize: opts.Batch, LR: opts.LR, Optimizer: opts.Optimizer,
-		Seed: opts.Seed}
+		Seed: opts.Seed, Augment: aug}
 	if opts.Subset > 0 {
 		train = train.Subset(opts.Subset)
 	}
 	dev := accel.DetectCPU(opts.Threads, "")
 	if !opts.JSON {
-		fmt.Fprintf(w, "training %s (%d params, %d MACs/image) on %s: %d images, %d epochs, %s lr %g, batch %d, %d threads\n",
-			arch.Name, m.NumParams(), m.Graph.MACs(), opts.Data, train.N, opts.Epochs, opts.Optimizer, cfg.LR, opts.Batch, dev.Cores)
+		fmt.Fprintf(w, "data %s\n", d.Info.String())
+		fmt.Fprintf(w, "training %s (%d params, %d MACs/image) on %d images: %d epochs, %s lr %g, batch %d, augment %s, normalised %v, %d threads\n",
+			arch.Name, m.NumParams(), m.Graph.MACs(), train.N, opts.Epochs, opts.Optimizer, cfg.LR, opts.Batch, aug, arch.Normalize != nil, dev.Cores)
 	}
 	var bar *progressbar.ProgressBar
 	progress := func(p nas.Progress) {
@@ -181,6 +212,7 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 		return err
 	}
 	rep := trainReport{Arch: arch.Name, ArchHash: arch.Hash(), Params: m.NumParams(), MACs: m.Graph.MACs(), Data: opts.Data,
+		DataInfo: d.Info, Normalize: arch.Normalize, Augment: aug.String(),
 		TrainImages: train.N, Optimizer: opts.Optimizer, LR: cfg.LR, Batch: opts.Batch, Seed: opts.Seed, Threads: dev.Cores,
 		Device: dev, Epochs: res.Epochs, ValAccuracy: res.ValAcc, TestAccuracy: testAcc, TestLoss: testLoss, Seconds: res.Seconds}
 	for _, e := range res.Epochs {
@@ -191,6 +223,9 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 			return err
 		}
 		rep.Saved = opts.Save
+		if rep.SavedArch, err = writeArchBeside(opts.Save, arch); err != nil {
+			return err
+		}
 	}
 	if opts.JSON {
 		return writeJSON(w, rep)
@@ -198,7 +233,7 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 	fmt.Fprintf(w, "test accuracy %.2f%% (loss %.4f) on %d images; %.1f s per epoch, %.1f s in all\n",
 		100*testAcc, testLoss, test.N, rep.SecondsPerEpoch, rep.Seconds)
 	if rep.Saved != "" {
-		fmt.Fprintf(w, "weights saved to %s\n", rep.Saved)
+		fmt.Fprintf(w, "weights saved to %s (architecture: %s)\n", rep.Saved, rep.SavedArch)
 	}
 	return nil
 }
