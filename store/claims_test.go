@@ -370,10 +370,10 @@ func TestMigrationKeepsLatencies(t *testing.T) {
 		s := newStudy(t, d, "old")
 		dev := testDevice("Test CPU", "cpu", 2)
 		tr := addDone(t, d, s.ID, dev, 0.9, 100, 10*time.Microsecond)
-		// Undo migration 2 by hand, as a version-1 database looked.
+		// Undo migrations 3 and 2 by hand, as a version-1 database looked.
 		var undo []string
 		if d.Postgres() {
-			undo = []string{`DROP TABLE workers`, `ALTER TABLE trials DROP COLUMN stage`, `ALTER TABLE trials DROP COLUMN lease_until`,
+			undo = []string{`ALTER TABLE studies DROP COLUMN data_info`, `DROP TABLE workers`, `ALTER TABLE trials DROP COLUMN stage`, `ALTER TABLE trials DROP COLUMN lease_until`,
 				`ALTER TABLE latencies DROP CONSTRAINT latencies_pkey`, `ALTER TABLE latencies DROP COLUMN runtime`,
 				`ALTER TABLE latencies ADD PRIMARY KEY (trial_id, device_fingerprint, batch)`,
 				`CREATE INDEX latencies_by_device ON latencies (device_fingerprint, batch)`,
@@ -382,7 +382,7 @@ func TestMigrationKeepsLatencies(t *testing.T) {
 			v1 := migrations[0].sqlite
 			create := v1[strings.Index(v1, "CREATE TABLE latencies ("):]
 			create = create[:strings.Index(create, ");")+2]
-			undo = []string{`DROP TABLE workers`, `ALTER TABLE trials DROP COLUMN stage`, `ALTER TABLE trials DROP COLUMN lease_until`,
+			undo = []string{`ALTER TABLE studies DROP COLUMN data_info`, `DROP TABLE workers`, `ALTER TABLE trials DROP COLUMN stage`, `ALTER TABLE trials DROP COLUMN lease_until`,
 				strings.Replace(create, "latencies", "latencies1", 1),
 				`INSERT INTO latencies1 SELECT trial_id, device_fingerprint, batch, median_ns, p90_ns, mad_ns, mean_ns, min_ns, max_ns,
 					runs, outliers, predicted_ns, measured_at FROM latencies`,

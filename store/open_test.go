@@ -2,8 +2,10 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,4 +209,41 @@ func TestReadOnly(t *testing.T) {
 		t.Fatalf("ListStudies after writer closed: %+v, %v", ss, err)
 	}
 	r2.Close()
+}
+
+// TestMigratesVersion1Studies: a database of schema version 1 (before
+// trial leases and the data set record) opens for writing, gains
+// studies.data_info with '{}' for its studies, and new studies keep their
+// record.
+func TestMigratesVersion1Studies(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	rawSQLite(t, path, migrations[0].sqlite,
+		fmt.Sprintf("PRAGMA application_id = %d", ApplicationID), "PRAGMA user_version = 1",
+		`INSERT INTO studies (name, dataset, device_spec, device_name, device_fingerprint, strategy, created_at, updated_at)
+		 VALUES ('old', 'data/mnist', 'cpu', 'x', 'fp', 'rl', '2026-01-01T00:00:00.000000000Z', '2026-01-01T00:00:00.000000000Z')`)
+	if _, err := OpenReadOnly(path); !errors.Is(err, ErrOlderSchema) {
+		t.Fatalf("read-only open of version 1: %v", err)
+	}
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	old, err := d.GetStudy(ctx, "old")
+	if err != nil || string(old.DataInfo) != "{}" {
+		t.Fatalf("old study: %v, data info %s", err, old.DataInfo)
+	}
+	info := `{"dir":"data/fashion","format":"idx","shape":[1,28,28]}`
+	if _, err := d.CreateStudy(ctx, Study{Name: "new", Dataset: "data/fashion", DeviceSpec: "cpu", DataInfo: []byte(info)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := d.GetStudy(ctx, "new")
+	all, _ := d.ListStudies(ctx)
+	if string(got.DataInfo) != info || len(all) != 2 || string(all[1].DataInfo) != info {
+		t.Fatalf("data info %s, listed %d", got.DataInfo, len(all))
+	}
+	if _, err := d.CreateStudy(ctx, Study{Name: "bad", DataInfo: []byte("{")}); err == nil {
+		t.Fatal("malformed data info accepted")
+	}
 }

@@ -273,6 +273,16 @@ ALTER TABLE latencies ADD PRIMARY KEY (trial_id, device_fingerprint, batch, runt
 DROP INDEX latencies_by_device;
 CREATE INDEX latencies_by_device ON latencies (device_fingerprint, batch, runtime);
 `},
+	// 3: the study's data set record (nas/data.Info as JSON: folder,
+	// format, shape, classes, split sizes, an image folder's split seed
+	// and digest, the training split's per-channel statistics), so a
+	// study says what it was searched on and its workers can tell the
+	// data changed. Studies made before it keep '{}'.
+	{sqlite: `
+ALTER TABLE studies ADD COLUMN data_info TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data_info));
+`, postgres: `
+ALTER TABLE studies ADD COLUMN data_info TEXT NOT NULL DEFAULT '{}' CHECK (data_info::jsonb IS NOT NULL);
+`},
 }
 
 // SchemaVersion is the schema version this build writes and reads.

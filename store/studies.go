@@ -24,6 +24,11 @@ func (d *DB) CreateStudy(ctx context.Context, s Study) (Study, error) {
 		return Study{}, fmt.Errorf("study %q: config: %w", s.Name, err)
 	}
 	s.Config = cfg
+	info, err := jsonOr(s.DataInfo, "{}")
+	if err != nil {
+		return Study{}, fmt.Errorf("study %q: data info: %w", s.Name, err)
+	}
+	s.DataInfo = info
 	t := now()
 	err = d.write(ctx, func(tx *tx) error {
 		var exists int
@@ -34,8 +39,8 @@ func (d *DB) CreateStudy(ctx context.Context, s Study) (Study, error) {
 			return fmt.Errorf("study %q already exists in %s", s.Name, d.path)
 		}
 		err := tx.QueryRow(`INSERT INTO studies (name, dataset, device_spec, device_name, device_fingerprint,
-			strategy, config, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			s.Name, s.Dataset, s.DeviceSpec, s.DeviceName, s.DeviceFingerprint, s.Strategy, string(cfg), s.Status,
+			strategy, config, data_info, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			s.Name, s.Dataset, s.DeviceSpec, s.DeviceName, s.DeviceFingerprint, s.Strategy, string(cfg), string(info), s.Status,
 			fmtTime(t), fmtTime(t)).Scan(&s.ID)
 		if err != nil {
 			return fmt.Errorf("study %q: %w", s.Name, err)
@@ -49,15 +54,15 @@ func (d *DB) CreateStudy(ctx context.Context, s Study) (Study, error) {
 	return s, nil
 }
 
-const studyColumns = `id, name, dataset, device_spec, device_name, device_fingerprint, strategy, config, status, created_at, updated_at`
+const studyColumns = `id, name, dataset, device_spec, device_name, device_fingerprint, strategy, config, data_info, status, created_at, updated_at`
 
 func scanStudy(row interface{ Scan(...any) error }) (Study, error) {
 	var s Study
-	var cfg string
+	var cfg, info string
 	var created, updated sql.NullString
 	err := row.Scan(&s.ID, &s.Name, &s.Dataset, &s.DeviceSpec, &s.DeviceName, &s.DeviceFingerprint, &s.Strategy,
-		&cfg, &s.Status, &created, &updated)
-	s.Config = json.RawMessage(cfg)
+		&cfg, &info, &s.Status, &created, &updated)
+	s.Config, s.DataInfo = json.RawMessage(cfg), json.RawMessage(info)
 	s.Created, s.Updated = parseTime(created), parseTime(updated)
 	return s, err
 }
@@ -117,15 +122,15 @@ func (d *DB) ListStudies(ctx context.Context) ([]StudySummary, error) {
 	var out []StudySummary
 	for rows.Next() {
 		var ss StudySummary
-		var cfg string
+		var cfg, info string
 		var created, updated sql.NullString
 		var best sql.NullFloat64
 		if err := rows.Scan(&ss.ID, &ss.Name, &ss.Dataset, &ss.DeviceSpec, &ss.DeviceName, &ss.DeviceFingerprint,
-			&ss.Strategy, &cfg, &ss.Status, &created, &updated,
+			&ss.Strategy, &cfg, &info, &ss.Status, &created, &updated,
 			&ss.Pending, &ss.Running, &ss.Done, &ss.Failed, &best); err != nil {
 			return nil, err
 		}
-		ss.Config = json.RawMessage(cfg)
+		ss.Config, ss.DataInfo = json.RawMessage(cfg), json.RawMessage(info)
 		ss.Created, ss.Updated = parseTime(created), parseTime(updated)
 		if best.Valid {
 			ss.BestReward = &best.Float64

@@ -26,9 +26,12 @@ type Study struct {
 	DeviceFingerprint string          `json:"device_fingerprint"`
 	Strategy          string          `json:"strategy"`
 	Config            json.RawMessage `json:"config"` // the search configuration (space, budget, reward)
-	Status            string          `json:"status"`
-	Created           time.Time       `json:"created"`
-	Updated           time.Time       `json:"updated"`
+	// DataInfo describes the data set the study searches on (nas/data.Info
+	// as JSON; {} for studies made before it was recorded).
+	DataInfo json.RawMessage `json:"data_info"`
+	Status   string          `json:"status"`
+	Created  time.Time       `json:"created"`
+	Updated  time.Time       `json:"updated"`
 }
 
 // StudySummary is a Study with counts of its trials by status and the best
