@@ -31,10 +31,10 @@ func TestBenchSummarise(t *testing.T) {
 		t.Fatalf("rl mean best %v, want %v", rl.MeanBestAt, want)
 	}
 	var b strings.Builder
-	if err := r.Markdown(&b, "header\n"); err != nil {
+	if err := r.Markdown(&b, "MNIST", "header\n"); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"| rl | 0.2000 | 0.5000 | 0.6500 |", "| rl | 2, — | 4.5 | 1 |", "final best (0.6000",
+	for _, s := range []string{"## MNIST\n\nheader\n", "| rl | 0.2000 | 0.5000 | 0.6500 |", "| rl | 2, — | 4.5 | 1 |", "final best (0.6000",
 		"in fewer trials?** yes: 4.5 trials on average against random's own 5.5"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("markdown lacks %q:\n%s", s, b.String())

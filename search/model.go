@@ -99,6 +99,12 @@ func BuildCandidate(cfg Config) (*Candidate, error) {
 		}
 	}
 	arch.Name = "candidate"
+	if cfg.Normalize != nil {
+		arch.Normalize = nas.NewNormalization(cfg.Normalize.Mean, cfg.Normalize.Std)
+		if _, err := nas.NewGraph(arch); err != nil {
+			return nil, &InvalidError{err}
+		}
+	}
 	return &Candidate{Config: cfg, Arch: arch, Layers: recipes}, nil
 }
 

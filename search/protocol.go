@@ -8,6 +8,7 @@ import (
 
 	"hwnas/accel"
 	"hwnas/nas"
+	"hwnas/nas/data"
 )
 
 // TrialSpec is what the coordinator sends a worker on stdin: one candidate
@@ -20,9 +21,16 @@ type TrialSpec struct {
 	Arch   *nas.Arch       `json:"arch"`
 	Recipe json.RawMessage `json:"recipe,omitempty"`
 
-	Data   string `json:"data"`   // dataset folder (IDX files)
-	Epochs int    `json:"epochs"` // proxy training epochs
-	Subset int    `json:"subset"` // training images used (0: all)
+	Data string `json:"data"` // dataset folder (any format data.Load reads)
+	// DataOptions are how the folder is read; DataDigest, when set, is the
+	// split digest the study recorded, which the loaded data must match.
+	DataOptions data.Options `json:"data_options"`
+	DataDigest  string       `json:"data_digest,omitempty"`
+	// BatchAugment is the augmentation of every training batch (proxy
+	// training, fine-tuning, teacher) in data.Augment's form; "": none.
+	BatchAugment string `json:"batch_augment,omitempty"`
+	Epochs       int    `json:"epochs"` // proxy training epochs
+	Subset       int    `json:"subset"` // training images used (0: all)
 	// Optimizer, LR and BatchSize of the proxy training (zero: nas.Train's
 	// defaults).
 	Optimizer string  `json:"optimizer,omitempty"`

@@ -16,27 +16,34 @@ import (
 	"time"
 
 	"hwnas/accel"
+	"hwnas/nas/data"
 	"hwnas/store"
 )
 
 // StudyConfig is what a study fixes when it is created and reuses when it
 // is resumed; it is stored as the study's config JSON.
 type StudyConfig struct {
-	Space     *Space               `json:"space"`
-	Strategy  string               `json:"strategy"`
-	Seed      uint64               `json:"seed"`
-	Device    string               `json:"device"`
-	Reward    RewardConfig         `json:"reward"`
-	Data      string               `json:"data"`
-	Epochs    int                  `json:"epochs"`
-	Subset    int                  `json:"subset"`
-	Optimizer string               `json:"optimizer,omitempty"`
-	LR        float64              `json:"lr,omitempty"`
-	BatchSize int                  `json:"batch_size,omitempty"`
-	ValSubset int                  `json:"val_subset"`
-	Batch     int                  `json:"batch"`
-	Latency   accel.LatencyOptions `json:"latency"`
-	Threads   int                  `json:"threads"`
+	Space    *Space       `json:"space"`
+	Strategy string       `json:"strategy"`
+	Seed     uint64       `json:"seed"`
+	Device   string       `json:"device"`
+	Reward   RewardConfig `json:"reward"`
+	Data     string       `json:"data"`
+	// DataOptions say how Data is read (an image folder's resize and
+	// split seed); Augment is the training augmentation of every trial
+	// and of the final training in data.Augment's form ("crop=4,flip";
+	// "" or "none": none).
+	DataOptions data.Options         `json:"data_options"`
+	Augment     string               `json:"augment,omitempty"`
+	Epochs      int                  `json:"epochs"`
+	Subset      int                  `json:"subset"`
+	Optimizer   string               `json:"optimizer,omitempty"`
+	LR          float64              `json:"lr,omitempty"`
+	BatchSize   int                  `json:"batch_size,omitempty"`
+	ValSubset   int                  `json:"val_subset"`
+	Batch       int                  `json:"batch"`
+	Latency     accel.LatencyOptions `json:"latency"`
+	Threads     int                  `json:"threads"`
 	// Trials is the budget the study was started with (a bare resume
 	// finishes it).
 	Trials int `json:"trials,omitempty"`
@@ -66,6 +73,11 @@ type Options struct {
 	// Config is used when the study is created; a resumed study keeps its
 	// stored config (Run reports differences on Log).
 	Config StudyConfig
+	// DataInfo is the data set's record (data.Info) stored with a new
+	// study; its digest is checked by every worker, so a study whose
+	// image folder changed under it fails its trials instead of mixing
+	// splits.
+	DataInfo *data.Info
 	// Trials is the study's total trial budget (finished and failed,
 	// including earlier runs; −1: the budget stored with the study);
 	// Duration bounds this run's wall time. At least one must be set.
@@ -513,8 +525,14 @@ func openStudy(ctx context.Context, o Options, logw io.Writer) (store.Study, Stu
 	if err != nil {
 		return st, cfg, false, err
 	}
+	var info json.RawMessage
+	if o.DataInfo != nil {
+		if info, err = json.Marshal(o.DataInfo); err != nil {
+			return st, cfg, false, err
+		}
+	}
 	st, err = o.DB.CreateStudy(ctx, store.Study{Name: o.Study, Dataset: cfg.Data, DeviceSpec: cfg.Device,
-		DeviceName: dev.Name, DeviceFingerprint: dev.Fingerprint, Strategy: cfg.Strategy, Config: raw})
+		DeviceName: dev.Name, DeviceFingerprint: dev.Fingerprint, Strategy: cfg.Strategy, Config: raw, DataInfo: info})
 	return st, cfg, false, err
 }
 

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"hwnas/nas"
 )
 
 // Block types a stage may use; they name the compact blocks of the nas
@@ -57,12 +59,15 @@ const (
 // empty means global average pooling only and adds no decision (the form
 // of spaces and studies written before heads were searched).
 type Space struct {
-	Version int          `json:"version"`
-	Input   []int        `json:"input"`
-	Classes int          `json:"classes"`
-	Stages  []StageSpace `json:"stages"`
-	Head    []string     `json:"head,omitempty"`
-	Distill []bool       `json:"distill"`
+	Version int   `json:"version"`
+	Input   []int `json:"input"`
+	Classes int   `json:"classes"`
+	// Normalize is the input normalisation every candidate applies (the
+	// data set's per-channel statistics); nil: raw pixels.
+	Normalize *nas.Normalization `json:"normalize,omitempty"`
+	Stages    []StageSpace       `json:"stages"`
+	Head      []string           `json:"head,omitempty"`
+	Distill   []bool             `json:"distill"`
 }
 
 // Decision is one categorical decision: its name and the printed form of
@@ -93,11 +98,12 @@ type StageConfig struct {
 // Config is a decoded point of the space. Head is HeadGAP or
 // HeadFlatten ("" means HeadGAP).
 type Config struct {
-	Input   []int         `json:"input"`
-	Classes int           `json:"classes"`
-	Stages  []StageConfig `json:"stages"`
-	Head    string        `json:"head,omitempty"`
-	Distill bool          `json:"distill"`
+	Input     []int              `json:"input"`
+	Classes   int                `json:"classes"`
+	Normalize *nas.Normalization `json:"normalize,omitempty"`
+	Stages    []StageConfig      `json:"stages"`
+	Head      string             `json:"head,omitempty"`
+	Distill   bool               `json:"distill"`
 }
 
 // stageFields is the order in which a stage's decisions are flattened.
@@ -119,7 +125,20 @@ var stageFields = []string{"block", "width", "kernel", "expansion", "repeats", "
 // Distillation from the study's LeNet-5 teacher, trained for the proxy
 // budget only, is weaker than the candidates themselves and is not offered.
 // About 8·10⁶ points.
-func DefaultMNISTSpace() *Space {
+func DefaultMNISTSpace() *Space { return DefaultSpace([]int{1, 28, 28}, 10) }
+
+// defaultWidths are the width choices of the default space's stages for
+// one input channel; colour inputs get twice as many channels.
+var defaultWidths = [][]int{{8, 12, 16}, {16, 24, 32}, {24, 32, 48}, {32, 48, 64}, {48, 64, 96}, {64, 96, 128}}
+
+// DefaultSpace is the built-in space scaled to a C×H×W input with the
+// given classes: one stride-2 stage per halving of the smaller side until
+// it is at most 4 (28 → 14 → 7 → 4 and 32 → 16 → 8 → 4: three stages; 64:
+// four; at most six), widths growing stage by stage from 8–16 channels
+// (16–32 for colour inputs, which carry more to separate), and the
+// choices and compression mix of DefaultMNISTSpace, which it is for
+// 1×28×28 and 10 classes.
+func DefaultSpace(input []int, classes int) *Space {
 	comp := func(s StageSpace) StageSpace {
 		s.Block = []string{BlockConv, BlockDWSep}
 		s.Kernel = []int{3, 5}
@@ -131,18 +150,31 @@ func DefaultMNISTSpace() *Space {
 		s.Clusters = []int{0, 16, 32}
 		return s
 	}
-	return &Space{
-		Version: 1,
-		Input:   []int{1, 28, 28},
-		Classes: 10,
-		Stages: []StageSpace{
-			comp(StageSpace{Width: []int{8, 12, 16}, Repeats: []int{1}}),
-			comp(StageSpace{Width: []int{16, 24, 32}, Repeats: []int{1, 2}}),
-			comp(StageSpace{Width: []int{24, 32, 48}, Repeats: []int{1, 2}}),
-		},
-		Head:    []string{HeadGAP, HeadFlatten},
-		Distill: []bool{false},
+	stages := 0
+	if len(input) == 3 {
+		for side := min(input[1], input[2]); side > 4 && stages < len(defaultWidths); side = (side + 1) / 2 {
+			stages++
+		}
 	}
+	stages = max(stages, 1)
+	scale := 1
+	if len(input) == 3 && input[0] > 1 {
+		scale = 2
+	}
+	sp := &Space{Version: 1, Input: append([]int(nil), input...), Classes: classes,
+		Head: []string{HeadGAP, HeadFlatten}, Distill: []bool{false}}
+	for i := 0; i < stages; i++ {
+		w := make([]int, len(defaultWidths[i]))
+		for k, v := range defaultWidths[i] {
+			w[k] = v * scale
+		}
+		repeats := []int{1, 2}
+		if i == 0 {
+			repeats = []int{1}
+		}
+		sp.Stages = append(sp.Stages, comp(StageSpace{Width: w, Repeats: repeats}))
+	}
+	return sp
 }
 
 // Decisions lists the flattened decisions: "s1.block", "s1.width", …,
@@ -237,7 +269,7 @@ func (s *Space) Decode(d Decisions) (Config, error) {
 			return Config{}, fmt.Errorf("decisions: value %d of decision %d is out of range [0,%d)", v, i, sizes[i])
 		}
 	}
-	c := Config{Input: append([]int(nil), s.Input...), Classes: s.Classes}
+	c := Config{Input: append([]int(nil), s.Input...), Classes: s.Classes, Normalize: s.Normalize}
 	k := 0
 	next := func() int { k++; return d[k-1] }
 	for _, st := range s.Stages {
@@ -293,6 +325,13 @@ func (s *Space) Validate() error {
 	}
 	if s.Classes < 2 {
 		return fmt.Errorf("space: classes must be at least 2, got %d", s.Classes)
+	}
+	if s.Normalize != nil {
+		probe := &nas.Arch{Version: nas.ArchVersion, Name: "space", Input: s.Input, Classes: s.Classes, Normalize: s.Normalize,
+			Layers: []nas.Layer{{Name: "fc", Type: nas.TypeLinear, Out: s.Classes}}}
+		if _, err := nas.NewGraph(probe); err != nil {
+			return fmt.Errorf("space: %v", err)
+		}
 	}
 	if len(s.Stages) == 0 {
 		return errors.New("space: no stages")

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"hwnas/nas/data"
 	"hwnas/store"
 )
 
@@ -382,7 +383,8 @@ func (w *worker) run(ctx context.Context, tr store.Trial, claim store.Claim, pla
 // the study's budget.
 func trialSpec(st store.Study, sc StudyConfig, dbPath string, number int, cfg Config, cand *Candidate) *TrialSpec {
 	spec := &TrialSpec{Study: st.Name, Trial: number, Seed: sc.Seed*1000003 + uint64(number),
-		Config: cfg, Arch: cand.Arch, Data: sc.Data, Epochs: sc.Epochs, Subset: sc.Subset,
+		Config: cfg, Arch: cand.Arch, Data: sc.Data, DataOptions: sc.DataOptions, DataDigest: studyDataDigest(st),
+		BatchAugment: sc.Augment, Epochs: sc.Epochs, Subset: sc.Subset,
 		Optimizer: sc.Optimizer, LR: sc.LR, BatchSize: sc.BatchSize,
 		ValSubset: sc.ValSubset, Test: true, Device: sc.Device, Threads: sc.Threads,
 		Batch: sc.Batch, Latency: sc.Latency}
@@ -390,6 +392,16 @@ func trialSpec(st store.Study, sc StudyConfig, dbPath string, number int, cfg Co
 		spec.Teacher = TeacherPath(dbPath, st.Name)
 	}
 	return spec
+}
+
+// studyDataDigest is the split digest in a study's data record ("" when
+// it has none: IDX and CIFAR sets, studies made before the record).
+func studyDataDigest(st store.Study) string {
+	var info data.Info
+	if json.Unmarshal(st.DataInfo, &info) != nil {
+		return ""
+	}
+	return info.Digest
 }
 
 // opTable returns a device's per-op table as key → ns.

@@ -103,11 +103,19 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 	if spec.Arch == nil {
 		return nil, fmt.Errorf("trial %d: no architecture", spec.Trial)
 	}
-	train, val, test, err := data.LoadDir(spec.Data)
+	d, err := data.Load(spec.Data, spec.DataOptions)
 	if err != nil {
 		return nil, err
 	}
-	train = train.Subset(spec.Subset)
+	if spec.DataDigest != "" && d.Info.Digest != spec.DataDigest {
+		return nil, fmt.Errorf("data folder %s changed since the study began: its split digest is %.12s, the study recorded %.12s (restore the folder or start a new study)",
+			spec.Data, d.Info.Digest, spec.DataDigest)
+	}
+	aug, err := data.ParseAugment(spec.BatchAugment, d.Train.H, d.Train.W)
+	if err != nil {
+		return nil, err
+	}
+	train, val, test := d.Train.Subset(spec.Subset), d.Val, d.Test
 	val = val.Subset(spec.ValSubset)
 	if spec.Augment > 0 {
 		if train, err = data.ShiftAugment(train, spec.Augment, AugmentShift, spec.Seed); err != nil {
@@ -134,7 +142,7 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 	m.Kernels = kern
 	t0 := time.Now()
 	tr, err := nas.Train(ctx, m, train, nil, nas.TrainConfig{Epochs: max(1, spec.Epochs), Seed: spec.Seed,
-		Optimizer: spec.Optimizer, LR: spec.LR, BatchSize: spec.BatchSize}, nil)
+		Optimizer: spec.Optimizer, LR: spec.LR, BatchSize: spec.BatchSize, Augment: aug}, nil)
 	if errors.Is(err, nas.ErrNaN) {
 		return nil, &TrialError{FailNaN, fmt.Sprintf("training: %v", err)}
 	}
@@ -148,7 +156,7 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 	if n := len(tr.Epochs); n > 0 {
 		res.FinalLoss = tr.Epochs[n-1].TrainLoss
 	}
-	cr, err := compressModel(ctx, m, spec, train, val)
+	cr, err := compressModel(ctx, m, spec, train, val, aug)
 	if errors.Is(err, nas.ErrNaN) {
 		return nil, &TrialError{FailNaN, fmt.Sprintf("compression fine-tuning: %v", err)}
 	}
@@ -210,7 +218,7 @@ func checkFinite(m *nas.Model) error {
 // (fine-tuning on the proxy subset at a fifth of the training rate, two
 // gradual pruning rounds, Huffman coding), distilling from the study's
 // teacher when the candidate asks for it.
-func compressModel(ctx context.Context, m *nas.Model, spec *TrialSpec, train, val *data.Set) (*compress.Result, error) {
+func compressModel(ctx context.Context, m *nas.Model, spec *TrialSpec, train, val *data.Set, aug data.Augment) (*compress.Result, error) {
 	var layers []LayerRecipe
 	if len(spec.Recipe) > 0 {
 		if err := json.Unmarshal(spec.Recipe, &layers); err != nil {
@@ -219,14 +227,14 @@ func compressModel(ctx context.Context, m *nas.Model, spec *TrialSpec, train, va
 	}
 	var distill *compress.DistillSpec
 	if spec.Config.Distill && spec.Teacher != "" {
-		if err := ensureTeacher(ctx, spec, train); err != nil {
+		if err := ensureTeacher(ctx, spec, train, aug); err != nil {
 			return nil, err
 		}
 		distill = &compress.DistillSpec{Teacher: spec.Teacher, TeacherArch: TeacherArch, T: 4, Alpha: 0.7}
 	}
 	lr := spec.LR / 5
 	cfg := compress.Config{Train: nas.TrainConfig{Optimizer: spec.Optimizer, LR: lr, BatchSize: spec.BatchSize,
-		Seed: spec.Seed, Subset: spec.Subset}, FineTuneEpochs: spec.FineTuneEpochs, PruneRounds: 2, Threads: spec.Threads}
+		Seed: spec.Seed, Subset: spec.Subset, Augment: aug}, FineTuneEpochs: spec.FineTuneEpochs, PruneRounds: 2, Threads: spec.Threads}
 	return compress.Apply(ctx, m, CompressRecipe(layers, distill), train, val, cfg)
 }
 
@@ -235,17 +243,24 @@ func compressModel(ctx context.Context, m *nas.Model, spec *TrialSpec, train, va
 const AugmentShift = 2
 
 // TeacherArch is the built-in architecture distilling candidates learn
-// from; ensureTeacher trains it once per study.
+// from, built for the study's data shape and normalisation;
+// ensureTeacher trains it once per study.
 const TeacherArch = "lenet5"
+
+// teacherShape is what the teacher is built for: the candidate's input,
+// classes and normalisation.
+func teacherShape(a *nas.Arch) nas.DataShape {
+	return nas.DataShape{Input: a.Input, Classes: a.Classes, Normalize: a.Normalize}
+}
 
 // ensureTeacher trains the study's teacher on the proxy subset for
 // spec.TeacherEpochs (default 2) and saves it atomically at spec.Teacher,
 // unless a previous trial already did.
-func ensureTeacher(ctx context.Context, spec *TrialSpec, train *data.Set) error {
+func ensureTeacher(ctx context.Context, spec *TrialSpec, train *data.Set, aug data.Augment) error {
 	if _, err := os.Stat(spec.Teacher); err == nil {
 		return nil
 	}
-	a, err := nas.BuiltinArch(TeacherArch)
+	a, err := nas.BuiltinArchFor(TeacherArch, teacherShape(spec.Arch))
 	if err != nil {
 		return err
 	}
@@ -263,7 +278,7 @@ func ensureTeacher(ctx context.Context, spec *TrialSpec, train *data.Set) error 
 	if epochs <= 0 {
 		epochs = 2
 	}
-	if _, err := nas.Train(ctx, t, train, nil, nas.TrainConfig{Epochs: epochs, Seed: spec.Seed, Subset: spec.Subset}, nil); err != nil {
+	if _, err := nas.Train(ctx, t, train, nil, nas.TrainConfig{Epochs: epochs, Seed: spec.Seed, Subset: spec.Subset, Augment: aug}, nil); err != nil {
 		return fmt.Errorf("training the teacher: %w", err)
 	}
 	return nas.SaveWeights(spec.Teacher, t)

@@ -63,7 +63,8 @@ func TestRunCompress(t *testing.T) {
 	if err := runCompress(context.Background(), &out, opts); err != nil {
 		t.Fatal(err)
 	}
-	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "quant=int8") {
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 3 || !strings.Contains(lines[1], "quant=int8") ||
+		!strings.Contains(lines[2], "params 266610 → 266610 (−0.0%), MACs/image 266200 → 266200 (−0.0%)") {
 		t.Fatalf("text output:\n%s", out.String())
 	}
 

@@ -66,6 +66,9 @@ func runData(_ context.Context, w io.Writer, opts dataOptions) error {
 	if opts.Out == "" {
 		return badInputf("--out: give the folder to write the data set into")
 	}
+	if opts.Set == "" {
+		opts.Set = data.SetMNIST
+	}
 	if opts.Set != data.SetMNIST && opts.Set != data.SetFashionMNIST {
 		return badInputf("--set %q: known sets are %s and %s", opts.Set, data.SetMNIST, data.SetFashionMNIST)
 	}

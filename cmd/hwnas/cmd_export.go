@@ -267,7 +267,7 @@ func exportFromFiles(opts exportOptions) (*exportSource, error) {
 	if nas.IsBuiltin(opts.Arch) && !fileExists(archBesideWeights(opts.Weights)) && opts.Data != "" {
 		d, err := loadData(opts.Data, opts.Resize)
 		if err != nil {
-			return nil, err
+			return nil, badInputf("--data (the data set built-in --arch %s is built for): %v", opts.Arch, err)
 		}
 		if shape, err = dataShape(d, opts.Normalize); err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -31,6 +32,7 @@ type searchOptions struct {
 	LR                          float64
 	TrainBatch                  int
 	Data                        string
+	Resize, Normalize, Augment  string
 	Seed                        uint64
 	Threads, Batch              int
 	TrialTimeout                time.Duration
@@ -91,14 +93,16 @@ The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
 	f.DurationVar(&opts.LatencyTarget, "latency-target", 100*time.Microsecond, "latency target T of the reward")
 	f.Int64Var(&opts.MaxBytes, "max-bytes", 0, "size budget of the reward in bytes (0: none)")
 	f.StringVar(&opts.Reward, "reward", "soft", "reward form: soft or hard")
-	f.StringVar(&opts.Space, "space", "", "search space JSON file (default: the built-in MNIST space)")
+	f.StringVar(&opts.Space, "space", "", "search space JSON file (default: the built-in space scaled to the data set's shape)")
 	f.IntVar(&opts.Epochs, "epochs", 2, "proxy training epochs per trial")
 	f.IntVar(&opts.Subset, "subset", 10000, "training images per trial (0: all)")
 	f.StringVar(&opts.Optimizer, "optimizer", "adam", "proxy training optimizer: adam or sgd")
 	f.Float64Var(&opts.LR, "lr", 0.01, "proxy training learning rate")
 	f.IntVar(&opts.TrainBatch, "train-batch", 32, "proxy training mini-batch size")
 	f.IntVar(&opts.ValSubset, "val-subset", 0, "validation images for the reward (0: all 5,000)")
-	f.StringVar(&opts.Data, "data", "data/mnist", "data folder (IDX files; `hwnas data` writes MNIST)")
+	f.StringVar(&opts.Data, "data", "data/mnist", dataFlagHelp)
+	addDataFlags(f, &opts.Resize, &opts.Normalize)
+	f.StringVar(&opts.Augment, "augment", data.AugmentAuto, augmentFlagHelp+" (every trial's training and the final one)")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the strategy and of every trial")
 	f.IntVar(&opts.Threads, "threads", 1, "threads for training and latency (0: all cores)")
 	f.IntVar(&opts.Batch, "batch", 1, "batch size of the latency measurement")
@@ -170,12 +174,23 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	default:
 		return err
 	}
+	var info *data.Info
+	var aug data.Augment
+	var resize []int
 	if !resuming {
 		if opts.Trials == 0 && opts.Hours == 0 {
 			return badInputf("study %q is new: give --trials N or --hours H", opts.Study)
 		}
-		if _, _, _, err := data.LoadDir(opts.Data); err != nil {
-			return badInput(err)
+		d, err := loadData(opts.Data, opts.Resize)
+		if err != nil {
+			return err
+		}
+		info, resize = &d.Info, d.Info.Options.Resize
+		if space, err = studySpace(space, d, opts.Normalize); err != nil {
+			return err
+		}
+		if aug, err = resolveAugment(opts.Augment, d); err != nil {
+			return err
 		}
 	}
 	db, err := openWriteDB(opts.DB)
@@ -188,10 +203,11 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		opts.Trials = -1
 	}
 	cfg := search.StudyConfig{Space: space, Strategy: opts.Strategy, Seed: opts.Seed, Device: opts.Device,
-		Reward: reward, Data: opts.Data, Epochs: opts.Epochs, Subset: opts.Subset, ValSubset: opts.ValSubset,
+		Reward: reward, Data: opts.Data, DataOptions: data.Options{Resize: resize}, Augment: aug.String(),
+		Epochs: opts.Epochs, Subset: opts.Subset, ValSubset: opts.ValSubset,
 		Optimizer: opts.Optimizer, LR: opts.LR, BatchSize: opts.TrainBatch,
 		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials, MeasureDevice: opts.MeasureDevice}
-	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, Trials: opts.Trials,
+	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, DataInfo: info, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits:  search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
 		Workers: opts.Workers, NoLocalWorkers: opts.coordOnly, Lease: opts.Lease, NoPin: opts.NoPin, NoQuiet: opts.NoQuiet,
@@ -235,4 +251,25 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 			f.Of, f.Trial, 100*f.TestAccuracy, f.Bytes, time.Duration(f.LatencyNs).Round(100*time.Nanosecond))
 	}
 	return err
+}
+
+// studySpace fits a new study's space to its data: the default space is
+// built for the data set's shape; a space file must match it. Either gets
+// the data set's normalisation when --normalize says so (and the space
+// has none of its own).
+func studySpace(space *search.Space, d *data.Data, normalize string) (*search.Space, error) {
+	shape, err := dataShape(d, normalize)
+	if err != nil {
+		return nil, err
+	}
+	if space == nil {
+		space = search.DefaultSpace(shape.Input, shape.Classes)
+	} else if !slices.Equal(space.Input, shape.Input) || space.Classes < shape.Classes {
+		return nil, badInputf("--space: the space is for %v inputs and %d classes, the data set %s has %v and %d",
+			space.Input, space.Classes, d.Info.Dir, shape.Input, shape.Classes)
+	}
+	if space.Normalize == nil && shape.Normalize != nil {
+		space.Normalize = shape.Normalize
+	}
+	return space, space.Validate()
 }

@@ -177,8 +177,8 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 	dev := accel.DetectCPU(opts.Threads, "")
 	if !opts.JSON {
 		fmt.Fprintf(w, "data %s\n", d.Info.String())
-		fmt.Fprintf(w, "training %s (%d params, %d MACs/image) on %d images: %d epochs, %s lr %g, batch %d, augment %s, normalised %v, %d threads\n",
-			arch.Name, m.NumParams(), m.Graph.MACs(), train.N, opts.Epochs, opts.Optimizer, cfg.LR, opts.Batch, aug, arch.Normalize != nil, dev.Cores)
+		fmt.Fprintf(w, "training %s (%d params, %d MACs/image) on %s: %d images, %d epochs, %s lr %g, batch %d, augment %s, normalised input %v, %d threads\n",
+			arch.Name, m.NumParams(), m.Graph.MACs(), opts.Data, train.N, opts.Epochs, opts.Optimizer, cfg.LR, opts.Batch, aug, arch.Normalize != nil, dev.Cores)
 	}
 	var bar *progressbar.ProgressBar
 	progress := func(p nas.Progress) {
