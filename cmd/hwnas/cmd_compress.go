@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -148,10 +149,7 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	if rep.TestAccBefore, err = compress.EvaluatePlan(m, test, k); err != nil {
 		return err
 	}
-	before, err := batch1Latency(m, opts.Latency)
-	if err != nil {
-		return err
-	}
+
 	cfg := compress.Config{FineTuneEpochs: opts.Epochs, NoFineTune: opts.Epochs == 0, PruneRounds: opts.PruneRounds,
 		Threads: opts.Threads, Log: opts.Log,
 		Train: nas.TrainConfig{BatchSize: 64, LR: opts.LR, Seed: opts.Seed, Subset: opts.Subset}}
@@ -163,17 +161,20 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	if rep.TestAccAfter, err = compress.EvaluatePlan(res.Model, test, k); err != nil {
 		return err
 	}
-	after, err := batch1Latency(res.Model, opts.Latency)
+	// Before and after are measured in turns, so that the speed-up is a
+	// ratio taken under the same load (the machine may be shared).
+	lats, err := interleavedLatency([]*nas.Model{m, res.Model}, opts.Latency, 3)
 	if err != nil {
 		return err
 	}
+	before, after := lats[0], lats[1]
 	rep.Recipe, rep.ParamsBefore, rep.ParamsAfter, rep.NonZero = res.Recipe, res.ParamsBefore, res.ParamsAfter, res.NonZero
 	rep.DenseBytes, rep.Bytes, rep.Ratio = res.DenseBytes, res.Bytes, res.Ratio
 	rep.MACsBefore, rep.MACsAfter = m.Graph.MACs(), res.Model.Graph.MACs()
 	rep.ParamsReduction = 1 - float64(rep.ParamsAfter)/float64(rep.ParamsBefore)
 	rep.MACsReduction = 1 - float64(rep.MACsAfter)/float64(rep.MACsBefore)
 	rep.ValAccBefore, rep.ValAccAfter = res.ValAccBefore, res.ValAccAfter
-	rep.LatencyBeforeUS, rep.LatencyAfterUS = us(before.Median), us(after.Median)
+	rep.LatencyBeforeUS, rep.LatencyAfterUS = us(before), us(after)
 	rep.Speedup = rep.LatencyBeforeUS / rep.LatencyAfterUS
 	rep.Layers, rep.Stages = res.Layers, res.Stages
 	if opts.Out != "" {
@@ -225,6 +226,56 @@ func batch1Latency(m *nas.Model, lo accel.LatencyOptions) (accel.LatencyStats, e
 		in[i] = float32(i%29) / 29
 	}
 	return accel.MeasureProgram(prog, in, lo)
+}
+
+// interleavedLatency measures the models' lowered plans at batch 1 on one
+// CPU thread in turns, rounds times (model 0, 1, …, 0, 1, …), and returns
+// each model's median of its rounds' medians: ratios of the results are
+// taken under the same load on a shared machine.
+func interleavedLatency(models []*nas.Model, lo accel.LatencyOptions, rounds int) ([]time.Duration, error) {
+	be, err := accel.Open("cpu", accel.Options{Threads: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer be.Close()
+	progs := make([]accel.Program, len(models))
+	defer func() {
+		for _, p := range progs {
+			if p != nil {
+				p.Close()
+			}
+		}
+	}()
+	ins := make([][]float32, len(models))
+	for i, m := range models {
+		plan, err := nas.Lower(m)
+		if err != nil {
+			return nil, err
+		}
+		if progs[i], err = be.Compile(plan, 1); err != nil {
+			return nil, err
+		}
+		ins[i] = make([]float32, progs[i].InputSize())
+		for j := range ins[i] {
+			ins[i][j] = float32(j%29) / 29
+		}
+	}
+	meds := make([][]time.Duration, len(models))
+	for r := 0; r < max(rounds, 1); r++ {
+		for i, p := range progs {
+			st, err := accel.MeasureProgram(p, ins[i], lo)
+			if err != nil {
+				return nil, err
+			}
+			meds[i] = append(meds[i], st.Median)
+		}
+	}
+	out := make([]time.Duration, len(models))
+	for i, m := range meds {
+		slices.Sort(m)
+		out[i] = m[len(m)/2]
+	}
+	return out, nil
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

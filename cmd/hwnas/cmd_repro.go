@@ -39,6 +39,8 @@ type reproOptions struct {
 	// models and rows restrict the run (tests); empty means all.
 	models []string
 	rows   []string
+	// augment transforms the baselines' training batches (CIFAR: crop+flip).
+	augment data.Augment
 }
 
 // reproRow is one line of the results table.
@@ -113,11 +115,13 @@ var reproCases = map[string][]reproCase{
 	},
 }
 
+// reproCmd groups the reproductions of published tables.
+var reproCmd = &cobra.Command{
+	Use:   "repro",
+	Short: "Reproduce published results on this machine",
+}
+
 func init() {
-	reproCmd := &cobra.Command{
-		Use:   "repro",
-		Short: "Reproduce published results on this machine",
-	}
 	opts := reproOptions{}
 	cmd := &cobra.Command{
 		Use:   "deep-compression",
@@ -186,7 +190,7 @@ func runRepro(ctx context.Context, w io.Writer, opts reproOptions) error {
 		if err != nil {
 			return err
 		}
-		base, wpath, err := reproBaseline(ctx, arch, train, val, subset, opts, k, logf)
+		base, wpath, err := reproBaseline(ctx, arch, train, val, subset, "", opts, k, logf)
 		if err != nil {
 			return err
 		}
@@ -253,7 +257,7 @@ func runRepro(ctx context.Context, w io.Writer, opts reproOptions) error {
 		if err := os.MkdirAll(filepath.Dir(opts.Out), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(opts.Out, reproMarkdown(&rep), 0o644); err != nil {
+		if err := writeDocSection(opts.Out, "deep-compression", "", reproMarkdown(&rep)); err != nil {
 			return err
 		}
 		logf("wrote %s", opts.Out)
@@ -274,16 +278,17 @@ func contains(s []string, v string) bool {
 	return false
 }
 
-// reproBaseline loads the cached baseline of arch or trains and caches it.
-func reproBaseline(ctx context.Context, arch *nas.Arch, train, val *data.Set, subset int, opts reproOptions, k accel.Kernels, logf func(string, ...any)) (*nas.Model, string, error) {
+// reproBaseline loads the cached baseline of arch or trains and caches it;
+// tag tells cached baselines of other data apart (it is part of the file
+// name, with the epochs, seed and subset).
+func reproBaseline(ctx context.Context, arch *nas.Arch, train, val *data.Set, subset int, tag string, opts reproOptions, k accel.Kernels, logf func(string, ...any)) (*nas.Model, string, error) {
 	m, err := nas.NewModel(arch, opts.Seed)
 	if err != nil {
 		return nil, "", err
 	}
 	m.Kernels = k
-	tag := ""
 	if subset > 0 {
-		tag = fmt.Sprintf("-sub%d", subset)
+		tag += fmt.Sprintf("-sub%d", subset)
 	}
 	path := filepath.Join(opts.Cache, fmt.Sprintf("%s-e%d-s%d%s.hwnw", arch.Name, opts.Epochs, opts.Seed, tag))
 	if err := nas.LoadWeights(path, m); err == nil {
@@ -293,7 +298,7 @@ func reproBaseline(ctx context.Context, arch *nas.Arch, train, val *data.Set, su
 		return nil, "", err
 	}
 	logf("%s: training the baseline, %d epochs", arch.Name, opts.Epochs)
-	cfg := nas.TrainConfig{Epochs: opts.Epochs, BatchSize: 64, LR: 0.05, Seed: opts.Seed, Subset: subset}
+	cfg := nas.TrainConfig{Epochs: opts.Epochs, BatchSize: 64, LR: 0.05, Seed: opts.Seed, Subset: subset, Augment: opts.augment}
 	if _, err := nas.Train(ctx, m, train, val, cfg, nil); err != nil {
 		return nil, "", err
 	}

@@ -59,3 +59,53 @@ func TestRunReproQuick(t *testing.T) {
 		t.Errorf("baseline not reused:\n%s", log.String())
 	}
 }
+
+// TestReproVGGPlumbing runs `hwnas repro vgg16-cifar10` on a small
+// synthetic CIFAR-10 set in the binary format: the baseline is VGG-16 at
+// 15.0 M parameters and 313 M MACs, Li et al.'s pruned-A recipe removes
+// 64% of the parameters and 34% of the FLOPs (their Table 2), the compact
+// row trains ResNet-20, and the table is written as its own section of a
+// results file whose other sections stay as they were.
+func TestReproVGGPlumbing(t *testing.T) {
+	dir := t.TempDir()
+	cifar := filepath.Join(dir, "cifar")
+	if err := data.WriteSyntheticCIFAR(cifar, data.CIFAR10, 1, 36, 10, 1); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "RESULTS.md")
+	os.WriteFile(out, []byte("# results\n\n<!-- hwnas:begin deep-compression -->\nkept\n<!-- hwnas:end deep-compression -->\n"), 0o644)
+	opts := reproOptions{Out: out, Data: cifar, Cache: filepath.Join(dir, "cache"), Quick: true, Epochs: 1, FineTune: 0, Seed: 1,
+		JSON: true, Latency: quickLatency, Args: "hwnas repro vgg16-cifar10 --synthetic",
+		rows: []string{"L1 filter pruning (Li et al., VGG-16-pruned-A)", "compact: ResNet-20"}}
+	var buf bytes.Buffer
+	if err := runReproVGG(context.Background(), &buf, opts); err != nil {
+		t.Fatal(err)
+	}
+	var rep vggReport
+	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 3 || rep.Rows[0].Params != 14987210 || rep.Rows[0].MACs != 313463808 || !rep.Synthetic {
+		t.Fatalf("rows %+v", rep.Rows)
+	}
+	a := rep.Rows[1]
+	if a.ParamsRed < 0.635 || a.ParamsRed > 0.645 || a.FLOPsRed < 0.335 || a.FLOPsRed > 0.345 || a.Bytes < int(4*a.Params) || a.Bytes > int(4.01*float64(a.Params)) || a.Speedup <= 0 {
+		t.Errorf("pruned-A row %+v, want −64%% params and −34%% FLOPs", a)
+	}
+	if r := rep.Rows[2]; r.Params != 272474 || r.LatencyUS <= 0 {
+		t.Errorf("ResNet-20 row %+v", r)
+	}
+	md, _ := os.ReadFile(out)
+	for _, want := range []string{"kept\n<!-- hwnas:end deep-compression -->", "<!-- hwnas:begin vgg16-cifar10 -->", "## VGG-16 on CIFAR-10",
+		"| L1 filter pruning (Li et al., VGG-16-pruned-A) | structured pruning | 5396522 | -64.0% |", "**Synthetic data**", "<!-- hwnas:end vgg16-cifar10 -->"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("results file lacks %q:\n%s", want, md)
+		}
+	}
+	// Not CIFAR-10: a usage error.
+	opts.Data = t.TempDir()
+	data.WriteSyntheticImages(opts.Data, data.SyntheticImages{Classes: 2, PerClass: 12, H: 32, W: 32})
+	if err := runReproVGG(context.Background(), &buf, opts); !isBadInput(err) || !strings.Contains(err.Error(), "not CIFAR-10") {
+		t.Errorf("image folder: %v", err)
+	}
+}
