@@ -253,19 +253,22 @@ func runRepro(ctx context.Context, w io.Writer, opts reproOptions) error {
 		return err
 	}
 	rep.Seconds = time.Since(start).Seconds()
+	return writeReport(w, opts, "deep-compression", "", reproMarkdown(&rep), rep, logf)
+}
+
+// writeReport writes md as the section called section of opts.Out (when
+// set; a new file starts with preamble), then prints rep as JSON or md.
+func writeReport(w io.Writer, opts reproOptions, section, preamble string, md []byte, rep any, logf func(string, ...any)) error {
 	if opts.Out != "" {
-		if err := os.MkdirAll(filepath.Dir(opts.Out), 0o755); err != nil {
+		if err := writeDocSection(opts.Out, section, preamble, md); err != nil {
 			return err
 		}
-		if err := writeDocSection(opts.Out, "deep-compression", "", reproMarkdown(&rep)); err != nil {
-			return err
-		}
-		logf("wrote %s", opts.Out)
+		logf("wrote the %s section of %s", section, opts.Out)
 	}
 	if opts.JSON {
 		return writeJSON(w, rep)
 	}
-	_, err = w.Write(reproMarkdown(&rep))
+	_, err := w.Write(md)
 	return err
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -264,20 +263,7 @@ func runReproVGG(ctx context.Context, w io.Writer, opts reproOptions) error {
 	slices.Sort(baseLats)
 	rep.Rows[0].LatencyUS = us(baseLats[len(baseLats)/2])
 	rep.Seconds = time.Since(start).Seconds()
-	if opts.Out != "" {
-		if err := os.MkdirAll(filepath.Dir(opts.Out), 0o755); err != nil {
-			return err
-		}
-		if err := writeDocSection(opts.Out, "vgg16-cifar10", "# hwnas results\n", vggMarkdown(&rep)); err != nil {
-			return err
-		}
-		logf("wrote the vgg16-cifar10 section of %s", opts.Out)
-	}
-	if opts.JSON {
-		return writeJSON(w, rep)
-	}
-	_, err = w.Write(vggMarkdown(&rep))
-	return err
+	return writeReport(w, opts, "vgg16-cifar10", "# hwnas results\n", vggMarkdown(&rep), rep, logf)
 }
 
 // vggMarkdown renders the table.

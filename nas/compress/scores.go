@@ -122,8 +122,11 @@ func channelScores(ctx context.Context, m *nas.Model, r *Recipe, train *data.Set
 func distillLoss(spec *DistillSpec, student *nas.Model, k accel.Kernels) (nas.LossFunc, error) {
 	a := student.Arch.Clone()
 	if spec.TeacherArch != "" {
+		// A built-in teacher is built for the student's input, classes
+		// and normalisation; a file is taken as it is.
 		var err error
-		if a, err = nas.ResolveArch(spec.TeacherArch); err != nil {
+		s := nas.DataShape{Input: a.Input, Classes: a.Classes, Normalize: a.Normalize}
+		if a, err = nas.ResolveArchFor(spec.TeacherArch, s); err != nil {
 			return nil, fmt.Errorf("distill: %w", err)
 		}
 	}
