@@ -222,3 +222,33 @@ func TestSearchOnImageFolder(t *testing.T) {
 		t.Fatalf("after changing the folder: %s", buf.String())
 	}
 }
+
+// TestDataSynthetic: hwnas data writes the synthetic CIFAR-10 and PNG
+// sets in their real formats (a PNG set of several sizes loads with a
+// resize to the first).
+func TestDataSynthetic(t *testing.T) {
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	for _, c := range []struct {
+		opts  dataOptions
+		shape []int
+	}{
+		{dataOptions{Set: setSyntheticCIFAR, PerClass: 6, Out: filepath.Join(dir, "c")}, []int{3, 32, 32}},
+		{dataOptions{Set: setSyntheticPNG, PerClass: 6, Size: "20x30,24x24", Out: filepath.Join(dir, "p")}, []int{3, 20, 30}},
+	} {
+		buf.Reset()
+		c.opts.JSON, c.opts.Seed = true, 1
+		if err := runData(context.Background(), &buf, c.opts); err != nil {
+			t.Fatal(err)
+		}
+		var info data.Info
+		if err := json.Unmarshal(buf.Bytes(), &info); err != nil || !slices.Equal(info.Shape, c.shape) || info.Classes != 10 {
+			t.Fatalf("%s: %s (%v)", c.opts.Set, buf.String(), err)
+		}
+	}
+	for _, bad := range []dataOptions{{Set: setSyntheticPNG, PerClass: 1, Out: dir}, {Set: setSyntheticPNG, PerClass: 3, Size: "0x3", Out: dir}, {Set: "cifar100", Out: dir}} {
+		if err := runData(context.Background(), io.Discard, bad); !isBadInput(err) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+}
