@@ -44,8 +44,12 @@ func trainExportCheck(t *testing.T, arch, dir string, extra func(o *trainOptions
 	}
 	onnxPath := filepath.Join(out, arch+".onnx")
 	buf.Reset()
-	if err := runExport(context.Background(), &buf, exportOptions{Weights: weights, Out: onnxPath}); err != nil {
+	if err := runExport(context.Background(), &buf, exportOptions{Weights: weights, Out: onnxPath, Data: dir, Resize: opts.Resize, Verify: true, JSON: true}); err != nil {
 		t.Fatal(err)
+	}
+	var er exportReport
+	if err := json.Unmarshal(buf.Bytes(), &er); err != nil || er.Verify == nil || er.Verify.ArgmaxAgree != 1 || er.Verify.Images != rep.DataInfo.Test {
+		t.Fatalf("export --verify: %s (%v)", buf.String(), err)
 	}
 	a, err := nas.LoadArch(rep.SavedArch)
 	if err != nil {
