@@ -3,13 +3,15 @@
 # Debian packages (OpenBLAS for the peer benchmark, python3-onnx for the ONNX
 # checker, qemu-user for make test-avx2, postgresql for the PostgreSQL store's
 # tests: they initdb a throwaway cluster of their own, the package's own
-# cluster is not used) and onnxruntime's shared library from the npm package
-# onnxruntime-node (into .cache/onnxruntime, no install scripts run).
+# cluster is not used; dataset-fashion-mnist for Fashion-MNIST under
+# /usr/share/datasets/fashion-mnist) and onnxruntime's shared library from
+# the npm package onnxruntime-node (into .cache/onnxruntime, no install
+# scripts run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libopenblas-dev python3-onnx qemu-user postgresql; do
+for pkg in libopenblas-dev python3-onnx qemu-user postgresql dataset-fashion-mnist; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v npm >/dev/null 2>&1 || need+=(npm) # installs onnxruntime-node below
