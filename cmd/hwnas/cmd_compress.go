@@ -163,7 +163,7 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	}
 	// Before and after are measured in turns, so that the speed-up is a
 	// ratio taken under the same load (the machine may be shared).
-	lats, err := interleavedLatency([]*nas.Model{m, res.Model}, opts.Latency, 3)
+	lats, speedups, err := interleavedLatency([]*nas.Model{m, res.Model}, opts.Latency, 5)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	rep.MACsReduction = 1 - float64(rep.MACsAfter)/float64(rep.MACsBefore)
 	rep.ValAccBefore, rep.ValAccAfter = res.ValAccBefore, res.ValAccAfter
 	rep.LatencyBeforeUS, rep.LatencyAfterUS = us(before), us(after)
-	rep.Speedup = rep.LatencyBeforeUS / rep.LatencyAfterUS
+	rep.Speedup = speedups[1]
 	rep.Layers, rep.Stages = res.Layers, res.Stages
 	if opts.Out != "" {
 		if err := os.WriteFile(opts.Out, res.Encoded, 0o644); err != nil {
@@ -229,13 +229,15 @@ func batch1Latency(m *nas.Model, lo accel.LatencyOptions) (accel.LatencyStats, e
 }
 
 // interleavedLatency measures the models' lowered plans at batch 1 on one
-// CPU thread in turns, rounds times (model 0, 1, …, 0, 1, …), and returns
-// each model's median of its rounds' medians: ratios of the results are
-// taken under the same load on a shared machine.
-func interleavedLatency(models []*nas.Model, lo accel.LatencyOptions, rounds int) ([]time.Duration, error) {
+// CPU thread in turns, rounds times (model 0, 1, …, 0, 1, …). It returns
+// each model's median of its rounds' medians, and each model's speed-up
+// over model 0: the median over rounds of the ratio of the two medians
+// taken side by side in that round, which a burst of load on a shared
+// machine spoils for one round only.
+func interleavedLatency(models []*nas.Model, lo accel.LatencyOptions, rounds int) (lat []time.Duration, speedup []float64, err error) {
 	be, err := accel.Open("cpu", accel.Options{Threads: 1})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer be.Close()
 	progs := make([]accel.Program, len(models))
@@ -250,32 +252,36 @@ func interleavedLatency(models []*nas.Model, lo accel.LatencyOptions, rounds int
 	for i, m := range models {
 		plan, err := nas.Lower(m)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if progs[i], err = be.Compile(plan, 1); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ins[i] = make([]float32, progs[i].InputSize())
 		for j := range ins[i] {
 			ins[i][j] = float32(j%29) / 29
 		}
 	}
+	rounds = max(rounds, 1)
 	meds := make([][]time.Duration, len(models))
-	for r := 0; r < max(rounds, 1); r++ {
+	ratios := make([][]float64, len(models))
+	for r := 0; r < rounds; r++ {
 		for i, p := range progs {
 			st, err := accel.MeasureProgram(p, ins[i], lo)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			meds[i] = append(meds[i], st.Median)
+			ratios[i] = append(ratios[i], float64(meds[0][r])/float64(st.Median))
 		}
 	}
-	out := make([]time.Duration, len(models))
-	for i, m := range meds {
-		slices.Sort(m)
-		out[i] = m[len(m)/2]
+	lat, speedup = make([]time.Duration, len(models)), make([]float64, len(models))
+	for i := range models {
+		slices.Sort(meds[i])
+		slices.Sort(ratios[i])
+		lat[i], speedup[i] = meds[i][rounds/2], ratios[i][rounds/2]
 	}
-	return out, nil
+	return lat, speedup, nil
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

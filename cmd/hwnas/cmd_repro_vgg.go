@@ -208,13 +208,13 @@ func runReproVGG(ctx context.Context, w io.Writer, opts reproOptions) error {
 		if err != nil {
 			return vggRow{}, err
 		}
-		lats, err := interleavedLatency([]*nas.Model{base, m}, opts.Latency, 3)
+		lats, speedups, err := interleavedLatency([]*nas.Model{base, m}, opts.Latency, 5)
 		if err != nil {
 			return vggRow{}, err
 		}
 		baseLats = append(baseLats, lats[0])
 		r := vggRow{Row: name, Family: family, Recipe: recipe, Params: m.NumParams(), Bytes: bytes, MACs: m.Graph.MACs(),
-			TestAccuracy: acc, LatencyUS: us(lats[1]), Kernels: kernels, Reference: ref, Ratio: 1, Speedup: float64(lats[0]) / float64(lats[1])}
+			TestAccuracy: acc, LatencyUS: us(lats[1]), Kernels: kernels, Reference: ref, Ratio: 1, Speedup: speedups[1]}
 		if len(rep.Rows) > 0 {
 			b := rep.Rows[0]
 			r.Ratio = float64(b.Bytes) / float64(r.Bytes)
@@ -283,8 +283,9 @@ func vggMarkdown(rep *vggReport) []byte {
 	fmt.Fprintf(&b, `
 Params and MACs count the network as it runs (pruned channels removed; FLOPs = 2·MACs). Bytes are the exact
 compressed size (4 bytes per parameter for dense fp32). Latency is the median batch-1 time of the whole
-model on one core; speed-up is against the dense VGG-16, timed in turns with each row (3 rounds each, medians)
-so that it is a ratio under the same load.
+model on one core; speed-up is against the dense VGG-16, timed in turns with each row: the median over 5
+rounds of the ratio of the two models' median latencies in that round, so a burst of load on the shared
+machine spoils one round, not the row.
 
 | row | family | params | Δ params | MACs | Δ FLOPs | bytes | ratio | test accuracy | latency (µs) | speed-up | kernels | reference |
 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|

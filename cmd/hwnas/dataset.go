@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 
@@ -94,35 +92,33 @@ func resolveArch(nameOrPath string, s nas.DataShape) (*nas.Arch, error) {
 func archBesideWeights(weights string) string { return weights + ".arch.json" }
 
 // resolveSavedArch returns the architecture of the model in the weights
-// file: the W.arch.json written beside it when there is one and --arch is
-// empty or the same built-in (it holds the shape and normalisation the
-// model was trained with), else --arch built for s (or its file). Without
-// either, it says what is needed.
+// file: the W.arch.json written beside it (it holds the shape and
+// normalisation the model was trained with) when --arch is empty or names
+// the same architecture (a built-in or file of the same name), else --arch
+// built for s (or its file).
 func resolveSavedArch(arch, weights string, s nas.DataShape) (*nas.Arch, error) {
 	beside := archBesideWeights(weights)
-	if weights != "" {
-		saved, err := nas.LoadArch(beside)
-		switch {
-		case err == nil && (arch == "" || arch == beside || sameBuiltin(arch, saved.Name)):
-			return saved, nil
-		case err != nil && !errors.Is(err, fs.ErrNotExist) && (arch == "" || nas.IsBuiltin(arch)):
+	var saved *nas.Arch
+	if weights != "" && fileExists(beside) {
+		var err error
+		if saved, err = nas.LoadArch(beside); err != nil {
 			return nil, badInputf("%s: %v", beside, err)
 		}
 	}
 	if arch == "" {
-		return nil, badInputf("--arch: give the architecture (a built-in name or a JSON file); %s was not found beside --weights", beside)
+		if saved == nil {
+			return nil, badInputf("--arch: give the architecture (a built-in name or a JSON file); %s was not found beside --weights", beside)
+		}
+		return saved, nil
 	}
 	a, err := nas.ResolveArchFor(arch, s)
 	if err != nil {
 		return nil, badInputf("--arch: %v", err)
 	}
+	if saved != nil && saved.Name == a.Name {
+		return saved, nil
+	}
 	return a, nil
-}
-
-// sameBuiltin reports whether arch is the built-in a saved model called
-// name was built from ("mobilenetv2:0.5" and "mobilenetv2:0.5").
-func sameBuiltin(arch, name string) bool {
-	return nas.IsBuiltin(arch) && arch == name
 }
 
 // writeArchBeside writes a's JSON next to a weights file.
