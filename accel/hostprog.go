@@ -44,13 +44,8 @@ func NewHostProgram(k Kernels, p *Plan, batch int) (Program, error) {
 	if batch <= 0 {
 		return nil, fmt.Errorf("plan %q: batch %d must be positive", p.Name, batch)
 	}
-	if err := p.Validate(); err != nil {
+	if err := CheckHostPlan(p); err != nil {
 		return nil, err
-	}
-	for i := range p.Ops {
-		if err := checkHostOp(p, i); err != nil {
-			return nil, err
-		}
 	}
 	hp := &hostProgram{k: k, plan: p, batch: batch, bufs: make([][]float32, len(p.Tensors))}
 	hp.bufs[p.Input] = make([]float32, batch*p.Tensors[p.Input].Size())
@@ -70,6 +65,22 @@ func NewHostProgram(k Kernels, p *Plan, batch int) (Program, error) {
 		hp.steps = append(hp.steps, hp.bind(&p.Ops[i]))
 	}
 	return hp, nil
+}
+
+// CheckHostPlan checks a plan for a host program: Plan.Validate, the
+// int8/sparse weight forms, and that no op other than Act, Add, BatchNorm
+// and Flatten writes a tensor it reads. Backends that compile plans for the
+// host their own way (package cpu) check plans with it too.
+func CheckHostPlan(p *Plan) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	for i := range p.Ops {
+		if err := checkHostOp(p, i); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkHostOp checks what Plan.Validate leaves to backends: compressed
@@ -262,14 +273,8 @@ func (hp *hostProgram) RunOpTimed(in, out []float32, perOp []time.Duration) erro
 }
 
 func (hp *hostProgram) run(in, out []float32, perOp []time.Duration) error {
-	if hp.closed {
-		return fmt.Errorf("plan %q: program is closed", hp.plan.Name)
-	}
-	if want := hp.batch * hp.InputSize(); len(in) != want {
-		return fmt.Errorf("plan %q: input has %d floats, want %d (batch %d × %d)", hp.plan.Name, len(in), want, hp.batch, hp.InputSize())
-	}
-	if want := hp.batch * hp.OutputSize(); len(out) != want {
-		return fmt.Errorf("plan %q: output has %d floats, want %d (batch %d × %d)", hp.plan.Name, len(out), want, hp.batch, hp.OutputSize())
+	if err := CheckRun(hp.plan, hp.batch, hp.closed, in, out); err != nil {
+		return err
 	}
 	copy(hp.bufs[hp.plan.Input], in)
 	for i, step := range hp.steps {
@@ -286,6 +291,23 @@ func (hp *hostProgram) run(in, out []float32, perOp []time.Duration) error {
 		}
 	}
 	copy(out, hp.bufs[hp.plan.Output])
+	return nil
+}
+
+// CheckRun checks a Run of a program compiled from p for batch samples:
+// the program is open and in and out hold batch samples of p's input and
+// output. Backends' programs call it before running.
+func CheckRun(p *Plan, batch int, closed bool, in, out []float32) error {
+	if closed {
+		return fmt.Errorf("plan %q: program is closed", p.Name)
+	}
+	is, os := p.Tensors[p.Input].Size(), p.Tensors[p.Output].Size()
+	if want := batch * is; len(in) != want {
+		return fmt.Errorf("plan %q: input has %d floats, want %d (batch %d × %d)", p.Name, len(in), want, batch, is)
+	}
+	if want := batch * os; len(out) != want {
+		return fmt.Errorf("plan %q: output has %d floats, want %d (batch %d × %d)", p.Name, len(out), want, batch, os)
+	}
 	return nil
 }
 

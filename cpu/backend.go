@@ -20,8 +20,8 @@ func init() {
 }
 
 // Backend runs plans on this machine's CPU with the package's C kernels:
-// Compile is accel.NewHostProgram over a Kernels with the backend's thread
-// count, and the same Kernels serve training (accel.KernelBackend).
+// Compile builds a program (program.go) over a Kernels with the backend's
+// thread count, and the same Kernels serve training (accel.KernelBackend).
 type Backend struct {
 	kernels *Kernels
 }
@@ -54,9 +54,12 @@ func (b *Backend) Device() accel.Device { return accel.DetectCPU(b.kernels.threa
 // Kernels returns the backend's host kernels.
 func (b *Backend) Kernels() accel.Kernels { return b.kernels }
 
-// Compile prepares p for batch samples per Run on the host kernels.
+// Compile prepares p for batch samples per Run on this CPU: a program
+// (program.go) that runs feature maps in the blocked layout of the kernel
+// level current now, with weights repacked for it, and int8, sparse and
+// linear layers on the plain kernels.
 func (b *Backend) Compile(p *accel.Plan, batch int) (accel.Program, error) {
-	return accel.NewHostProgram(b.kernels, p, batch)
+	return compileProgram(b.kernels, p, batch)
 }
 
 // Supports accepts every op kind of accel (all run on the host kernels).

@@ -306,5 +306,61 @@ func Cases() []Case {
 		c = b.conv(c, cp(4, 1, 1, 1, 1, 0, 0, 1, 1, 1), accel.ActHardSwish, true, 1)
 		return b.shuffle(b.concat(parts[0], c), 2)
 	}, 8, 6, 5)
+	// Chains that keep feature maps in a backend's own layout between ops
+	// (package cpu's blocked NCHWc): odd channel counts that leave a
+	// partial block, inputs of fewer and of more channels than a block,
+	// rows wider than any register tile, layout changes around ops that
+	// have no blocked kernel, in-place ops, and a blocked last op.
+	add("blocked_chain", func(b *builder) int {
+		c := b.conv(0, cp(20, 5, 5, 1, 1, 2, 2, 1, 1, 1), accel.ActNone, true, 1)
+		c = b.batchnorm(c, accel.ActReLU)
+		c = b.pool(c, accel.OpMaxPool, accel.PoolParams{KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1})
+		c = b.pool(c, accel.OpAvgPool, accel.PoolParams{KH: 2, KW: 3, StrideH: 1, StrideW: 1, PadW: 1})
+		c = b.simple(accel.OpAct, []int{c}, b.p.Tensors[c], accel.ActHardSwish)
+		g := b.simple(accel.OpGlobalAvgPool, []int{c}, accel.Shape{20}, accel.ActNone)
+		return b.linear(g, 7, accel.ActNone, true)
+	}, 3, 12, 11)
+	add("blocked_wide_rows", func(b *builder) int {
+		// 29 columns: interiors of 27 take tiles of every width.
+		c := b.conv(0, cp(5, 3, 3, 1, 1, 1, 1, 1, 1, 1), accel.ActReLU, true, 1)
+		d := b.conv(c, cp(5, 3, 3, 1, 1, 1, 1, 1, 1, 5), accel.ActNone, true, 1)
+		return b.conv(d, cp(3, 1, 3, 1, 1, 0, 1, 1, 1, 1), accel.ActNone, true, 1)
+	}, 2, 4, 29)
+	add("blocked_input_conv_last", func(b *builder) int {
+		c := b.conv(0, cp(9, 3, 3, 2, 2, 1, 1, 1, 1, 1), accel.ActReLU6, true, 1)
+		c = b.conv(c, cp(9, 3, 3, 1, 1, 1, 1, 1, 1, 9), accel.ActNone, true, 1)
+		return b.conv(c, cp(33, 1, 1, 1, 1, 0, 0, 1, 1, 1), accel.ActNone, false, 1)
+	}, 17, 7, 8)
+	add("blocked_concat_shuffle_split", func(b *builder) int {
+		c1 := b.conv(0, cp(11, 3, 3, 1, 1, 1, 1, 1, 1, 1), accel.ActReLU, true, 1)
+		c2 := b.conv(0, cp(7, 1, 1, 1, 1, 0, 0, 1, 1, 1), accel.ActNone, true, 1)
+		sh := b.shuffle(b.concat(c1, c2), 3)
+		parts := b.split(sh, 5, 13)
+		return b.linear(b.flatten(b.concat(parts[1], parts[0])), 6, accel.ActNone, true)
+	}, 5, 6, 7)
+	add("blocked_residual_with_plain", func(b *builder) int {
+		c := b.conv(0, cp(8, 3, 3, 1, 1, 1, 1, 1, 1, 1), accel.ActNone, true, 1)
+		return b.simple(accel.OpAdd, []int{c, 0}, b.p.Tensors[0], accel.ActReLU)
+	}, 8, 6, 6)
+	add("blocked_in_place", func(b *builder) int {
+		c := b.conv(0, cp(10, 3, 3, 1, 1, 1, 1, 1, 1, 1), accel.ActNone, true, 1)
+		d := b.conv(c, cp(10, 3, 3, 1, 1, 1, 1, 1, 1, 10), accel.ActNone, true, 1)
+		// The flattened c is read before the in-place ops change c (a host
+		// program's Flatten aliases its input; a backend may copy).
+		l := b.linear(b.flatten(c), 10, accel.ActNone, true)
+		b.p.Ops = append(b.p.Ops,
+			accel.Op{Name: "relu", Kind: accel.OpAct, In: []int{c}, Out: []int{c}, Act: accel.ActReLU},
+			accel.Op{Name: "bn", Kind: accel.OpBatchNorm, In: []int{c}, Out: []int{c}, Act: accel.ActReLU6,
+				Scale: b.uniform(10, 2), Shift: b.uniform(10, 1)},
+			accel.Op{Name: "add", Kind: accel.OpAdd, In: []int{c, d}, Out: []int{c}, Act: accel.ActNone})
+		g := b.simple(accel.OpGlobalAvgPool, []int{c}, accel.Shape{10}, accel.ActNone)
+		return b.simple(accel.OpAdd, []int{l, g}, accel.Shape{10}, accel.ActNone)
+	}, 3, 5, 6)
+	add("int8_then_blocked", func(b *builder) int {
+		c := b.conv(0, cp(18, 3, 3, 1, 1, 1, 1, 1, 1, 1), accel.ActReLU, true, 1)
+		b.quantize()
+		d := b.conv(c, cp(6, 3, 3, 2, 2, 1, 1, 1, 1, 1), accel.ActNone, true, 1)
+		return b.pool(d, accel.OpMaxPool, accel.PoolParams{KH: 2, KW: 2, StrideH: 2, StrideW: 2})
+	}, 3, 8, 8)
 	return cs
 }

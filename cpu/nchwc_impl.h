@@ -1,0 +1,374 @@
+/* The blocked-layout kernels of nchwc.h, instantiated once per ISA level:
+ * the including file sets its target pragma and defines
+ *   NC_B    floats per vector and per channel block (16, 8 or 4)
+ *   NC_SUF  the level's suffix (generic, avx2, avx512)
+ *   NC_TW   the widest output tile of the direct convolution (pixels)
+ * The vectors are GCC vector extensions, so the same source becomes zmm,
+ * ymm or paired xmm code under each file's target pragma.
+ *
+ * The convolutions take inputs with no padding left to apply (program.go
+ * copies a padded input into a zero-bordered buffer first), so every
+ * output pixel's window is inside the input and there are no bounds
+ * checks. Their taps — (input channel, ky, kx) for the direct
+ * convolution, (ky, kx) for the depthwise one — come as a table of input
+ * and weight offsets built when the program is compiled (nchwc.go), so
+ * one flat loop runs them whatever the kernel size and input layout.
+ *
+ * The direct convolution keeps a tile of OB (1 or 2) output blocks × TW
+ * output pixels of one row in registers (2·NC_TW accumulators: 12 of the
+ * 16 ymm registers, 24 of the 32 zmm ones) and, per tap, loads OB weight
+ * vectors and broadcasts TW input values: 2·TW FMAs for TW + 2 loads. The
+ * depthwise one keeps TW pixels of one channel block and loads one weight
+ * and TW input vectors per tap. A row is tiles of NC_TW pixels and one
+ * narrower tile for the rest, each width its own instantiation (the tile
+ * is an always-inline function called with constant OB and TW, so GCC
+ * unrolls it into straight register code). */
+
+#include <math.h>
+#include <string.h>
+
+#include "act.h"
+
+#define NC_CAT_(a, b) a##b
+#define NC_CAT(a, b) NC_CAT_(a, b)
+#define NC_FN(name) NC_CAT(hw_nc_##name##_, NC_SUF)
+#define NC_INLINE static inline __attribute__((always_inline))
+
+typedef float vf __attribute__((vector_size(NC_B * 4)));
+
+NC_INLINE vf ld(const float *p)
+{
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+NC_INLINE void st(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+/* splat broadcasts x: a constructor of equal elements, which GCC emits
+ * as one broadcast (0 + x would cost an add, kept for the sign of −0; a
+ * lane loop becomes one masked insert per lane). */
+#define NC_X4(x) x, x, x, x
+#if NC_B == 16
+#define NC_SPLAT(x) ((vf){NC_X4(x), NC_X4(x), NC_X4(x), NC_X4(x)})
+#elif NC_B == 8
+#define NC_SPLAT(x) ((vf){NC_X4(x), NC_X4(x)})
+#else
+#define NC_SPLAT(x) ((vf){NC_X4(x)})
+#endif
+NC_INLINE vf splat(float x) { return NC_SPLAT(x); }
+
+typedef int vi __attribute__((vector_size(NC_B * 4)));
+
+/* vsel returns a where m is all ones, else b (m from a vector comparison:
+ * GCC emits a compare and a blend, where a lane loop stays scalar). */
+NC_INLINE vf vsel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+
+/* vmax returns a > b ? a : b per lane (maxps's operand order: a NaN in a
+ * gives b, a NaN in b stays), which is the reference's "m = v if v > m". */
+NC_INLINE vf vmax(vf a, vf b) { return vsel(a > b, a, b); }
+
+NC_INLINE vf vmin(vf a, vf b) { return vsel(a < b, a, b); }
+
+/* act_v applies an accel.Act with the expressions of act_impl.h. */
+NC_INLINE vf act_v(vf v, int act)
+{
+    const vf zero = {0};
+    switch (act) {
+    case HW_ACT_RELU:
+        return vmax(v, zero);
+    case HW_ACT_RELU6:
+        return vmin(vmax(v, zero), zero + 6.0f);
+    case HW_ACT_HARDSWISH: {
+        vf t = vmin(vmax(v + 3.0f, zero), zero + 6.0f);
+        return v * t * (1.0f / 6.0f);
+    }
+    }
+    return v;
+}
+
+/* span returns in [*lo,*hi) the taps k of a window at output position o
+ * (input o·s − pad + k·d) that fall inside [0, n). */
+NC_INLINE void span(int o, int s, int pad, int d, int k, int n, int *lo, int *hi)
+{
+    int base = o * s - pad, a = 0, b = k;
+    while (a < k && base + a * d < 0)
+        a++;
+    while (b > a && base + (b - 1) * d >= n)
+        b--;
+    *lo = a;
+    *hi = b;
+}
+
+/* conv_tap accumulates n input channels (1 ≤ n ≤ NC_B, lanes xp[c] of
+ * each pixel, weight vectors wp + c·NC_B) into the tile. */
+NC_INLINE void conv_tap(const int OB, const int TW, const int n, vf acc[2][NC_TW], const float *xp, long xstep,
+                        const float *wp, long wblock)
+{
+#pragma GCC unroll 16
+    for (int c = 0; c < n; c++) {
+        const vf w0 = ld(wp + (long)c * NC_B), w1 = OB > 1 ? ld(wp + wblock + (long)c * NC_B) : w0;
+#pragma GCC unroll 16
+        for (int j = 0; j < TW; j++) {
+            const vf v = splat(xp[j * xstep + c]);
+            acc[0][j] += v * w0;
+            if (OB > 1)
+                acc[1][j] += v * w1;
+        }
+    }
+}
+
+/* conv_tile computes output blocks kb..kb+OB−1 (OB weight blocks wblock
+ * floats apart, from wk) at TW pixels of a row, the first of which reads
+ * its window from x0 and the next ones xstep floats further on. Tap t of
+ * the table covers taps[3t+2] input channels whose values for the first
+ * pixel are at x0 + taps[3t] + c and whose weight vectors at
+ * wk + taps[3t+1] + c·NC_B (c < taps[3t+2]): a whole channel block of a
+ * blocked input (the common case, unrolled with constant offsets) or one
+ * channel of a plain one. Each channel is one broadcast input value per
+ * pixel against OB weight vectors. */
+NC_INLINE void conv_tile(const int OB, const int TW, const float *x0, long xstep, const float *wk, long wblock,
+                         const int *taps, int ntaps, vf b0, vf b1, int act, float *y0, float *y1)
+{
+    vf acc[2][NC_TW];
+#pragma GCC unroll 16
+    for (int j = 0; j < TW; j++) {
+        acc[0][j] = b0;
+        acc[1][j] = b1;
+    }
+    for (int t = 0; t < ntaps; t++) {
+        const float *xp = x0 + taps[3 * t];
+        const float *wp = wk + taps[3 * t + 1];
+        const int n = taps[3 * t + 2];
+        if (n == NC_B)
+            conv_tap(OB, TW, NC_B, acc, xp, xstep, wp, wblock);
+        else
+            for (int c = 0; c < n; c++)
+                conv_tap(OB, TW, 1, acc, xp + c, xstep, wp + (long)c * NC_B, wblock);
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < TW; j++) {
+        st(y0 + (long)j * NC_B, act_v(acc[0][j], act));
+        if (OB > 1)
+            st(y1 + (long)j * NC_B, act_v(acc[1][j], act));
+    }
+}
+
+/* NC_SWITCH_TW expands CALL(TW) for the run-time width n in 1..NC_TW:
+ * one instantiation a width, so a row of any width up to NC_TW is one
+ * tile (weights and taps read once). */
+#if NC_TW > 12
+#error "NC_SWITCH_TW covers widths up to 12"
+#endif
+#define NC_SWITCH_TW(n, CALL)              \
+    switch (n) {                           \
+    case 12:                               \
+        CALL((12 <= NC_TW ? 12 : 1));      \
+        break;                             \
+    case 11:                               \
+        CALL((11 <= NC_TW ? 11 : 1));      \
+        break;                             \
+    case 10:                               \
+        CALL((10 <= NC_TW ? 10 : 1));      \
+        break;                             \
+    case 9:                                \
+        CALL((9 <= NC_TW ? 9 : 1));        \
+        break;                             \
+    case 8:                                \
+        CALL((8 <= NC_TW ? 8 : 1));        \
+        break;                             \
+    case 7:                                \
+        CALL((7 <= NC_TW ? 7 : 1));        \
+        break;                             \
+    case 6:                                \
+        CALL(6);                           \
+        break;                             \
+    case 5:                                \
+        CALL(5);                           \
+        break;                             \
+    case 4:                                \
+        CALL(4);                           \
+        break;                             \
+    case 3:                                \
+        CALL(3);                           \
+        break;                             \
+    case 2:                                \
+        CALL(2);                           \
+        break;                             \
+    default:                               \
+        CALL(1);                           \
+    }
+
+/* conv_row computes one output row of OB blocks: tiles of NC_TW pixels,
+ * the rest as one narrower tile. */
+NC_INLINE void conv_row(const int OB, const hw_conv_t *p, const float *xr, long xstep, const float *wk,
+                        long wblock, const int *taps, int ntaps, vf b0, vf b1, int act, float *y0, float *y1)
+{
+    const int OW = p->OW;
+    int ox = 0;
+    for (; ox + NC_TW <= OW; ox += NC_TW)
+        conv_tile(OB, NC_TW, xr + ox * xstep, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0 + (long)ox * NC_B,
+                  y1 + (long)ox * NC_B);
+    if (ox < OW) {
+#define NC_CONV_REST(TW)                                                                                         \
+    conv_tile(OB, TW, xr + ox * xstep, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0 + (long)ox * NC_B, \
+              y1 + (long)ox * NC_B)
+        NC_SWITCH_TW(OW - ox, NC_CONV_REST)
+#undef NC_CONV_REST
+    }
+}
+
+void NC_FN(conv)(const hw_conv_t *p, int xb, const float *x, long xs, const float *w, const int *taps,
+                 int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1)
+{
+    const int B = NC_B, Kb = (p->K + B - 1) / B, Cb = (p->C + B - 1) / B;
+    const long tasks = (long)(Kb + 1) / 2 * p->OH;
+    const long pstride = xb ? B : 1, rstride = (long)p->W * pstride;
+    const long xstep = (long)p->sw * pstride, wblock = (long)Cb * p->KH * p->KW * B * B;
+    const long yplane = (long)p->OH * p->OW * B;
+    for (long r = r0; r < r1; r++) {
+        const long n = r / tasks;
+        const int t = (int)(r % tasks), kb = 2 * (t / p->OH), oy = t % p->OH;
+        const float *xr = x + n * xs + (long)oy * p->sh * rstride;
+        const float *wk = w + (long)kb * wblock;
+        float *y0 = y + n * ys + kb * yplane + (long)oy * p->OW * B;
+        const vf b0 = bias ? ld(bias + (long)kb * B) : (vf){0};
+        if (kb + 1 < Kb) {
+            const vf b1 = bias ? ld(bias + (long)(kb + 1) * B) : (vf){0};
+            conv_row(2, p, xr, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + yplane);
+        } else {
+            conv_row(1, p, xr, xstep, wk, wblock, taps, ntaps, b0, b0, act, y0, y0);
+        }
+    }
+}
+
+/* dw_tile computes one channel block at TW pixels of a row: for every tap
+ * t (taps[2t] floats from x0, weights taps[2t+1] floats from wc) one
+ * input vector per pixel. */
+NC_INLINE void dw_tile(const int TW, const float *x0, long xstep, const float *wc, const int *taps, int ntaps,
+                       vf b0, int act, float *y0)
+{
+    vf acc[NC_TW];
+#pragma GCC unroll 16
+    for (int j = 0; j < TW; j++)
+        acc[j] = b0;
+    for (int t = 0; t < ntaps; t++) {
+        const float *xp = x0 + taps[2 * t];
+        const vf wv = ld(wc + taps[2 * t + 1]);
+#pragma GCC unroll 16
+        for (int j = 0; j < TW; j++)
+            acc[j] += ld(xp + j * xstep) * wv;
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < TW; j++)
+        st(y0 + (long)j * NC_B, act_v(acc[j], act));
+}
+
+void NC_FN(dwconv)(const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps, int ntaps,
+                   const float *bias, int act, float *y, long ys, long r0, long r1)
+{
+    const int B = NC_B, OW = p->OW;
+    const long tasks = (long)(p->C + B - 1) / B * p->OH;
+    const long rstride = (long)p->W * B, xstep = (long)p->sw * B, xplane = (long)p->H * rstride;
+    for (long r = r0; r < r1; r++) {
+        const long n = r / tasks;
+        const int t = (int)(r % tasks), cb = t / p->OH, oy = t % p->OH;
+        const float *xr = x + n * xs + cb * xplane + (long)oy * p->sh * rstride;
+        const float *wc = w + (long)cb * p->KH * p->KW * B;
+        float *yr = y + n * ys + ((long)cb * p->OH + oy) * OW * B;
+        const vf b0 = bias ? ld(bias + (long)cb * B) : (vf){0};
+        int ox = 0;
+        for (; ox + NC_TW <= OW; ox += NC_TW)
+            dw_tile(NC_TW, xr + ox * xstep, xstep, wc, taps, ntaps, b0, act, yr + (long)ox * B);
+        if (ox < OW) {
+#define NC_DW_REST(TW) dw_tile(TW, xr + ox * xstep, xstep, wc, taps, ntaps, b0, act, yr + (long)ox * B)
+            NC_SWITCH_TW(OW - ox, NC_DW_REST)
+#undef NC_DW_REST
+        }
+    }
+}
+
+void NC_FN(pool)(const hw_conv_t *p, int avg, const float *xall, long xs, float *yall, long ys, long r0, long r1)
+{
+    const int B = NC_B, H = p->H, W = p->W;
+    const long tasks = (long)(p->C + NC_B - 1) / NC_B * p->OH;
+    for (long r = r0; r < r1; r++) {
+        const long n = r / tasks;
+        const int t = (int)(r % tasks), cb = t / p->OH, oy = t % p->OH;
+        const float *x = xall + n * xs;
+        float *y = yall + n * ys;
+        const float *xc = x + (long)cb * H * W * B;
+        float *yr = y + ((long)cb * p->OH + oy) * p->OW * B;
+        int ky0, ky1;
+        span(oy, p->sh, p->ph, 1, p->KH, H, &ky0, &ky1);
+        for (int ox = 0; ox < p->OW; ox++) {
+            int kx0, kx1;
+            span(ox, p->sw, p->pw, 1, p->KW, W, &kx0, &kx1);
+            const int iy0 = oy * p->sh - p->ph, ix0 = ox * p->sw - p->pw;
+            vf m = ld(xc + ((long)(iy0 + ky0) * W + ix0 + kx0) * B);
+            if (avg) {
+                m = (vf){0};
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++)
+                        m += ld(xc + ((long)(iy0 + ky) * W + ix0 + kx) * B);
+                m *= 1.0f / (float)((ky1 - ky0) * (kx1 - kx0));
+            } else {
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++)
+                        m = vmax(ld(xc + ((long)(iy0 + ky) * W + ix0 + kx) * B), m);
+            }
+            st(yr + (long)ox * B, m);
+        }
+    }
+}
+
+void NC_FN(gap)(int C, long hw, const float *xall, long xs, float *yall, long ys, long n0, long n1)
+{
+    const int B = NC_B, Cb = (C + B - 1) / B;
+    for (long s = n0; s < n1; s++)
+    for (int cb = 0; cb < Cb; cb++) {
+        const float *x = xall + s * xs;
+        float *y = yall + s * ys;
+        const float *xc = x + (long)cb * hw * B;
+        vf s0 = {0}, s1 = {0};
+        long i = 0;
+        for (; i + 2 <= hw; i += 2) {
+            s0 += ld(xc + i * B);
+            s1 += ld(xc + (i + 1) * B);
+        }
+        if (i < hw)
+            s0 += ld(xc + i * B);
+        vf m = (s0 + s1) * (1.0f / (float)hw);
+        const int n = C - cb * B < B ? C - cb * B : B;
+        for (int l = 0; l < n; l++)
+            y[cb * B + l] = m[l];
+    }
+}
+
+void NC_FN(affine)(int Cb, long hw, const float *x, const float *scale, const float *shift, int act, float *y,
+                   long b0, long b1)
+{
+    const int B = NC_B;
+    for (long b = b0; b < b1; b++) {
+        const vf s = scale ? ld(scale + (b % Cb) * B) : splat(1.0f);
+        const vf t = shift ? ld(shift + (b % Cb) * B) : (vf){0};
+        const float *xb = x + (long)b * hw * B;
+        float *yb = y + (long)b * hw * B;
+        for (long i = 0; i < hw; i++)
+            st(yb + i * B, act_v(ld(xb + i * B) * s + t, act));
+    }
+}
+
+void NC_FN(add)(const float *a, const float *b, int act, float *y, long i0, long i1)
+{
+    long i = i0;
+    for (; i + NC_B <= i1; i += NC_B)
+        st(y + i, act_v(ld(a + i) + ld(b + i), act));
+    for (; i < i1; i++) {
+        vf v = splat(a[i] + b[i]);
+        y[i] = act_v(v, act)[0];
+    }
+}
+
+#undef NC_FN
+#undef NC_INLINE

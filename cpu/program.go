@@ -1,0 +1,656 @@
+//go:build cgo
+
+package cpu
+
+/*
+#include "act.h"
+#include "nchwc.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"hwnas/accel"
+)
+
+// program is a Plan compiled for this CPU (Backend.Compile). Feature maps
+// that float convolutions, depthwise convolutions, pooling, batch norm,
+// activations and residual adds touch are kept in the blocked layout of
+// nchwc.h, at the kernel level current at compile time; the weights those
+// ops need are repacked for it here, once. Ops without blocked kernels —
+// int8 and sparse layers (the Int8/Sparse kernels), grouped convolutions,
+// linear layers — run on the plain NCHW kernels of Kernels, and the
+// program converts a tensor between the layouts where a consumer needs
+// the other one (once per tensor version, shared by its consumers). The
+// input and output are plain.
+//
+// Every tensor's buffer is allocated at compile time for the batch. Run
+// copies the input in, runs the steps and copies the output out. A batch
+// runs in groups of a few samples, each group through every op before the
+// next group starts, so that a group's feature maps stay in the core's
+// cache instead of the whole batch's streaming through memory at every op;
+// only linear layers run on the whole batch at once (a GEMM wants rows).
+// With more samples than threads the groups are shared out among the
+// threads (each running single-threaded kernels); otherwise each kernel
+// call splits its work across the threads. Run is not safe for concurrent
+// use; compile one program per goroutine.
+type program struct {
+	k      *Kernels
+	single []*Kernels // one single-threaded Kernels per thread
+	plan   *accel.Plan
+	batch  int
+	group  int // samples a group
+	isa    C.int
+	block  int
+	in     *tbuf // the plan input (plain)
+	out    *tbuf // the plan output, plain (a conversion of the last value when that is blocked)
+	steps  []step
+	closed bool
+}
+
+// span is the part of the batch a step runs on, and the kernels to run it
+// with (all threads, or one).
+type span struct {
+	n0, n1 int
+	k      *Kernels
+}
+
+// n is the number of samples of the span.
+func (sp span) n() int { return sp.n1 - sp.n0 }
+
+// of returns the span's samples of buffer b.
+func (sp span) of(b *tbuf) []float32 { return b.data[sp.n0*b.stride : sp.n1*b.stride] }
+
+// tbuf is one tensor's storage for the whole batch in one layout.
+type tbuf struct {
+	data    []float32
+	blocked bool
+	c, hw   int // channels and pixels per channel (a vector: c features, hw 1)
+	stride  int // floats per sample
+	// alt is the tensor in the other layout, valid while altOK (until the
+	// tensor is written again).
+	alt   *tbuf
+	altOK bool
+	// pads are zero-bordered copies of this buffer for convolutions with
+	// padding, by (pad rows, pad columns), valid while padOK.
+	pads  map[[2]int]*tbuf
+	padOK map[[2]int]bool
+}
+
+// step is one kernel call (or conversion) of the program over a span of
+// samples; its time is charged to plan op op. whole steps run once on the
+// whole batch (linear layers), the others group by group.
+type step struct {
+	op    int
+	whole bool
+	run   func(sp span)
+}
+
+var _ accel.OpTimedProgram = (*program)(nil)
+
+// compiler builds a program op by op.
+type compiler struct {
+	*program
+	bufs []*tbuf // current buffer of each plan tensor
+}
+
+// compileProgram compiles p for batch samples per Run on k.
+func compileProgram(k *Kernels, p *accel.Plan, batch int) (accel.Program, error) {
+	if p == nil {
+		return nil, errors.New("cpu: nil plan")
+	}
+	if batch <= 0 {
+		return nil, fmt.Errorf("plan %q: batch %d must be positive", p.Name, batch)
+	}
+	if err := accel.CheckHostPlan(p); err != nil {
+		return nil, err
+	}
+	isa := cISA()
+	c := &compiler{program: &program{k: k, plan: p, batch: batch, isa: isa, block: blockOf(isa)},
+		bufs: make([]*tbuf, len(p.Tensors))}
+	c.in = c.alloc(p.Tensors[p.Input], false)
+	c.bufs[p.Input] = c.in
+	for i := range p.Ops {
+		if err := c.op(i, &p.Ops[i]); err != nil {
+			return nil, fmt.Errorf("plan %q: op %d %q (%s): %w", p.Name, i, p.Ops[i].Name, p.Ops[i].Kind, err)
+		}
+	}
+	c.out = c.need(p.Output, false, len(p.Ops)-1)
+	c.group = groupSize(c.bufs, batch)
+	for range k.threads() {
+		c.single = append(c.single, NewKernels(1))
+	}
+	return c.program, nil
+}
+
+// groupBytes is the cache budget of a group: the feature maps a group's
+// largest op reads and writes should fit about half a typical per-core L2.
+const groupBytes = 512 << 10
+
+// groupSize returns how many samples a group holds: as many as keep twice
+// the largest tensor of a sample within groupBytes, at least one.
+func groupSize(bufs []*tbuf, batch int) int {
+	largest := 1
+	for _, b := range bufs {
+		if b != nil {
+			largest = max(largest, b.stride)
+		}
+	}
+	return max(1, min(batch, groupBytes/(8*largest)))
+}
+
+// dims returns the channels and pixels of a per-sample shape.
+func dims(s accel.Shape) (c, hw int) {
+	if len(s) == 3 {
+		return s[0], s[1] * s[2]
+	}
+	return s.Size(), 1
+}
+
+// alloc returns a zeroed buffer for a tensor of shape s in a layout
+// (blocked only for [C,H,W] shapes).
+func (c *compiler) alloc(s accel.Shape, blocked bool) *tbuf {
+	ch, hw := dims(s)
+	t := &tbuf{blocked: blocked && len(s) == 3, c: ch, hw: hw, stride: ch * hw}
+	if t.blocked {
+		t.stride = blocks(ch, c.block) * c.block * hw
+	}
+	t.data = make([]float32, c.batch*t.stride)
+	return t
+}
+
+// need returns tensor id's current value in the wanted layout, adding a
+// conversion step (charged to op) when it is held in the other one and
+// has not been converted since its last write.
+func (c *compiler) need(id int, blocked bool, op int) *tbuf {
+	b := c.bufs[id]
+	if b.blocked == blocked || (blocked && len(c.plan.Tensors[id]) != 3) {
+		return b
+	}
+	if b.alt != nil && b.altOK {
+		return b.alt
+	}
+	if b.alt == nil {
+		b.alt = c.alloc(c.plan.Tensors[id], blocked)
+	}
+	b.altOK = true
+	c.convert(b, b.alt, op)
+	return b.alt
+}
+
+// convert adds a step copying src into dst (the same tensor in the other
+// layout).
+func (c *compiler) convert(src, dst *tbuf, op int) {
+	isa, ch, hw := c.isa, C.int(src.c), C.long(src.hw)
+	x, xs, y, ys := fptr(src.data), C.long(src.stride), fptr(dst.data), C.long(dst.stride)
+	c.add(op, c.tasks(1, minItems(int64(src.stride)), func(n0, n1 C.long) {
+		if src.blocked {
+			C.hw_nc_from_blocked(isa, ch, hw, x, xs, y, ys, n0, n1)
+		} else {
+			C.hw_nc_to_blocked(isa, ch, hw, x, xs, y, ys, n0, n1)
+		}
+	}))
+}
+
+// define returns the buffer op writes tensor id into: a new one in the
+// layout asked, or, for an op writing a tensor that exists (in place), its
+// buffer, whose other-layout copy becomes stale.
+func (c *compiler) define(id int, blocked bool) *tbuf {
+	if b := c.bufs[id]; b != nil {
+		b.altOK = false
+		if b.alt != nil {
+			clear(b.alt.padOK)
+		}
+		clear(b.padOK)
+		return b
+	}
+	b := c.alloc(c.plan.Tensors[id], blocked)
+	c.bufs[id] = b
+	return b
+}
+
+// padded returns x (a tensor's current buffer in either layout) with a
+// zero border of ph rows and pw columns, adding a step that copies x into
+// the middle of a buffer whose border stays zero (once per tensor version
+// and padding, shared by the convolutions that read it).
+func (c *compiler) padded(x *tbuf, s accel.Shape, ph, pw, op int) *tbuf {
+	key := [2]int{ph, pw}
+	if x.pads == nil {
+		x.pads, x.padOK = map[[2]int]*tbuf{}, map[[2]int]bool{}
+	}
+	if x.padOK[key] {
+		return x.pads[key]
+	}
+	y := x.pads[key]
+	if y == nil {
+		y = c.alloc(accel.Shape{s[0], s[1] + 2*ph, s[2] + 2*pw}, x.blocked)
+		x.pads[key] = y
+	}
+	x.padOK[key] = true
+	isa, xb := c.isa, C.int(0)
+	if x.blocked {
+		xb = 1
+	}
+	ch, h, w := C.int(s[0]), C.int(s[1]), C.int(s[2])
+	c.add(op, c.tasks(1, minItems(int64(x.stride)), func(n0, n1 C.long) {
+		C.hw_nc_pad(isa, xb, ch, h, w, C.int(ph), C.int(pw), fptr(x.data), C.long(x.stride), fptr(y.data), C.long(y.stride), n0, n1)
+	}))
+	return y
+}
+
+// add appends a step run group by group.
+func (c *compiler) add(op int, f func(sp span)) { c.steps = append(c.steps, step{op: op, run: f}) }
+
+// addWhole appends a step run once on the whole batch.
+func (c *compiler) addWhole(op int, f func(sp span)) {
+	c.steps = append(c.steps, step{op: op, whole: true, run: f})
+}
+
+// tasks returns a step running f over the span's tasks, per tasks a
+// sample, split across the span's kernels' goroutines (at least minTasks a
+// chunk): the C kernels take a range of tasks counted over the whole batch
+// (nchwc.h), one cgo call a chunk.
+func (c *compiler) tasks(per, minTasks int, f func(t0, t1 C.long)) func(sp span) {
+	return func(sp span) {
+		base := sp.n0 * per
+		sp.k.parallel(sp.n()*per, minTasks, func(lo, hi, _ int) { f(C.long(base+lo), C.long(base+hi)) })
+	}
+}
+
+// op compiles plan op i.
+func (c *compiler) op(i int, op *accel.Op) error {
+	p := c.plan
+	inShape := p.Tensors[op.In[0]]
+	switch op.Kind {
+	case accel.OpConv:
+		return c.conv(i, op)
+	case accel.OpLinear:
+		x := c.need(op.In[0], false, i)
+		y := c.define(op.Out[0], false)
+		fi, fo := inShape.Size(), p.Tensors[op.Out[0]].Size()
+		switch {
+		case op.Quant != nil:
+			c.addWhole(i, func(sp span) { must(sp.k.QLinear(sp.n(), fi, fo, sp.of(x), op.Quant, op.B, op.Act, sp.of(y))) })
+		case op.Sparse != nil:
+			c.addWhole(i, func(sp span) { must(sp.k.SpLinear(sp.n(), fi, fo, sp.of(x), op.Sparse, op.B, op.Act, sp.of(y))) })
+		default:
+			c.addWhole(i, func(sp span) {
+				must(sp.k.Sgemm(false, true, sp.n(), fo, fi, 1, sp.of(x), fi, op.W, fi, 0, sp.of(y), fo))
+				if op.B != nil || op.Act != accel.ActNone {
+					must(sp.k.BiasAct(sp.n(), fo, 1, sp.of(y), op.B, op.Act, sp.of(y)))
+				}
+			})
+		}
+	case accel.OpBatchNorm:
+		x := c.bufs[op.In[0]]
+		y := c.define(op.Out[0], x.blocked)
+		if x.blocked {
+			scale, shift := padChannels(op.Scale, c.block), padChannels(op.Shift, c.block)
+			cb, isa, act, hw := blocks(x.c, c.block), c.isa, C.int(op.Act), C.long(x.hw)
+			c.add(i, c.tasks(cb, minItems(int64(x.hw*c.block)), func(b0, b1 C.long) {
+				C.hw_nc_affine(isa, C.int(cb), hw, fptr(x.data), fptr(scale), fptr(shift), act, fptr(y.data), b0, b1)
+			}))
+			break
+		}
+		ch, hw := x.c, x.hw
+		c.add(i, func(sp span) {
+			xs, ys := sp.of(x), sp.of(y)
+			for j := range xs {
+				ys[j] = xs[j] * op.Scale[(j/hw)%ch]
+			}
+			must(sp.k.BiasAct(sp.n(), ch, hw, ys, op.Shift, op.Act, ys))
+		})
+	case accel.OpAct:
+		x := c.bufs[op.In[0]]
+		y := c.define(op.Out[0], x.blocked)
+		c.add(i, func(sp span) { must(sp.k.BiasAct(sp.n(), 1, x.stride, sp.of(x), nil, op.Act, sp.of(y))) })
+	case accel.OpAdd:
+		a := c.bufs[op.In[0]]
+		b := c.need(op.In[1], a.blocked, i)
+		y := c.define(op.Out[0], a.blocked)
+		isa, act := c.isa, C.int(op.Act)
+		c.add(i, c.tasks(a.stride, 1<<14, func(lo, hi C.long) {
+			C.hw_nc_add(isa, fptr(a.data), fptr(b.data), act, fptr(y.data), lo, hi)
+		}))
+	case accel.OpMaxPool, accel.OpAvgPool:
+		x := c.bufs[op.In[0]]
+		y := c.define(op.Out[0], x.blocked)
+		q := op.Pool
+		q.C, q.H, q.W = inShape[0], inShape[1], inShape[2]
+		if !x.blocked {
+			isMax := op.Kind == accel.OpMaxPool
+			c.add(i, func(sp span) {
+				q := q
+				q.N = sp.n()
+				if isMax {
+					must(sp.k.MaxPool2D(q, sp.of(x), sp.of(y), nil))
+				} else {
+					must(sp.k.AvgPool2D(q, sp.of(x), sp.of(y)))
+				}
+			})
+			break
+		}
+		cp := C.hw_conv_t{C: C.int(q.C), H: C.int(q.H), W: C.int(q.W), K: C.int(q.C), KH: C.int(q.KH), KW: C.int(q.KW),
+			sh: C.int(one(q.StrideH)), sw: C.int(one(q.StrideW)), ph: C.int(q.PadH), pw: C.int(q.PadW), dh: 1, dw: 1, G: 1,
+			OH: C.int(q.OutH()), OW: C.int(q.OutW())}
+		avg := C.int(0)
+		if op.Kind == accel.OpAvgPool {
+			avg = 1
+		}
+		isa := c.isa
+		c.add(i, c.tasks(blocks(q.C, c.block)*q.OutH(), minItems(int64(q.OutW()*q.KH*q.KW*c.block)), func(r0, r1 C.long) {
+			C.hw_nc_pool(isa, &cp, avg, fptr(x.data), C.long(x.stride), fptr(y.data), C.long(y.stride), r0, r1)
+		}))
+	case accel.OpGlobalAvgPool:
+		x := c.bufs[op.In[0]]
+		y := c.define(op.Out[0], false)
+		if !x.blocked {
+			c.add(i, func(sp span) { must(sp.k.GlobalAvgPool(sp.n(), x.c, x.hw, sp.of(x), sp.of(y))) })
+			break
+		}
+		isa, ch, hw := c.isa, C.int(x.c), C.long(x.hw)
+		c.add(i, c.tasks(1, minItems(int64(x.stride)), func(n0, n1 C.long) {
+			C.hw_nc_gap(isa, ch, hw, fptr(x.data), C.long(x.stride), fptr(y.data), C.long(y.stride), n0, n1)
+		}))
+	case accel.OpConcat, accel.OpSplit:
+		c.channels(i, op)
+	case accel.OpShuffle:
+		x := c.bufs[op.In[0]]
+		y := c.define(op.Out[0], x.blocked)
+		g, ch, hw := op.Groups, x.c, x.hw
+		if x.blocked {
+			isa := c.isa
+			c.add(i, func(sp span) {
+				for s := sp.n0; s < sp.n1; s++ {
+					C.hw_nc_shuffle(isa, C.int(ch), C.int(g), C.long(hw), fptr(x.data[s*x.stride:]), fptr(y.data[s*y.stride:]))
+				}
+			})
+			break
+		}
+		cg := ch / g
+		c.add(i, func(sp span) {
+			// out channel j·g+i = in channel i·cg+j.
+			for s := sp.n0; s < sp.n1; s++ {
+				base := s * ch * hw
+				for a := 0; a < g; a++ {
+					for b := 0; b < cg; b++ {
+						src, dst := base+(a*cg+b)*hw, base+(b*g+a)*hw
+						copy(y.data[dst:dst+hw], x.data[src:src+hw])
+					}
+				}
+			}
+		})
+	case accel.OpFlatten:
+		x := c.bufs[op.In[0]]
+		if x.blocked {
+			// Flattening is in plain (C, H, W) order: the plain copy
+			// goes straight into the output's own buffer.
+			y := c.define(op.Out[0], false)
+			c.convert(x, &tbuf{data: y.data, c: x.c, hw: x.hw, stride: y.stride}, i)
+			break
+		}
+		// Same memory, as the host program does.
+		c.bufs[op.Out[0]] = &tbuf{data: x.data, c: p.Tensors[op.Out[0]].Size(), hw: 1, stride: x.stride}
+	default:
+		return fmt.Errorf("op kind %q has no CPU implementation", op.Kind)
+	}
+	return nil
+}
+
+// conv compiles a convolution: int8 and sparse ones, and grouped ones that
+// are not depthwise, on the plain kernels; the others blocked.
+func (c *compiler) conv(i int, op *accel.Op) error {
+	p, n := c.plan, c.batch
+	s := p.Tensors[op.In[0]]
+	cp := op.Conv.Norm()
+	cp.N, cp.C, cp.H, cp.W = n, s[0], s[1], s[2]
+	dw := cp.Groups > 1 && depthwise(cp)
+	if op.Quant != nil || op.Sparse != nil || (cp.Groups > 1 && !dw) {
+		x := c.need(op.In[0], false, i)
+		y := c.define(op.Out[0], false)
+		c.add(i, func(sp span) {
+			cp := cp
+			cp.N = sp.n()
+			switch {
+			case op.Quant != nil:
+				must(sp.k.QConv2D(cp, sp.of(x), op.Quant, op.B, op.Act, sp.of(y)))
+			case op.Sparse != nil:
+				must(sp.k.SpConv2D(cp, sp.of(x), op.Sparse, op.B, op.Act, sp.of(y)))
+			default:
+				must(sp.k.Conv2D(cp, sp.of(x), op.W, op.B, op.Act, sp.of(y)))
+			}
+		})
+		return nil
+	}
+	ccp := convC(cp)
+	bias := padChannels(op.B, c.block)
+	isa, act, oh := c.isa, C.int(op.Act), cp.OutH()
+	macsSample := cp.MACs() / int64(n)
+	// input returns x as the kernel reads it: with a padded convolution's
+	// border materialised (ccp then has no padding: every output pixel is
+	// an interior one, no bounds checks), and a 1×1 stride-1 convolution
+	// seen as one row of H·W pixels (register tiles then span rows).
+	input := func(x *tbuf) *tbuf {
+		if cp.PadH > 0 || cp.PadW > 0 {
+			x = c.padded(x, s, cp.PadH, cp.PadW, i)
+			ccp.H, ccp.W, ccp.ph, ccp.pw = C.int(cp.H+2*cp.PadH), C.int(cp.W+2*cp.PadW), 0, 0
+		}
+		if cp.KH == 1 && cp.KW == 1 && cp.StrideH == 1 && cp.StrideW == 1 && ccp.ph == 0 && ccp.pw == 0 {
+			ccp.W, ccp.H, ccp.OW, ccp.OH = ccp.H*ccp.W, 1, ccp.OH*ccp.OW, 1
+			oh = 1
+		}
+		return x
+	}
+	if dw {
+		x := input(c.need(op.In[0], true, i))
+		y := c.define(op.Out[0], true)
+		w := packDepthwiseWeights(op.W, cp.C, cp.KH, cp.KW, c.block)
+		taps := make([]C.int, 2*cp.KH*cp.KW)
+		nt := C.hw_nc_dwconv_taps(isa, &ccp, &taps[0])
+		cb := blocks(cp.C, c.block)
+		c.add(i, c.tasks(cb*oh, minItems(macsSample/int64(cb*oh)), func(r0, r1 C.long) {
+			C.hw_nc_dwconv(isa, &ccp, fptr(x.data), C.long(x.stride), fptr(w), &taps[0], nt, fptr(bias), act, fptr(y.data), C.long(y.stride), r0, r1)
+		}))
+		return nil
+	}
+	// A plain input of fewer channels than a block (a first layer) is read
+	// as it is; anything else blocked.
+	x := c.bufs[op.In[0]]
+	if x.blocked || cp.C >= c.block {
+		x = c.need(op.In[0], true, i)
+	}
+	x = input(x)
+	y := c.define(op.Out[0], true)
+	w := packConvWeights(op.W, cp.K, cp.C, cp.KH, cp.KW, c.block)
+	xb := C.int(0)
+	if x.blocked {
+		xb = 1
+	}
+	taps := make([]C.int, 3*cp.C*cp.KH*cp.KW)
+	nt := C.hw_nc_conv_taps(isa, &ccp, xb, &taps[0])
+	// A task is one output row of a pair of output blocks (the tile).
+	tasks := int(C.hw_nc_conv_tasks(isa, &ccp))
+	c.add(i, c.tasks(tasks, minItems(macsSample/int64(tasks)), func(r0, r1 C.long) {
+		C.hw_nc_conv(isa, &ccp, xb, fptr(x.data), C.long(x.stride), fptr(w), &taps[0], nt, fptr(bias), act, fptr(y.data), C.long(y.stride), r0, r1)
+	}))
+	return nil
+}
+
+// channels compiles a concatenation or split: blocked when every part
+// and the whole are blocked-capable and the parts are blocked now.
+func (c *compiler) channels(i int, op *accel.Op) {
+	p := c.plan
+	parts, whole := op.In, op.Out[0]
+	if op.Kind == accel.OpSplit {
+		parts, whole = op.Out, op.In[0]
+	}
+	blocked := len(p.Tensors[whole]) == 3
+	if op.Kind == accel.OpConcat {
+		for _, t := range parts {
+			blocked = blocked && c.bufs[t].blocked
+		}
+	} else {
+		blocked = blocked && c.bufs[whole].blocked
+	}
+	var wb *tbuf
+	pb := make([]*tbuf, len(parts))
+	if op.Kind == accel.OpConcat {
+		for j, t := range parts {
+			pb[j] = c.need(t, blocked, i)
+		}
+		wb = c.define(whole, blocked)
+	} else {
+		wb = c.need(whole, blocked, i)
+		for j, t := range parts {
+			pb[j] = c.define(t, blocked)
+		}
+	}
+	concat := op.Kind == accel.OpConcat
+	if blocked {
+		isa, hw := c.isa, C.long(wb.hw)
+		c.add(i, func(sp span) {
+			for s := sp.n0; s < sp.n1; s++ {
+				w := fptr(wb.data[s*wb.stride:])
+				off := 0
+				for _, b := range pb {
+					x := fptr(b.data[s*b.stride:])
+					if concat {
+						C.hw_nc_copy_channels(isa, hw, x, 0, w, C.int(off), C.int(b.c))
+					} else {
+						C.hw_nc_copy_channels(isa, hw, w, C.int(off), x, 0, C.int(b.c))
+					}
+					off += b.c
+				}
+			}
+		})
+		return
+	}
+	c.add(i, func(sp span) {
+		for s := sp.n0; s < sp.n1; s++ {
+			off := s * wb.stride
+			for _, b := range pb {
+				m := b.stride
+				if concat {
+					copy(wb.data[off:off+m], b.data[s*m:(s+1)*m])
+				} else {
+					copy(b.data[s*m:(s+1)*m], wb.data[off:off+m])
+				}
+				off += m
+			}
+		}
+	})
+}
+
+// one returns v, or 1 for 0 (a stride left unset).
+func one(v int) int {
+	if v == 0 {
+		return 1
+	}
+	return v
+}
+
+// must panics on a kernel error: the program checked every size when it
+// was compiled, so a kernel refusing its arguments is a bug, and Run turns
+// the panic back into an error.
+func must(err error) {
+	if err != nil {
+		panic(kernelError{err})
+	}
+}
+
+type kernelError struct{ err error }
+
+func (p *program) Batch() int      { return p.batch }
+func (p *program) InputSize() int  { return p.plan.Tensors[p.plan.Input].Size() }
+func (p *program) OutputSize() int { return p.plan.Tensors[p.plan.Output].Size() }
+
+// Run copies in to the input tensor, runs every step and copies the output
+// tensor to out.
+func (p *program) Run(in, out []float32) error { return p.run(in, out, nil) }
+
+// RunOpTimed is Run with the time of each plan op (its conversions
+// included) stored in perOp.
+func (p *program) RunOpTimed(in, out []float32, perOp []time.Duration) error {
+	if len(perOp) != len(p.plan.Ops) {
+		return fmt.Errorf("plan %q: %d per-op timings for %d ops", p.plan.Name, len(perOp), len(p.plan.Ops))
+	}
+	clear(perOp)
+	return p.run(in, out, perOp)
+}
+
+func (p *program) run(in, out []float32, perOp []time.Duration) (err error) {
+	if err := accel.CheckRun(p.plan, p.batch, p.closed, in, out); err != nil {
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ke, ok := r.(kernelError)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("plan %q: %w", p.plan.Name, ke.err)
+		}
+	}()
+	copy(p.in.data, in)
+	p.schedule(perOp)
+	copy(out, p.out.data)
+	return nil
+}
+
+// schedule runs the steps: whole steps on the whole batch, runs of the
+// other steps group by group. With at least as many samples as threads and
+// no per-op timing asked, the groups of a run are shared out among the
+// threads, each with single-threaded kernels; otherwise groups run one
+// after the other with kernels using every thread.
+func (p *program) schedule(perOp []time.Duration) {
+	for i := 0; i < len(p.steps); {
+		if p.steps[i].whole {
+			p.timed(p.steps[i], span{0, p.batch, p.k}, perOp)
+			i++
+			continue
+		}
+		j := i
+		for j < len(p.steps) && !p.steps[j].whole {
+			j++
+		}
+		run := p.steps[i:j]
+		i = j
+		workers := len(p.single)
+		if workers > 1 && p.batch >= workers && perOp == nil {
+			p.k.parallel(p.batch, 1, func(lo, hi, w int) {
+				for g := lo; g < hi; g += p.group {
+					for _, s := range run {
+						s.run(span{g, min(g+p.group, hi), p.single[w]})
+					}
+				}
+			})
+			continue
+		}
+		for g := 0; g < p.batch; g += p.group {
+			for _, s := range run {
+				p.timed(s, span{g, min(g+p.group, p.batch), p.k}, perOp)
+			}
+		}
+	}
+}
+
+// timed runs s on sp, adding its time to perOp[s.op] when perOp is set.
+func (p *program) timed(s step, sp span, perOp []time.Duration) {
+	if perOp == nil {
+		s.run(sp)
+		return
+	}
+	t0 := time.Now()
+	s.run(sp)
+	perOp[s.op] += time.Since(t0)
+}
+
+// Close releases the buffers; Run fails afterwards.
+func (p *program) Close() error {
+	p.closed = true
+	p.steps, p.in, p.out = nil, nil, nil
+	return nil
+}
