@@ -56,6 +56,42 @@ int hw_nc_conv_taps(int isa, const hw_conv_t *p, int xb, int *taps)
     return n;
 }
 
+void hw_nc_linear(int isa, long n, int fo, const float *x, long xs, const float *w, long wblock, const int *taps,
+                  int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1)
+{
+    NC_DISPATCH(linear, n, fo, x, xs, w, wblock, taps, ntaps, bias, act, y, ys, r0, r1);
+}
+
+static int tile_width(int isa)
+{
+#if HW_X86
+    if (isa == HW_ISA_AVX512)
+        return hw_nc_tile_avx512();
+    if (isa == HW_ISA_AVX2)
+        return hw_nc_tile_avx2();
+#endif
+    (void)isa;
+    return hw_nc_tile_generic();
+}
+
+long hw_nc_linear_tasks(int isa, long n, int fo)
+{
+    const int B = hw_nc_block(isa), tw = tile_width(isa);
+    return (n + tw - 1) / tw * (((fo + B - 1) / B + 1) / 2);
+}
+
+int hw_nc_linear_taps(int isa, int fi, int *taps)
+{
+    const int B = hw_nc_block(isa);
+    int n = 0;
+    for (int i = 0; i < fi; i += B, n++) {
+        taps[3 * n] = i;
+        taps[3 * n + 1] = i * B;
+        taps[3 * n + 2] = fi - i < B ? fi - i : B;
+    }
+    return n;
+}
+
 void hw_nc_dwconv(int isa, const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps,
                   int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1)
 {
@@ -97,39 +133,43 @@ void hw_nc_add(int isa, const float *a, const float *b, int act, float *y, long 
     NC_DISPATCH(add, a, b, act, y, i0, i1);
 }
 
-void hw_nc_to_blocked(int isa, int C, long hw, const float *xall, long xs, float *yall, long ys, long n0, long n1)
+/* transpose writes dst[j·ldd + i] = src[i·lds + j] for i < rows, j < cols:
+ * AVX2 register transposes where the level has them, else one by one. */
+static void transpose(int isa, const float *src, long lds, float *dst, long ldd, int rows, long cols)
 {
-    const int B = hw_nc_block(isa), Cb = (C + B - 1) / B;
-    for (long s = n0; s < n1; s++)
-    for (int cb = 0; cb < Cb; cb++) {
-        const float *x = xall + s * xs;
-        float *y = yall + s * ys;
-        const int n = C - cb * B < B ? C - cb * B : B;
-        float *yb = y + (long)cb * hw * B;
-        const float *xb = x + (long)cb * B * hw;
-        if (n < B)
-            memset(yb, 0, sizeof(float) * hw * B);
-        for (long i = 0; i < hw; i++)
-            for (int l = 0; l < n; l++)
-                yb[i * B + l] = xb[l * hw + i];
+#if HW_X86
+    if (isa >= HW_ISA_AVX2) {
+        hw_nc_transpose_avx2(src, lds, dst, ldd, rows, (int)cols);
+        return;
     }
+#endif
+    for (int i = 0; i < rows; i++)
+        for (long j = 0; j < cols; j++)
+            dst[j * ldd + i] = src[i * lds + j];
 }
 
-void hw_nc_from_blocked(int isa, int C, long hw, const float *xall, long xs, float *yall, long ys, long n0,
-                        long n1)
+void hw_nc_to_blocked(int isa, int C, long hw, const float *x, long xs, float *y, long ys, long n0, long n1)
 {
     const int B = hw_nc_block(isa), Cb = (C + B - 1) / B;
     for (long s = n0; s < n1; s++)
-    for (int cb = 0; cb < Cb; cb++) {
-        const float *x = xall + s * xs;
-        float *y = yall + s * ys;
-        const int n = C - cb * B < B ? C - cb * B : B;
-        const float *xb = x + (long)cb * hw * B;
-        float *yb = y + (long)cb * B * hw;
-        for (int l = 0; l < n; l++)
-            for (long i = 0; i < hw; i++)
-                yb[l * hw + i] = xb[i * B + l];
-    }
+        for (int cb = 0; cb < Cb; cb++) {
+            const int n = C - cb * B < B ? C - cb * B : B;
+            float *yb = y + s * ys + (long)cb * hw * B;
+            if (n < B)
+                memset(yb, 0, sizeof(float) * hw * B);
+            /* n rows of hw pixels become hw rows of B lanes. */
+            transpose(isa, x + s * xs + (long)cb * B * hw, hw, yb, B, n, hw);
+        }
+}
+
+void hw_nc_from_blocked(int isa, int C, long hw, const float *x, long xs, float *y, long ys, long n0, long n1)
+{
+    const int B = hw_nc_block(isa), Cb = (C + B - 1) / B;
+    for (long s = n0; s < n1; s++)
+        for (int cb = 0; cb < Cb; cb++) {
+            const int n = C - cb * B < B ? C - cb * B : B;
+            transpose(isa, x + s * xs + (long)cb * hw * B, B, y + s * ys + (long)cb * B * hw, hw, (int)hw, n);
+        }
 }
 
 void hw_nc_pad(int isa, int xb, int C, int H, int W, int ph, int pw, const float *x, long xs, float *y, long ys,

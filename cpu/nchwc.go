@@ -57,3 +57,15 @@ func padChannels(v []float32, b int) []float32 {
 	copy(out, v)
 	return out
 }
+
+// packLinearWeights repacks fo×fi weights (row-major, one row per output)
+// for the blocked linear kernel: [⌈fo/B⌉][fi][B], zero beyond fo.
+func packLinearWeights(w []float32, fo, fi, b int) []float32 {
+	out := make([]float32, blocks(fo, b)*fi*b)
+	for o := 0; o < fo; o++ {
+		for i := 0; i < fi; i++ {
+			out[((o/b)*fi+i)*b+o%b] = w[o*fi+i]
+		}
+	}
+	return out
+}

@@ -52,6 +52,20 @@ long hw_nc_conv_tasks(int isa, const hw_conv_t *p);
  * triples) to taps and returns its length. */
 int hw_nc_conv_taps(int isa, const hw_conv_t *p, int xb, int *taps);
 
+/* hw_nc_linear computes tasks [r0,r1) of y = act(x·Wᵀ + bias) for n
+ * samples of fi features (sample s at x + s·xs) into blocked vectors
+ * (sample s's ⌈fo/B⌉·B outputs at y + s·ys, padding zero). A task is one
+ * pair of output blocks for a tile of the kernel's width of samples
+ * (hw_nc_linear_tasks): the direct convolution's register tile with
+ * samples for pixels, so each weight vector loaded serves a tile of
+ * samples. w is packed [⌈fo/B⌉][fi][B], wblock = fi·B floats a block;
+ * taps are hw_nc_linear_taps's. */
+void hw_nc_linear(int isa, long n, int fo, const float *x, long xs, const float *w, long wblock, const int *taps,
+                  int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);
+long hw_nc_linear_tasks(int isa, long n, int fo);
+/* hw_nc_linear_taps writes the taps of fi features (⌈fi/B⌉ triples). */
+int hw_nc_linear_taps(int isa, int fi, int *taps);
+
 /* hw_nc_dwconv computes tasks [r0,r1) (an output row of one channel
  * block: T = Cb·OH) of a depthwise convolution (G = C = K) of an already
  * padded x (p's padding 0), x and y blocked, w packed [Cb][KH][KW][B],
@@ -111,12 +125,17 @@ void hw_nc_shuffle(int isa, int C, int g, long hw, const float *x, float *y);
                           int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);           \
     void hw_nc_dwconv_##suf(const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps,        \
                             int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);         \
+    void hw_nc_linear_##suf(long n, int fo, const float *x, long xs, const float *w, long wblock,               \
+                            const int *taps, int ntaps, const float *bias, int act, float *y, long ys, long r0, \
+                            long r1);                                                                            \
+    int hw_nc_tile_##suf(void);                                                                                  \
     void hw_nc_pool_##suf(const hw_conv_t *p, int avg, const float *x, long xs, float *y, long ys, long r0,     \
                           long r1);                                                                              \
     void hw_nc_gap_##suf(int C, long hw, const float *x, long xs, float *y, long ys, long n0, long n1);         \
     void hw_nc_affine_##suf(int Cb, long hw, const float *x, const float *scale, const float *shift, int act,   \
                             float *y, long b0, long b1);                                                         \
     void hw_nc_add_##suf(const float *a, const float *b, int act, float *y, long i0, long i1);
+void hw_nc_transpose_avx2(const float *src, long lds, float *dst, long ldd, int rows, int cols);
 HW_NC_DECLARE(generic)
 HW_NC_DECLARE(avx2)
 HW_NC_DECLARE(avx512)

@@ -8,4 +8,14 @@
 #define NC_SUF avx2
 #define NC_TW 6
 #include "nchwc_impl.h"
+
+#include "gemm_x86.h"
+
+/* hw_nc_transpose_avx2 writes dst[j·ldd + i] = src[i·lds + j] (i < rows,
+ * j < cols) with 8×8 register transposes: the layout conversions of every
+ * level that has AVX2. */
+void hw_nc_transpose_avx2(const float *src, long lds, float *dst, long ldd, int rows, int cols)
+{
+    transpose_x86(src, lds, dst, ldd, rows, cols);
+}
 #endif

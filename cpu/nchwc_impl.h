@@ -126,9 +126,11 @@ NC_INLINE void conv_tap(const int OB, const int TW, const int n, vf acc[2][NC_TW
  * wk + taps[3t+1] + c·NC_B (c < taps[3t+2]): a whole channel block of a
  * blocked input (the common case, unrolled with constant offsets) or one
  * channel of a plain one. Each channel is one broadcast input value per
- * pixel against OB weight vectors. */
+ * pixel against OB weight vectors. Pixel j's outputs go to y0 + j·ystep
+ * and y1 + j·ystep. (A linear layer is the same tile with samples for
+ * pixels.) */
 NC_INLINE void conv_tile(const int OB, const int TW, const float *x0, long xstep, const float *wk, long wblock,
-                         const int *taps, int ntaps, vf b0, vf b1, int act, float *y0, float *y1)
+                         const int *taps, int ntaps, vf b0, vf b1, int act, float *y0, float *y1, long ystep)
 {
     vf acc[2][NC_TW];
 #pragma GCC unroll 16
@@ -148,9 +150,9 @@ NC_INLINE void conv_tile(const int OB, const int TW, const float *x0, long xstep
     }
 #pragma GCC unroll 16
     for (int j = 0; j < TW; j++) {
-        st(y0 + (long)j * NC_B, act_v(acc[0][j], act));
+        st(y0 + j * ystep, act_v(acc[0][j], act));
         if (OB > 1)
-            st(y1 + (long)j * NC_B, act_v(acc[1][j], act));
+            st(y1 + j * ystep, act_v(acc[1][j], act));
     }
 }
 
@@ -208,11 +210,11 @@ NC_INLINE void conv_row(const int OB, const hw_conv_t *p, const float *xr, long 
     int ox = 0;
     for (; ox + NC_TW <= OW; ox += NC_TW)
         conv_tile(OB, NC_TW, xr + ox * xstep, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0 + (long)ox * NC_B,
-                  y1 + (long)ox * NC_B);
+                  y1 + (long)ox * NC_B, NC_B);
     if (ox < OW) {
 #define NC_CONV_REST(TW)                                                                                         \
     conv_tile(OB, TW, xr + ox * xstep, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0 + (long)ox * NC_B, \
-              y1 + (long)ox * NC_B)
+              y1 + (long)ox * NC_B, NC_B)
         NC_SWITCH_TW(OW - ox, NC_CONV_REST)
 #undef NC_CONV_REST
     }
@@ -238,6 +240,36 @@ void NC_FN(conv)(const hw_conv_t *p, int xb, const float *x, long xs, const floa
             conv_row(2, p, xr, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + yplane);
         } else {
             conv_row(1, p, xr, xstep, wk, wblock, taps, ntaps, b0, b0, act, y0, y0);
+        }
+    }
+}
+
+int NC_FN(tile)(void) { return NC_TW; }
+
+void NC_FN(linear)(long n, int fo, const float *x, long xs, const float *w, long wblock, const int *taps,
+                   int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1)
+{
+    /* Task r: output block pair r mod P (P = ⌈Ob/2⌉) of the samples
+     * [t·NC_TW, (t+1)·NC_TW) ∩ [0, n), t = r / P: the conv tile with
+     * samples for pixels. */
+    const int B = NC_B, Ob = (fo + B - 1) / B;
+    const long pairs = (Ob + 1) / 2;
+    for (long r = r0; r < r1; r++) {
+        const long s0 = r / pairs * NC_TW;
+        const int ob = 2 * (int)(r % pairs), tw = n - s0 < NC_TW ? (int)(n - s0) : NC_TW;
+        const float *x0 = x + s0 * xs;
+        const float *wk = w + ob * wblock;
+        float *y0 = y + s0 * ys + (long)ob * B;
+        const vf b0 = bias ? ld(bias + (long)ob * B) : (vf){0};
+        if (ob + 1 < Ob) {
+            const vf b1 = bias ? ld(bias + (long)(ob + 1) * B) : (vf){0};
+#define NC_LIN(TW) conv_tile(2, TW, x0, xs, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + B, ys)
+            NC_SWITCH_TW(tw, NC_LIN)
+#undef NC_LIN
+        } else {
+#define NC_LIN(TW) conv_tile(1, TW, x0, xs, wk, wblock, taps, ntaps, b0, b0, act, y0, y0, ys)
+            NC_SWITCH_TW(tw, NC_LIN)
+#undef NC_LIN
         }
     }
 }

@@ -27,16 +27,19 @@ import (
 // the other one (once per tensor version, shared by its consumers). The
 // input and output are plain.
 //
-// Every tensor's buffer is allocated at compile time for the batch. Run
-// copies the input in, runs the steps and copies the output out. A batch
-// runs in groups of a few samples, each group through every op before the
-// next group starts, so that a group's feature maps stay in the core's
-// cache instead of the whole batch's streaming through memory at every op;
-// only linear layers run on the whole batch at once (a GEMM wants rows).
-// With more samples than threads the groups are shared out among the
-// threads (each running single-threaded kernels); otherwise each kernel
-// call splits its work across the threads. Run is not safe for concurrent
-// use; compile one program per goroutine.
+// A batch runs in groups of a few samples, each group through every op
+// before the next group starts, so that a group's feature maps stay in the
+// core's cache instead of the whole batch's streaming through memory at
+// every op; only linear layers run on the whole batch at once (a GEMM wants
+// rows). The ops between two whole-batch steps form a phase; a tensor used
+// within one phase only lives in a group-sized buffer reused by every
+// group (one per thread), the others (input, output, what a whole-batch
+// step reads or writes, what crosses phases) in a batch-sized one. With
+// more samples than threads the groups are shared out among the threads
+// (each running single-threaded kernels); otherwise each kernel call splits
+// its work across the threads. Every buffer is allocated at compile time.
+// Run copies the input in, runs the steps and copies the output out; it is
+// not safe for concurrent use, so compile one program per goroutine.
 type program struct {
 	k      *Kernels
 	single []*Kernels // one single-threaded Kernels per thread
@@ -51,25 +54,33 @@ type program struct {
 	closed bool
 }
 
-// span is the part of the batch a step runs on, and the kernels to run it
-// with (all threads, or one).
+// span is the part of the batch a step runs on: samples [n0,n1) of the
+// group that starts at sample g0, run by worker w (whose group buffers it
+// uses) with kernels k (all threads, or one).
 type span struct {
-	n0, n1 int
-	k      *Kernels
+	n0, n1, g0, w int
+	k             *Kernels
 }
 
 // n is the number of samples of the span.
 func (sp span) n() int { return sp.n1 - sp.n0 }
 
 // of returns the span's samples of buffer b.
-func (sp span) of(b *tbuf) []float32 { return b.data[sp.n0*b.stride : sp.n1*b.stride] }
+func (sp span) of(b *tbuf) []float32 { return b.at(sp) }
 
-// tbuf is one tensor's storage for the whole batch in one layout.
+// tbuf is one tensor's storage in one layout: batch-sized (data) or
+// group-sized per worker (group), or a view of another tbuf's storage.
 type tbuf struct {
 	data    []float32
+	group   [][]float32
+	view    *tbuf // storage shared with this one (a flattened tensor)
 	blocked bool
 	c, hw   int // channels and pixels per channel (a vector: c features, hw 1)
 	stride  int // floats per sample
+	// phase is the only phase whose steps use the buffer, or −1 when no
+	// step has yet; batch says it needs batch-sized storage.
+	phase int
+	batch bool
 	// alt is the tensor in the other layout, valid while altOK (until the
 	// tensor is written again).
 	alt   *tbuf
@@ -78,6 +89,24 @@ type tbuf struct {
 	// padding, by (pad rows, pad columns), valid while padOK.
 	pads  map[[2]int]*tbuf
 	padOK map[[2]int]bool
+}
+
+// root returns the tbuf that owns b's storage.
+func (b *tbuf) root() *tbuf {
+	for b.view != nil {
+		b = b.view
+	}
+	return b
+}
+
+// at returns the span's samples of b.
+func (b *tbuf) at(sp span) []float32 {
+	r := b.root()
+	if r.group != nil {
+		d := r.group[sp.w]
+		return d[(sp.n0-sp.g0)*b.stride : (sp.n1-sp.g0)*b.stride]
+	}
+	return r.data[sp.n0*b.stride : sp.n1*b.stride]
 }
 
 // step is one kernel call (or conversion) of the program over a span of
@@ -94,7 +123,10 @@ var _ accel.OpTimedProgram = (*program)(nil)
 // compiler builds a program op by op.
 type compiler struct {
 	*program
-	bufs []*tbuf // current buffer of each plan tensor
+	bufs  []*tbuf        // current buffer of each plan tensor
+	users [][]*accel.Op // the ops reading each plan tensor
+	all   []*tbuf        // every buffer that owns storage
+	phase int            // whole-batch steps so far
 }
 
 // compileProgram compiles p for batch samples per Run on k.
@@ -110,8 +142,14 @@ func compileProgram(k *Kernels, p *accel.Plan, batch int) (accel.Program, error)
 	}
 	isa := cISA()
 	c := &compiler{program: &program{k: k, plan: p, batch: batch, isa: isa, block: blockOf(isa)},
-		bufs: make([]*tbuf, len(p.Tensors))}
+		bufs: make([]*tbuf, len(p.Tensors)), users: make([][]*accel.Op, len(p.Tensors))}
+	for i := range p.Ops {
+		for _, t := range p.Ops[i].In {
+			c.users[t] = append(c.users[t], &p.Ops[i])
+		}
+	}
 	c.in = c.alloc(p.Tensors[p.Input], false)
+	c.in.batch = true
 	c.bufs[p.Input] = c.in
 	for i := range p.Ops {
 		if err := c.op(i, &p.Ops[i]); err != nil {
@@ -119,25 +157,34 @@ func compileProgram(k *Kernels, p *accel.Plan, batch int) (accel.Program, error)
 		}
 	}
 	c.out = c.need(p.Output, false, len(p.Ops)-1)
-	c.group = groupSize(c.bufs, batch)
+	c.out.root().batch = true
 	for range k.threads() {
 		c.single = append(c.single, NewKernels(1))
+	}
+	c.group = groupSize(c.all, batch)
+	for _, b := range c.all {
+		if b.batch || b.phase < 0 {
+			b.data = make([]float32, batch*b.stride)
+			continue
+		}
+		b.group = make([][]float32, len(c.single))
+		for w := range b.group {
+			b.group[w] = make([]float32, c.group*b.stride)
+		}
 	}
 	return c.program, nil
 }
 
 // groupBytes is the cache budget of a group: the feature maps a group's
 // largest op reads and writes should fit about half a typical per-core L2.
-const groupBytes = 512 << 10
+const groupBytes = 256 << 10
 
 // groupSize returns how many samples a group holds: as many as keep twice
 // the largest tensor of a sample within groupBytes, at least one.
 func groupSize(bufs []*tbuf, batch int) int {
 	largest := 1
 	for _, b := range bufs {
-		if b != nil {
-			largest = max(largest, b.stride)
-		}
+		largest = max(largest, b.stride)
 	}
 	return max(1, min(batch, groupBytes/(8*largest)))
 }
@@ -150,15 +197,17 @@ func dims(s accel.Shape) (c, hw int) {
 	return s.Size(), 1
 }
 
-// alloc returns a zeroed buffer for a tensor of shape s in a layout
-// (blocked only for [C,H,W] shapes).
+// alloc returns a buffer for a tensor of shape s in a layout (a blocked
+// vector is its features padded to whole blocks); its storage, zeroed,
+// comes when compiling ends and it is known whether it is batch- or
+// group-sized.
 func (c *compiler) alloc(s accel.Shape, blocked bool) *tbuf {
 	ch, hw := dims(s)
-	t := &tbuf{blocked: blocked && len(s) == 3, c: ch, hw: hw, stride: ch * hw}
+	t := &tbuf{blocked: blocked, c: ch, hw: hw, stride: ch * hw, phase: -1}
 	if t.blocked {
 		t.stride = blocks(ch, c.block) * c.block * hw
 	}
-	t.data = make([]float32, c.batch*t.stride)
+	c.all = append(c.all, t)
 	return t
 }
 
@@ -167,7 +216,7 @@ func (c *compiler) alloc(s accel.Shape, blocked bool) *tbuf {
 // has not been converted since its last write.
 func (c *compiler) need(id int, blocked bool, op int) *tbuf {
 	b := c.bufs[id]
-	if b.blocked == blocked || (blocked && len(c.plan.Tensors[id]) != 3) {
+	if b.blocked == blocked {
 		return b
 	}
 	if b.alt != nil && b.altOK {
@@ -184,15 +233,15 @@ func (c *compiler) need(id int, blocked bool, op int) *tbuf {
 // convert adds a step copying src into dst (the same tensor in the other
 // layout).
 func (c *compiler) convert(src, dst *tbuf, op int) {
-	isa, ch, hw := c.isa, C.int(src.c), C.long(src.hw)
-	x, xs, y, ys := fptr(src.data), C.long(src.stride), fptr(dst.data), C.long(dst.stride)
-	c.add(op, c.tasks(1, minItems(int64(src.stride)), func(n0, n1 C.long) {
+	isa, ch, hw, xs, ys := c.isa, C.int(src.c), C.long(src.hw), C.long(src.stride), C.long(dst.stride)
+	c.add(op, c.tasks(1, minItems(int64(src.stride)), func(sp span, n0, n1 C.long) {
+		x, y := fptr(src.at(sp)), fptr(dst.at(sp))
 		if src.blocked {
 			C.hw_nc_from_blocked(isa, ch, hw, x, xs, y, ys, n0, n1)
 		} else {
 			C.hw_nc_to_blocked(isa, ch, hw, x, xs, y, ys, n0, n1)
 		}
-	}))
+	}), src, dst)
 }
 
 // define returns the buffer op writes tensor id into: a new one in the
@@ -235,28 +284,42 @@ func (c *compiler) padded(x *tbuf, s accel.Shape, ph, pw, op int) *tbuf {
 		xb = 1
 	}
 	ch, h, w := C.int(s[0]), C.int(s[1]), C.int(s[2])
-	c.add(op, c.tasks(1, minItems(int64(x.stride)), func(n0, n1 C.long) {
-		C.hw_nc_pad(isa, xb, ch, h, w, C.int(ph), C.int(pw), fptr(x.data), C.long(x.stride), fptr(y.data), C.long(y.stride), n0, n1)
-	}))
+	c.add(op, c.tasks(1, minItems(int64(x.stride)), func(sp span, n0, n1 C.long) {
+		C.hw_nc_pad(isa, xb, ch, h, w, C.int(ph), C.int(pw), fptr(x.at(sp)), C.long(x.stride), fptr(y.at(sp)), C.long(y.stride), n0, n1)
+	}), x, y)
 	return y
 }
 
-// add appends a step run group by group.
-func (c *compiler) add(op int, f func(sp span)) { c.steps = append(c.steps, step{op: op, run: f}) }
+// add appends a step run group by group, which uses buffers bufs.
+func (c *compiler) add(op int, f func(sp span), bufs ...*tbuf) {
+	for _, b := range bufs {
+		r := b.root()
+		if r.phase >= 0 && r.phase != c.phase {
+			r.batch = true // used in two phases: it must hold the batch
+		}
+		r.phase = c.phase
+	}
+	c.steps = append(c.steps, step{op: op, run: f})
+}
 
-// addWhole appends a step run once on the whole batch.
-func (c *compiler) addWhole(op int, f func(sp span)) {
+// addWhole appends a step run once on the whole batch, which uses
+// buffers bufs (batch-sized for it), and starts a new phase.
+func (c *compiler) addWhole(op int, f func(sp span), bufs ...*tbuf) {
+	for _, b := range bufs {
+		b.root().batch = true
+	}
 	c.steps = append(c.steps, step{op: op, whole: true, run: f})
+	c.phase++
 }
 
 // tasks returns a step running f over the span's tasks, per tasks a
 // sample, split across the span's kernels' goroutines (at least minTasks a
-// chunk): the C kernels take a range of tasks counted over the whole batch
-// (nchwc.h), one cgo call a chunk.
-func (c *compiler) tasks(per, minTasks int, f func(t0, t1 C.long)) func(sp span) {
+// chunk). The C kernels count tasks over a batch from its first sample
+// (nchwc.h); f gets the span, to pass the buffers from its first sample
+// (tbuf.at), and task numbers from there, one cgo call a chunk.
+func (c *compiler) tasks(per, minTasks int, f func(sp span, t0, t1 C.long)) func(sp span) {
 	return func(sp span) {
-		base := sp.n0 * per
-		sp.k.parallel(sp.n()*per, minTasks, func(lo, hi, _ int) { f(C.long(base+lo), C.long(base+hi)) })
+		sp.k.parallel(sp.n()*per, minTasks, func(lo, hi, _ int) { f(sp, C.long(lo), C.long(hi)) })
 	}
 }
 
@@ -268,31 +331,16 @@ func (c *compiler) op(i int, op *accel.Op) error {
 	case accel.OpConv:
 		return c.conv(i, op)
 	case accel.OpLinear:
-		x := c.need(op.In[0], false, i)
-		y := c.define(op.Out[0], false)
-		fi, fo := inShape.Size(), p.Tensors[op.Out[0]].Size()
-		switch {
-		case op.Quant != nil:
-			c.addWhole(i, func(sp span) { must(sp.k.QLinear(sp.n(), fi, fo, sp.of(x), op.Quant, op.B, op.Act, sp.of(y))) })
-		case op.Sparse != nil:
-			c.addWhole(i, func(sp span) { must(sp.k.SpLinear(sp.n(), fi, fo, sp.of(x), op.Sparse, op.B, op.Act, sp.of(y))) })
-		default:
-			c.addWhole(i, func(sp span) {
-				must(sp.k.Sgemm(false, true, sp.n(), fo, fi, 1, sp.of(x), fi, op.W, fi, 0, sp.of(y), fo))
-				if op.B != nil || op.Act != accel.ActNone {
-					must(sp.k.BiasAct(sp.n(), fo, 1, sp.of(y), op.B, op.Act, sp.of(y)))
-				}
-			})
-		}
+		c.linear(i, op)
 	case accel.OpBatchNorm:
 		x := c.bufs[op.In[0]]
 		y := c.define(op.Out[0], x.blocked)
 		if x.blocked {
 			scale, shift := padChannels(op.Scale, c.block), padChannels(op.Shift, c.block)
 			cb, isa, act, hw := blocks(x.c, c.block), c.isa, C.int(op.Act), C.long(x.hw)
-			c.add(i, c.tasks(cb, minItems(int64(x.hw*c.block)), func(b0, b1 C.long) {
-				C.hw_nc_affine(isa, C.int(cb), hw, fptr(x.data), fptr(scale), fptr(shift), act, fptr(y.data), b0, b1)
-			}))
+			c.add(i, c.tasks(cb, minItems(int64(x.hw*c.block)), func(sp span, b0, b1 C.long) {
+				C.hw_nc_affine(isa, C.int(cb), hw, fptr(x.at(sp)), fptr(scale), fptr(shift), act, fptr(y.at(sp)), b0, b1)
+			}), x, y)
 			break
 		}
 		ch, hw := x.c, x.hw
@@ -302,19 +350,19 @@ func (c *compiler) op(i int, op *accel.Op) error {
 				ys[j] = xs[j] * op.Scale[(j/hw)%ch]
 			}
 			must(sp.k.BiasAct(sp.n(), ch, hw, ys, op.Shift, op.Act, ys))
-		})
+		}, x, y)
 	case accel.OpAct:
 		x := c.bufs[op.In[0]]
 		y := c.define(op.Out[0], x.blocked)
-		c.add(i, func(sp span) { must(sp.k.BiasAct(sp.n(), 1, x.stride, sp.of(x), nil, op.Act, sp.of(y))) })
+		c.add(i, func(sp span) { must(sp.k.BiasAct(sp.n(), 1, x.stride, sp.of(x), nil, op.Act, sp.of(y))) }, x, y)
 	case accel.OpAdd:
 		a := c.bufs[op.In[0]]
 		b := c.need(op.In[1], a.blocked, i)
 		y := c.define(op.Out[0], a.blocked)
 		isa, act := c.isa, C.int(op.Act)
-		c.add(i, c.tasks(a.stride, 1<<14, func(lo, hi C.long) {
-			C.hw_nc_add(isa, fptr(a.data), fptr(b.data), act, fptr(y.data), lo, hi)
-		}))
+		c.add(i, c.tasks(a.stride, 1<<14, func(sp span, lo, hi C.long) {
+			C.hw_nc_add(isa, fptr(a.at(sp)), fptr(b.at(sp)), act, fptr(y.at(sp)), lo, hi)
+		}), a, b, y)
 	case accel.OpMaxPool, accel.OpAvgPool:
 		x := c.bufs[op.In[0]]
 		y := c.define(op.Out[0], x.blocked)
@@ -330,7 +378,7 @@ func (c *compiler) op(i int, op *accel.Op) error {
 				} else {
 					must(sp.k.AvgPool2D(q, sp.of(x), sp.of(y)))
 				}
-			})
+			}, x, y)
 			break
 		}
 		cp := C.hw_conv_t{C: C.int(q.C), H: C.int(q.H), W: C.int(q.W), K: C.int(q.C), KH: C.int(q.KH), KW: C.int(q.KW),
@@ -341,20 +389,20 @@ func (c *compiler) op(i int, op *accel.Op) error {
 			avg = 1
 		}
 		isa := c.isa
-		c.add(i, c.tasks(blocks(q.C, c.block)*q.OutH(), minItems(int64(q.OutW()*q.KH*q.KW*c.block)), func(r0, r1 C.long) {
-			C.hw_nc_pool(isa, &cp, avg, fptr(x.data), C.long(x.stride), fptr(y.data), C.long(y.stride), r0, r1)
-		}))
+		c.add(i, c.tasks(blocks(q.C, c.block)*q.OutH(), minItems(int64(q.OutW()*q.KH*q.KW*c.block)), func(sp span, r0, r1 C.long) {
+			C.hw_nc_pool(isa, &cp, avg, fptr(x.at(sp)), C.long(x.stride), fptr(y.at(sp)), C.long(y.stride), r0, r1)
+		}), x, y)
 	case accel.OpGlobalAvgPool:
 		x := c.bufs[op.In[0]]
 		y := c.define(op.Out[0], false)
 		if !x.blocked {
-			c.add(i, func(sp span) { must(sp.k.GlobalAvgPool(sp.n(), x.c, x.hw, sp.of(x), sp.of(y))) })
+			c.add(i, func(sp span) { must(sp.k.GlobalAvgPool(sp.n(), x.c, x.hw, sp.of(x), sp.of(y))) }, x, y)
 			break
 		}
 		isa, ch, hw := c.isa, C.int(x.c), C.long(x.hw)
-		c.add(i, c.tasks(1, minItems(int64(x.stride)), func(n0, n1 C.long) {
-			C.hw_nc_gap(isa, ch, hw, fptr(x.data), C.long(x.stride), fptr(y.data), C.long(y.stride), n0, n1)
-		}))
+		c.add(i, c.tasks(1, minItems(int64(x.stride)), func(sp span, n0, n1 C.long) {
+			C.hw_nc_gap(isa, ch, hw, fptr(x.at(sp)), C.long(x.stride), fptr(y.at(sp)), C.long(y.stride), n0, n1)
+		}), x, y)
 	case accel.OpConcat, accel.OpSplit:
 		c.channels(i, op)
 	case accel.OpShuffle:
@@ -364,36 +412,45 @@ func (c *compiler) op(i int, op *accel.Op) error {
 		if x.blocked {
 			isa := c.isa
 			c.add(i, func(sp span) {
-				for s := sp.n0; s < sp.n1; s++ {
-					C.hw_nc_shuffle(isa, C.int(ch), C.int(g), C.long(hw), fptr(x.data[s*x.stride:]), fptr(y.data[s*y.stride:]))
+				xs, ys := x.at(sp), y.at(sp)
+				for s := range sp.n() {
+					C.hw_nc_shuffle(isa, C.int(ch), C.int(g), C.long(hw), fptr(xs[s*x.stride:]), fptr(ys[s*y.stride:]))
 				}
-			})
+			}, x, y)
 			break
 		}
 		cg := ch / g
 		c.add(i, func(sp span) {
 			// out channel j·g+i = in channel i·cg+j.
-			for s := sp.n0; s < sp.n1; s++ {
+			xs, ys := x.at(sp), y.at(sp)
+			for s := range sp.n() {
 				base := s * ch * hw
 				for a := 0; a < g; a++ {
 					for b := 0; b < cg; b++ {
 						src, dst := base+(a*cg+b)*hw, base+(b*g+a)*hw
-						copy(y.data[dst:dst+hw], x.data[src:src+hw])
+						copy(ys[dst:dst+hw], xs[src:src+hw])
 					}
 				}
 			}
-		})
+		}, x, y)
 	case accel.OpFlatten:
 		x := c.bufs[op.In[0]]
+		if x.blocked && c.linearOnly(op.Out[0]) {
+			// Read by dense linear layers only: they take the blocked
+			// order as it is, their weights permuted to match
+			// (linearWeights), and nothing is copied.
+			c.bufs[op.Out[0]] = &tbuf{view: x, blocked: true, c: x.c, hw: x.hw, stride: x.stride}
+			break
+		}
 		if x.blocked {
 			// Flattening is in plain (C, H, W) order: the plain copy
 			// goes straight into the output's own buffer.
 			y := c.define(op.Out[0], false)
-			c.convert(x, &tbuf{data: y.data, c: x.c, hw: x.hw, stride: y.stride}, i)
+			c.convert(x, &tbuf{view: y, c: x.c, hw: x.hw, stride: y.stride}, i)
 			break
 		}
 		// Same memory, as the host program does.
-		c.bufs[op.Out[0]] = &tbuf{data: x.data, c: p.Tensors[op.Out[0]].Size(), hw: 1, stride: x.stride}
+		c.bufs[op.Out[0]] = &tbuf{view: x, c: p.Tensors[op.Out[0]].Size(), hw: 1, stride: x.stride}
 	default:
 		return fmt.Errorf("op kind %q has no CPU implementation", op.Kind)
 	}
@@ -422,7 +479,7 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 			default:
 				must(sp.k.Conv2D(cp, sp.of(x), op.W, op.B, op.Act, sp.of(y)))
 			}
-		})
+		}, x, y)
 		return nil
 	}
 	ccp := convC(cp)
@@ -451,9 +508,9 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 		taps := make([]C.int, 2*cp.KH*cp.KW)
 		nt := C.hw_nc_dwconv_taps(isa, &ccp, &taps[0])
 		cb := blocks(cp.C, c.block)
-		c.add(i, c.tasks(cb*oh, minItems(macsSample/int64(cb*oh)), func(r0, r1 C.long) {
-			C.hw_nc_dwconv(isa, &ccp, fptr(x.data), C.long(x.stride), fptr(w), &taps[0], nt, fptr(bias), act, fptr(y.data), C.long(y.stride), r0, r1)
-		}))
+		c.add(i, c.tasks(cb*oh, minItems(macsSample/int64(cb*oh)), func(sp span, r0, r1 C.long) {
+			C.hw_nc_dwconv(isa, &ccp, fptr(x.at(sp)), C.long(x.stride), fptr(w), &taps[0], nt, fptr(bias), act, fptr(y.at(sp)), C.long(y.stride), r0, r1)
+		}), x, y)
 		return nil
 	}
 	// A plain input of fewer channels than a block (a first layer) is read
@@ -473,10 +530,104 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 	nt := C.hw_nc_conv_taps(isa, &ccp, xb, &taps[0])
 	// A task is one output row of a pair of output blocks (the tile).
 	tasks := int(C.hw_nc_conv_tasks(isa, &ccp))
-	c.add(i, c.tasks(tasks, minItems(macsSample/int64(tasks)), func(r0, r1 C.long) {
-		C.hw_nc_conv(isa, &ccp, xb, fptr(x.data), C.long(x.stride), fptr(w), &taps[0], nt, fptr(bias), act, fptr(y.data), C.long(y.stride), r0, r1)
-	}))
+	c.add(i, c.tasks(tasks, minItems(macsSample/int64(tasks)), func(sp span, r0, r1 C.long) {
+		C.hw_nc_conv(isa, &ccp, xb, fptr(x.at(sp)), C.long(x.stride), fptr(w), &taps[0], nt, fptr(bias), act, fptr(y.at(sp)), C.long(y.stride), r0, r1)
+	}), x, y)
 	return nil
+}
+
+// linear compiles a linear layer. A float one runs on the blocked tile
+// kernel (hw_nc_linear) over the whole batch at once (each weight vector
+// then serves a tile of samples), reading its input in whichever layout it
+// comes (a blocked one through permuted weights, see linearWeights) and
+// writing a blocked vector; int8 and sparse ones run on their own plain
+// kernels.
+func (c *compiler) linear(i int, op *accel.Op) {
+	p := c.plan
+	fo := p.Tensors[op.Out[0]].Size()
+	if op.Quant != nil || op.Sparse != nil {
+		x := c.bufs[op.In[0]]
+		q := op.Quant
+		if !x.blocked || op.Sparse != nil {
+			x = c.need(op.In[0], false, i)
+		} else {
+			_, q = c.linearWeights(op, x)
+		}
+		y := c.define(op.Out[0], false)
+		fi := x.stride
+		if op.Sparse != nil {
+			c.addWhole(i, func(sp span) { must(sp.k.SpLinear(sp.n(), fi, fo, sp.of(x), op.Sparse, op.B, op.Act, sp.of(y))) }, x, y)
+			return
+		}
+		c.addWhole(i, func(sp span) { must(sp.k.QLinear(sp.n(), fi, fo, sp.of(x), q, op.B, op.Act, sp.of(y))) }, x, y)
+		return
+	}
+	x := c.bufs[op.In[0]]
+	w := op.W
+	if x.blocked {
+		w, _ = c.linearWeights(op, x)
+	}
+	fi := x.stride
+	y := c.define(op.Out[0], true)
+	wp := packLinearWeights(w, fo, fi, c.block)
+	taps := make([]C.int, 3*blocks(fi, c.block))
+	nt := C.hw_nc_linear_taps(c.isa, C.int(fi), &taps[0])
+	bias := padChannels(op.B, c.block)
+	isa, act, wblock := c.isa, C.int(op.Act), C.long(fi*c.block)
+	c.addWhole(i, func(sp span) {
+		n := C.long(sp.n())
+		tasks := int(C.hw_nc_linear_tasks(isa, n, C.int(fo)))
+		xs, ys := sp.of(x), sp.of(y)
+		sp.k.parallel(tasks, 1, func(lo, hi, _ int) {
+			C.hw_nc_linear(isa, n, C.int(fo), fptr(xs), C.long(x.stride), fptr(wp), wblock, &taps[0], nt, fptr(bias), act,
+				fptr(ys), C.long(y.stride), C.long(lo), C.long(hi))
+		})
+	}, x, y)
+}
+
+// linearOnly reports whether every reader of tensor id is a dense
+// (float or int8) linear layer and id is not the plan's output.
+func (c *compiler) linearOnly(id int) bool {
+	if id == c.plan.Output || len(c.users[id]) == 0 {
+		return false
+	}
+	for _, u := range c.users[id] {
+		if u.Kind != accel.OpLinear || u.Sparse != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// linearWeights returns op's weights (float and, when it has them, int8)
+// with columns in the order of x, a blocked tensor (a flattened feature
+// map, or a vector): plain column c·hw + p moves to
+// (c/B)·hw·B + p·B + c mod B, and the padding lanes' columns are zero.
+func (c *compiler) linearWeights(op *accel.Op, x *tbuf) ([]float32, *accel.QuantWeights) {
+	b, fi, fo := c.block, x.c*x.hw, len(op.W)/(x.c*x.hw)
+	col := make([]int, fi)
+	for ch := 0; ch < x.c; ch++ {
+		for px := 0; px < x.hw; px++ {
+			col[ch*x.hw+px] = (ch/b)*x.hw*b + px*b + ch%b
+		}
+	}
+	w := make([]float32, fo*x.stride)
+	for o := 0; o < fo; o++ {
+		for f, j := range col {
+			w[o*x.stride+j] = op.W[o*fi+f]
+		}
+	}
+	if op.Quant == nil {
+		return w, nil
+	}
+	q := *op.Quant
+	q.Q = make([]int8, fo*x.stride)
+	for o := 0; o < fo; o++ {
+		for f, j := range col {
+			q.Q[o*x.stride+j] = op.Quant.Q[o*fi+f]
+		}
+	}
+	return w, &q
 }
 
 // channels compiles a concatenation or split: blocked when every part
@@ -512,11 +663,12 @@ func (c *compiler) channels(i int, op *accel.Op) {
 	if blocked {
 		isa, hw := c.isa, C.long(wb.hw)
 		c.add(i, func(sp span) {
-			for s := sp.n0; s < sp.n1; s++ {
-				w := fptr(wb.data[s*wb.stride:])
+			ws := wb.at(sp)
+			for s := range sp.n() {
+				w := fptr(ws[s*wb.stride:])
 				off := 0
 				for _, b := range pb {
-					x := fptr(b.data[s*b.stride:])
+					x := fptr(b.at(sp)[s*b.stride:])
 					if concat {
 						C.hw_nc_copy_channels(isa, hw, x, 0, w, C.int(off), C.int(b.c))
 					} else {
@@ -525,23 +677,25 @@ func (c *compiler) channels(i int, op *accel.Op) {
 					off += b.c
 				}
 			}
-		})
+		}, append(pb, wb)...)
 		return
 	}
 	c.add(i, func(sp span) {
-		for s := sp.n0; s < sp.n1; s++ {
+		ws := wb.at(sp)
+		for s := range sp.n() {
 			off := s * wb.stride
 			for _, b := range pb {
 				m := b.stride
+				bs := b.at(sp)
 				if concat {
-					copy(wb.data[off:off+m], b.data[s*m:(s+1)*m])
+					copy(ws[off:off+m], bs[s*m:(s+1)*m])
 				} else {
-					copy(b.data[s*m:(s+1)*m], wb.data[off:off+m])
+					copy(bs[s*m:(s+1)*m], ws[off:off+m])
 				}
 				off += m
 			}
 		}
-	})
+	}, append(pb, wb)...)
 }
 
 // one returns v, or 1 for 0 (a stride left unset).
@@ -594,9 +748,9 @@ func (p *program) run(in, out []float32, perOp []time.Duration) (err error) {
 			err = fmt.Errorf("plan %q: %w", p.plan.Name, ke.err)
 		}
 	}()
-	copy(p.in.data, in)
+	copy(p.in.root().data, in)
 	p.schedule(perOp)
-	copy(out, p.out.data)
+	copy(out, p.out.root().data)
 	return nil
 }
 
@@ -608,7 +762,7 @@ func (p *program) run(in, out []float32, perOp []time.Duration) (err error) {
 func (p *program) schedule(perOp []time.Duration) {
 	for i := 0; i < len(p.steps); {
 		if p.steps[i].whole {
-			p.timed(p.steps[i], span{0, p.batch, p.k}, perOp)
+			p.timed(p.steps[i], span{0, p.batch, 0, 0, p.k}, perOp)
 			i++
 			continue
 		}
@@ -623,7 +777,7 @@ func (p *program) schedule(perOp []time.Duration) {
 			p.k.parallel(p.batch, 1, func(lo, hi, w int) {
 				for g := lo; g < hi; g += p.group {
 					for _, s := range run {
-						s.run(span{g, min(g+p.group, hi), p.single[w]})
+						s.run(span{g, min(g+p.group, hi), g, w, p.single[w]})
 					}
 				}
 			})
@@ -631,7 +785,7 @@ func (p *program) schedule(perOp []time.Duration) {
 		}
 		for g := 0; g < p.batch; g += p.group {
 			for _, s := range run {
-				p.timed(s, span{g, min(g+p.group, p.batch), p.k}, perOp)
+				p.timed(s, span{g, min(g+p.group, p.batch), g, 0, p.k}, perOp)
 			}
 		}
 	}

@@ -1,0 +1,93 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"hwnas/accel"
+)
+
+// benchShapes are single convolutions of the shapes searches propose on
+// 28×28 inputs: a 1-channel stem, strided and unstrided depthwise 3×3,
+// pointwise 1×1 on small maps, small 5×5 convolutions, LeNet-5's.
+var benchShapes = []struct {
+	name    string
+	in      accel.Shape
+	k, ks   int
+	stride  int
+	pad     int
+	groups  int // 0: 1; −1: depthwise
+	actName string
+}{
+	{"stem_c1_k16_5x5s2", accel.Shape{1, 28, 28}, 16, 5, 2, 2, 0, "relu"},
+	{"dw_c1_3x3s2", accel.Shape{1, 28, 28}, 1, 3, 2, 1, -1, "relu"},
+	{"dw_c16_14_3x3s2", accel.Shape{16, 14, 14}, 16, 3, 2, 1, -1, "relu"},
+	{"dw_c24_7_3x3s1", accel.Shape{24, 7, 7}, 24, 3, 1, 1, -1, "relu"},
+	{"pw_c16_7_k24", accel.Shape{16, 7, 7}, 24, 1, 1, 0, 0, "relu"},
+	{"conv_c16_14_k32_5x5s2", accel.Shape{16, 14, 14}, 32, 5, 2, 2, 0, "relu"},
+	{"lenet_conv1", accel.Shape{1, 28, 28}, 20, 5, 1, 0, 0, "none"},
+	{"lenet_conv2", accel.Shape{20, 12, 12}, 50, 5, 1, 0, 0, "none"},
+}
+
+// BenchmarkProgramConv times one convolution compiled by the backend (the
+// blocked program) and, as its naive twin, the same plan on the host
+// program over the plain NCHW kernels, at batch 1 and 64, at every level,
+// reporting µs per image.
+func BenchmarkProgramConv(b *testing.B) {
+	old := ISA()
+	defer SetISA(old)
+	for _, s := range benchShapes {
+		act, _ := accel.ParseAct(s.actName)
+		g := s.groups
+		if g < 0 {
+			g = s.in[0]
+		}
+		cp := accel.ConvParams{N: 1, C: s.in[0], H: s.in[1], W: s.in[2], K: s.k, KH: s.ks, KW: s.ks,
+			StrideH: s.stride, StrideW: s.stride, PadH: s.pad, PadW: s.pad, Groups: max(g, 1)}
+		r := rand.New(rand.NewPCG(1, 2))
+		_, nw, _ := cp.Sizes()
+		w := make([]float32, nw)
+		for i := range w {
+			w[i] = r.Float32() - 0.5
+		}
+		bias := make([]float32, s.k)
+		plan := &accel.Plan{Name: s.name, Tensors: []accel.Shape{s.in, {s.k, cp.OutH(), cp.OutW()}}, Input: 0, Output: 1,
+			Ops: []accel.Op{{Name: "conv", Kind: accel.OpConv, In: []int{0}, Out: []int{1}, Conv: accel.ConvParams{K: s.k, KH: s.ks, KW: s.ks,
+				StrideH: s.stride, StrideW: s.stride, PadH: s.pad, PadW: s.pad, Groups: max(g, 1)}, W: w, B: bias, Act: act}}}
+		for _, level := range SupportedISAs() {
+			for _, batch := range []int{1, 64} {
+				for _, twin := range []string{"program", "nchw"} {
+					b.Run(fmt.Sprintf("%s/%s/b%d/%s", s.name, level, batch, twin), func(b *testing.B) {
+						if err := SetISA(level); err != nil {
+							b.Fatal(err)
+						}
+						k := NewKernels(1)
+						var prog accel.Program
+						var err error
+						if twin == "program" {
+							prog, err = compileProgram(k, plan, batch)
+						} else {
+							prog, err = accel.NewHostProgram(k, plan, batch)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+						in := make([]float32, batch*prog.InputSize())
+						for i := range in {
+							in[i] = r.Float32()
+						}
+						out := make([]float32, batch*prog.OutputSize())
+						b.ResetTimer()
+						for range b.N {
+							if err := prog.Run(in, out); err != nil {
+								b.Fatal(err)
+							}
+						}
+						b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N*batch), "µs/image")
+					})
+				}
+			}
+		}
+	}
+}
