@@ -123,10 +123,10 @@ var _ accel.OpTimedProgram = (*program)(nil)
 // compiler builds a program op by op.
 type compiler struct {
 	*program
-	bufs  []*tbuf        // current buffer of each plan tensor
+	bufs  []*tbuf       // current buffer of each plan tensor
 	users [][]*accel.Op // the ops reading each plan tensor
-	all   []*tbuf        // every buffer that owns storage
-	phase int            // whole-batch steps so far
+	all   []*tbuf       // every buffer that owns storage
+	phase int           // whole-batch steps so far
 }
 
 // compileProgram compiles p for batch samples per Run on k.
