@@ -56,9 +56,9 @@ int hw_nc_conv_taps(int isa, const hw_conv_t *p, int xb, int *taps);
  * samples of fi features (sample s at x + s·xs) into blocked vectors
  * (sample s's ⌈fo/B⌉·B outputs at y + s·ys, padding zero). A task is one
  * pair of output blocks for a tile of the kernel's width of samples
- * (hw_nc_linear_tasks): the direct convolution's register tile with
- * samples for pixels, so each weight vector loaded serves a tile of
- * samples. w is packed [⌈fo/B⌉][fi][B], wblock = fi·B floats a block;
+ * (hw_nc_linear_tasks), pair-major: the direct convolution's register
+ * tile with samples for pixels, so each weight vector loaded serves a
+ * tile of samples and a pair's weights stay in cache across the tiles. w is packed [⌈fo/B⌉][fi][B], wblock = fi·B floats a block;
  * taps are hw_nc_linear_taps's. */
 void hw_nc_linear(int isa, long n, int fo, const float *x, long xs, const float *w, long wblock, const int *taps,
                   int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);

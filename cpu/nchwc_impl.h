@@ -249,14 +249,15 @@ int NC_FN(tile)(void) { return NC_TW; }
 void NC_FN(linear)(long n, int fo, const float *x, long xs, const float *w, long wblock, const int *taps,
                    int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1)
 {
-    /* Task r: output block pair r mod P (P = ⌈Ob/2⌉) of the samples
-     * [t·NC_TW, (t+1)·NC_TW) ∩ [0, n), t = r / P: the conv tile with
-     * samples for pixels. */
+    /* Task r: output block pair r / T of the samples [t·NC_TW,
+     * (t+1)·NC_TW) ∩ [0, n), t = r mod T, T = ⌈n/NC_TW⌉ tiles: the conv
+     * tile with samples for pixels. Consecutive tasks share a pair's
+     * weights, which stay in cache from one tile of samples to the next. */
     const int B = NC_B, Ob = (fo + B - 1) / B;
-    const long pairs = (Ob + 1) / 2;
+    const long tiles = (n + NC_TW - 1) / NC_TW;
     for (long r = r0; r < r1; r++) {
-        const long s0 = r / pairs * NC_TW;
-        const int ob = 2 * (int)(r % pairs), tw = n - s0 < NC_TW ? (int)(n - s0) : NC_TW;
+        const long s0 = r % tiles * NC_TW;
+        const int ob = 2 * (int)(r / tiles), tw = n - s0 < NC_TW ? (int)(n - s0) : NC_TW;
         const float *x0 = x + s0 * xs;
         const float *wk = w + ob * wblock;
         float *y0 = y + s0 * ys + (long)ob * B;

@@ -35,8 +35,6 @@ var benchShapes = []struct {
 // program over the plain NCHW kernels, at batch 1 and 64, at every level,
 // reporting µs per image.
 func BenchmarkProgramConv(b *testing.B) {
-	old := ISA()
-	defer SetISA(old)
 	for _, s := range benchShapes {
 		act, _ := accel.ParseAct(s.actName)
 		g := s.groups
@@ -55,38 +53,66 @@ func BenchmarkProgramConv(b *testing.B) {
 		plan := &accel.Plan{Name: s.name, Tensors: []accel.Shape{s.in, {s.k, cp.OutH(), cp.OutW()}}, Input: 0, Output: 1,
 			Ops: []accel.Op{{Name: "conv", Kind: accel.OpConv, In: []int{0}, Out: []int{1}, Conv: accel.ConvParams{K: s.k, KH: s.ks, KW: s.ks,
 				StrideH: s.stride, StrideW: s.stride, PadH: s.pad, PadW: s.pad, Groups: max(g, 1)}, W: w, B: bias, Act: act}}}
-		for _, level := range SupportedISAs() {
-			for _, batch := range []int{1, 64} {
-				for _, twin := range []string{"program", "nchw"} {
-					b.Run(fmt.Sprintf("%s/%s/b%d/%s", s.name, level, batch, twin), func(b *testing.B) {
-						if err := SetISA(level); err != nil {
+		benchPlan(b, plan)
+	}
+}
+
+// BenchmarkProgramLinear does the same for linear layers: LeNet-5's
+// fc1 (800→500, 1.6 MB of weights) and a classifier over a flattened
+// 32×4×4 map.
+func BenchmarkProgramLinear(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, s := range []struct {
+		name    string
+		in, out int
+	}{{"fc_800_500", 800, 500}, {"fc_512_10", 512, 10}} {
+		w := make([]float32, s.in*s.out)
+		for i := range w {
+			w[i] = r.Float32() - 0.5
+		}
+		benchPlan(b, &accel.Plan{Name: s.name, Tensors: []accel.Shape{{s.in}, {s.out}}, Input: 0, Output: 1,
+			Ops: []accel.Op{{Name: "fc", Kind: accel.OpLinear, In: []int{0}, Out: []int{1}, W: w, B: make([]float32, s.out)}}})
+	}
+}
+
+// benchPlan times plan compiled by the backend and on the host program
+// over the plain kernels ("nchw", the naive twin), at batch 1 and 64, at
+// every level, reporting µs per image.
+func benchPlan(b *testing.B, plan *accel.Plan) {
+	old := ISA()
+	defer SetISA(old)
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, level := range SupportedISAs() {
+		for _, batch := range []int{1, 64} {
+			for _, twin := range []string{"program", "nchw"} {
+				b.Run(fmt.Sprintf("%s/%s/b%d/%s", plan.Name, level, batch, twin), func(b *testing.B) {
+					if err := SetISA(level); err != nil {
+						b.Fatal(err)
+					}
+					k := NewKernels(1)
+					var prog accel.Program
+					var err error
+					if twin == "program" {
+						prog, err = compileProgram(k, plan, batch)
+					} else {
+						prog, err = accel.NewHostProgram(k, plan, batch)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					in := make([]float32, batch*prog.InputSize())
+					for i := range in {
+						in[i] = r.Float32()
+					}
+					out := make([]float32, batch*prog.OutputSize())
+					b.ResetTimer()
+					for range b.N {
+						if err := prog.Run(in, out); err != nil {
 							b.Fatal(err)
 						}
-						k := NewKernels(1)
-						var prog accel.Program
-						var err error
-						if twin == "program" {
-							prog, err = compileProgram(k, plan, batch)
-						} else {
-							prog, err = accel.NewHostProgram(k, plan, batch)
-						}
-						if err != nil {
-							b.Fatal(err)
-						}
-						in := make([]float32, batch*prog.InputSize())
-						for i := range in {
-							in[i] = r.Float32()
-						}
-						out := make([]float32, batch*prog.OutputSize())
-						b.ResetTimer()
-						for range b.N {
-							if err := prog.Run(in, out); err != nil {
-								b.Fatal(err)
-							}
-						}
-						b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N*batch), "µs/image")
-					})
-				}
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N*batch), "µs/image")
+				})
 			}
 		}
 	}
