@@ -58,6 +58,20 @@ type QuantWeights struct {
 	InZero  int32
 }
 
+// PairSafe reports whether every weight of q lies in [−64, 64], where the
+// sum of two products u·w with uint8 activations (255·64·2 = 32640) fits
+// in 16 bits: such weights run exactly on the integer kernels that add
+// pairs in int16 (x86's vpmaddubsw without VNNI: onnxruntime's, and
+// hwnas's AVX2 path for them). 7-bit and narrower weights always are.
+func PairSafe(q []int8) bool {
+	for _, v := range q {
+		if v < -64 || v > 64 {
+			return false
+		}
+	}
+	return true
+}
+
 // SparseWeights carries a Conv or Linear op's weights in CSR form: rows are
 // output channels, columns are (input channel, ky, kx) or input features.
 type SparseWeights struct {

@@ -465,7 +465,8 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 	cp := op.Conv.Norm()
 	cp.N, cp.C, cp.H, cp.W = n, s[0], s[1], s[2]
 	dw := cp.Groups > 1 && depthwise(cp)
-	if op.Quant != nil || op.Sparse != nil || (cp.Groups > 1 && !dw) {
+	sparse := c.sparse(op)
+	if op.Quant != nil || sparse != nil || (cp.Groups > 1 && !dw) {
 		x := c.need(op.In[0], false, i)
 		y := c.define(op.Out[0], false)
 		c.add(i, func(sp span) {
@@ -474,8 +475,8 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 			switch {
 			case op.Quant != nil:
 				must(sp.k.QConv2D(cp, sp.of(x), op.Quant, op.B, op.Act, sp.of(y)))
-			case op.Sparse != nil:
-				must(sp.k.SpConv2D(cp, sp.of(x), op.Sparse, op.B, op.Act, sp.of(y)))
+			case sparse != nil:
+				must(sp.k.SpConv2D(cp, sp.of(x), sparse, op.B, op.Act, sp.of(y)))
 			default:
 				must(sp.k.Conv2D(cp, sp.of(x), op.W, op.B, op.Act, sp.of(y)))
 			}
@@ -536,6 +537,37 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 	return nil
 }
 
+// sparseMaxDensity is the largest fraction of non-zero weights at which a
+// conv or linear op that carries a CSR form (accel.Op.Sparse) runs on the
+// sparse kernels; a denser one runs on the dense kernels with its float W,
+// which holds the same values (the zeros included), so the choice changes
+// speed only, never the result. The dense blocked kernels do several times
+// more multiply-adds per second than the sparse ones do non-zeros, most of
+// all for k×k convolutions, whose taps the blocked kernel reuses from
+// registers (BenchmarkProgramSparse measures both sides: a 5×5 conv of 16
+// channels stays faster dense even at 10% density on AVX-512, LeNet-5's
+// conv2 and 1×1 convs cross near 10–20%, a linear layer near 20–30%). The
+// rule reads the weights alone, so a plan compiles to the same kernels on
+// every run; the thresholds are the same at every x86 level.
+var sparseMaxDensity = struct{ spatial, matmul float64 }{0.1, 0.2}
+
+// sparse returns the CSR weights op runs on, or nil when it runs dense
+// (no CSR form, an int8 one, or one denser than sparseMaxDensity allows).
+func (c *compiler) sparse(op *accel.Op) *accel.SparseWeights {
+	s := op.Sparse
+	if s == nil || op.Quant != nil || s.Rows <= 0 || s.Cols <= 0 {
+		return nil
+	}
+	limit := sparseMaxDensity.matmul
+	if op.Kind == accel.OpConv && op.Conv.KH*op.Conv.KW > 1 {
+		limit = sparseMaxDensity.spatial
+	}
+	if float64(len(s.Val)) > limit*float64(s.Rows)*float64(s.Cols) {
+		return nil
+	}
+	return s
+}
+
 // linear compiles a linear layer. A float one runs on the blocked tile
 // kernel (hw_nc_linear) over the whole batch at once (each weight vector
 // then serves a tile of samples), reading its input in whichever layout it
@@ -545,18 +577,19 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 func (c *compiler) linear(i int, op *accel.Op) {
 	p := c.plan
 	fo := p.Tensors[op.Out[0]].Size()
-	if op.Quant != nil || op.Sparse != nil {
+	sparse := c.sparse(op)
+	if op.Quant != nil || sparse != nil {
 		x := c.bufs[op.In[0]]
 		q := op.Quant
-		if !x.blocked || op.Sparse != nil {
+		if !x.blocked || sparse != nil {
 			x = c.need(op.In[0], false, i)
 		} else {
 			_, q = c.linearWeights(op, x)
 		}
 		y := c.define(op.Out[0], false)
 		fi := x.stride
-		if op.Sparse != nil {
-			c.addWhole(i, func(sp span) { must(sp.k.SpLinear(sp.n(), fi, fo, sp.of(x), op.Sparse, op.B, op.Act, sp.of(y))) }, x, y)
+		if sparse != nil {
+			c.addWhole(i, func(sp span) { must(sp.k.SpLinear(sp.n(), fi, fo, sp.of(x), sparse, op.B, op.Act, sp.of(y))) }, x, y)
 			return
 		}
 		c.addWhole(i, func(sp span) { must(sp.k.QLinear(sp.n(), fi, fo, sp.of(x), q, op.B, op.Act, sp.of(y))) }, x, y)

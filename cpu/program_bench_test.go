@@ -117,3 +117,85 @@ func benchPlan(b *testing.B, plan *accel.Plan) {
 		}
 	}
 }
+
+// BenchmarkProgramSparse times convolutions and a linear layer whose
+// weights are pruned to a given density, compiled once to run on the
+// sparse kernels ("sparse") and once dense ("dense"), at batch 1 and 64
+// and every level: the crossover is where sparseMaxDensity belongs.
+func BenchmarkProgramSparse(b *testing.B) {
+	old := sparseMaxDensity
+	defer func() { sparseMaxDensity = old }()
+	r := rand.New(rand.NewPCG(7, 8))
+	type shape struct {
+		name  string
+		in    accel.Shape
+		k, ks int
+		s, p  int
+	}
+	for _, s := range []shape{
+		{"conv_c16_14_k32_5x5s2", accel.Shape{16, 14, 14}, 32, 5, 2, 2},
+		{"lenet_conv2", accel.Shape{20, 12, 12}, 50, 5, 1, 0},
+		{"pw_c32_7_k64", accel.Shape{32, 7, 7}, 64, 1, 1, 0},
+		{"fc_800_500", accel.Shape{800}, 500, 0, 0, 0},
+	} {
+		for _, density := range []float64{0.5, 0.3, 0.2, 0.1} {
+			var op accel.Op
+			var out accel.Shape
+			var rows, cols int
+			if s.ks == 0 {
+				rows, cols, out = s.k, s.in[0], accel.Shape{s.k}
+				op = accel.Op{Name: "fc", Kind: accel.OpLinear, In: []int{0}, Out: []int{1}}
+			} else {
+				cp := accel.ConvParams{N: 1, C: s.in[0], H: s.in[1], W: s.in[2], K: s.k, KH: s.ks, KW: s.ks, StrideH: s.s, StrideW: s.s, PadH: s.p, PadW: s.p, Groups: 1}
+				rows, cols, out = s.k, s.in[0]*s.ks*s.ks, accel.Shape{s.k, cp.OutH(), cp.OutW()}
+				op = accel.Op{Name: "conv", Kind: accel.OpConv, In: []int{0}, Out: []int{1}, Act: accel.ActReLU,
+					Conv: accel.ConvParams{K: s.k, KH: s.ks, KW: s.ks, StrideH: s.s, StrideW: s.s, PadH: s.p, PadW: s.p, Groups: 1}}
+			}
+			op.W, op.B = make([]float32, rows*cols), make([]float32, rows)
+			sw := &accel.SparseWeights{Rows: rows, Cols: cols, RowPtr: make([]int32, rows+1)}
+			for o := range rows {
+				for j := range cols {
+					if r.Float64() < density {
+						v := r.Float32() - 0.5
+						op.W[o*cols+j] = v
+						sw.ColIdx = append(sw.ColIdx, int32(j))
+						sw.Val = append(sw.Val, v)
+					}
+				}
+				sw.RowPtr[o+1] = int32(len(sw.Val))
+			}
+			op.Sparse = sw
+			plan := &accel.Plan{Name: s.name, Tensors: []accel.Shape{s.in, out}, Input: 0, Output: 1, Ops: []accel.Op{op}}
+			for _, level := range SupportedISAs() {
+				for _, batch := range []int{1, 64} {
+					for _, kind := range []string{"sparse", "dense"} {
+						b.Run(fmt.Sprintf("%s/d%.1f/%s/b%d/%s", s.name, density, level, batch, kind), func(b *testing.B) {
+							sparseMaxDensity.spatial = map[string]float64{"sparse": 1, "dense": 0}[kind]
+							sparseMaxDensity.matmul = sparseMaxDensity.spatial
+							defer SetISA(ISA())
+							if err := SetISA(level); err != nil {
+								b.Fatal(err)
+							}
+							prog, err := compileProgram(NewKernels(1), plan, batch)
+							if err != nil {
+								b.Fatal(err)
+							}
+							in := make([]float32, batch*prog.InputSize())
+							for i := range in {
+								in[i] = r.Float32()
+							}
+							y := make([]float32, batch*prog.OutputSize())
+							b.ResetTimer()
+							for range b.N {
+								if err := prog.Run(in, y); err != nil {
+									b.Fatal(err)
+								}
+							}
+							b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N*batch), "µs/image")
+						})
+					}
+				}
+			}
+		}
+	}
+}

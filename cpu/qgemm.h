@@ -80,9 +80,37 @@ void hw_qepilogue(int rows, int cols, const int32_t *acc, long ars, long acs,
 void hw_qgemm_packed_vnni(int m, int n, int k4, const uint8_t *a, int lda,
                           const int8_t *bp, int32_t *c, int ldc);
 
+/* hw_qgemm_packed16_avx2 computes, for i < m and j < n,
+ *
+ *     c[i·ldc + j] = Σ_{p<k2} a[i·lda + p]·B[p][j]
+ *
+ * with a uint16 (uint8 values widened by hw_widen_u8_u16) and B packed by
+ * the cpu package's packB16: np = n rounded up to 16, and the two
+ * k-consecutive int16 of column j at bp[(p/2)·2·np + 2·j + p%2], zero
+ * beyond k. k2 is even and every row of a has k2 readable values. The
+ * broadcast form of hw_qgemm_packed_vnni for AVX2 CPUs: each step
+ * broadcasts a pair of a row and multiplies it into 8 columns with one
+ * vpmaddwd (16-bit operands, exact int32 pair sums: no saturation for any
+ * int8 weight, unlike vpmaddubsw), in 4×16 register tiles (8
+ * accumulators: 6×16 ones spill with sixteen ymm registers). AVX2 only. */
+void hw_qgemm_packed16_avx2(int m, int n, int k2, const uint16_t *a, int lda,
+                            const int16_t *bp, int32_t *c, int ldc);
+
+/* hw_qgemm_packed_pairsafe_avx2 computes what hw_qgemm_packed_vnni does,
+ * from the same packing, on AVX2: per quad, vpmaddubsw (uint8 × int8 pair
+ * sums in int16) and vpmaddwd by ones. Exact only when every weight lies
+ * in [−64, 64], so that a pair sum is at most 255·64·2 = 32640 and never
+ * saturates (7-bit and narrower weights always do; the caller checks). */
+void hw_qgemm_packed_pairsafe_avx2(int m, int n, int k4, const uint8_t *a, int lda,
+                                   const int8_t *bp, int32_t *c, int ldc);
+
+/* hw_widen_u8_u16 writes y[i] = x[i] for i < n. */
+void hw_widen_u8_u16(int isa, long n, const uint8_t *x, uint16_t *y);
+
 /* Per-level kernels, called by hw_qgemm and hw_quantize_u8. */
 void hw_quantize_u8_generic(long n, const float *x, float scale, int zero, uint8_t *q);
 void hw_quantize_u8_avx2(long n, const float *x, float scale, int zero, uint8_t *q);
+void hw_widen_u8_u16_avx2(long n, const uint8_t *x, uint16_t *y);
 void hw_quantize_u8_avx512(long n, const float *x, float scale, int zero, uint8_t *q);
 void hw_qgemm_generic(int m, int n, int k, const uint8_t *a, int lda,
                       const int8_t *b, int ldb, int32_t *c, long rsc, long csc);

@@ -80,6 +80,17 @@ void hw_quantize_u8(int isa, long n, const float *x, float scale, int zero, uint
 	hw_quantize_u8_generic(n, x, scale, zero, q);
 }
 
+void hw_widen_u8_u16(int isa, long n, const uint8_t *x, uint16_t *y) {
+#if HW_X86
+	if (isa >= HW_ISA_AVX2) {
+		hw_widen_u8_u16_avx2(n, x, y);
+		return;
+	}
+#endif
+	(void)isa;
+	for (long i = 0; i < n; i++) y[i] = x[i];
+}
+
 void hw_im2col_u8(const uint8_t *x, int c, int h, int w, int kh, int kw,
                   int sh, int sw, int ph, int pw, int dh, int dw, int oh,
                   int ow, uint8_t pad, uint8_t *col, int ld) {

@@ -39,11 +39,29 @@ type quantPrep struct {
 	// packed holds, per group, the weights packed for hw_qgemm_packed_vnni
 	// (from hwc when set, else Q); groups is the group count it was made for.
 	packed []int8
-	groups int
+	// packed16 holds, per group, the weights widened and packed for
+	// hw_qgemm_packed16_avx2 (from hwc when set, else Q).
+	packed16 []int16
+	pack     packing
+	groups   int
+	// pairSafe: every weight lies in [−64, 64] (accel.PairSafe).
+	pairSafe bool
 	// fw holds Scale[o]·Q[o,i] as float for qConv2DGrid (made on first use).
 	fw     []float32
 	fwOnce sync.Once
 }
+
+// packing is the form prepareQuant packs the weights in for the
+// broadcast GEMMs of qConv2DInt: none, VNNI's (hw_qgemm_packed_vnni), or
+// AVX2's (the VNNI packing for hw_qgemm_packed_pairsafe_avx2 when the
+// weights are pair-safe, else the int16 one of hw_qgemm_packed16_avx2).
+type packing int
+
+const (
+	packNone packing = iota
+	packVNNI
+	packAVX2
+)
 
 // quantPreps maps weak.Pointer[accel.QuantWeights] to *quantPrep. Computing
 // the row sums reads the weights a second time, which halves the speed of
@@ -55,17 +73,17 @@ var quantPreps sync.Map
 // prepareQuant returns the cached quantPrep of q (rows output channels of
 // cols weights), with the channels-last copy for a kh×kw kernel when
 // kh·kw > 1 and cols > kh·kw.
-func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw, groups int, packed bool) *quantPrep {
+func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw, groups int, pack packing) *quantPrep {
 	key := weak.Make(q)
 	needHWC := kh*kw > 1 && cols > kh*kw
 	if v, ok := quantPreps.Load(key); ok {
 		e := v.(*quantPrep)
 		if e.q0 == &q.Q[0] && e.n == len(q.Q) && (!needHWC || (e.hwc != nil && e.kh == kh && e.kw == kw)) &&
-			(!packed || (e.packed != nil && e.groups == groups)) {
+			(pack == packNone || (e.pack == pack && e.groups == groups)) {
 			return e
 		}
 	}
-	e := &quantPrep{q0: &q.Q[0], n: len(q.Q), sums: make([]int32, rows), kh: kh, kw: kw}
+	e := &quantPrep{q0: &q.Q[0], n: len(q.Q), sums: make([]int32, rows), kh: kh, kw: kw, pack: pack, pairSafe: accel.PairSafe(q.Q)}
 	for o := 0; o < rows; o++ {
 		s := int32(0)
 		for _, v := range q.Q[o*cols : (o+1)*cols] {
@@ -84,16 +102,19 @@ func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw, groups int, packed 
 			}
 		}
 	}
-	if packed {
-		w := q.Q
-		if e.hwc != nil {
-			w = e.hwc
-		}
-		e.groups = groups
-		kg := rows / groups
-		for g := 0; g < groups; g++ {
-			e.packed = append(e.packed, packB(w[g*kg*cols:(g+1)*kg*cols], kg, cols)...)
-		}
+	w := q.Q
+	if e.hwc != nil {
+		w = e.hwc
+	}
+	e.groups = groups
+	kg := rows / groups
+	packed := pack == packVNNI || (pack == packAVX2 && e.pairSafe)
+	packed16 := pack == packAVX2 && !e.pairSafe
+	for g := 0; packed && g < groups; g++ {
+		e.packed = append(e.packed, packB(w[g*kg*cols:(g+1)*kg*cols], kg, cols)...)
+	}
+	for g := 0; packed16 && g < groups; g++ {
+		e.packed16 = append(e.packed16, packB16(w[g*kg*cols:(g+1)*kg*cols], kg, cols)...)
 	}
 	if _, loaded := quantPreps.Swap(key, e); !loaded {
 		runtime.AddCleanup(q, func(k weak.Pointer[accel.QuantWeights]) { quantPreps.Delete(k) }, key)
@@ -118,28 +139,47 @@ func packB(w []int8, n, k int) []int8 {
 	return out
 }
 
+// packedSize16 is the length of n rows of k weights packed by packB16.
+func packedSize16(n, k int) int { return (k + 3) / 4 * 4 * ((n + 15) &^ 15) }
+
+// packB16 packs n rows of k int8 weights, widened to int16, for
+// hw_qgemm_packed16_avx2: column j (a row of w) contributes 2
+// k-consecutive values per pair p/2 at 2·(p/2)·np + 2·j + p%2, np = n
+// rounded up to 16; the padding (to k rounded up to 4) is zero.
+func packB16(w []int8, n, k int) []int16 {
+	np := (n + 15) &^ 15
+	out := make([]int16, packedSize16(n, k))
+	for j := 0; j < n; j++ {
+		for p := 0; p < k; p++ {
+			out[(p/2)*2*np+2*j+p%2] = int16(w[j*k+p])
+		}
+	}
+	return out
+}
+
+// Scratch buffers of the int8 and sparse kernels, reused across calls:
+// getBuf returns one of at least n elements from pool (of *[]T), put back
+// with pool.Put when done.
 var (
+	u16Pool = sync.Pool{New: func() any { return new([]uint16) }}
 	u8Pool  = sync.Pool{New: func() any { return new([]uint8) }}
 	i32Pool = sync.Pool{New: func() any { return new([]int32) }}
+	f32Pool = sync.Pool{New: func() any { return new([]float32) }}
 )
 
-func getU8(n int) *[]uint8 {
-	p := u8Pool.Get().(*[]uint8)
+func getBuf[T any](pool *sync.Pool, n int) *[]T {
+	p := pool.Get().(*[]T)
 	if cap(*p) < n {
-		*p = make([]uint8, n)
+		*p = make([]T, n)
 	}
 	*p = (*p)[:n]
 	return p
 }
 
-func getI32(n int) *[]int32 {
-	p := i32Pool.Get().(*[]int32)
-	if cap(*p) < n {
-		*p = make([]int32, n)
-	}
-	*p = (*p)[:n]
-	return p
-}
+func getU16(n int) *[]uint16  { return getBuf[uint16](&u16Pool, n) }
+func getU8(n int) *[]uint8    { return getBuf[uint8](&u8Pool, n) }
+func getI32(n int) *[]int32   { return getBuf[int32](&i32Pool, n) }
+func getF32(n int) *[]float32 { return getBuf[float32](&f32Pool, n) }
 
 // qLinear computes y[n×out] = act(x̂·(Scale·Q)ᵀ + bias), where x̂ is x on
 // q's uint8 input grid: q_x = clamp(rint(x/InScale) + InZero, 0, 255),
@@ -168,7 +208,7 @@ func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias [
 	if err := QGemm(n, out, in, *xq, in, q.Q, in, *acc, out, 1, threads); err != nil {
 		return fmt.Errorf("%s: %w", kernel, err)
 	}
-	sums := prepareQuant(q, out, in, 1, 1, 1, false).sums
+	sums := prepareQuant(q, out, in, 1, 1, 1, packNone).sums
 	C.hw_qepilogue(C.int(out), C.int(n), (*C.int32_t)(&(*acc)[0]), 1, C.long(out), (*C.int32_t)(&sums[0]), C.int(q.InZero),
 		C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[0]), 1, C.long(out))
 	return nil
@@ -212,12 +252,25 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 	// With VNNI the filters are packed for the broadcast form (no
 	// horizontal sums; best for the short reductions and many positions of
 	// convolutions); otherwise the dot-product GEMM of QGemm runs.
-	packed := qisa() == C.HW_QISA_VNNI
+	// On AVX2 they are widened to int16 and packed for the same form with
+	// vpmaddwd (hw_qgemm_packed16_avx2), the patches widened to match.
+	// Weights within ±64 (7 bits or fewer, as onnxruntime's reduce_range
+	// makes them for CPUs without VNNI) keep the VNNI packing on AVX2 and
+	// run on vpmaddubsw, whose pair sums cannot saturate then.
+	pack := map[C.int]packing{C.HW_QISA_VNNI: packVNNI, C.HW_ISA_AVX2: packAVX2}[qisa()]
+	prep := prepareQuant(q, pn.K, kk, pn.KH, pn.KW, pn.Groups, pack)
+	pairSafe := pack == packAVX2 && prep.pairSafe
+	packed := pack == packVNNI || pairSafe
+	packed16 := pack == packAVX2 && !pairSafe
 	ld, k4 := kk, (kk+3)&^3
-	if packed {
+	if pack != packNone {
 		ld = k4
 	}
-	prep := prepareQuant(q, pn.K, kk, pn.KH, pn.KW, pn.Groups, packed)
+	var col16 *[]uint16
+	if packed16 {
+		col16 = getU16(pix * ld)
+		defer u16Pool.Put(col16)
+	}
 	xq := getU8(pn.C * hw)
 	defer u8Pool.Put(xq)
 	col := getU8(pix * ld)
@@ -252,9 +305,23 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 					C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
 					C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]), C.int(ld))
 			}
+			if packed16 {
+				C.hw_widen_u8_u16(cISA(), C.long(pix*ld), (*C.uint8_t)(&(*col)[0]), (*C.uint16_t)(&(*col16)[0]))
+				bp := prep.packed16[g*psize : (g+1)*psize]
+				parallel(threads, pix, int64(pix)*int64(kg)*int64(kk), func(i0, i1 int) {
+					C.hw_qgemm_packed16_avx2(C.int(i1-i0), C.int(kg), C.int(k4), (*C.uint16_t)(&(*col16)[i0*ld]), C.int(ld),
+						(*C.int16_t)(unsafe.Pointer(&bp[0])), (*C.int32_t)(&(*acc)[i0*pn.K+g*kg]), C.int(pn.K))
+				})
+				continue
+			}
 			if packed {
 				bp := prep.packed[g*psize : (g+1)*psize]
 				parallel(threads, pix, int64(pix)*int64(kg)*int64(kk), func(i0, i1 int) {
+					if pairSafe {
+						C.hw_qgemm_packed_pairsafe_avx2(C.int(i1-i0), C.int(kg), C.int(k4), (*C.uint8_t)(&(*col)[i0*ld]), C.int(ld),
+							(*C.int8_t)(unsafe.Pointer(&bp[0])), (*C.int32_t)(&(*acc)[i0*pn.K+g*kg]), C.int(pn.K))
+						return
+					}
 					C.hw_qgemm_packed_vnni(C.int(i1-i0), C.int(kg), C.int(k4), (*C.uint8_t)(&(*col)[i0*ld]), C.int(ld),
 						(*C.int8_t)(unsafe.Pointer(&bp[0])), (*C.int32_t)(&(*acc)[i0*pn.K+g*kg]), C.int(pn.K))
 				})
@@ -266,7 +333,7 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 		}
 		// Element (channel r, position j) of the accumulators.
 		ars, acs := C.long(pix), C.long(1)
-		if packed {
+		if packed || packed16 {
 			ars, acs = 1, C.long(pn.K)
 		}
 		C.hw_qepilogue(C.int(pn.K), C.int(pix), (*C.int32_t)(&(*acc)[0]), ars, acs, (*C.int32_t)(&prep.sums[0]), C.int(q.InZero),
@@ -306,7 +373,7 @@ var (
 // the order of the float sums differs, so the result is within float32
 // rounding of it, far inside one quantization step.
 func qConv2DGrid(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights, kk int, bias []float32, act accel.Act, y []float32) error {
-	prep := prepareQuant(q, p.K, kk, 1, 1, 1, false)
+	prep := prepareQuant(q, p.K, kk, 1, 1, 1, packNone)
 	prep.fwOnce.Do(func() {
 		prep.fw = make([]float32, len(q.Q))
 		for i, v := range q.Q {

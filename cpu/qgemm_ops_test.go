@@ -100,22 +100,32 @@ func TestQLinearQConvMatchReference(t *testing.T) {
 
 func TestPrepareQuantFollowsWeights(t *testing.T) {
 	q := &accel.QuantWeights{Bits: 8, Q: []int8{1, 2, 3, 4}, Scale: []float32{1, 1}, InScale: 1}
-	if s := prepareQuant(q, 2, 2, 1, 1, 1, false).sums; s[0] != 3 || s[1] != 7 {
+	if s := prepareQuant(q, 2, 2, 1, 1, 1, packNone).sums; s[0] != 3 || s[1] != 7 {
 		t.Fatalf("row sums %v", s)
 	}
 	q.Q = []int8{-1, -1, 5, 5} // a new slice invalidates the cache
-	if s := prepareQuant(q, 2, 2, 1, 1, 1, false).sums; s[0] != -2 || s[1] != 10 {
+	if s := prepareQuant(q, 2, 2, 1, 1, 1, packNone).sums; s[0] != -2 || s[1] != 10 {
 		t.Fatalf("row sums after replacing Q: %v", s)
 	}
 	// One filter of 2 channels × 1×2 taps: (c, kx) order → (kx, c).
 	q.Q = []int8{1, 2, 3, 4}
-	p := prepareQuant(q, 1, 4, 1, 2, 1, true)
+	p := prepareQuant(q, 1, 4, 1, 2, 1, packVNNI)
 	if want := []int8{1, 3, 2, 4}; fmt.Sprint(p.hwc) != fmt.Sprint(want) {
 		t.Fatalf("channels-last weights %v, want %v", p.hwc, want)
 	}
 	// Packed for the broadcast kernel: one quad of column 0, 15 zero columns.
 	if len(p.packed) != 64 || fmt.Sprint(p.packed[:4]) != fmt.Sprint([]int8{1, 3, 2, 4}) || p.packed[4] != 0 {
 		t.Fatalf("packed weights %v", p.packed)
+	}
+	// Widened for the AVX2 form (weights beyond ±64): pairs of column 0 at
+	// 0 and 2·16; pair-safe ones keep the VNNI packing.
+	if p := prepareQuant(q, 1, 4, 1, 2, 1, packAVX2); !p.pairSafe || len(p.packed) != 64 || p.packed16 != nil {
+		t.Fatalf("pair-safe weights on AVX2: packed %d, packed16 %d", len(p.packed), len(p.packed16))
+	}
+	q.Q = []int8{1, 2, 3, -100}
+	p = prepareQuant(q, 1, 4, 1, 2, 1, packAVX2)
+	if len(p.packed16) != 64 || fmt.Sprint(p.packed16[:2], p.packed16[32:34]) != fmt.Sprint([]int16{1, 3}, []int16{2, -100}) || p.packed16[2] != 0 || p.pairSafe {
+		t.Fatalf("packed16 weights %v", p.packed16)
 	}
 }
 
@@ -249,4 +259,45 @@ func TestQConvPathsMatchReference(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestQConvExtremes runs qConv2D at every level on the inputs where 16-bit
+// pair sums are closest to overflowing: activations at the top of the
+// uint8 grid (255) against weights all +64, all −64 (pair-safe: AVX2's
+// vpmaddubsw path) and all ±127 (the int16 vpmaddwd path), which must give
+// exactly the reference's result.
+func TestQConvExtremes(t *testing.T) {
+	var rk ref.Kernels
+	p := accel.ConvParams{N: 2, C: 20, H: 8, W: 8, K: 18, KH: 3, KW: 3, PadH: 1, PadW: 1}
+	nx, nw, ny := p.Sizes()
+	x := make([]float32, nx)
+	for i := range x {
+		x[i] = 10 // far above the grid: clamps to 255
+	}
+	forEachQLevel(t, func(l qLevel) {
+		for _, w := range []int8{64, -64, 127, -127} {
+			q := &accel.QuantWeights{Bits: 8, Q: make([]int8, nw), Scale: make([]float32, p.K), InScale: 0.01, InZero: 0}
+			for i := range q.Q {
+				q.Q[i] = w
+				if i%7 == 3 && w > 64 { // mixed signs beyond ±64
+					q.Q[i] = -w
+				}
+			}
+			for i := range q.Scale {
+				q.Scale[i] = 1e-3
+			}
+			want, got := make([]float32, ny), make([]float32, ny)
+			if err := rk.QConv2D(p, x, q, nil, accel.ActNone, want); err != nil {
+				t.Fatal(err)
+			}
+			if err := qConv2D(1, p, x, q, nil, accel.ActNone, got); err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if math.Abs(float64(got[i]-want[i])) > 1e-4*math.Abs(float64(want[i]))+1e-6 {
+					t.Fatalf("%v, weights %d: y[%d] = %g, want %g", l, w, i, got[i], want[i])
+				}
+			}
+		}
+	})
 }

@@ -82,17 +82,6 @@ func checkCSRCached(s *accel.SparseWeights, rows, cols int) error {
 	return nil
 }
 
-var f32Pool = sync.Pool{New: func() any { return new([]float32) }}
-
-func getF32(n int) *[]float32 {
-	p := f32Pool.Get().(*[]float32)
-	if cap(*p) < n {
-		*p = make([]float32, n)
-	}
-	*p = (*p)[:n]
-	return p
-}
-
 func i32p(s []int32) *C.int32_t {
 	if len(s) == 0 {
 		return nil

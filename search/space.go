@@ -388,7 +388,7 @@ func (st *StageSpace) validate() error {
 		checkInts("kernel", st.Kernel, func(x int) bool { return x >= 1 && x <= 11 && x%2 == 1 }, "odd, 1..11"),
 		checkInts("expansion", st.Expansion, func(x int) bool { return x >= 1 && x <= 16 }, "1..16"),
 		checkInts("repeats", st.Repeats, func(x int) bool { return x >= 1 && x <= 16 }, "1..16"),
-		checkInts("bits", st.Bits, func(x int) bool { return x == 32 || x == 16 || x == 8 || x == 4 || x == 2 || x == 1 }, "32, 16, 8, 4, 2 or 1"),
+		checkInts("bits", st.Bits, func(x int) bool { return x == 32 || x == 16 || x == 8 || x == 7 || x == 4 || x == 2 || x == 1 }, "32, 16, 8, 7, 4, 2 or 1"),
 		checkInts("clusters", st.Clusters, func(x int) bool { return x == 0 || (x >= 2 && x <= 256) }, "0 (off) or 2..256"),
 		checkFloats("prune", st.Prune, func(x float64) bool { return x >= 0 && x < 1 }, "in [0,1)"),
 		checkFloats("rank", st.Rank, func(x float64) bool { return x > 0 && x <= 1 }, "in (0,1]"),

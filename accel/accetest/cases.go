@@ -282,6 +282,22 @@ func Cases() []Case {
 		b.sparsify(0.8)
 		return l
 	}, 50)
+	// Backends may run a CSR form only when it is sparse enough to pay
+	// (the cpu program: ≤ 10% non-zeros for k×k convs, ≤ 20% for 1×1 and
+	// linear) and the float W otherwise: the cases above test the dense
+	// path of a pruned layer, these the sparse kernels inside a program.
+	add("very_sparse_conv", func(b *builder) int {
+		c := b.conv(0, cp(16, 3, 3, 1, 1, 1, 1, 1, 1, 1), accel.ActReLU, true, 1)
+		b.sparsify(0.95)
+		return c
+	}, 8, 7, 7)
+	add("very_sparse_pointwise_linear", func(b *builder) int {
+		c := b.conv(0, cp(24, 1, 1, 1, 1, 0, 0, 1, 1, 1), accel.ActReLU, true, 1)
+		b.sparsify(0.9)
+		l := b.linear(b.flatten(c), 10, accel.ActNone, true)
+		b.sparsify(0.9)
+		return l
+	}, 16, 5, 5)
 	add("lenet_like", func(b *builder) int {
 		c1 := b.conv(0, cp(6, 5, 5, 1, 1, 0, 0, 1, 1, 1), accel.ActNone, true, 1)
 		p1 := b.pool(c1, accel.OpMaxPool, accel.PoolParams{KH: 2, KW: 2, StrideH: 2, StrideW: 2})

@@ -754,7 +754,7 @@ func layerReports(m *nas.Model, opt EncodeOptions, sparse map[string]bool) []Lay
 		case f.Share > 0:
 			lr.Format = fmt.Sprintf("shared-%dbit", f.Share)
 		case f.Bits > 0:
-			lr.Format = map[int]string{16: "fp16", 8: "int8", 4: "int4", 2: "int2", 1: "binary"}[f.Bits]
+			lr.Format = map[int]string{16: "fp16", 8: "int8", 7: "int7", 4: "int4", 2: "int2", 1: "binary"}[f.Bits]
 		}
 		switch {
 		case m.Quant[name] != nil:

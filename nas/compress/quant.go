@@ -6,8 +6,12 @@ import (
 )
 
 // SupportedBits lists the weight bit widths quantization accepts: 1 (sign ×
-// per-channel scale), 2, 4, 8 (symmetric uniform) and 16 (fp16 storage).
-var SupportedBits = []int{1, 2, 4, 8, 16}
+// per-channel scale), 2, 4, 7, 8 (symmetric uniform) and 16 (fp16
+// storage). 7 bits is onnxruntime's reduce_range for x86 CPUs without VNNI:
+// weights within ±63 run exactly on the 16-bit pair sums of vpmaddubsw,
+// hwnas's fastest int8 path on AVX2 (accel.PairSafe), at the cost of one
+// bit of weight precision.
+var SupportedBits = []int{1, 2, 4, 7, 8, 16}
 
 func checkBits(bits int) error {
 	for _, b := range SupportedBits {
@@ -15,12 +19,12 @@ func checkBits(bits int) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%d-bit quantization is not supported (supported: 1, 2, 4, 8, 16)", bits)
+	return fmt.Errorf("%d-bit quantization is not supported (supported: 1, 2, 4, 7, 8, 16)", bits)
 }
 
 // QuantizePerChannel quantizes w, laid out as channels rows of equal length
 // (output channel first, as Conv and Linear weights are), symmetrically per
-// row to bits ∈ {2, 4, 8}:
+// row to bits ∈ {2, 4, 7, 8}:
 //
 //	scale[o] = max_i |w[o,i]| / (2^(bits−1) − 1),  q = clamp(round(w/scale), −qmax, qmax)
 //

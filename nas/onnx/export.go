@@ -479,7 +479,7 @@ func (b *builder) weights(op *accel.Op, prefix string, dims []int64) (string, er
 	case packable(q):
 		wq = b.packedInit(prefix+".weight_q", dims, q.Q, q.Bits)
 		zp = b.init(int8Tensor(prefix+".weight_zero", []int64{int64(k)}, make([]int8, k)))
-	case !pairSafe(q.Q):
+	case !accel.PairSafe(q.Q):
 		// Weights beyond ±64 as uint8 codes q+128 with zero point 128:
 		// the same values, but onnxruntime then multiplies them with its
 		// u8·u8 kernels, exact on every x86 CPU. Its u8·s8 kernels on x86
@@ -524,19 +524,6 @@ func (b *builder) input(op *accel.Op, prefix, in string) (string, error) {
 	b.node("QuantizeLinear", prefix+"_in_quant", []string{in, sc, zp}, []string{prefix + ".in_q"})
 	b.node("DequantizeLinear", prefix+"_in_dequant", []string{prefix + ".in_q", sc, zp}, []string{prefix + ".in_dq"})
 	return prefix + ".in_dq", nil
-}
-
-// pairSafe reports whether every weight of q lies in [−64, 64], where
-// the sum of two products u·w with u8 activations (255·64·2 = 32640)
-// fits 16 bits: int8 weights in that range run exactly on every
-// onnxruntime integer kernel, saturating ones included.
-func pairSafe(q []int8) bool {
-	for _, v := range q {
-		if v < -64 || v > 64 {
-			return false
-		}
-	}
-	return true
 }
 
 // packable reports whether q's integers can be stored packed: 1, 2 or 4
