@@ -2,6 +2,7 @@ package nas
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -388,7 +389,7 @@ func (g *Graph) infer(n *Node, l *Layer, fail func(string, ...any) error) error 
 		if err := wantInputs(2); err != nil {
 			return err
 		}
-		if b := g.Tensors[n.In[1]]; !sameShape(in, b) {
+		if b := g.Tensors[n.In[1]]; !slices.Equal(in, b) {
 			return fail("shape mismatch: adds %v and %v", in, b)
 		}
 		return out(in...)
@@ -454,18 +455,6 @@ func (g *Graph) infer(n *Node, l *Layer, fail func(string, ...any) error) error 
 		return nil
 	}
 	return fail("unknown type %q", l.Type)
-}
-
-func sameShape(a, b accel.Shape) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // LayerCost is the parameter and multiply-accumulate count of one layer.

@@ -9,7 +9,9 @@ import (
 	"hash/crc32"
 	"math"
 	"os"
-	"path/filepath"
+	"slices"
+
+	"hwnas/internal/atomicfile"
 )
 
 // The weights file (all integers little-endian):
@@ -199,22 +201,8 @@ func (r *reader) u32() uint32 {
 // SaveWeights writes m's tensors to path atomically (a temporary file in
 // the same folder, renamed over path).
 func SaveWeights(path string, m *Model) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".weights-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, EncodeWeights(m), 0o644); err != nil {
 		return fmt.Errorf("save weights: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(EncodeWeights(m))
-	if err2 := f.Close(); err == nil {
-		err = err2
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save weights %s: %w", path, err)
 	}
 	return nil
 }
@@ -249,7 +237,7 @@ func DecodeWeightsInto(b []byte, m *Model) error {
 	}
 	for i, p := range ts {
 		t := f.Tensors[i]
-		if t.Name != p.Name || !sameInts(t.Shape, p.Shape) {
+		if t.Name != p.Name || !slices.Equal(t.Shape, p.Shape) {
 			return fmt.Errorf("%w: tensor %d is %q %v, model has %q %v", ErrWeights, i, t.Name, t.Shape, p.Name, p.Shape)
 		}
 	}
@@ -257,16 +245,4 @@ func DecodeWeightsInto(b []byte, m *Model) error {
 		copy(p.Data, f.Tensors[i].Data)
 	}
 	return nil
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,18 +81,6 @@ func snapshot(t *testing.T, path string) map[string][]byte {
 	return out
 }
 
-func sameFiles(a, b map[string][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if !bytes.Equal(v, b[k]) {
-			return false
-		}
-	}
-	return true
-}
-
 // rawSQLite runs statements on path with a plain rollback-journal
 // connection, as another program would.
 func rawSQLite(t *testing.T, path string, stmts ...string) {
@@ -154,7 +143,7 @@ func TestRefusesForeignAndNewerDatabases(t *testing.T) {
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.errHas) || !strings.Contains(err.Error(), tc.path) {
 				t.Errorf("%s(%s): err = %v, want %v containing %q", name, filepath.Base(tc.path), err, tc.want, tc.errHas)
 			}
-			if after := snapshot(t, tc.path); !sameFiles(before, after) {
+			if after := snapshot(t, tc.path); !maps.EqualFunc(before, after, bytes.Equal) {
 				t.Errorf("%s(%s) changed the files (%d before, %d after)", name, filepath.Base(tc.path), len(before), len(after))
 			}
 		}

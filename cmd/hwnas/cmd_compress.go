@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"hwnas/accel"
+	"hwnas/internal/atomicfile"
 	"hwnas/nas"
 	"hwnas/nas/compress"
 )
@@ -178,12 +178,14 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	rep.Speedup = speedups[1]
 	rep.Layers, rep.Stages = res.Layers, res.Stages
 	if opts.Out != "" {
-		if err := os.WriteFile(opts.Out, res.Encoded, 0o644); err != nil {
-			return err
+		// The architecture first: a model file is never left beside an
+		// architecture it does not decode with.
+		rep.Out, rep.OutArch = opts.Out, archBesideWeights(opts.Out)
+		if err := atomicfile.WriteFile(rep.OutArch, res.Arch.JSON(), 0o644); err != nil {
+			return badInputf("--out: %v", err)
 		}
-		rep.Out, rep.OutArch = opts.Out, opts.Out+".arch.json"
-		if err := os.WriteFile(rep.OutArch, res.Arch.JSON(), 0o644); err != nil {
-			return err
+		if err := atomicfile.WriteFile(opts.Out, res.Encoded, 0o644); err != nil {
+			return badInputf("--out: %v", err)
 		}
 	}
 	rep.Seconds = time.Since(start).Seconds()

@@ -21,6 +21,7 @@ import (
 	"gonum.org/v1/plot/vg/vgsvg"
 
 	"hwnas/accel"
+	"hwnas/internal/atomicfile"
 	"hwnas/store"
 )
 
@@ -206,15 +207,10 @@ func plotPareto(path string, rep paretoReport, all []store.Result) error {
 	for i, p := range row {
 		p.Draw(canvases[0][i])
 	}
-	f, err := os.Create(path)
-	if err != nil {
+	if err := atomicfile.Write(path, 0o644, func(f *os.File) error { return flush(f) }); err != nil {
 		return fmt.Errorf("--plot: %w", err)
 	}
-	if err := flush(f); err != nil {
-		f.Close()
-		return fmt.Errorf("--plot %s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }
 
 // padRange widens an axis by 5% of its span on each side so points at the

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -208,7 +209,7 @@ func runRepro(ctx context.Context, w io.Writer, opts reproOptions) error {
 		rep.Rows = append(rep.Rows, baseRow)
 		logf("%s baseline: test error %.2f%%, %.1f µs", name, baseRow.TestError, baseRow.LatencyUS)
 		for _, c := range reproCases[name] {
-			if len(opts.rows) > 0 && !contains(opts.rows, c.row) {
+			if len(opts.rows) > 0 && !slices.Contains(opts.rows, c.row) {
 				continue
 			}
 			recipe, err := compress.ParseRecipe(strings.ReplaceAll(c.recipe, "TEACHER", wpath))
@@ -270,15 +271,6 @@ func writeReport(w io.Writer, opts reproOptions, section, preamble string, md []
 	}
 	_, err := w.Write(md)
 	return err
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // reproBaseline loads the cached baseline of arch or trains and caches it;

@@ -230,7 +230,7 @@ func runReproVGG(ctx context.Context, w io.Writer, opts reproOptions) error {
 	}
 	rep.Rows = append(rep.Rows, r0)
 	for _, c := range vggCases {
-		if len(opts.rows) > 0 && !contains(opts.rows, c.row) {
+		if len(opts.rows) > 0 && !slices.Contains(opts.rows, c.row) {
 			continue
 		}
 		var r vggRow

@@ -5,11 +5,11 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"hwnas/internal/atomicfile"
 	"hwnas/search"
 	"hwnas/store"
 )
@@ -104,9 +104,5 @@ func runTrialSpec(ctx context.Context, in io.Reader, w io.Writer, outPath string
 	if err := search.ServeWorker(ctx, in, &b); err != nil {
 		return err
 	}
-	tmp := outPath + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, outPath)
+	return atomicfile.WriteFile(outPath, b.Bytes(), 0o644)
 }

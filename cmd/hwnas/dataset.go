@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"hwnas/internal/atomicfile"
 	"hwnas/nas"
 	"hwnas/nas/data"
 )
@@ -124,8 +125,8 @@ func resolveSavedArch(arch, weights string, s nas.DataShape) (*nas.Arch, error) 
 // writeArchBeside writes a's JSON next to a weights file.
 func writeArchBeside(weights string, a *nas.Arch) (string, error) {
 	p := archBesideWeights(weights)
-	if err := os.WriteFile(p, a.JSON(), 0o644); err != nil {
-		return "", fmt.Errorf("writing %s: %w", p, err)
+	if err := atomicfile.WriteFile(p, a.JSON(), 0o644); err != nil {
+		return "", err
 	}
 	return p, nil
 }

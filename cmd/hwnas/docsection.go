@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"hwnas/internal/atomicfile"
 )
 
 // Generated documents (docs/RESULTS.md, docs/SEARCH.md) hold one section
@@ -52,9 +54,5 @@ func writeDocSection(path, name, preamble string, body []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, out, 0o644)
 }

@@ -3,6 +3,7 @@ package compress
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,7 +81,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			x[i] = float32(i%17) / 17
 		}
 		assertClose(t, "decoded model", forward(t, d, x, 2), forward(t, m, x, 2), 0)
-		if a, b := runPlan(t, m, x, 2), runPlan(t, d, x, 2); !equal32(a, b) {
+		if a, b := runPlan(t, m, x, 2), runPlan(t, d, x, 2); !slices.Equal(a, b) {
 			t.Errorf("huffman=%v: lowered outputs differ", huffman)
 		}
 		// Dense fp32 is 4 bytes per value; the compressed form must be far smaller.
@@ -96,18 +97,6 @@ func int8s(s []int8) []byte {
 		b[i] = byte(v)
 	}
 	return b
-}
-
-func equal32(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func runPlan(t *testing.T, m *nas.Model, x []float32, n int) []float32 {

@@ -9,6 +9,8 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+
+	"hwnas/internal/atomicfile"
 )
 
 // The decode cache keeps an image folder's decoded pixels so that loading
@@ -102,10 +104,6 @@ func writeCache(root string, key [32]byte, n, c, h, w int, pix []byte) error {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(root, ".tmp-*")
-	if err != nil {
-		return err
-	}
 	le := binary.LittleEndian
 	head := make([]byte, 0, len(cacheMagic)+32+16)
 	head = append(append(head, cacheMagic...), key[:]...)
@@ -113,21 +111,14 @@ func writeCache(root string, key [32]byte, n, c, h, w int, pix []byte) error {
 		head = le.AppendUint32(head, uint32(v))
 	}
 	crc := crc32.Update(crc32.ChecksumIEEE(head), crc32.IEEETable, pix)
-	_, err = f.Write(head)
-	if err == nil {
-		_, err = f.Write(pix)
-	}
-	if err == nil {
-		_, err = f.Write(le.AppendUint32(nil, crc))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), cachePath(root, key))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.Write(cachePath(root, key), 0o644, func(f *os.File) error {
+		_, err := f.Write(head)
+		if err == nil {
+			_, err = f.Write(pix)
+		}
+		if err == nil {
+			_, err = f.Write(le.AppendUint32(nil, crc))
+		}
+		return err
+	})
 }

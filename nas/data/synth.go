@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"hwnas/internal/atomicfile"
 )
 
 // Synthetic data sets in the real file formats, for tests and smoke runs
@@ -76,7 +78,7 @@ func WriteSyntheticCIFAR(dir string, kind CIFARKind, trainBatches, perBatch, tes
 			r[0] = lab[i]
 			copy(r[1:], pix[i*CIFARPixels:(i+1)*CIFARPixels])
 		}
-		return os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		return atomicfile.WriteFile(filepath.Join(dir, name), b, 0o644)
 	}
 	if kind == CIFAR100 {
 		if err := write(cifar100Train, trainBatches*perBatch, seed); err != nil {
@@ -93,7 +95,7 @@ func WriteSyntheticCIFAR(dir string, kind CIFARKind, trainBatches, perBatch, tes
 		return err
 	}
 	names := "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n"
-	return os.WriteFile(filepath.Join(dir, cifar10Names), []byte(names), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, cifar10Names), []byte(names), 0o644)
 }
 
 // SyntheticImages describes an image folder WriteSyntheticImages writes.
@@ -165,13 +167,5 @@ func WriteSyntheticImages(dir string, s SyntheticImages) error {
 }
 
 func writeImage(path string, enc func(*os.File) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	err = enc(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.Write(path, 0o644, enc)
 }

@@ -31,13 +31,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"hwnas/accel"
+	"hwnas/internal/atomicfile"
 	"hwnas/nas/compress"
 )
 
@@ -116,42 +116,10 @@ func WriteFile(path string, p *accel.Plan, meta Metadata) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(path, data); err != nil {
-		return nil, err
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
 	}
 	return Notes(p, meta), nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("onnx: cannot write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("onnx: writing %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("onnx: writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("onnx: writing %s: %w", path, err)
-	}
-	return nil
 }
 
 // Notes lists what of p's compression (and meta.Uncarried) an ONNX file
@@ -402,24 +370,12 @@ func (b *builder) shapeConst(s accel.Shape) string {
 // Reshape (not Flatten), so an int8 conv → pool → reshape → int8 linear
 // chain runs on its integer kernels end to end.
 func (b *builder) as(in string, have, want accel.Shape, prefix string) string {
-	if sameShape(have, want) {
+	if slices.Equal(have, want) {
 		return in
 	}
 	out := prefix + "_reshaped"
 	b.node("Reshape", prefix+"_reshape", []string{in, b.shapeConst(want)}, []string{out})
 	return out
-}
-
-func sameShape(a, b accel.Shape) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // act emits activation a from value in to value out (an Identity when a is
