@@ -1,8 +1,6 @@
 package store
 
 import (
-	"hwnas/store/pgtest"
-
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -13,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hwnas/internal/testproc"
+	"hwnas/store/pgtest"
 )
 
 // The tests below re-run this test binary as helper processes: a reader
@@ -45,7 +46,7 @@ func helper(t *testing.T, role, db, stop string) *exec.Cmd {
 
 // readerMain queries the database as `hwnas best` and `hwnas trials` do
 // until the stop file appears, reopening it every few rounds, and prints
-// "reads N errors M" (and the first errors). It writes stop+".ready.PID"
+// "reads N errors M" (and the first errors). It calls testproc.Ready
 // after its first round.
 func readerMain(path, stop string) int {
 	reads, errs := 0, 0
@@ -58,7 +59,7 @@ func readerMain(path, stop string) int {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for round := 0; time.Now().Before(deadline); round++ {
-		if _, err := os.Stat(stop); err == nil {
+		if testproc.Stopped(stop) {
 			break
 		}
 		d, err := OpenReadOnly(path)
@@ -85,7 +86,7 @@ func readerMain(path, stop string) int {
 		}
 		d.Close()
 		if round == 0 {
-			os.WriteFile(fmt.Sprintf("%s.ready.%d", stop, os.Getpid()), nil, 0o644)
+			testproc.Ready(stop)
 		}
 	}
 	fmt.Printf("reads %d errors %d\n", reads, errs)
@@ -117,33 +118,8 @@ func TestConcurrentReaderProcesses(t *testing.T) {
 	addDone(t, w, s.ID, cpu, 0.5, 100, time.Microsecond)
 
 	const readers = 3
-	var cmds []*exec.Cmd
-	var outs []*bytes.Buffer
-	for range readers {
-		cmd := helper(t, "reader", path, stop)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds, outs = append(cmds, cmd), append(outs, &out)
-	}
-	defer func() {
-		os.WriteFile(stop, nil, 0o644)
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
-		}
-	}()
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		ready, _ := filepath.Glob(stop + ".ready.*")
-		if len(ready) == readers {
-			break
-		}
-		if time.Since(start) > 30*time.Second {
-			t.Fatalf("only %d of %d readers started", len(ready), readers)
-		}
-	}
+	procs := testproc.Start(t, readers, []string{"-test.run=^$"},
+		[]string{helperEnv + "=reader", "HWNAS_STORE_DB=" + path, "HWNAS_STORE_STOP=" + stop}, stop, 30*time.Second)
 
 	weights := bytes.Repeat([]byte{7}, 20000)
 	const trials = 500
@@ -156,15 +132,13 @@ func TestConcurrentReaderProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	os.WriteFile(stop, nil, 0o644)
-	for i, c := range cmds {
-		err := c.Wait()
-		t.Logf("reader %d: %s", i, strings.TrimSpace(outs[i].String()))
+	errs, outs := procs.Finish()
+	for i, err := range errs {
+		t.Logf("reader %d: %s", i, strings.TrimSpace(outs[i]))
 		if err != nil {
-			t.Errorf("reader %d failed (%v): %s", i, err, outs[i].String())
+			t.Errorf("reader %d failed (%v): %s", i, err, outs[i])
 		}
 	}
-	cmds = nil
 	if err := w.IntegrityCheck(); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"hwnas/accel"
 	"hwnas/cpu"
+	"hwnas/internal/testproc"
 	"hwnas/store"
 )
 
@@ -463,7 +464,7 @@ func TestQueryHelperProcess(t *testing.T) {
 	rootCmd.SetOut(io.Discard)
 	runs, failures := 0, 0
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
-		if _, err := os.Stat(stop); err == nil {
+		if testproc.Stopped(stop) {
 			break
 		}
 		for _, args := range [][]string{
@@ -477,7 +478,7 @@ func TestQueryHelperProcess(t *testing.T) {
 			}
 		}
 		if runs == 3 {
-			os.WriteFile(stop+".ready."+strconv.Itoa(os.Getpid()), nil, 0o644)
+			testproc.Ready(stop)
 		}
 	}
 	fmt.Printf("runs %d failures %d\n", runs, failures)
@@ -494,7 +495,7 @@ func TestQueryHelperProcess(t *testing.T) {
 func TestQueriesWhileWriting(t *testing.T) {
 	path, _, _ := queryTestDB(t)
 	stop := filepath.Join(t.TempDir(), "stop")
-	readers := startHelperProcs(t, 2, "TestQueryHelperProcess", []string{"HWNAS_QUERY_HELPER=" + path, "HWNAS_QUERY_STOP=" + stop}, stop, 30*time.Second)
+	readers := testproc.Start(t, 2, []string{"-test.run=^TestQueryHelperProcess$"}, []string{"HWNAS_QUERY_HELPER=" + path, "HWNAS_QUERY_STOP=" + stop}, stop, 30*time.Second)
 
 	db, err := store.Open(path)
 	if err != nil {
@@ -522,7 +523,7 @@ func TestQueriesWhileWriting(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	errs, outs := readers.finish()
+	errs, outs := readers.Finish()
 	for i, err := range errs {
 		t.Logf("query process %d: %s", i, strings.TrimSpace(outs[i]))
 		if err != nil {

@@ -10,11 +10,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"hwnas/internal/testproc"
 	"hwnas/nas/data"
 	"hwnas/store"
 )
@@ -186,7 +186,7 @@ func TestSearchHelperProcess(t *testing.T) {
 		rootCmd.SetOut(io.Discard)
 		runs, failures := 0, 0
 		for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
-			if _, err := os.Stat(stop); err == nil {
+			if testproc.Stopped(stop) {
 				break
 			}
 			for _, args := range [][]string{
@@ -199,7 +199,7 @@ func TestSearchHelperProcess(t *testing.T) {
 				}
 			}
 			if runs == 2 {
-				os.WriteFile(stop+".ready."+strconv.Itoa(os.Getpid()), nil, 0o644)
+				testproc.Ready(stop)
 			}
 		}
 		fmt.Printf("runs %d failures %d\n", runs, failures)
@@ -228,7 +228,7 @@ func TestSearchWhileReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := filepath.Join(dir, "stop")
-	readers := startHelperProcs(t, 2, "TestSearchHelperProcess", []string{"HWNAS_SEARCH_HELPER=reader:" + path + ":" + stop}, stop, time.Minute)
+	readers := testproc.Start(t, 2, []string{"-test.run=^TestSearchHelperProcess$"}, []string{"HWNAS_SEARCH_HELPER=reader:" + path + ":" + stop}, stop, time.Minute)
 	o.Trials = 5
 	var out bytes.Buffer
 	o.JSON = true
@@ -242,7 +242,7 @@ func TestSearchWhileReading(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || sum.Done != 5 || !sum.Resumed {
 		t.Fatalf("summary %s (%v)", out.String(), err)
 	}
-	errs, outs := readers.finish()
+	errs, outs := readers.Finish()
 	for i, err := range errs {
 		s := outs[i]
 		if err != nil || !strings.Contains(s, "failures 0") || strings.Contains(s, "locked") {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"hwnas/accel"
+	"hwnas/internal/testproc"
 	"hwnas/store"
 	"hwnas/store/pgtest"
 )
@@ -63,7 +64,7 @@ func TestScaleHelperProcess(t *testing.T) {
 		rootCmd.SetOut(io.Discard)
 		runs, failures := 0, 0
 		for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if _, err := os.Stat(stop); err == nil {
+			if testproc.Stopped(stop) {
 				break
 			}
 			runs++
@@ -71,7 +72,7 @@ func TestScaleHelperProcess(t *testing.T) {
 				failures++
 			}
 			if runs == 1 {
-				os.WriteFile(stop+".ready."+strconv.Itoa(os.Getpid()), nil, 0o644)
+				testproc.Ready(stop)
 			}
 		}
 		fmt.Printf("runs %d failures %d\n", runs, failures)
@@ -165,7 +166,7 @@ func TestPostgresStudyAcrossProcesses(t *testing.T) {
 	}
 	waitFor(t, "a first finished trial", 2*time.Minute, func() bool { return counts().Done > 0 })
 	stop := filepath.Join(t.TempDir(), "stop")
-	readers := startHelperProcs(t, 20, "TestScaleHelperProcess", []string{scaleEnv + "=reader", "HWNAS_SCALE_DB=" + url, "HWNAS_SCALE_STOP=" + stop}, stop, 2*time.Minute)
+	readers := testproc.Start(t, 20, []string{"-test.run=^TestScaleHelperProcess$"}, []string{scaleEnv + "=reader", "HWNAS_SCALE_DB=" + url, "HWNAS_SCALE_STOP=" + stop}, stop, 2*time.Minute)
 
 	// Kill worker 0 in the middle of a trial.
 	victim := workers[0].Process.Pid
@@ -227,7 +228,7 @@ func TestPostgresStudyAcrossProcesses(t *testing.T) {
 			t.Errorf("worker %d did not exit when the study was done\n%s", i+1, outs[i+1])
 		}
 	}
-	errs, rout := readers.finish()
+	errs, rout := readers.Finish()
 	queries := 0
 	for i, err := range errs {
 		var runs int
