@@ -37,6 +37,40 @@ func CheckAct(kernel string, a accel.Act) error {
 	return nil
 }
 
+// CheckActBackward checks the arguments of ActBackward and returns the
+// values act' is taken at: pre, or post when pre is nil for ReLU and ReLU6
+// (both tests agree on either side of those monotone functions); nil for
+// ActNone, whose dx is dy itself. Hard-swish needs pre.
+func CheckActBackward(act accel.Act, pre, post, dy, dx []float32) ([]float32, error) {
+	const kernel = "act backward"
+	if err := CheckAct(kernel, act); err != nil {
+		return nil, err
+	}
+	if err := CheckLen(kernel, "dx", len(dx), len(dy)); err != nil {
+		return nil, err
+	}
+	src := pre
+	switch act {
+	case accel.ActNone:
+		return nil, nil
+	case accel.ActReLU, accel.ActReLU6:
+		if src == nil {
+			src = post
+		}
+		if src == nil {
+			return nil, fmt.Errorf("%s: %v needs pre or post", kernel, act)
+		}
+	case accel.ActHardSwish:
+		if pre == nil {
+			return nil, fmt.Errorf("%s: hardswish needs pre (the activation's input)", kernel)
+		}
+	}
+	if err := CheckLen(kernel, "pre/post", len(src), len(dy)); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
 // CheckConv validates p and the lengths of x, w and y (a length of −1 is
 // not checked) and returns p normalised (accel.ConvParams.Norm).
 func CheckConv(kernel string, p accel.ConvParams, lx, lw, ly int) (accel.ConvParams, error) {

@@ -414,35 +414,16 @@ func (Kernels) BiasAct(n, c, hw int, x, bias []float32, act accel.Act, y []float
 }
 
 // ActBackward computes dx = dy·act'(pre). ReLU and ReLU6 may be given only
-// post (the output): post > 0 (and < 6) is the same test as on pre, since
-// both functions are monotone and flat outside that range. Hard-swish needs
-// pre. dx may alias dy.
+// post (the output), hard-swish needs pre (see CheckActBackward). dx may
+// alias dy.
 func (Kernels) ActBackward(act accel.Act, pre, post, dy, dx []float32) error {
-	if err := CheckAct("act backward", act); err != nil {
+	src, err := CheckActBackward(act, pre, post, dy, dx)
+	if err != nil {
 		return err
 	}
-	if err := CheckLen("act backward", "dx", len(dx), len(dy)); err != nil {
-		return err
-	}
-	src := pre
-	switch act {
-	case accel.ActNone:
+	if act == accel.ActNone {
 		copy(dx, dy)
 		return nil
-	case accel.ActReLU, accel.ActReLU6:
-		if pre == nil {
-			src = post
-		}
-		if src == nil {
-			return fmt.Errorf("act backward: %v needs pre or post", act)
-		}
-	case accel.ActHardSwish:
-		if pre == nil {
-			return fmt.Errorf("act backward: hardswish needs pre (the activation's input)")
-		}
-	}
-	if err := CheckLen("act backward", "pre/post", len(src), len(dy)); err != nil {
-		return err
 	}
 	for i, g := range dy {
 		dx[i] = float32(float64(g) * ActGrad(act, float64(src[i])))
