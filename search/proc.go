@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // WorkerLimits bound one worker process.
@@ -83,9 +81,10 @@ func runTrialProcess(ctx context.Context, command []string, env []string, spec *
 	var stdout bytes.Buffer
 	stderr := &tailBuffer{max: 4096}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
-	// A process group, so a timeout also ends what the worker started;
-	// Pdeathsig, so a worker does not outlive a coordinator killed with -9.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// A process group, so a timeout also ends what the worker started
+	// (and, on Linux, a worker does not outlive a coordinator killed with
+	// -9: workerProcAttr).
+	cmd.SysProcAttr = workerProcAttr()
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
 	var pipes *quietPipes
@@ -115,8 +114,7 @@ func runTrialProcess(ctx context.Context, command []string, env []string, spec *
 		go pipes.relay(place.quiet, pg)
 	}
 	if lim.MemoryBytes > 0 {
-		rl := unix.Rlimit{Cur: uint64(lim.MemoryBytes), Max: uint64(lim.MemoryBytes)}
-		if err := unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &rl, nil); err != nil {
+		if err := limitAddressSpace(cmd.Process.Pid, lim.MemoryBytes); err != nil {
 			_ = cmd.Cancel()
 			_ = cmd.Wait()
 			return nil, fmt.Errorf("worker: setting the memory limit: %w", err)
