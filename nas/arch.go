@@ -131,7 +131,8 @@ type Layer struct {
 // HasBias reports whether a conv or linear layer has a bias (default true).
 func (l *Layer) HasBias() bool { return l.Bias == nil || *l.Bias }
 
-// Layer types.
+// Layer types: each is defined in its own file (layer_conv.go, …; see
+// layerType) and registered there.
 const (
 	TypeConv      = "conv"
 	TypeDWConv    = "dwconv"
@@ -150,9 +151,6 @@ const (
 	TypeSplit     = "split"
 	TypeFlatten   = "flatten"
 )
-
-var layerTypes = []string{TypeConv, TypeDWConv, TypeLinear, TypeBatchNorm, TypeReLU, TypeReLU6, TypeHardSwish,
-	TypeAct, TypeMaxPool, TypeAvgPool, TypeGAP, TypeAdd, TypeConcat, TypeShuffle, TypeSplit, TypeFlatten}
 
 // InputName is the name layers use to read the network's input image.
 const InputName = "input"
@@ -324,25 +322,11 @@ func (a *Arch) normalized() *Arch {
 			l.Inputs = []string{prev}
 		}
 		prev = l.Name
-		switch l.Type {
-		case TypeReLU, TypeReLU6, TypeHardSwish:
-			l.Act, l.Type = l.Type, TypeAct
-		case TypeConv, TypeDWConv:
-			l.Stride, l.Dilation, l.Groups = one(l.Stride), one(l.Dilation), one(l.Groups)
-		case TypeMaxPool, TypeAvgPool:
-			if l.Size == 0 {
-				l.Size = 2
-			}
-			if l.Stride == 0 {
-				l.Stride = l.Size
-			}
+		if t := layerKinds[l.Type]; t != nil && t.defaults != nil {
+			t.defaults(l)
 		}
 		if l.Act == "none" {
 			l.Act = ""
-		}
-		if l.Type == TypeConv || l.Type == TypeDWConv || l.Type == TypeLinear {
-			b := l.HasBias()
-			l.Bias = &b
 		}
 	}
 	return c

@@ -25,13 +25,15 @@ type Graph struct {
 type Node struct {
 	Index int
 	Layer *Layer
-	Kind  string    // the layer type, with relu/relu6/hardswish mapped to "act" and dwconv to "conv"
+	Kind  string    // the layer's kind: its type, with relu/relu6/hardswish mapped to "act" and dwconv to "conv"
 	Act   accel.Act // fused or standalone activation
 	In    []int     // input tensor ids
 	Out   []int     // output tensor ids (several for a split)
 
 	Conv accel.ConvParams // conv: N = 1, input C/H/W filled in
 	Pool accel.PoolParams // maxpool/avgpool: N = 1
+
+	typ *layerType // the definition of its kind (layer.go)
 }
 
 // InShape returns the shape of the node's i-th input.
@@ -203,42 +205,25 @@ func (g *Graph) Producer(t int) *Node {
 	return g.producer(t)
 }
 
-// infer checks the layer's fields against its type and input shapes and
-// appends its output tensors.
+// infer checks the layer's fields against its type (the fields its layer
+// type allows, their ranges, the activation) and lets the layer type check
+// its inputs and append its output tensors.
 func (g *Graph) infer(n *Node, l *Layer, fail func(string, ...any) error) error {
-	in := g.Tensors[n.In[0]]
-	// Fields each type may use.
-	type fields struct{ out, kernel, stride, pad, dil, groups, act, bias, size, sizes bool }
-	allowed := map[string]fields{
-		TypeConv:      {out: true, kernel: true, stride: true, pad: true, dil: true, groups: true, act: true, bias: true},
-		TypeDWConv:    {out: true, kernel: true, stride: true, pad: true, dil: true, groups: true, act: true, bias: true},
-		TypeLinear:    {out: true, act: true, bias: true},
-		TypeBatchNorm: {act: true},
-		TypeReLU:      {}, TypeReLU6: {}, TypeHardSwish: {},
-		TypeAct:     {act: true},
-		TypeMaxPool: {size: true, stride: true, pad: true},
-		TypeAvgPool: {size: true, stride: true, pad: true},
-		TypeGAP:     {},
-		TypeAdd:     {act: true},
-		TypeConcat:  {},
-		TypeShuffle: {groups: true},
-		TypeSplit:   {sizes: true},
-		TypeFlatten: {},
+	t := layerKinds[l.Type]
+	if t == nil {
+		return fail("unknown type %q (known: %s)", l.Type, strings.Join(LayerTypes(), ", "))
 	}
-	f, ok := allowed[l.Type]
-	if !ok {
-		return fail("unknown type %q (known: %s)", l.Type, strings.Join(layerTypes, ", "))
-	}
+	n.typ, n.Kind = t, t.names[0]
 	for _, c := range []struct {
-		set, ok bool
-		name    string
+		set  bool
+		name string
 	}{
-		{l.Out != 0, f.out, "out"}, {l.Kernel != 0, f.kernel, "kernel"}, {l.Stride != 0, f.stride, "stride"},
-		{l.Pad != 0, f.pad, "pad"}, {l.Dilation != 0, f.dil, "dilation"}, {l.Groups != 0, f.groups, "groups"},
-		{l.Act != "", f.act, "act"}, {l.Bias != nil, f.bias, "bias"}, {l.Size != 0, f.size, "size"},
-		{l.Sizes != nil, f.sizes, "sizes"},
+		{l.Out != 0, "out"}, {l.Kernel != 0, "kernel"}, {l.Stride != 0, "stride"},
+		{l.Pad != 0, "pad"}, {l.Dilation != 0, "dilation"}, {l.Groups != 0, "groups"},
+		{l.Act != "", "act"}, {l.Bias != nil, "bias"}, {l.Size != 0, "size"},
+		{l.Sizes != nil, "sizes"},
 	} {
-		if c.set && !c.ok {
+		if c.set && !slices.Contains(t.fields, c.name) {
 			return fail("field %q does not apply to a %s layer", c.name, l.Type)
 		}
 	}
@@ -260,201 +245,11 @@ func (g *Graph) infer(n *Node, l *Layer, fail func(string, ...any) error) error 
 		}
 		n.Act = a
 	}
-	nIn := len(n.In)
-	wantInputs := func(k int) error {
-		if nIn != k {
-			return fail("takes %d input(s), has %d", k, nIn)
-		}
-		return nil
+	in := make([]accel.Shape, len(n.In))
+	for k, t := range n.In {
+		in[k] = g.Tensors[t]
 	}
-	spatial := func() error {
-		if len(in) != 3 {
-			return fail("needs a [C,H,W] input, got %v", in)
-		}
-		return nil
-	}
-	out := func(s ...int) error {
-		size := 1
-		for _, d := range s {
-			if d <= 0 {
-				return fail("output shape %v is empty", accel.Shape(s))
-			}
-			size *= d
-			if size > maxDim*16 {
-				return fail("output shape %v is too large", accel.Shape(s))
-			}
-		}
-		n.Out = append(n.Out, len(g.Tensors))
-		g.Tensors = append(g.Tensors, accel.Shape(s))
-		return nil
-	}
-	switch l.Type {
-	case TypeConv, TypeDWConv:
-		n.Kind = TypeConv
-		if err := wantInputs(1); err != nil {
-			return err
-		}
-		if err := spatial(); err != nil {
-			return err
-		}
-		groups, k := one(l.Groups), l.Out
-		if l.Type == TypeDWConv {
-			if l.Groups != 0 && l.Groups != in[0] {
-				return fail("dwconv groups %d must equal the %d input channels", l.Groups, in[0])
-			}
-			groups = in[0]
-			if k == 0 {
-				k = in[0]
-			}
-		}
-		if k == 0 {
-			return fail("needs out (output channels)")
-		}
-		if l.Kernel == 0 {
-			return fail("needs kernel")
-		}
-		p := accel.ConvParams{N: 1, C: in[0], H: in[1], W: in[2], K: k, KH: l.Kernel, KW: l.Kernel,
-			StrideH: one(l.Stride), StrideW: one(l.Stride), PadH: l.Pad, PadW: l.Pad,
-			DilH: one(l.Dilation), DilW: one(l.Dilation), Groups: groups}
-		if err := p.Validate(); err != nil {
-			return fail("shape mismatch for input %v: %v", in, strings.TrimPrefix(err.Error(), "conv: "))
-		}
-		if w := float64(k) * float64(in[0]/groups) * float64(l.Kernel) * float64(l.Kernel); w > maxWeights {
-			return fail("%.0f weights are too many (at most %d per layer)", w, maxWeights)
-		}
-		n.Conv = p
-		return out(k, p.OutH(), p.OutW())
-	case TypeLinear:
-		if err := wantInputs(1); err != nil {
-			return err
-		}
-		if l.Out == 0 {
-			return fail("needs out (output features)")
-		}
-		if w := float64(in.Size()) * float64(l.Out); w > maxWeights {
-			return fail("%d×%d weights are too many (at most %d per layer)", l.Out, in.Size(), maxWeights)
-		}
-		return out(l.Out)
-	case TypeBatchNorm:
-		if err := wantInputs(1); err != nil {
-			return err
-		}
-		return out(in...)
-	case TypeReLU, TypeReLU6, TypeHardSwish, TypeAct:
-		n.Kind = TypeAct
-		if l.Type != TypeAct {
-			n.Act, _ = accel.ParseAct(l.Type)
-		} else if n.Act == accel.ActNone {
-			return fail("needs act (relu, relu6 or hardswish)")
-		}
-		if err := wantInputs(1); err != nil {
-			return err
-		}
-		return out(in...)
-	case TypeMaxPool, TypeAvgPool:
-		if err := wantInputs(1); err != nil {
-			return err
-		}
-		if err := spatial(); err != nil {
-			return err
-		}
-		size := l.Size
-		if size == 0 {
-			size = 2
-		}
-		stride := l.Stride
-		if stride == 0 {
-			stride = size
-		}
-		p := accel.PoolParams{N: 1, C: in[0], H: in[1], W: in[2], KH: size, KW: size, StrideH: stride, StrideW: stride, PadH: l.Pad, PadW: l.Pad}
-		if err := p.Validate(); err != nil {
-			return fail("shape mismatch for input %v: %v", in, strings.TrimPrefix(err.Error(), "pool: "))
-		}
-		n.Pool = p
-		return out(in[0], p.OutH(), p.OutW())
-	case TypeGAP:
-		if err := wantInputs(1); err != nil {
-			return err
-		}
-		if err := spatial(); err != nil {
-			return err
-		}
-		return out(in[0])
-	case TypeFlatten:
-		if err := wantInputs(1); err != nil {
-			return err
-		}
-		return out(in.Size())
-	case TypeAdd:
-		if err := wantInputs(2); err != nil {
-			return err
-		}
-		if b := g.Tensors[n.In[1]]; !slices.Equal(in, b) {
-			return fail("shape mismatch: adds %v and %v", in, b)
-		}
-		return out(in...)
-	case TypeConcat:
-		if nIn < 2 {
-			return fail("needs at least two inputs, has %d", nIn)
-		}
-		c := 0
-		for k, t := range n.In {
-			s := g.Tensors[t]
-			if len(s) != 3 || s[1] != in[1] || s[2] != in[2] || len(in) != 3 {
-				return fail("shape mismatch: input %d %v does not match input 0 %v (concat joins [C,H,W] maps of equal H and W)", k, s, in)
-			}
-			c += s[0]
-		}
-		return out(c, in[1], in[2])
-	case TypeShuffle:
-		if err := wantInputs(1); err != nil {
-			return err
-		}
-		if err := spatial(); err != nil {
-			return err
-		}
-		if l.Groups < 2 {
-			return fail("needs groups ≥ 2")
-		}
-		if in[0]%l.Groups != 0 {
-			return fail("shape mismatch: %d channels are not divisible into %d groups", in[0], l.Groups)
-		}
-		return out(in...)
-	case TypeSplit:
-		if err := wantInputs(1); err != nil {
-			return err
-		}
-		if err := spatial(); err != nil {
-			return err
-		}
-		sizes := l.Sizes
-		if len(sizes) == 0 {
-			if in[0]%2 != 0 {
-				return fail("cannot split %d channels into two equal halves: give sizes", in[0])
-			}
-			sizes = []int{in[0] / 2, in[0] / 2}
-		}
-		if len(sizes) < 2 || len(sizes) > 64 {
-			return fail("sizes must have 2 to 64 entries")
-		}
-		sum := 0
-		for _, s := range sizes {
-			if s <= 0 || s > maxDim {
-				return fail("sizes %v must be positive", sizes)
-			}
-			sum += s
-		}
-		if sum != in[0] {
-			return fail("shape mismatch: sizes %v add up to %d, input has %d channels", sizes, sum, in[0])
-		}
-		for _, s := range sizes {
-			if err := out(s, in[1], in[2]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return fail("unknown type %q", l.Type)
+	return t.infer(&inferCtx{g: g, n: n, l: l, in: in, fail: fail})
 }
 
 // LayerCost is the parameter and multiply-accumulate count of one layer.
@@ -466,41 +261,30 @@ type LayerCost struct {
 	MACs   int64  `json:"macs"`
 }
 
-// NodeParams returns the trainable parameter count of a node: conv
-// K·(C/G)·KH·KW (+K bias), linear In·Out (+Out bias), batch norm 2·C (γ,
-// β; the running statistics are not counted).
+// NodeParams returns the trainable parameter count of a node (its layer
+// type's trainable tensors): conv K·(C/G)·KH·KW (+K bias), linear In·Out
+// (+Out bias), batch norm 2·C (γ, β; the running statistics are buffers).
 func (g *Graph) NodeParams(n *Node) int64 {
-	switch n.Kind {
-	case TypeConv:
-		_, w, _ := n.Conv.Sizes()
-		p := int64(w)
-		if n.Layer.HasBias() {
-			p += int64(n.Conv.K)
+	var p int64
+	for _, s := range g.params(n) {
+		if s.trainable {
+			size := int64(1)
+			for _, d := range s.shape {
+				size *= int64(d)
+			}
+			p += size
 		}
-		return p
-	case TypeLinear:
-		in, out := int64(g.InShape(n, 0).Size()), int64(g.OutShape(n)[0])
-		p := in * out
-		if n.Layer.HasBias() {
-			p += out
-		}
-		return p
-	case TypeBatchNorm:
-		return 2 * int64(g.InShape(n, 0)[0])
 	}
-	return 0
+	return p
 }
 
 // NodeMACs returns the multiply-accumulates of one sample through a node:
 // conv K·OH·OW·(C/G)·KH·KW, linear In·Out; other layers count zero.
 func (g *Graph) NodeMACs(n *Node) int64 {
-	switch n.Kind {
-	case TypeConv:
-		return n.Conv.MACs()
-	case TypeLinear:
-		return int64(g.InShape(n, 0).Size()) * int64(g.OutShape(n)[0])
+	if n.typ.macs == nil {
+		return 0
 	}
-	return 0
+	return n.typ.macs(g, n)
 }
 
 // Costs lists every layer's parameters and MACs per sample.

@@ -38,6 +38,36 @@ func maxRelDiff(a, b []float32) float64 {
 	return d / math.Max(s, 1e-6)
 }
 
+// lowerMatchesForward randomises m's batch-norm statistics, runs n random
+// samples through the model (evaluation) and through its lowered plan on
+// accel's host interpreter with the reference kernels, fails when they
+// differ by more than 1e-5 relative, and returns the plan.
+func lowerMatchesForward(t *testing.T, m *Model, r *rand.Rand, n int) *accel.Plan {
+	t.Helper()
+	randomiseBN(m, r)
+	x := randInput(r, n*m.Graph.Tensors[0].Size())
+	want, err := m.Forward(x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Lower(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := accel.NewHostProgram(ref.Kernels{}, plan, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, n*m.Arch.Classes)
+	if err := prog.Run(x, got); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxRelDiff(got, want); d > 1e-5 {
+		t.Errorf("plan output differs from the eval forward by %.3g relative\n got %v\nwant %v", d, got, want)
+	}
+	return plan
+}
+
 func TestLowerMatchesForward(t *testing.T) {
 	archs := blockArchs(t)
 	for _, n := range []string{"lenet5", "lenet300"} {
@@ -52,29 +82,7 @@ func TestLowerMatchesForward(t *testing.T) {
 	for name, a := range archs {
 		t.Run(name, func(t *testing.T) {
 			m := testModel(t, a, 3)
-			r := rand.New(rand.NewPCG(9, 9))
-			randomiseBN(m, r)
-			const n = 3
-			x := randInput(r, n*m.Graph.Tensors[0].Size())
-			want, err := m.Forward(x, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan, err := Lower(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			prog, err := accel.NewHostProgram(ref.Kernels{}, plan, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := make([]float32, n*a.Classes)
-			if err := prog.Run(x, got); err != nil {
-				t.Fatal(err)
-			}
-			if d := maxRelDiff(got, want); d > 1e-5 {
-				t.Fatalf("plan output differs from the eval forward by %.3g relative\n got %v\nwant %v", d, got, want)
-			}
+			plan := lowerMatchesForward(t, m, rand.New(rand.NewPCG(9, 9)), 3)
 			// An activation stays standalone only after ops that cannot
 			// carry one (here: concat).
 			made := map[int]accel.OpKind{}

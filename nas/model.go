@@ -53,13 +53,8 @@ type Model struct {
 	WeightTransform WeightTransform
 
 	byName map[string]*Param
-	layers []layerParams      // per node
-	ws     map[int]*workspace // by batch size
-}
-
-// layerParams are a node's tensors; unused ones are nil.
-type layerParams struct {
-	w, b, gamma, beta, mean, vari *Param
+	layers []map[string]*Param // per node: its tensors by kind ("w", "gamma")
+	ws     map[int]*workspace  // by batch size
 }
 
 // BatchNorm constants: ε in the normalisation and the running-statistics
@@ -70,62 +65,44 @@ const (
 )
 
 // NewModel builds a model of a with deterministic initialisation from
-// seed: conv and linear weights He (Kaiming) normal with standard deviation
-// √(2/fan_in), biases 0, batch-norm γ = 1, β = 0, running mean 0, var 1.
+// seed, each node's tensors as its layer type lists them: conv and linear
+// weights He (Kaiming) normal with standard deviation √(2/fan_in), biases
+// 0, batch-norm γ = 1, β = 0, running mean 0, var 1.
 func NewModel(a *Arch, seed uint64) (*Model, error) {
 	g, err := NewGraph(a)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Arch: a, Graph: g, byName: map[string]*Param{}, layers: make([]layerParams, len(g.Nodes)),
+	m := &Model{Arch: a, Graph: g, byName: map[string]*Param{}, layers: make([]map[string]*Param, len(g.Nodes)),
 		Quant: map[string]*accel.QuantWeights{}, Sparse: map[string]*accel.SparseWeights{}}
 	rng := rand.New(rand.NewPCG(seed, 0x6877_6e61_735f_696e)) // "hwnas_in"
-	add := func(n *Node, kind string, shape []int, trainable bool, fill func(i int) float32) *Param {
-		size := 1
-		for _, d := range shape {
-			size *= d
-		}
-		p := &Param{Name: n.Layer.Name + "." + kind, Shape: shape, Data: make([]float32, size)}
-		for i := range p.Data {
-			p.Data[i] = fill(i)
-		}
-		if trainable {
-			p.Grad = make([]float32, size)
-			m.Params = append(m.Params, p)
-		} else {
-			m.Buffers = append(m.Buffers, p)
-		}
-		m.byName[p.Name] = p
-		return p
-	}
-	he := func(fanIn int) func(int) float32 {
-		std := math.Sqrt(2 / float64(fanIn))
-		return func(int) float32 { return float32(rng.NormFloat64() * std) }
-	}
-	zero := func(int) float32 { return 0 }
-	unit := func(int) float32 { return 1 }
 	for i, n := range g.Nodes {
-		lp := &m.layers[i]
-		switch n.Kind {
-		case TypeConv:
-			c := n.Conv
-			cg := c.C / c.Groups
-			lp.w = add(n, "w", []int{c.K, cg, c.KH, c.KW}, true, he(cg*c.KH*c.KW))
-			if n.Layer.HasBias() {
-				lp.b = add(n, "b", []int{c.K}, true, zero)
+		m.layers[i] = map[string]*Param{}
+		for _, s := range g.params(n) {
+			size := 1
+			for _, d := range s.shape {
+				size *= d
 			}
-		case TypeLinear:
-			in, out := g.InShape(n, 0).Size(), g.OutShape(n)[0]
-			lp.w = add(n, "w", []int{out, in}, true, he(in))
-			if n.Layer.HasBias() {
-				lp.b = add(n, "b", []int{out}, true, zero)
+			p := &Param{Name: n.Layer.Name + "." + s.kind, Shape: s.shape, Data: make([]float32, size)}
+			switch s.init {
+			case initOnes:
+				for j := range p.Data {
+					p.Data[j] = 1
+				}
+			case initHe:
+				std := math.Sqrt(2 / float64(s.fanIn))
+				for j := range p.Data {
+					p.Data[j] = float32(rng.NormFloat64() * std)
+				}
 			}
-		case TypeBatchNorm:
-			c := g.InShape(n, 0)[0]
-			lp.gamma = add(n, "gamma", []int{c}, true, unit)
-			lp.beta = add(n, "beta", []int{c}, true, zero)
-			lp.mean = add(n, "mean", []int{c}, false, zero)
-			lp.vari = add(n, "var", []int{c}, false, unit)
+			if s.trainable {
+				p.Grad = make([]float32, size)
+				m.Params = append(m.Params, p)
+			} else {
+				m.Buffers = append(m.Buffers, p)
+			}
+			m.byName[p.Name] = p
+			m.layers[i][s.kind] = p
 		}
 	}
 	return m, nil

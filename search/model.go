@@ -91,7 +91,7 @@ func BuildCandidate(cfg Config) (*Candidate, error) {
 	for _, n := range g.Nodes {
 		l := n.Layer
 		st := cfg.Stages[min(stage, len(cfg.Stages)-1)]
-		if l.Type == nas.TypeConv || l.Type == nas.TypeDWConv || l.Type == nas.TypeLinear {
+		if n.Weighted() {
 			recipes = append(recipes, layerRecipe(g, n, st))
 		}
 		if stage < len(ends) && l.Name == ends[stage] {

@@ -429,7 +429,7 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 func weightNodes(m *nas.Model) []*nas.Node {
 	var out []*nas.Node
 	for _, nd := range m.Graph.Nodes {
-		if nd.Kind == nas.TypeConv || nd.Kind == nas.TypeLinear {
+		if nd.Weighted() {
 			out = append(out, nd)
 		}
 	}

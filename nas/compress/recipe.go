@@ -344,7 +344,7 @@ func (r *Recipe) Validate(g *nas.Graph) error {
 	weighted := map[string]*nas.Node{}
 	var names []string
 	for _, n := range g.Nodes {
-		if n.Kind == nas.TypeConv || n.Kind == nas.TypeLinear {
+		if n.Weighted() {
 			weighted[n.Layer.Name] = n
 			names = append(names, n.Layer.Name)
 		}

@@ -56,46 +56,40 @@ func RemoveChannels(m *nas.Model, keep map[string][]int) (*nas.Model, error) {
 			nd := g.Nodes[ci]
 			name := nd.Layer.Name
 			l := &a.Layers[layerIdx[name]]
-			switch nd.Kind {
-			case nas.TypeConv:
-				c := nd.Conv
-				switch {
-				case c.Groups == c.C && c.K == c.C && c.Groups > 1: // depthwise
-					outKeep[name] = keep
-					if l.Type == nas.TypeDWConv {
-						if l.Out != 0 {
-							l.Out = len(keep)
-						}
-						if l.Groups != 0 {
-							l.Groups = len(keep)
-						}
-					} else {
-						l.Out, l.Groups = len(keep), len(keep)
+			switch nd.ChannelRule() {
+			case nas.ChannelsDepthwise:
+				outKeep[name] = keep
+				if l.Type == nas.TypeDWConv {
+					if l.Out != 0 {
+						l.Out = len(keep)
 					}
-					if err := prune(nd.Out[0], keep, name); err != nil {
-						return err
+					if l.Groups != 0 {
+						l.Groups = len(keep)
 					}
-				case c.Groups > 1:
-					return fmt.Errorf("channel pruning of %q: consumer %q is a grouped convolution (%d groups), which channel pruning does not rewrite", from, name, c.Groups)
-				default:
+				} else {
+					l.Out, l.Groups = len(keep), len(keep)
+				}
+				if err := prune(nd.Out[0], keep, name); err != nil {
+					return err
+				}
+			case nas.ChannelsAbsorb:
+				// A layer that reads the map flattened (linear) loses
+				// every position of a removed channel.
+				if w := m.Param(name + ".w"); w != nil && w.Shape[1] != shape[0] {
+					inKeep[name] = expandFeatures(keep, shape)
+				} else {
 					inKeep[name] = keep
 				}
-			case nas.TypeLinear:
-				inKeep[name] = expandFeatures(keep, shape)
-			case nas.TypeBatchNorm:
-				outKeep[name] = keep
+			case nas.ChannelsPass:
+				outKeep[name] = keep // per-channel tensors (batch norm's) shrink
 				if err := prune(nd.Out[0], keep, name); err != nil {
 					return err
 				}
-			case nas.TypeAct, nas.TypeMaxPool, nas.TypeAvgPool, nas.TypeGAP:
-				if err := prune(nd.Out[0], keep, name); err != nil {
-					return err
-				}
-			case nas.TypeFlatten:
+			case nas.ChannelsFlatten:
 				if err := prune(nd.Out[0], expandFeatures(keep, shape), name); err != nil {
 					return err
 				}
-			case nas.TypeConcat:
+			case nas.ChannelsConcat:
 				var out []int
 				off := 0
 				for _, in := range nd.In {
@@ -121,7 +115,7 @@ func RemoveChannels(m *nas.Model, keep map[string][]int) (*nas.Model, error) {
 				if err := prune(nd.Out[0], out, name); err != nil {
 					return err
 				}
-			case nas.TypeAdd:
+			case nas.ChannelsAdd:
 				if first, ok := addSeen[ci]; ok {
 					if !slices.Equal(first, keep) {
 						return fmt.Errorf("channel pruning: the inputs of add %q keep different channels; prune both producers with the same channels", name)
@@ -132,7 +126,7 @@ func RemoveChannels(m *nas.Model, keep map[string][]int) (*nas.Model, error) {
 				} else {
 					addSeen[ci] = keep
 				}
-			case nas.TypeShuffle:
+			case nas.ChannelsShuffle:
 				out, err := shuffleKeep(keep, shape[0], l.Groups)
 				if err != nil {
 					return fmt.Errorf("channel pruning of %q: shuffle %q: %w", from, name, err)
@@ -140,7 +134,7 @@ func RemoveChannels(m *nas.Model, keep map[string][]int) (*nas.Model, error) {
 				if err := prune(nd.Out[0], out, name); err != nil {
 					return err
 				}
-			case nas.TypeSplit:
+			case nas.ChannelsSplit:
 				off := 0
 				l.Sizes = nil
 				for _, ot := range nd.Out {
@@ -160,6 +154,11 @@ func RemoveChannels(m *nas.Model, keep map[string][]int) (*nas.Model, error) {
 					}
 					off += c
 				}
+			case nas.ChannelsRefuse:
+				if nd.Kind == nas.TypeConv {
+					return fmt.Errorf("channel pruning of %q: consumer %q is a grouped convolution (%d groups), which channel pruning does not rewrite", from, name, nd.Conv.Groups)
+				}
+				fallthrough
 			default:
 				return fmt.Errorf("channel pruning of %q: consumer %q (%s) is not supported", from, name, nd.Kind)
 			}
@@ -179,10 +178,10 @@ func RemoveChannels(m *nas.Model, keep map[string][]int) (*nas.Model, error) {
 			return nil, fmt.Errorf("channel pruning: no layer %q in %q", name, a.Name)
 		}
 		nd := g.Nodes[i]
-		if nd.Kind != nas.TypeConv && nd.Kind != nas.TypeLinear {
+		if !nd.Weighted() {
 			return nil, fmt.Errorf("channel pruning: layer %q is a %s layer, not conv or linear", name, nd.Layer.Type)
 		}
-		if c := nd.Conv; nd.Kind == nas.TypeConv && c.Groups > 1 {
+		if nd.ChannelRule() != nas.ChannelsAbsorb {
 			return nil, fmt.Errorf("channel pruning: layer %q is a grouped or depthwise convolution; prune the layer that feeds it", name)
 		}
 		out := g.OutShape(nd)[0]
@@ -329,10 +328,10 @@ func Factorize(m *nas.Model, layer string, rank func(sv []float64) (int, error))
 		return nil, fmt.Errorf("low-rank: no layer %q in %q", layer, m.Arch.Name)
 	}
 	nd := g.Nodes[idx]
-	if nd.Kind != nas.TypeConv && nd.Kind != nas.TypeLinear {
+	if !nd.Weighted() {
 		return nil, fmt.Errorf("low-rank: layer %q is a %s layer, not conv or linear", layer, nd.Layer.Type)
 	}
-	if nd.Kind == nas.TypeConv && nd.Conv.Groups > 1 {
+	if nd.ChannelRule() != nas.ChannelsAbsorb {
 		return nil, fmt.Errorf("low-rank: layer %q is a grouped or depthwise convolution", layer)
 	}
 	w := m.Param(layer + ".w")

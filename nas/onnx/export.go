@@ -4,7 +4,11 @@
 // The exporter works from the lowered plan, not from the nas graph: batch
 // norm is already folded and activations fused, channel-pruned and low-rank
 // models are just smaller or extra ops, and compressed weights travel with
-// each op (Op.Quant, Op.Sparse). The file is written with our own protobuf
+// each op (Op.Quant, Op.Sparse). Which ONNX operators a plan op becomes is
+// defined by the layer type that lowers to it (nas.EmitONNX, in
+// nas/layer_*.go); this package provides the builder they write with
+// (value names, initializers, the int8, fp16, packed and sparse weight
+// forms) and the file around them. The file is written with our own protobuf
 // writer (proto.go) at opset 17, IR version 8.
 //
 // The model has one input "input", float32 [N, shape of the plan's input]
@@ -38,6 +42,7 @@ import (
 
 	"hwnas/accel"
 	"hwnas/internal/atomicfile"
+	"hwnas/nas"
 	"hwnas/nas/compress"
 )
 
@@ -584,7 +589,7 @@ func (b *builder) op(i int, op *accel.Op) error {
 	for k, t := range op.Out {
 		outs[k] = b.define(i, t)
 	}
-	if err := b.emit(op, name, ins, outs); err != nil {
+	if err := nas.EmitONNX(b, op, name, ins, outs); err != nil {
 		return err
 	}
 	for k, t := range op.Out {
@@ -593,128 +598,50 @@ func (b *builder) op(i int, op *accel.Op) error {
 	return nil
 }
 
-// emit writes the nodes of op, reading values ins and writing values outs.
-func (b *builder) emit(op *accel.Op, name string, ins, outs []string) error {
-	p := b.plan
-	inShape, outShape := p.Tensors[op.In[0]], p.Tensors[op.Out[0]]
-	switch op.Kind {
-	case accel.OpConv:
-		c := op.Conv.Norm()
-		c.C = inShape[0]
-		x, err := b.input(op, name, ins[0])
-		if err != nil {
-			return err
+// The builder is the nas.ONNXBuilder each layer type writes its plan op
+// with (nas.EmitONNX); these methods expose the helpers above.
+
+func (b *builder) Shape(t int) accel.Shape { return b.plan.Tensors[t] }
+
+func (b *builder) Node(opType, name string, in, out []string, attrs ...nas.ONNXAttr) {
+	as := make([]attribute, len(attrs))
+	for i, a := range attrs {
+		switch a.Kind {
+		case nas.AttrInt:
+			as[i] = intAttr(a.Name, a.Int)
+		case nas.AttrInts:
+			as[i] = intsAttr(a.Name, a.Ints...)
+		case nas.AttrFloat:
+			as[i] = floatAttr(a.Name, a.Float)
+		case nas.AttrString:
+			as[i] = attribute{name: a.Name, typ: attrString, s: a.Str}
 		}
-		w, err := b.weights(op, name, []int64{int64(c.K), int64(c.C / c.Groups), int64(c.KH), int64(c.KW)})
-		if err != nil {
-			return err
-		}
-		args := []string{x, w}
-		if op.B != nil {
-			args = append(args, b.init(floatTensor(name+".bias", []int64{int64(c.K)}, op.B)))
-		}
-		pre, finish := b.withAct(op.Act, name, outs[0])
-		b.node("Conv", name, args, []string{pre},
-			intsAttr("kernel_shape", int64(c.KH), int64(c.KW)),
-			intsAttr("strides", int64(c.StrideH), int64(c.StrideW)),
-			intsAttr("pads", int64(c.PadH), int64(c.PadW), int64(c.PadH), int64(c.PadW)),
-			intsAttr("dilations", int64(c.DilH), int64(c.DilW)),
-			intAttr("group", int64(c.Groups)))
-		return finish()
-	case accel.OpLinear:
-		nin, nout := inShape.Size(), outShape.Size()
-		if len(outShape) != 1 {
-			return fmt.Errorf("output shape %v, want a vector", outShape)
-		}
-		x, err := b.input(op, name, b.as(ins[0], inShape, accel.Shape{nin}, name+"_in"))
-		if err != nil {
-			return err
-		}
-		w, err := b.weights(op, name, []int64{int64(nout), int64(nin)})
-		if err != nil {
-			return err
-		}
-		args := []string{x, w}
-		if op.B != nil {
-			args = append(args, b.init(floatTensor(name+".bias", []int64{int64(nout)}, op.B)))
-		}
-		pre, finish := b.withAct(op.Act, name, outs[0])
-		b.node("Gemm", name, args, []string{pre}, intAttr("transB", 1))
-		return finish()
-	case accel.OpBatchNorm:
-		// y = Scale[c]·x + Shift[c] is BatchNormalization with mean 0,
-		// variance 1 and epsilon 0, which onnxruntime computes exactly.
-		c := int64(inShape[0])
-		ones := make([]float32, c)
-		for k := range ones {
-			ones[k] = 1
-		}
-		args := []string{
-			b.as(ins[0], inShape, outShape, name+"_in"),
-			b.init(floatTensor(name+".scale", []int64{c}, op.Scale)),
-			b.init(floatTensor(name+".shift", []int64{c}, op.Shift)),
-			b.init(floatTensor(name+".mean", []int64{c}, make([]float32, c))),
-			b.init(floatTensor(name+".var", []int64{c}, ones)),
-		}
-		pre, finish := b.withAct(op.Act, name, outs[0])
-		b.node("BatchNormalization", name, args, []string{pre}, floatAttr("epsilon", 0))
-		return finish()
-	case accel.OpAct:
-		return b.act(op.Act, name, b.as(ins[0], inShape, outShape, name+"_in"), outs[0])
-	case accel.OpMaxPool, accel.OpAvgPool:
-		q := op.Pool
-		attrs := []attribute{
-			intsAttr("kernel_shape", int64(q.KH), int64(q.KW)),
-			intsAttr("strides", int64(max(q.StrideH, 1)), int64(max(q.StrideW, 1))),
-			intsAttr("pads", int64(q.PadH), int64(q.PadW), int64(q.PadH), int64(q.PadW)),
-		}
-		typ := "MaxPool"
-		if op.Kind == accel.OpAvgPool {
-			typ = "AveragePool"
-			attrs = append(attrs, intAttr("count_include_pad", 0))
-		}
-		b.node(typ, name, ins[:1], outs[:1], attrs...)
-		return nil
-	case accel.OpGlobalAvgPool:
-		if len(outShape) == 3 && outShape[1] == 1 && outShape[2] == 1 {
-			b.node("GlobalAveragePool", name, ins[:1], outs[:1])
-			return nil
-		}
-		pooled := name + "_pooled"
-		b.node("GlobalAveragePool", name, ins[:1], []string{pooled})
-		b.node("Reshape", name+"_reshape", []string{pooled, b.shapeConst(outShape)}, outs[:1])
-		return nil
-	case accel.OpAdd:
-		pre, finish := b.withAct(op.Act, name, outs[0])
-		b.node("Add", name, []string{
-			b.as(ins[0], inShape, outShape, name+"_a"),
-			b.as(ins[1], p.Tensors[op.In[1]], outShape, name+"_b"),
-		}, []string{pre})
-		return finish()
-	case accel.OpConcat:
-		b.node("Concat", name, ins, outs[:1], intAttr("axis", 1))
-		return nil
-	case accel.OpSplit:
-		sizes := make([]int64, len(op.Out))
-		for k, t := range op.Out {
-			sizes[k] = int64(p.Tensors[t][0])
-		}
-		split := b.init(int64Tensor(name+".split", []int64{int64(len(sizes))}, sizes))
-		b.node("Split", name, []string{ins[0], split}, outs, intAttr("axis", 1))
-		return nil
-	case accel.OpShuffle:
-		// Channel shuffle with g groups: view C as g×(C/g), transpose to
-		// (C/g)×g and flatten, so output channel j·g+i is input channel
-		// i·(C/g)+j.
-		g, c, h, w := op.Groups, inShape[0], inShape[1], inShape[2]
-		grouped, swapped := name+"_grouped", name+"_swapped"
-		b.node("Reshape", name+"_split_groups", []string{ins[0], b.shapeConst(accel.Shape{g, c / g, h, w})}, []string{grouped})
-		b.node("Transpose", name+"_transpose", []string{grouped}, []string{swapped}, intsAttr("perm", 0, 2, 1, 3, 4))
-		b.node("Reshape", name+"_merge_groups", []string{swapped, b.shapeConst(outShape)}, outs[:1])
-		return nil
-	case accel.OpFlatten:
-		b.node("Reshape", name, []string{ins[0], b.shapeConst(outShape)}, outs[:1]) // see as
-		return nil
 	}
-	return fmt.Errorf("op kind %q has no ONNX form in this exporter", op.Kind)
+	b.node(opType, name, in, out, as...)
 }
+
+func (b *builder) Floats(name string, dims []int64, v []float32) string {
+	return b.init(floatTensor(name, dims, v))
+}
+
+func (b *builder) Int64s(name string, dims []int64, v []int64) string {
+	return b.init(int64Tensor(name, dims, v))
+}
+
+func (b *builder) ShapeOf(s accel.Shape) string { return b.shapeConst(s) }
+
+func (b *builder) Reshape(in string, have, want accel.Shape, prefix string) string {
+	return b.as(in, have, want, prefix)
+}
+
+func (b *builder) Act(a accel.Act, name, in, out string) error { return b.act(a, name, in, out) }
+
+func (b *builder) WithAct(a accel.Act, name, out string) (string, func() error) {
+	return b.withAct(a, name, out)
+}
+
+func (b *builder) Weights(op *accel.Op, name string, dims []int64) (string, error) {
+	return b.weights(op, name, dims)
+}
+
+func (b *builder) Input(op *accel.Op, name, in string) (string, error) { return b.input(op, name, in) }
