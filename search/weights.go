@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"sort"
 
-	"hwnas/accel"
 	"hwnas/nas"
 	"hwnas/nas/compress"
 )
@@ -18,36 +16,24 @@ import (
 //
 //	"HWTW" magic, byte version 1
 //	uvarint length, then that many bytes of JSON header: the compressed
-//	        architecture (channel pruning and low-rank change it), the
-//	        layers that run on the sparse kernels, and the quantized layers
-//	        that compress.Apply moved to the float kernels (Result.Float)
+//	        architecture (channel pruning and low-rank change it)
 //	the compressed model in compress's format (compress.Encode)
 //
 // The compressed bytes a trial reports are those of the last part alone.
+// Blobs written before kernels were chosen at compile time also list in
+// the header the layers the search machine ran on its sparse kernels
+// ("sparse") and the int8 layers it ran on its float kernels ("float"):
+// both are ignored, as the model decodes with every int8 and sparse form
+// it has and each device's backend decides how to run them.
 const trialWeightsMagic = "HWTW"
 
 type trialWeightsHeader struct {
-	Arch   *nas.Arch `json:"arch"`
-	Sparse []string  `json:"sparse,omitempty"`
-	Float  []string  `json:"float,omitempty"`
+	Arch *nas.Arch `json:"arch"`
 }
 
 // EncodeTrialWeights packs a compression result for the store.
 func EncodeTrialWeights(r *compress.Result) ([]byte, error) {
-	h := trialWeightsHeader{Arch: r.Model.Arch}
-	for name, on := range r.Sparse {
-		if on {
-			h.Sparse = append(h.Sparse, name)
-		}
-	}
-	for name, on := range r.Float {
-		if on {
-			h.Float = append(h.Float, name)
-		}
-	}
-	sort.Strings(h.Sparse) // the same result gives the same blob
-	sort.Strings(h.Float)
-	hj, err := json.Marshal(h)
+	hj, err := json.Marshal(trialWeightsHeader{Arch: r.Model.Arch})
 	if err != nil {
 		return nil, err
 	}
@@ -59,9 +45,9 @@ func EncodeTrialWeights(r *compress.Result) ([]byte, error) {
 
 // TrialModel rebuilds a finished trial's trained, compressed model from
 // the weights blob the search stored (no retraining): the compressed
-// architecture, the weights as stored (int8 forms in m.Quant, the sparse
-// layers' CSR forms in m.Sparse), ready for nas.Lower. A blob in the plain
-// nas weights format is read into archJSON's architecture.
+// architecture and the weights as stored, with their int8 and sparse
+// forms (compress.Decode), ready for nas.Lower. A blob in the plain nas
+// weights format is read into archJSON's architecture.
 func TrialModel(archJSON, blob []byte) (*nas.Model, error) {
 	if !bytes.HasPrefix(blob, []byte(trialWeightsMagic)) {
 		a, err := nas.ParseArch(archJSON)
@@ -90,29 +76,7 @@ func TrialModel(archJSON, blob []byte) (*nas.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trial weights: architecture: %w", err)
 	}
-	m, err := compress.Decode(a, b[1+k+int(n):])
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range h.Sparse {
-		w := m.Param(name + ".w")
-		if w == nil {
-			return nil, fmt.Errorf("trial weights: sparse layer %q not in the architecture", name)
-		}
-		if m.Sparse == nil {
-			m.Sparse = map[string]*accel.SparseWeights{}
-		}
-		m.Sparse[name] = compress.CSR(w.Data, w.Shape[0])
-	}
-	for _, name := range h.Float {
-		// Stored as integers, run as their dequantized float weights,
-		// exactly as the trial was measured.
-		if _, ok := m.Quant[name]; !ok {
-			return nil, fmt.Errorf("trial weights: float layer %q is not a quantized layer of the architecture", name)
-		}
-		delete(m.Quant, name)
-	}
-	return m, nil
+	return compress.Decode(a, b[1+k+int(n):])
 }
 
 // CompressRecipe turns per-layer choices into a compression recipe

@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -56,14 +57,16 @@ func TestTrialModelRejectsBadBlobs(t *testing.T) {
 	}
 }
 
-// TestTrialModelKeepsFloatChoice: the quantized conv layers that
-// compress.Apply moved to the float kernels (Result.Float) come back from
-// the stored blob without their int8 form, so an exported or re-measured
-// trial runs exactly as it was measured.
-func TestTrialModelKeepsFloatChoice(t *testing.T) {
+// TestTrialModelCarriesEveryForm: a trial's blob decodes with every int8
+// form and the CSR form of every layer at least half zero, whatever the
+// search machine's kernels would have chosen, and so does a blob written
+// when the header listed the layers the search ran sparse or float (those
+// lists are ignored).
+func TestTrialModelCarriesEveryForm(t *testing.T) {
 	const archJSON = `{"version":1,"name":"dw","input":[3,8,8],"classes":3,"layers":[
 		{"name":"conv1","type":"conv","out":8,"kernel":3,"pad":1,"act":"relu"},
 		{"name":"dw1","type":"conv","out":8,"kernel":3,"pad":1,"groups":8,"act":"relu"},
+		{"name":"pw","type":"conv","out":16,"kernel":1,"act":"relu"},
 		{"name":"gap","type":"gap"},
 		{"name":"fc","type":"linear","out":3}]}`
 	a, err := nas.ParseArch([]byte(archJSON))
@@ -81,20 +84,26 @@ func TestTrialModelKeepsFloatChoice(t *testing.T) {
 	for i := range set.Labels {
 		set.Labels[i] = int32(i % 3)
 	}
-	r, err := compress.ParseRecipe("quant=int8")
+	r, err := compress.ParseRecipe("quant=int8,pw.quant=off,pw.prune=0.75")
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := compress.Apply(context.Background(), m, r, set, set, compress.Config{NoFineTune: true, Threads: 1, CalibSamples: 32, KeepInt8: true})
+	res, err := compress.Apply(context.Background(), m, r, set, set, compress.Config{NoFineTune: true, Threads: 1, CalibSamples: 32})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Model.Quant["dw1"] == nil || res.Model.Quant["conv1"] == nil {
-		t.Fatalf("quant=int8 left no int8 form on the convs: %v", res.Model.Quant)
+	check := func(what string, got *nas.Model) {
+		t.Helper()
+		for _, l := range []string{"conv1", "dw1", "fc"} {
+			if got.Quant[l] == nil {
+				t.Errorf("%s: layer %s lost its int8 form", what, l)
+			}
+		}
+		if got.Quant["pw"] != nil || got.Sparse["pw"] == nil {
+			t.Errorf("%s: pw (float, 75%% pruned): int8 %v, sparse %v; want sparse only", what, got.Quant["pw"] != nil, got.Sparse["pw"] != nil)
+		}
 	}
-	// What chooseFloat decides when the float kernels win for dw1.
-	delete(res.Model.Quant, "dw1")
-	res.Float = map[string]bool{"dw1": true}
+	check("result", res.Model)
 	blob, err := EncodeTrialWeights(res)
 	if err != nil {
 		t.Fatal(err)
@@ -103,17 +112,16 @@ func TestTrialModelKeepsFloatChoice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Quant["dw1"] != nil || got.Quant["conv1"] == nil || got.Quant["fc"] == nil {
-		t.Errorf("rebuilt Quant: dw1 %v conv1 %v fc %v; want only conv1 and fc int8",
-			got.Quant["dw1"] != nil, got.Quant["conv1"] != nil, got.Quant["fc"] != nil)
-	}
-	// A blob naming a float layer that is not quantized is refused.
-	res.Float = map[string]bool{"gap": true}
-	bad, err := EncodeTrialWeights(res)
+	check("rebuilt", got)
+	// A blob of the earlier header, naming a layer the search machine ran
+	// on its float kernels and one on its sparse kernels.
+	hj := fmt.Sprintf(`{"arch":%s,"sparse":["pw"],"float":["dw1"]}`, res.Model.Arch.JSON())
+	old := append([]byte(trialWeightsMagic), 1)
+	old = binary.AppendUvarint(old, uint64(len(hj)))
+	old = append(append(old, hj...), res.Encoded...)
+	got, err = TrialModel(nil, old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := TrialModel(nil, bad); err == nil || !strings.Contains(err.Error(), `float layer "gap"`) {
-		t.Errorf("float layer that is not quantized: %v", err)
-	}
+	check("earlier blob", got)
 }

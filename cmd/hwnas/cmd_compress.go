@@ -51,6 +51,7 @@ type compressReport struct {
 	Speedup         float64                `json:"speedup"`
 	Layers          []compress.LayerReport `json:"layers"`
 	Stages          []compress.StageReport `json:"stages"`
+	Notes           []string               `json:"notes,omitempty"` // what the recipe asked that was left alone
 	Out             string                 `json:"out,omitempty"`
 	OutArch         string                 `json:"out_arch,omitempty"`
 	Seconds         float64                `json:"seconds"`
@@ -176,7 +177,7 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	rep.ValAccBefore, rep.ValAccAfter = res.ValAccBefore, res.ValAccAfter
 	rep.LatencyBeforeUS, rep.LatencyAfterUS = us(before), us(after)
 	rep.Speedup = speedups[1]
-	rep.Layers, rep.Stages = res.Layers, res.Stages
+	rep.Layers, rep.Stages, rep.Notes = res.Layers, res.Stages, res.Notes
 	if opts.Out != "" {
 		// The architecture first: a model file is never left beside an
 		// architecture it does not decode with.
@@ -200,6 +201,9 @@ func runCompress(ctx context.Context, w io.Writer, opts compressOptions) error {
 	fmt.Fprintf(w, "params %d → %d (−%.1f%%), MACs/image %d → %d (−%.1f%%), batch-1 latency %.1f → %.1f µs (%.2f× faster)\n",
 		rep.ParamsBefore, rep.ParamsAfter, 100*rep.ParamsReduction, rep.MACsBefore, rep.MACsAfter, 100*rep.MACsReduction,
 		rep.LatencyBeforeUS, rep.LatencyAfterUS, rep.Speedup)
+	for _, n := range rep.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
 	if rep.Out != "" {
 		fmt.Fprintf(w, "wrote %s (%d bytes) and %s\n", rep.Out, rep.Bytes, rep.OutArch)
 	}

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +91,73 @@ func TestRunCompress(t *testing.T) {
 		var ue usageError
 		if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("recipe %q weights %s: err %v, want a usage error mentioning %q", o.Recipe, o.Weights, err, c.want)
+		}
+	}
+}
+
+// TestCompressAndExportAreDeterministic runs the help's structured-pruning
+// example on the built-in LeNet-5 twice, each time in a folder of its own
+// (the same file names), and exports each result: the compressed model,
+// its architecture file and the ONNX file are the same bytes, and every
+// figure but the timings is the same. The global channel ratio leaves the
+// logits (fc2) alone and says so.
+func TestCompressAndExportAreDeterministic(t *testing.T) {
+	data := t.TempDir()
+	writeToyIDX(t, data, 1200, 200)
+	weights := filepath.Join(data, "lenet5.hwnw")
+	if err := runTrain(context.Background(), io.Discard, trainOptions{Arch: "lenet5", Epochs: 1, Data: data, Save: weights, Seed: 1,
+		Batch: 32, Optimizer: "sgd", Threads: 2, JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	var files [2]map[string][32]byte
+	var reps [2]compressReport
+	for i := range files {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "lenet5-c.hwnc")
+		var buf bytes.Buffer
+		if err := runCompress(context.Background(), &buf, compressOptions{Arch: "lenet5", Weights: weights, Recipe: "channels=0.5:l1,quant=int8",
+			Data: data, Out: out, Epochs: 1, PruneRounds: 3, LR: 0.01, Seed: 1, Threads: 2, JSON: true, Latency: quickLatency}); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(buf.Bytes(), &reps[i]); err != nil {
+			t.Fatal(err)
+		}
+		onnxFile := filepath.Join(dir, "lenet5-c.onnx")
+		if err := runExport(context.Background(), io.Discard, exportOptions{Weights: out, Data: data, Out: onnxFile}); err != nil {
+			t.Fatal(err)
+		}
+		files[i] = map[string][32]byte{}
+		for _, f := range []string{out, out + ".arch.json", onnxFile} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[i][filepath.Base(f)] = sha256.Sum256(b)
+		}
+	}
+	for name, sum := range files[0] {
+		if files[1][name] != sum {
+			t.Errorf("%s differs between two runs: sha256 %x and %x", name, sum, files[1][name])
+		}
+	}
+	figures := func(r compressReport) compressReport {
+		r.LatencyBeforeUS, r.LatencyAfterUS, r.Speedup, r.Seconds, r.Out, r.OutArch = 0, 0, 0, 0, "", ""
+		r.Stages = slices.Clone(r.Stages)
+		for i := range r.Stages {
+			r.Stages[i].Seconds = 0
+		}
+		return r
+	}
+	if a, b := figures(reps[0]), figures(reps[1]); !reflect.DeepEqual(a, b) {
+		t.Errorf("figures differ between two runs:\n%+v\n%+v", a, b)
+	}
+	rep := reps[0]
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], `"fc2"`) || rep.ParamsAfter >= rep.ParamsBefore/2 {
+		t.Errorf("channels=0.5 on LeNet-5: params %d → %d, notes %q; want about a quarter left and a note on fc2", rep.ParamsBefore, rep.ParamsAfter, rep.Notes)
+	}
+	for _, l := range rep.Layers {
+		if l.Format != "int8" || l.Kernel != "int8" {
+			t.Errorf("layer %s: format %s, form %s; want int8", l.Layer, l.Format, l.Kernel)
 		}
 	}
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -281,13 +283,18 @@ func exportFromFiles(opts exportOptions) (*exportSource, error) {
 	if err != nil {
 		return nil, badInputf("--weights: %v", err)
 	}
-	src := &exportSource{source: "weights file " + opts.Weights, figures: map[string]float64{}, props: map[string]string{}}
+	// The source names the file by its name and contents, not by the
+	// folder it was in: the same model exports to the same bytes wherever
+	// it is.
+	sum := sha256.Sum256(raw)
+	named := fmt.Sprintf("%s (sha256 %x)", filepath.Base(opts.Weights), sum[:6])
+	src := &exportSource{source: "weights file " + named, figures: map[string]float64{}, props: map[string]string{}}
 	if bytes.HasPrefix(raw, []byte(compressedMagic)) {
 		if src.model, err = compress.Decode(a, raw); err != nil {
 			return nil, badInputf("--weights %s: %v (a compressed model goes with the architecture hwnas compress wrote beside it, FILE.arch.json)", opts.Weights, err)
 		}
 		src.compressed = true
-		src.source = "compressed model " + opts.Weights
+		src.source = "compressed model " + named
 		return src, nil
 	}
 	if src.model, err = nas.NewModel(a, 1); err != nil {
@@ -331,7 +338,7 @@ func (src *exportSource) withRecipe(ctx context.Context, opts exportOptions) err
 		return badInputf("--data (needed to apply --recipe): %v", err)
 	}
 	train, val := d.Train, d.Val
-	res, err := compress.Apply(ctx, src.model, r, train, val, compress.Config{NoFineTune: true, NoSparseKernels: true})
+	res, err := compress.Apply(ctx, src.model, r, train, val, compress.Config{NoFineTune: true})
 	if err != nil {
 		return badInputf("applying --recipe: %v", err)
 	}

@@ -272,7 +272,7 @@ func compressedLeNet300(t *testing.T, dir string) (*compress.Result, *data.Set) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := compress.Apply(context.Background(), m, r, train, val, compress.Config{NoFineTune: true, NoSparseKernels: true, Threads: 1})
+	res, err := compress.Apply(context.Background(), m, r, train, val, compress.Config{NoFineTune: true, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -31,19 +30,8 @@ type Config struct {
 	// CalibSamples training images calibrate the int8 activation ranges;
 	// default 512.
 	CalibSamples int
-	// Threads for the fine-tuning kernels (0: all cores). Dense and sparse
-	// layers are compared at batch 1 on one thread.
+	// Threads for the fine-tuning and evaluation kernels (0: all cores).
 	Threads int
-	// NoSparseKernels keeps every layer on the dense kernels (otherwise a
-	// pruned layer runs sparse when its measured batch-1 time is lower).
-	NoSparseKernels bool
-	// KeepInt8 runs every quantized conv layer on the int8 kernels.
-	// Otherwise a quantized conv layer without which the lowered model is
-	// not slower at batch 1 (typically the depthwise, grouped, 1×1 and stem
-	// convolutions of few channels, and convs whose batch norm then folds:
-	// see chooseFloat) runs on the float kernels with its dequantized
-	// weights Scale·Q; it is still stored as integers.
-	KeepInt8 bool
 	// Log, when not nil, receives one line per step.
 	Log io.Writer
 }
@@ -71,7 +59,11 @@ type LayerReport struct {
 	Params  int    `json:"params"`  // weights and bias after structural changes
 	NonZero int    `json:"nonzero"` // non-zero weights
 	Format  string `json:"format"`  // fp32, fp16, int8, int4, int2, binary, shared-5bit
-	Kernel  string `json:"kernel"`  // dense, int8, sparse
+	// Kernel is the form the layer's plan op carries for the backend:
+	// int8 (accel.Op.Quant), sparse (accel.Op.Sparse, at least SparseMin
+	// of the weights zero, not int8) or dense. The backend decides at
+	// compile time which kernels run it on its device.
+	Kernel string `json:"kernel"`
 }
 
 // StageReport is the validation accuracy after one pipeline step.
@@ -84,9 +76,10 @@ type StageReport struct {
 
 // Result is a compressed model and its figures.
 type Result struct {
-	// Model is the compressed model as Decode restores it from Encoded
-	// (weights as stored, m.Quant and m.Sparse set for the kernels), less
-	// the m.Quant of the layers in Float.
+	// Model is the compressed model as Decode restores it from Encoded:
+	// weights as stored, the int8 forms in m.Quant and the sparse ones in
+	// m.Sparse, which nas.Lower carries into the plan. It says what the
+	// model is; which kernels run it is the backend's choice.
 	Model   *nas.Model
 	Encoded []byte
 	// Bytes is len(Encoded); DenseBytes the original model's fp32 size
@@ -97,31 +90,66 @@ type Result struct {
 	ParamsBefore int64   `json:"params_before"`
 	ParamsAfter  int64   `json:"params_after"`
 	NonZero      int64   `json:"nonzero"`
-	// ValAccBefore/After are measured on the lowered plans (int8 and sparse
-	// kernels included) over the validation set.
-	ValAccBefore float64         `json:"val_accuracy_before"`
-	ValAccAfter  float64         `json:"val_accuracy_after"`
-	Layers       []LayerReport   `json:"layers"`
-	Stages       []StageReport   `json:"stages"`
-	Recipe       string          `json:"recipe"`
-	Options      EncodeOptions   `json:"-"`
-	Seconds      float64         `json:"seconds"`
-	Arch         *nas.Arch       `json:"arch"`
-	Sparse       map[string]bool `json:"-"`
-	// Float names the quantized layers that run on the float kernels
-	// (their m.Quant dropped from Model, see Config.KeepInt8); a model
-	// decoded from Encoded again has them on the int8 kernels.
-	Float map[string]bool `json:"-"`
+	// ValAccBefore/After are measured on the lowered plans (the int8 and
+	// sparse forms included) over the validation set.
+	ValAccBefore float64       `json:"val_accuracy_before"`
+	ValAccAfter  float64       `json:"val_accuracy_after"`
+	Layers       []LayerReport `json:"layers"`
+	Stages       []StageReport `json:"stages"`
+	Recipe       string        `json:"recipe"`
+	// Notes say what the recipe asked that was left alone, and why (a
+	// global channel ratio does not narrow the network's outputs).
+	Notes   []string      `json:"notes,omitempty"`
+	Options EncodeOptions `json:"-"`
+	Seconds float64       `json:"seconds"`
+	Arch    *nas.Arch     `json:"arch"`
+}
+
+// A stage is one named step of Apply: it changes the working model (and
+// fine-tunes it) or leaves it as it is when the recipe asks nothing of it.
+type stage struct {
+	name string
+	run  func(*applier) error
+}
+
+// stages are Apply's steps, in the order of DESIGN.md's trial data flow,
+// with unstructured pruning placed before sharing/quantization as in Deep
+// Compression (clustering only the surviving weights is what makes
+// sharing pay).
+var stages = []stage{
+	{"channel pruning", (*applier).pruneChannels},
+	{"low-rank", (*applier).lowRank},
+	{"pruning", (*applier).pruneWeights},
+	{"sharing/quantization", (*applier).shareQuantize},
+	{"encoding", (*applier).encode},
+}
+
+// applier is what Apply's stages share: the recipe, the data, the model
+// being compressed (cur), the pruning masks held through fine-tuning, the
+// encoding options and the result filled in as they go.
+type applier struct {
+	ctx        context.Context
+	cfg        Config
+	r          *Recipe
+	train, val *data.Set
+	kern       accel.Kernels
+	tc         nas.TrainConfig // fine-tuning
+	cur        *nas.Model
+	masks      map[*nas.Param][]bool
+	opt        EncodeOptions
+	res        *Result
+	start      time.Time
 }
 
 // Apply compresses a copy of m with recipe r, fine-tuning on train and
-// measuring on val, in the order of DESIGN.md's trial data flow, with
-// unstructured pruning placed before sharing/quantization as in Deep
-// Compression (clustering only the surviving weights is what makes
-// sharing pay):
+// measuring on val, through its stages:
 //
 //  1. channel pruning (physical, RemoveChannels) by the layer's criterion,
-//     then fine-tuning;
+//     then fine-tuning; a channel ratio that a layer inherits from the
+//     recipe's default leaves alone the layers whose width is fixed (the
+//     network's outputs, layers feeding a residual add, a channel shuffle
+//     or a grouped convolution, depthwise and grouped convolutions
+//     themselves) and says so in Result.Notes;
 //  2. low-rank factorisation (Factorize), then fine-tuning;
 //  3. unstructured magnitude pruning over PruneRounds rounds of the
 //     automated gradual schedule, fine-tuning after each with the pruned
@@ -129,16 +157,18 @@ type Result struct {
 //  4. weight sharing (k-means, then codebook fine-tuning with summed
 //     gradients) or quantization (fake-quant fine-tuning with a
 //     straight-through estimator below 8 bits, calibrated activation
-//     ranges, int8 kernels; fp16 storage for 16 bits);
+//     ranges); fp16 storage for 16 bits;
 //  5. encoding (Encode): the byte count is the length of the serialisation,
-//     and the result's model is the one Decode restores from it; pruned
-//     layers get the sparse kernels where measurement shows they are faster.
+//     and the result's model is the one Decode restores from it, int8 and
+//     sparse forms included.
 //
+// Nothing is timed: the result is a function of m, r, the data and cfg
+// (the same inputs and seed give the same bytes), and which kernels run
+// the int8 and sparse forms is the backend's decision at compile time.
 // With r.Distill set every fine-tuning step uses the distillation loss.
 // m itself is not changed.
 func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, cfg Config) (*Result, error) {
 	cfg = cfg.withDefaults()
-	start := time.Now()
 	if err := r.Validate(m.Graph); err != nil {
 		return nil, err
 	}
@@ -150,97 +180,125 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 		return nil, err
 	}
 	defer closeK()
-	logf := func(format string, a ...any) {
-		if cfg.Log != nil {
-			fmt.Fprintf(cfg.Log, format+"\n", a...)
-		}
-	}
-	res := &Result{ParamsBefore: m.NumParams(), DenseBytes: 4 * m.NumParams(), Recipe: r.String(), Sparse: map[string]bool{}, Float: map[string]bool{}}
-	if res.ValAccBefore, err = EvaluatePlan(m, val, kern); err != nil {
+	a := &applier{ctx: ctx, cfg: cfg, r: r, train: train, val: val, kern: kern, masks: map[*nas.Param][]bool{},
+		opt:   EncodeOptions{Formats: map[string]TensorFormat{}, Huffman: r.Huffman},
+		res:   &Result{ParamsBefore: m.NumParams(), DenseBytes: 4 * m.NumParams(), Recipe: r.String()},
+		start: time.Now()}
+	if a.res.ValAccBefore, err = EvaluatePlan(m, val, kern); err != nil {
 		return nil, err
 	}
-	logf("compress %s with %s: %d params, val accuracy %.4f", m.Arch.Name, res.Recipe, res.ParamsBefore, res.ValAccBefore)
-	cur, err := cloneModel(m)
-	if err != nil {
+	a.logf("compress %s with %s: %d params, val accuracy %.4f", m.Arch.Name, a.res.Recipe, a.res.ParamsBefore, a.res.ValAccBefore)
+	if a.cur, err = cloneModel(m); err != nil {
 		return nil, err
 	}
-	tc := cfg.Train
-	tc.Epochs = cfg.FineTuneEpochs
+	a.tc = cfg.Train
+	a.tc.Epochs = cfg.FineTuneEpochs
 	if r.Distill != nil {
-		loss, err := distillLoss(r.Distill, m, kern)
-		if err != nil {
+		if a.tc.Loss, err = distillLoss(r.Distill, m, kern); err != nil {
 			return nil, err
 		}
-		tc.Loss = loss
 	}
-	stage := func(name string) error {
-		acc, err := EvaluatePlan(cur, val, kern)
-		if err != nil {
-			return err
+	for _, st := range stages {
+		if err := st.run(a); err != nil {
+			return nil, err
 		}
-		res.Stages = append(res.Stages, StageReport{Stage: name, ValAcc: acc, Params: cur.NumParams(), Seconds: time.Since(start).Seconds()})
-		logf("  %-28s val accuracy %.4f, %d params (%.0fs)", name, acc, cur.NumParams(), time.Since(start).Seconds())
-		return nil
 	}
-	masks := map[*nas.Param][]bool{}
-	fineTune := func(extra nas.TrainConfig) error {
-		if cfg.NoFineTune {
-			return nil
-		}
-		c := tc
-		c.WeightTransform, c.GradHook, c.AfterStep = extra.WeightTransform, extra.GradHook, extra.AfterStep
-		after := c.AfterStep
-		c.AfterStep = func(mm *nas.Model, step int) error {
-			for p, mask := range masks {
-				ApplyMask(p.Data, mask)
-			}
-			if after != nil {
-				return after(mm, step)
-			}
-			return nil
-		}
-		c.Seed += uint64(len(res.Stages)) // a different shuffle per step
-		_, err := nas.Train(ctx, cur, train, nil, c, nil)
+	a.res.Seconds = time.Since(a.start).Seconds()
+	a.logf("  %-28s val accuracy %.4f, %d bytes (%.1f× smaller than %d), %.0fs", "encoded", a.res.ValAccAfter, a.res.Bytes, a.res.Ratio, a.res.DenseBytes, a.res.Seconds)
+	return a.res, nil
+}
+
+func (a *applier) logf(format string, args ...any) {
+	if a.cfg.Log != nil {
+		fmt.Fprintf(a.cfg.Log, format+"\n", args...)
+	}
+}
+
+// choice is the recipe's choice for a layer (a low-rank factor "x_lr"
+// follows its layer's).
+func (a *applier) choice(layer string) LayerChoice { return a.r.For(strings.TrimSuffix(layer, "_lr")) }
+
+// report evaluates the working model and records the step.
+func (a *applier) report(step string) error {
+	acc, err := EvaluatePlan(a.cur, a.val, a.kern)
+	if err != nil {
 		return err
 	}
-	choice := func(layer string) LayerChoice { return r.For(strings.TrimSuffix(layer, "_lr")) }
+	el := time.Since(a.start).Seconds()
+	a.res.Stages = append(a.res.Stages, StageReport{Stage: step, ValAcc: acc, Params: a.cur.NumParams(), Seconds: el})
+	a.logf("  %-28s val accuracy %.4f, %d params (%.0fs)", step, acc, a.cur.NumParams(), el)
+	return nil
+}
 
-	// 1. Channel pruning.
-	keep := map[string][]int{}
-	var scores map[string][]float64
-	for _, nd := range weightNodes(cur) {
-		c := choice(nd.Layer.Name)
-		if c.Channels == 0 {
+// fineTune trains the working model for the fine-tuning epochs with the
+// hooks of extra, holding the pruned weights at zero; the shuffle differs
+// per step.
+func (a *applier) fineTune(extra nas.TrainConfig) error {
+	if a.cfg.NoFineTune {
+		return nil
+	}
+	c := a.tc
+	c.WeightTransform, c.GradHook = extra.WeightTransform, extra.GradHook
+	after := extra.AfterStep
+	c.AfterStep = func(mm *nas.Model, step int) error {
+		for p, mask := range a.masks {
+			ApplyMask(p.Data, mask)
+		}
+		if after != nil {
+			return after(mm, step)
+		}
+		return nil
+	}
+	c.Seed += uint64(len(a.res.Stages))
+	_, err := nas.Train(a.ctx, a.cur, a.train, nil, c, nil)
+	return err
+}
+
+// pruneChannels is stage 1: channel pruning by each layer's criterion.
+func (a *applier) pruneChannels() error {
+	var layers []string
+	for _, nd := range weightNodes(a.cur) {
+		name := nd.Layer.Name
+		if a.choice(name).Channels == 0 {
 			continue
 		}
-		if scores == nil {
-			if scores, err = channelScores(ctx, cur, r, train, tc, cfg); err != nil {
-				return nil, err
+		if !a.r.setsChannels(name) {
+			if why := fixedWidth(a.cur.Graph, nd); why != "" {
+				a.res.Notes = append(a.res.Notes, fmt.Sprintf("channel pruning left layer %q alone: %s (name the layer in the recipe to insist)", name, why))
+				continue
 			}
 		}
-		k, err := KeepChannels(scores[nd.Layer.Name], c.Channels, max(c.Group, 1))
-		if err != nil {
-			return nil, fmt.Errorf("layer %q: %w", nd.Layer.Name, err)
-		}
-		keep[nd.Layer.Name] = k
+		layers = append(layers, name)
 	}
-	if len(keep) > 0 {
-		if cur, err = RemoveChannels(cur, keep); err != nil {
-			return nil, err
-		}
-		if err := fineTune(nas.TrainConfig{}); err != nil {
-			return nil, err
-		}
-		if err := stage("channel pruning"); err != nil {
-			return nil, err
+	if len(layers) == 0 {
+		return nil
+	}
+	scores, err := channelScores(a.ctx, a.cur, layers, a.r, a.train, a.tc, a.cfg)
+	if err != nil {
+		return err
+	}
+	keep := map[string][]int{}
+	for _, name := range layers {
+		c := a.choice(name)
+		if keep[name], err = KeepChannels(scores[name], c.Channels, max(c.Group, 1)); err != nil {
+			return fmt.Errorf("layer %q: %w", name, err)
 		}
 	}
+	if a.cur, err = RemoveChannels(a.cur, keep); err != nil {
+		return err
+	}
+	if err := a.fineTune(nas.TrainConfig{}); err != nil {
+		return err
+	}
+	return a.report("channel pruning")
+}
 
-	// 2. Low-rank.
+// lowRank is stage 2: low-rank factorisation of the layers that ask for it.
+func (a *applier) lowRank() error {
 	factored := false
-	for _, nd := range weightNodes(cur) {
+	for _, nd := range weightNodes(a.cur) {
 		name := nd.Layer.Name
-		c := choice(name)
+		c := a.choice(name)
 		if c.Rank == 0 && c.Energy == 0 || strings.HasSuffix(name, "_lr") {
 			continue
 		}
@@ -250,61 +308,70 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 			}
 			return RankForFraction(len(sv), c.Rank)
 		}
-		if cur, err = Factorize(cur, name, rank); err != nil {
-			return nil, err
+		var err error
+		if a.cur, err = Factorize(a.cur, name, rank); err != nil {
+			return err
 		}
 		factored = true
 	}
-	if factored {
-		if err := fineTune(nas.TrainConfig{}); err != nil {
-			return nil, err
-		}
-		if err := stage("low-rank"); err != nil {
-			return nil, err
-		}
+	if !factored {
+		return nil
 	}
+	if err := a.fineTune(nas.TrainConfig{}); err != nil {
+		return err
+	}
+	return a.report("low-rank")
+}
 
-	// 3. Unstructured pruning, gradually.
-	for round := 1; round <= cfg.PruneRounds; round++ {
-		anyPruned := false
-		for _, nd := range weightNodes(cur) {
-			c := choice(nd.Layer.Name)
+// pruneWeights is stage 3: unstructured magnitude pruning, gradually over
+// PruneRounds rounds.
+func (a *applier) pruneWeights() error {
+	rounds := a.cfg.PruneRounds
+	for round := 1; round <= rounds; round++ {
+		pruned := false
+		for _, nd := range weightNodes(a.cur) {
+			c := a.choice(nd.Layer.Name)
 			if c.Prune == 0 {
 				continue
 			}
-			anyPruned = true
-			w := cur.Param(nd.Layer.Name + ".w")
-			s := GradualSparsity(round, 0, cfg.PruneRounds, 1, 0, c.Prune)
-			th, err := MagnitudeThreshold([][]float32{w.Data}, s)
+			pruned = true
+			w := a.cur.Param(nd.Layer.Name + ".w")
+			th, err := MagnitudeThreshold([][]float32{w.Data}, GradualSparsity(round, 0, rounds, 1, 0, c.Prune))
 			if err != nil {
-				return nil, fmt.Errorf("layer %q: %w", nd.Layer.Name, err)
+				return fmt.Errorf("layer %q: %w", nd.Layer.Name, err)
 			}
-			masks[w] = PruneMagnitude(w.Data, th)
+			a.masks[w] = PruneMagnitude(w.Data, th)
 		}
-		if !anyPruned {
-			break
+		if !pruned {
+			return nil
 		}
-		if err := fineTune(nas.TrainConfig{}); err != nil {
-			return nil, err
+		if err := a.fineTune(nas.TrainConfig{}); err != nil {
+			return err
 		}
-		if err := stage(fmt.Sprintf("pruning round %d/%d", round, cfg.PruneRounds)); err != nil {
-			return nil, err
+		if err := a.report(fmt.Sprintf("pruning round %d/%d", round, rounds)); err != nil {
+			return err
 		}
 	}
+	return nil
+}
 
-	// 4. Sharing and quantization.
-	opt := EncodeOptions{Formats: map[string]TensorFormat{}, Huffman: r.Huffman}
+// shareQuantize is stage 4: k-means weight sharing or quantization, each
+// with its fine-tuning (codebook gradients, fake quantization below 8
+// bits), then fp16 rounding and the int8 forms with calibrated input
+// ranges.
+func (a *applier) shareQuantize() error {
+	cur, opt := a.cur, a.opt
 	shared := map[*nas.Param]*Shared{}
 	qat := map[string]int{}
 	for _, nd := range weightNodes(cur) {
 		name := nd.Layer.Name
-		c := choice(name)
+		c := a.choice(name)
 		w := cur.Param(name + ".w")
 		switch {
 		case c.Share > 0:
 			s, err := ShareWeights(w.Data, 1<<c.Share, 50)
 			if err != nil {
-				return nil, fmt.Errorf("layer %q: %w", name, err)
+				return fmt.Errorf("layer %q: %w", name, err)
 			}
 			copy(w.Data, s.Values())
 			shared[w] = s
@@ -324,105 +391,97 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 		}
 	}
 	if len(shared) > 0 || len(qat) > 0 {
-		lr := float32(tc.LR)
-		ft := nas.TrainConfig{}
-		if len(qat) > 0 {
-			ft.WeightTransform = func(p *nas.Param, w []float32) bool {
-				bits, ok := qat[p.Name]
-				if !ok {
-					return false
-				}
-				copy(w, p.Data)
-				return FakeQuant(w, p.Shape[0], bits) == nil
-			}
-		}
-		if len(shared) > 0 {
-			counts := map[*nas.Param][]int{}
-			for p, s := range shared {
-				c := make([]int, len(s.Codebook))
-				for _, a := range s.Assign {
-					if a >= 0 {
-						c[a]++
-					}
-				}
-				counts[p] = c
-			}
-			ft.GradHook = func(mm *nas.Model) error {
-				for p, s := range shared {
-					g, err := s.CodebookGrad(p.Grad)
-					if err != nil {
-						return err
-					}
-					// The exact gradient of c_j sums over its cluster; its
-					// curvature grows with the cluster size too, so the step
-					// divides by it (a diagonal preconditioner) to stay
-					// stable for clusters of thousands of weights.
-					for j := range s.Codebook {
-						s.Codebook[j] -= lr * g[j] / float32(max(counts[p][j], 1))
-					}
-					clear(p.Grad) // the codebook moves; the weights follow in AfterStep
-				}
-				return nil
-			}
-			ft.AfterStep = func(mm *nas.Model, _ int) error {
-				for p, s := range shared {
-					copy(p.Data, s.Values())
-				}
-				return nil
-			}
-		}
-		if err := fineTune(ft); err != nil {
-			return nil, err
+		if err := a.fineTune(shareQuantTraining(shared, qat, float32(a.tc.LR))); err != nil {
+			return err
 		}
 		// Weight decay and momentum cannot move shared weights off their
 		// codebook: AfterStep rewrote them after every step.
-		if err := stage("sharing/QAT fine-tuning"); err != nil {
-			return nil, err
+		if err := a.report("sharing/QAT fine-tuning"); err != nil {
+			return err
 		}
 	}
-	if err := finishQuant(cur, opt, train, cfg.CalibSamples, kern); err != nil {
-		return nil, err
-	}
+	return finishQuant(cur, opt, a.train, a.cfg.CalibSamples, a.kern)
+}
 
-	// 5. Encode, and take the decoded model as the result.
-	enc, err := Encode(cur, opt)
+// shareQuantTraining returns the fine-tuning hooks of sharing and
+// quantization-aware training: fake quantization of the qat tensors in the
+// forward pass (straight-through gradients), and for shared tensors a
+// codebook step from the summed gradients of each cluster after which the
+// weights follow their codebook.
+func shareQuantTraining(shared map[*nas.Param]*Shared, qat map[string]int, lr float32) nas.TrainConfig {
+	ft := nas.TrainConfig{}
+	if len(qat) > 0 {
+		ft.WeightTransform = func(p *nas.Param, w []float32) bool {
+			bits, ok := qat[p.Name]
+			if !ok {
+				return false
+			}
+			copy(w, p.Data)
+			return FakeQuant(w, p.Shape[0], bits) == nil
+		}
+	}
+	if len(shared) == 0 {
+		return ft
+	}
+	counts := map[*nas.Param][]int{}
+	for p, s := range shared {
+		c := make([]int, len(s.Codebook))
+		for _, a := range s.Assign {
+			if a >= 0 {
+				c[a]++
+			}
+		}
+		counts[p] = c
+	}
+	ft.GradHook = func(mm *nas.Model) error {
+		for p, s := range shared {
+			g, err := s.CodebookGrad(p.Grad)
+			if err != nil {
+				return err
+			}
+			// The exact gradient of c_j sums over its cluster; its
+			// curvature grows with the cluster size too, so the step
+			// divides by it (a diagonal preconditioner) to stay stable
+			// for clusters of thousands of weights.
+			for j := range s.Codebook {
+				s.Codebook[j] -= lr * g[j] / float32(max(counts[p][j], 1))
+			}
+			clear(p.Grad) // the codebook moves; the weights follow in AfterStep
+		}
+		return nil
+	}
+	ft.AfterStep = func(mm *nas.Model, _ int) error {
+		for p, s := range shared {
+			copy(p.Data, s.Values())
+		}
+		return nil
+	}
+	return ft
+}
+
+// encode is stage 5: the model encoded, and the result the model its
+// bytes decode to.
+func (a *applier) encode() error {
+	res := a.res
+	enc, err := Encode(a.cur, a.opt)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	final, err := Decode(cur.Arch, enc)
+	final, err := Decode(a.cur.Arch, enc)
 	if err != nil {
-		return nil, fmt.Errorf("compress: the encoded model does not decode: %w", err)
+		return fmt.Errorf("compress: the encoded model does not decode: %w", err)
 	}
-	if !cfg.NoSparseKernels || !cfg.KeepInt8 {
-		// Decide at batch 1 on one thread, the setting latency is reported in.
-		k1, close1, err := nas.DefaultKernels(1)
-		if err != nil {
-			return nil, err
-		}
-		if !cfg.KeepInt8 {
-			err = chooseFloat(final, k1, res.Float)
-		}
-		if err == nil && !cfg.NoSparseKernels {
-			err = chooseSparse(final, k1, res.Sparse)
-		}
-		close1()
-		if err != nil {
-			return nil, err
-		}
-	}
-	res.Model, res.Encoded, res.Bytes, res.Options, res.Arch = final, enc, len(enc), opt, final.Arch
+	res.Model, res.Encoded, res.Bytes, res.Options, res.Arch = final, enc, len(enc), a.opt, final.Arch
 	res.Ratio = float64(res.DenseBytes) / float64(res.Bytes)
 	res.ParamsAfter = final.NumParams()
-	if res.ValAccAfter, err = EvaluatePlan(final, val, kern); err != nil {
-		return nil, err
+	if res.ValAccAfter, err = EvaluatePlan(final, a.val, a.kern); err != nil {
+		return err
 	}
-	res.Layers = layerReports(final, opt, res.Sparse)
+	res.Layers = layerReports(final, a.opt)
 	for _, l := range res.Layers {
 		res.NonZero += int64(l.NonZero)
 	}
-	res.Seconds = time.Since(start).Seconds()
-	logf("  %-28s val accuracy %.4f, %d bytes (%.1f× smaller than %d), %.0fs", "encoded", res.ValAccAfter, res.Bytes, res.Ratio, res.DenseBytes, res.Seconds)
-	return res, nil
+	return nil
 }
 
 // weightNodes lists the conv and linear nodes of m in order.
@@ -599,143 +658,7 @@ func CSR(w []float32, rows int) *accel.SparseWeights {
 	return s
 }
 
-// chooseSparse gives each float conv or linear layer with at least half
-// its weights zero the sparse form when its batch-1 time on the sparse
-// kernels is below the dense one (median of repeated runs), and records
-// the choice in chosen.
-func chooseSparse(m *nas.Model, k accel.Kernels, chosen map[string]bool) error {
-	sk, ok := k.(accel.SparseKernels)
-	if !ok {
-		return nil
-	}
-	for _, nd := range weightNodes(m) {
-		name := nd.Layer.Name
-		w := m.Param(name + ".w")
-		if m.Quant[name] != nil || Sparsity(w.Data) < 0.5 {
-			continue
-		}
-		s := CSR(w.Data, w.Shape[0])
-		var b []float32
-		if bp := m.Param(name + ".b"); bp != nil {
-			b = bp.Data
-		}
-		var dense, sparse func() error
-		if nd.Kind == nas.TypeConv {
-			p := nd.Conv
-			p.N = 1
-			nx, _, ny := p.Sizes()
-			x, y := randInput(nx), make([]float32, ny)
-			dense = func() error { return k.Conv2D(p, x, w.Data, b, nd.Act, y) }
-			sparse = func() error { return sk.SpConv2D(p, x, s, b, nd.Act, y) }
-		} else {
-			in, out := w.Shape[1], w.Shape[0]
-			x, y := randInput(in), make([]float32, out)
-			dense = func() error {
-				if err := k.Sgemm(false, true, 1, out, in, 1, x, in, w.Data, in, 0, y, out); err != nil {
-					return err
-				}
-				return k.BiasAct(1, out, 1, y, b, nd.Act, y)
-			}
-			sparse = func() error { return sk.SpLinear(1, in, out, x, s, b, nd.Act, y) }
-		}
-		td, err := medianTime(dense)
-		if err != nil {
-			return err
-		}
-		ts, err := medianTime(sparse)
-		if err != nil {
-			return err
-		}
-		if ts < td {
-			m.Sparse[name] = s
-			chosen[name] = true
-		}
-	}
-	return nil
-}
-
-// chooseFloat moves each quantized conv layer of m to the float kernels
-// (dropping m.Quant[layer]; the decoded model holds the dequantized
-// weights Scale·Q) when m's whole lowered plan runs no slower at batch 1
-// that way, and records it in chosen. Layers are tried in order, each
-// against the plan as decided so far. The whole plan is timed, not the op
-// alone, because a float conv also lets lowering fold the batch norm that
-// follows it (an int8 conv keeps its batch norm as a separate op) and fuse
-// activations. The int8 kernels pay for long reductions over many output
-// channels; the small depthwise, grouped, 1×1 and stem convolutions of
-// compact blocks run faster in float, where the input needs no quantizing
-// pass. Linear layers keep their int8 form (QLinear is at least even with
-// Sgemm at batch 1).
-func chooseFloat(m *nas.Model, k accel.Kernels, chosen map[string]bool) error {
-	if _, ok := k.(accel.Int8Kernels); !ok {
-		return nil
-	}
-	planTime := func() (time.Duration, error) {
-		plan, err := nas.Lower(m)
-		if err != nil {
-			return 0, err
-		}
-		prog, err := accel.NewHostProgram(k, plan, 1)
-		if err != nil {
-			return 0, err
-		}
-		defer prog.Close()
-		x, y := randInput(prog.InputSize()), make([]float32, prog.OutputSize())
-		return medianTime(func() error { return prog.Run(x, y) })
-	}
-	for _, nd := range weightNodes(m) {
-		name := nd.Layer.Name
-		q := m.Quant[name]
-		if q == nil || nd.Kind != nas.TypeConv {
-			continue
-		}
-		tq, err := planTime()
-		if err != nil {
-			return fmt.Errorf("layer %q: %w", name, err)
-		}
-		delete(m.Quant, name)
-		tf, err := planTime()
-		if err != nil {
-			return fmt.Errorf("layer %q: %w", name, err)
-		}
-		if tq < tf {
-			m.Quant[name] = q
-		} else {
-			chosen[name] = true
-		}
-	}
-	return nil
-}
-
-func randInput(n int) []float32 {
-	x := make([]float32, n)
-	for i := range x {
-		x[i] = float32(math.Sin(float64(i)))
-	}
-	return x
-}
-
-// medianTime runs f a few times for warm-up and returns the median of 31
-// timed runs.
-func medianTime(f func() error) (time.Duration, error) {
-	for i := 0; i < 5; i++ {
-		if err := f(); err != nil {
-			return 0, err
-		}
-	}
-	t := make([]time.Duration, 31)
-	for i := range t {
-		s := time.Now()
-		if err := f(); err != nil {
-			return 0, err
-		}
-		t[i] = time.Since(s)
-	}
-	sort.Slice(t, func(a, b int) bool { return t[a] < t[b] })
-	return t[len(t)/2], nil
-}
-
-func layerReports(m *nas.Model, opt EncodeOptions, sparse map[string]bool) []LayerReport {
+func layerReports(m *nas.Model, opt EncodeOptions) []LayerReport {
 	var out []LayerReport
 	for _, nd := range weightNodes(m) {
 		name := nd.Layer.Name
@@ -759,7 +682,7 @@ func layerReports(m *nas.Model, opt EncodeOptions, sparse map[string]bool) []Lay
 		switch {
 		case m.Quant[name] != nil:
 			lr.Kernel = "int8"
-		case sparse[name]:
+		case m.Sparse[name] != nil:
 			lr.Kernel = "sparse"
 		}
 		out = append(out, lr)

@@ -193,8 +193,20 @@ func TestApplyChannelCriteriaOnBNNet(t *testing.T) {
 		}
 		t.Logf("%s: params %d → %d, val %.3f → %.3f", c.recipe, res.ParamsBefore, res.ParamsAfter, res.ValAccBefore, res.ValAccAfter)
 	}
-	if _, err := Apply(context.Background(), m, &Recipe{Default: LayerChoice{Channels: 0.5, Criterion: "bn"}}, train, val, Config{}); err == nil ||
-		!strings.Contains(err.Error(), "batch norm") {
+	// A global ratio leaves the classifier (the logits) alone and says so;
+	// naming it insists, and fails (no batch norm reads it).
+	res, err := Apply(context.Background(), m, &Recipe{Default: LayerChoice{Channels: 0.5, Criterion: "bn"}}, train, val, Config{NoFineTune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1, c2, fc := res.Model.Param("c1.w").Shape[0], res.Model.Param("c2.w").Shape[0], res.Model.Param("fc.w").Shape[0]; c1 != 4 || c2 != 8 || fc != 10 {
+		t.Errorf("global channels=0.5:bn: c1 %d, c2 %d, fc %d channels; want 4, 8, 10", c1, c2, fc)
+	}
+	if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], `"fc"`) || !strings.Contains(res.Notes[0], "logits") {
+		t.Errorf("notes %q, want one about fc and the logits", res.Notes)
+	}
+	r, _ := ParseRecipe("fc.channels=0.5:bn")
+	if _, err := Apply(context.Background(), m, r, train, val, Config{}); err == nil || !strings.Contains(err.Error(), "batch norm") {
 		t.Errorf("bn criterion on the classifier: %v", err)
 	}
 }

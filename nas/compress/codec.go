@@ -308,8 +308,10 @@ func readFixed(b []byte, n, width int) ([]uint32, int, error) {
 var ErrCodec = errors.New("invalid compressed model")
 
 // Decode rebuilds a model of architecture a from Encode's bytes: float
-// weights hold the stored values (integers dequantized as Scale·Q), and
-// m.Quant holds the integer forms, so the model runs as it was encoded.
+// weights hold the stored values (integers dequantized as Scale·Q),
+// m.Quant holds the integer forms and m.Sparse the CSR form of every conv
+// or linear layer with at least SparseMin of its weights zero. The model
+// says what it is; the backend that compiles its plan picks the kernels.
 func Decode(a *nas.Arch, b []byte) (*nas.Model, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrCodec, fmt.Sprintf(format, args...))
@@ -345,8 +347,20 @@ func Decode(a *nas.Arch, b []byte) (*nas.Model, error) {
 	if pos != len(b) {
 		return nil, bad("%d bytes after the last tensor", len(b)-pos)
 	}
+	for _, nd := range weightNodes(m) {
+		if w := m.Param(nd.Layer.Name + ".w"); Sparsity(w.Data) >= SparseMin {
+			m.Sparse[nd.Layer.Name] = CSR(w.Data, w.Shape[0])
+		}
+	}
 	return m, nil
 }
+
+// SparseMin is the fraction of zero weights from which a conv or linear
+// layer is sparse: Decode gives it its CSR form in Model.Sparse (int8
+// layers too), which nas.Lower carries into the plan (accel.Op.Sparse) for
+// the backend to run on sparse kernels where they pay on its device. Below
+// half, CSR holds as many bytes as the dense weights.
+const SparseMin = 0.5
 
 func decodeTensor(m *nas.Model, p *nas.Param, b []byte) (int, error) {
 	if len(b) < 1 {

@@ -3,7 +3,6 @@ package compress
 import (
 	"bytes"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 
@@ -81,9 +80,16 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			x[i] = float32(i%17) / 17
 		}
 		assertClose(t, "decoded model", forward(t, d, x, 2), forward(t, m, x, 2), 0)
-		if a, b := runPlan(t, m, x, 2), runPlan(t, d, x, 2); !slices.Equal(a, b) {
-			t.Errorf("huffman=%v: lowered outputs differ", huffman)
+		// The decoded model says what it is: conv1 (60% pruned) and fc1
+		// (70%) carry their CSR form, conv2 and fc2 do not; its plan runs
+		// fc1 on the sparse kernels, which sum in another order than the
+		// dense ones the original ran.
+		for layer, sparse := range map[string]bool{"conv1": true, "conv2": false, "fc1": true, "fc2": false} {
+			if (d.Sparse[layer] != nil) != sparse {
+				t.Errorf("huffman=%v: decoded %s has a sparse form: %v, want %v", huffman, layer, d.Sparse[layer] != nil, sparse)
+			}
 		}
+		assertClose(t, "lowered decoded model", runPlan(t, d, x, 2), runPlan(t, m, x, 2), 1e-5)
 		// Dense fp32 is 4 bytes per value; the compressed form must be far smaller.
 		if dense := 4 * (m.NumParams() + 4*6); int64(len(b)) > dense/2 {
 			t.Errorf("huffman=%v: %d bytes for %d dense", huffman, len(b), dense)

@@ -67,7 +67,7 @@ func TestApplyEncodeEveryCombination(t *testing.T) {
 							t.Fatal(err)
 						}
 						res, err := Apply(context.Background(), base, r, train, val,
-							Config{PruneRounds: 2, NoSparseKernels: true, Threads: 1, CalibSamples: 64, Train: nas.TrainConfig{BatchSize: 32, Seed: 5}})
+							Config{PruneRounds: 2, Threads: 1, CalibSamples: 64, Train: nas.TrainConfig{BatchSize: 32, Seed: 5}})
 						if err != nil {
 							t.Fatalf("Apply: %v", err)
 						}
@@ -93,9 +93,16 @@ func TestApplyEncodeEveryCombination(t *testing.T) {
 						if string(again) != string(res.Encoded) {
 							t.Errorf("re-encoding the decoded result gives other bytes (%d, first %d)", len(again), res.Bytes)
 						}
-						for layer := range res.Float {
-							if res.Model.Quant[layer] != nil || d.Quant[layer] == nil {
-								t.Errorf("layer %s runs float: Quant in the result %v, decoded %v", layer, res.Model.Quant[layer] != nil, d.Quant[layer] != nil)
+						// The result carries what its bytes say: every int8
+						// form, and the CSR form of every layer at least half
+						// zero, whatever runs faster here.
+						for _, l := range res.Layers {
+							w := d.Param(l.Layer + ".w")
+							if (res.Model.Quant[l.Layer] != nil) != (d.Quant[l.Layer] != nil) || (d.Quant[l.Layer] != nil) != (l.Format != "fp32" && l.Format != "fp16" && !strings.HasPrefix(l.Format, "shared")) {
+								t.Errorf("layer %s (%s): int8 form in the result %v, decoded %v", l.Layer, l.Format, res.Model.Quant[l.Layer] != nil, d.Quant[l.Layer] != nil)
+							}
+							if sparse := Sparsity(w.Data) >= SparseMin; (res.Model.Sparse[l.Layer] != nil) != sparse || (d.Sparse[l.Layer] != nil) != sparse {
+								t.Errorf("layer %s at sparsity %.2f: sparse form in the result %v, decoded %v", l.Layer, Sparsity(w.Data), res.Model.Sparse[l.Layer] != nil, d.Sparse[l.Layer] != nil)
 							}
 						}
 					})

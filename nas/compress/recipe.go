@@ -75,6 +75,15 @@ func (r *Recipe) For(layer string) LayerChoice {
 	return r.Default
 }
 
+// setsChannels reports whether the recipe names layer with a channel
+// pruning of its own (ratio, criterion or group other than the default's),
+// rather than inheriting the default's.
+func (r *Recipe) setsChannels(layer string) bool {
+	c, ok := r.Layers[layer]
+	d := r.Default
+	return ok && (c.Channels != d.Channels || c.Criterion != d.Criterion || c.Group != d.Group)
+}
+
 // SetLayer sets the choice of one layer.
 func (r *Recipe) SetLayer(layer string, c LayerChoice) {
 	if r.Layers == nil {

@@ -3,6 +3,7 @@ package compress
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"hwnas/accel"
 	"hwnas/nas"
@@ -13,8 +14,8 @@ import (
 // by the "bn" criterion (network slimming uses 1e-4 to 1e-5).
 const slimmingLambda = 1e-4
 
-// channelScores ranks the output channels of every layer the recipe
-// prunes by channels, with the layer's criterion:
+// channelScores ranks the output channels of the named layers (which the
+// recipe prunes by channels) with each layer's criterion:
 //
 //   - l1: the L1 norm of each filter;
 //   - bn: |γ| of the batch norm reading the layer, after FineTuneEpochs of
@@ -22,14 +23,14 @@ const slimmingLambda = 1e-4
 //   - taylor: |Σ_i w_i·∂L/∂w_i| over each filter's weights and bias
 //     (first-order Taylor estimate of the loss change when the filter is
 //     removed), averaged over the batches of CalibSamples training images.
-func channelScores(ctx context.Context, m *nas.Model, r *Recipe, train *data.Set, tc nas.TrainConfig, cfg Config) (map[string][]float64, error) {
+func channelScores(ctx context.Context, m *nas.Model, layers []string, r *Recipe, train *data.Set, tc nas.TrainConfig, cfg Config) (map[string][]float64, error) {
 	scores := map[string][]float64{}
 	bnOf := map[string]*nas.Param{}
 	var taylor []string
 	for _, nd := range weightNodes(m) {
 		name := nd.Layer.Name
 		c := r.For(name)
-		if c.Channels == 0 {
+		if !slices.Contains(layers, name) {
 			continue
 		}
 		w := m.Param(name + ".w")

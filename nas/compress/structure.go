@@ -224,6 +224,46 @@ func RemoveChannels(m *nas.Model, keep map[string][]int) (*nas.Model, error) {
 	return nm, nil
 }
 
+// fixedWidth says why the output channels of nd cannot be removed on
+// their own, following them through the layers that pass a removal on
+// (ChannelRule): they are the network's outputs (their number is the data
+// set's class count), or they reach a residual add (every input must lose
+// the same channels), a channel shuffle (every group the same positions)
+// or a grouped convolution; a depthwise or grouped convolution's own
+// channels follow the layer that feeds it. It returns "" when RemoveChannels
+// can narrow nd alone.
+func fixedWidth(g *nas.Graph, nd *nas.Node) string {
+	if nd.ChannelRule() != nas.ChannelsAbsorb {
+		return "a grouped or depthwise convolution, whose channels follow the layer that feeds it"
+	}
+	var walk func(t int) string
+	walk = func(t int) string {
+		if t == g.Output {
+			return "its channels are the network's outputs (the logits, as many as the data set has classes)"
+		}
+		for _, ci := range g.Consumers[t] {
+			c := g.Nodes[ci]
+			switch c.ChannelRule() {
+			case nas.ChannelsAbsorb:
+				continue
+			case nas.ChannelsAdd:
+				return fmt.Sprintf("it feeds residual add %q, whose inputs must lose the same channels", c.Layer.Name)
+			case nas.ChannelsShuffle:
+				return fmt.Sprintf("it feeds channel shuffle %q, whose groups must keep the same positions", c.Layer.Name)
+			case nas.ChannelsRefuse:
+				return fmt.Sprintf("it feeds %q (%s), which channel pruning does not rewrite", c.Layer.Name, c.Layer.Type)
+			}
+			for _, o := range c.Out {
+				if why := walk(o); why != "" {
+					return why
+				}
+			}
+		}
+		return ""
+	}
+	return walk(nd.Out[0])
+}
+
 // kindOf returns the part of a parameter name after the last dot.
 func kindOf(name string) string {
 	for i := len(name) - 1; i >= 0; i-- {

@@ -238,7 +238,7 @@ func TestMixedRecipeApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	train := calibration(t, 2000)
-	res, err := compress.Apply(context.Background(), m, r, train, mnist(t, 1000), compress.Config{NoFineTune: true, NoSparseKernels: true, Threads: 1})
+	res, err := compress.Apply(context.Background(), m, r, train, mnist(t, 1000), compress.Config{NoFineTune: true, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
