@@ -119,7 +119,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	if fm.Augment > 0 {
 		images += fmt.Sprintf(" and %d shifted cop(ies) of each", fm.Augment)
 	}
-	fmt.Fprintf(c.log, "final training of trial %d as trial %d: %d epoch(s) on %s\n", best.Number, tr.Number, fm.Epochs, images)
+	fmt.Fprintf(c.log, "final training of trial %s as trial %s: %d epoch(s) on %s\n", best.Name(), tr.Name(), fm.Epochs, images)
 	cfg, err := c.cfg.Space.Decode(fm.Decisions)
 	if err != nil {
 		return err
@@ -169,8 +169,8 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	if err := c.record(ctx, tr.ID, spec, res, rew); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.log, "final trial %d (of trial %d): reward %.4f val %.2f%% test %.2f%% %d bytes latency %v, %.0fs\n",
-		tr.Number, best.Number, rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), time.Since(t0).Seconds())
+	fmt.Fprintf(c.log, "final trial %s (of trial %s): reward %.4f val %.2f%% test %.2f%% %d bytes latency %v, %.0fs\n",
+		tr.Name(), best.Name(), rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), time.Since(t0).Seconds())
 	c.sum.Final = &FinalResult{Trial: tr.Number, Of: best.Number, Reward: rew, ValAccuracy: res.ValAccuracy,
 		TestAccuracy: res.TestAccuracy, Bytes: res.Bytes, LatencyNs: int64(res.Latency.Median)}
 	return nil

@@ -259,7 +259,7 @@ func (w *worker) slot(ctx context.Context, id string, place procPlace) error {
 			continue
 		}
 		if err := w.run(ctx, tr, claim, place); err != nil && ctx.Err() == nil {
-			fmt.Fprintf(o.Log, "worker %s: trial %d: %v\n", id, tr.Number, err)
+			fmt.Fprintf(o.Log, "worker %s: trial %s: %v\n", id, tr.Name(), err)
 		}
 		if o.finished != nil {
 			select {
@@ -330,7 +330,7 @@ func (w *worker) run(ctx context.Context, tr store.Trial, claim store.Claim, pla
 	cancel()
 	select {
 	case e := <-lost:
-		fmt.Fprintf(o.Log, "trial %d: abandoned: %v\n", tr.Number, e)
+		fmt.Fprintf(o.Log, "trial %s: abandoned: %v\n", tr.Name(), e)
 		return nil
 	default:
 	}
@@ -339,7 +339,7 @@ func (w *worker) run(ctx context.Context, tr store.Trial, claim store.Claim, pla
 	}
 	var te *TrialError
 	if errors.As(err, &te) {
-		fmt.Fprintf(o.Log, "trial %d: failed: %v\n", tr.Number, te)
+		fmt.Fprintf(o.Log, "trial %s: failed: %v\n", tr.Name(), te)
 		return db.FailClaimed(ctx, claim, te.Error())
 	}
 	if err != nil {
@@ -348,14 +348,14 @@ func (w *worker) run(ctx context.Context, tr store.Trial, claim store.Claim, pla
 	m := store.Metrics{ValAccuracy: res.ValAccuracy, TestAccuracy: res.TestAccuracy, HasTest: spec.Test,
 		Params: res.Params, CompressedBytes: res.Bytes, MACs: res.MACs, TrainSeconds: res.TrainSeconds}
 	if spec.SkipMeasure {
-		fmt.Fprintf(o.Log, "trial %d: val %.2f%% %d bytes, trained in %.1fs; waiting for a measurement on %s\n",
-			tr.Number, 100*res.ValAccuracy, res.Bytes, time.Since(t0).Seconds(), w.cfg.MeasureDevice)
+		fmt.Fprintf(o.Log, "trial %s: val %.2f%% %d bytes, trained in %.1fs; waiting for a measurement on %s\n",
+			tr.Name(), 100*res.ValAccuracy, res.Bytes, time.Since(t0).Seconds(), w.cfg.MeasureDevice)
 		return db.SubmitForMeasure(ctx, claim, m, res.Weights)
 	}
 	rew, err := w.reward.Compute(res.ValAccuracy, res.Latency.Median, res.Bytes)
 	if err != nil {
 		te := &TrialError{FailNaN, err.Error()}
-		fmt.Fprintf(o.Log, "trial %d: failed: %v\n", tr.Number, te)
+		fmt.Fprintf(o.Log, "trial %s: failed: %v\n", tr.Name(), te)
 		return db.FailClaimed(ctx, claim, te.Error())
 	}
 	m.Reward = rew
@@ -374,8 +374,8 @@ func (w *worker) run(ctx context.Context, tr store.Trial, claim store.Claim, pla
 		pred = fmt.Sprintf("predicted %v (%+.0f%%, %.0f%% of ops known)", time.Duration(res.PredictedNs).Round(100*time.Nanosecond),
 			100*res.PredictionError(), 100*res.PredCoverage)
 	}
-	fmt.Fprintf(o.Log, "trial %d: reward %.4f val %.2f%% test %.2f%% %d bytes latency %v, %s, %.1fs\n",
-		tr.Number, rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), pred, time.Since(t0).Seconds())
+	fmt.Fprintf(o.Log, "trial %s: reward %.4f val %.2f%% test %.2f%% %d bytes latency %v, %s, %.1fs\n",
+		tr.Name(), rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), pred, time.Since(t0).Seconds())
 	return nil
 }
 

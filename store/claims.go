@@ -99,7 +99,7 @@ func leaseHeld(res sql.Result, c Claim) error {
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("trial %d (worker %s, attempt %d): %w", c.TrialID, c.Worker, c.Attempt, ErrLeaseLost)
+		return fmt.Errorf("trial id %d (worker %s, attempt %d): %w", c.TrialID, c.Worker, c.Attempt, ErrLeaseLost)
 	}
 	return nil
 }
@@ -113,13 +113,13 @@ func requireClaim(tx *tx, c Claim, stage string) error {
 	err := tx.QueryRow(`SELECT status, worker, attempts, stage FROM trials WHERE id = ?`+tx.d.forUpdate(), c.TrialID).
 		Scan(&st, &worker, &attempts, &stg)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("trial %d: %w", c.TrialID, ErrNotFound)
+		return fmt.Errorf("trial id %d: %w", c.TrialID, ErrNotFound)
 	}
 	if err != nil {
 		return err
 	}
 	if st != Running || worker != c.Worker || attempts != c.Attempt || stg != stage {
-		return fmt.Errorf("trial %d is %s (stage %q) by %q attempt %d, not %s attempt %d: %w",
+		return fmt.Errorf("trial id %d is %s (stage %q) by %q attempt %d, not %s attempt %d: %w",
 			c.TrialID, st, stg, worker, attempts, c.Worker, c.Attempt, ErrLeaseLost)
 	}
 	return nil
@@ -368,7 +368,7 @@ func putMetrics(tx *tx, trialID int64, m Metrics) error {
 	if _, err := tx.Exec(`INSERT INTO metrics (trial_id, val_accuracy, test_accuracy, params, compressed_bytes,
 		macs, train_seconds, reward) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		trialID, m.ValAccuracy, test, m.Params, m.CompressedBytes, m.MACs, m.TrainSeconds, m.Reward); err != nil {
-		return fmt.Errorf("trial %d metrics: %w", trialID, err)
+		return fmt.Errorf("trial id %d metrics: %w", trialID, err)
 	}
 	return nil
 }
@@ -381,7 +381,7 @@ func putWeights(tx *tx, trialID int64, weights []byte) error {
 	sum := sha256.Sum256(weights)
 	if _, err := tx.Exec(`INSERT INTO weights (trial_id, blob, sha256) VALUES (?, ?, ?)`,
 		trialID, weights, hex.EncodeToString(sum[:])); err != nil {
-		return fmt.Errorf("trial %d weights: %w", trialID, err)
+		return fmt.Errorf("trial id %d weights: %w", trialID, err)
 	}
 	return nil
 }

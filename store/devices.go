@@ -90,10 +90,10 @@ func (d *DB) MatchDevices(ctx context.Context, spec string) ([]accel.Device, err
 // the same device and batch.
 func putLatency(tx *tx, trialID int64, l Latency, at string) error {
 	if err := putDevice(tx, l.Device, at); err != nil {
-		return fmt.Errorf("trial %d latency: %w", trialID, err)
+		return fmt.Errorf("trial id %d latency: %w", trialID, err)
 	}
 	if l.Batch <= 0 {
-		return fmt.Errorf("trial %d latency on %s: batch %d, want ≥ 1", trialID, l.Device.Name, l.Batch)
+		return fmt.Errorf("trial id %d latency on %s: batch %d, want ≥ 1", trialID, l.Device.Name, l.Batch)
 	}
 	var pred sql.NullInt64
 	if l.Predicted != 0 {
@@ -109,7 +109,7 @@ func putLatency(tx *tx, trialID int64, l Latency, at string) error {
 		trialID, l.Device.Fingerprint, l.Batch, l.RuntimeName(), int64(s.Median), int64(s.P90), int64(s.MAD), int64(s.Mean),
 		int64(s.Min), int64(s.Max), s.Runs, s.Outliers, pred, at)
 	if err != nil {
-		return fmt.Errorf("trial %d latency on %s batch %d: %w", trialID, l.Device.Name, l.Batch, err)
+		return fmt.Errorf("trial id %d latency on %s batch %d: %w", trialID, l.Device.Name, l.Batch, err)
 	}
 	return nil
 }

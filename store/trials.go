@@ -115,7 +115,7 @@ func (d *DB) SetTestAccuracy(ctx context.Context, trialID int64, acc float64) er
 		if err != nil {
 			return err
 		}
-		return expectOne(res, "metrics of trial %d", trialID)
+		return expectOne(res, "metrics of trial id %d", trialID)
 	})
 }
 
@@ -177,7 +177,7 @@ func requireStatus(tx *tx, trialID int64, allowed ...TrialStatus) error {
 	var st TrialStatus
 	err := tx.QueryRow(`SELECT status FROM trials WHERE id = ?`+tx.d.forUpdate(), trialID).Scan(&st)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("trial %d: %w", trialID, ErrNotFound)
+		return fmt.Errorf("trial id %d: %w", trialID, ErrNotFound)
 	}
 	if err != nil {
 		return err
@@ -191,7 +191,7 @@ func requireStatus(tx *tx, trialID int64, allowed ...TrialStatus) error {
 	for i, a := range allowed {
 		want[i] = string(a)
 	}
-	return fmt.Errorf("trial %d is %s, want %s", trialID, st, strings.Join(want, " or "))
+	return fmt.Errorf("trial id %d is %s, want %s", trialID, st, strings.Join(want, " or "))
 }
 
 const trialColumns = `t.id, t.study_id, s.name, t.number, t.decisions, t.arch, t.recipe, t.status, t.stage, t.worker,
@@ -226,7 +226,7 @@ func scanTrial(row interface{ Scan(...any) error }) (Trial, error) {
 func (d *DB) GetTrial(ctx context.Context, trialID int64) (Trial, error) {
 	t, err := scanTrial(d.queryRow(ctx, `SELECT `+trialColumns+trialFrom+`WHERE t.id = ?`, trialID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Trial{}, fmt.Errorf("trial %d: %w in %s", trialID, ErrNotFound, d.path)
+		return Trial{}, fmt.Errorf("trial id %d: %w in %s", trialID, ErrNotFound, d.path)
 	}
 	if err != nil {
 		return Trial{}, err
@@ -295,14 +295,14 @@ func (d *DB) TrialWeights(ctx context.Context, trialID int64) ([]byte, error) {
 	var sum string
 	err := d.queryRow(ctx, `SELECT blob, sha256 FROM weights WHERE trial_id = ?`, trialID).Scan(&blob, &sum)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("weights of trial %d: %w in %s", trialID, ErrNotFound, d.path)
+		return nil, fmt.Errorf("weights of trial id %d: %w in %s", trialID, ErrNotFound, d.path)
 	}
 	if err != nil {
 		return nil, err
 	}
 	got := sha256.Sum256(blob)
 	if hex.EncodeToString(got[:]) != sum {
-		return nil, fmt.Errorf("weights of trial %d in %s are corrupt (SHA-256 mismatch)", trialID, d.path)
+		return nil, fmt.Errorf("weights of trial id %d in %s are corrupt (SHA-256 mismatch)", trialID, d.path)
 	}
 	return blob, nil
 }

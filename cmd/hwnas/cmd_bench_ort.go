@@ -413,8 +413,9 @@ func opTimes(prog accel.Program, plan *accel.Plan, in []float32, lo accel.Latenc
 
 // benchOrtTrial is one trial's race in `hwnas bench ort --db`.
 type benchOrtTrial struct {
-	Trial   int64         `json:"trial"`  // database id
-	Number  int           `json:"number"` // within the study
+	Trial   string        `json:"trial"`    // its name, STUDY/N (store.TrialName)
+	Number  int           `json:"number"`   // within the study
+	TrialID int64         `json:"trial_id"` // database id
 	Arch    string        `json:"arch"`
 	Params  int64         `json:"params"`
 	Int8Ops int           `json:"int8_ops"`
@@ -494,9 +495,9 @@ func runBenchOrtStudy(ctx context.Context, w io.Writer, opts benchOrtOptions) er
 		}
 		r, err := raceModel(ctx, backend, src, opts, false)
 		if err != nil {
-			return fmt.Errorf("trial %d (number %d): %w", tr.ID, tr.Number, err)
+			return fmt.Errorf("trial %s: %w", tr.Name(), err)
 		}
-		rep.Trials = append(rep.Trials, benchOrtTrial{Trial: tr.ID, Number: tr.Number, Arch: r.Arch, Params: r.Params, Int8Ops: r.Int8Ops, Rows: r.Rows})
+		rep.Trials = append(rep.Trials, benchOrtTrial{Trial: tr.Name(), Number: tr.Number, TrialID: tr.ID, Arch: r.Arch, Params: r.Params, Int8Ops: r.Int8Ops, Rows: r.Rows})
 		_ = bar.Add(1)
 	}
 	_ = bar.Finish()

@@ -134,7 +134,7 @@ func TestRunBenchOrtStudy(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
 		t.Fatalf("%v: %s", err, buf.String())
 	}
-	if len(rep.Trials) != 1 || rep.Trials[0].Trial != done.ID || rep.Trials[0].Params != 266610 || len(rep.Trials[0].Rows) != 2 {
+	if len(rep.Trials) != 1 || rep.Trials[0].Trial != done.Name() || rep.Trials[0].TrialID != done.ID || rep.Trials[0].Params != 266610 || len(rep.Trials[0].Rows) != 2 {
 		t.Fatalf("trials %+v, want the one finished trial with two batch rows", rep.Trials)
 	}
 	if len(rep.Dist) != 2 {

@@ -45,7 +45,9 @@ func init() {
 		Short: "The best models for a device under latency, accuracy and size bounds",
 		Long: `best answers "which model for this device": the finished trials of every study
 (or --study) measured on the device, within the bounds, most accurate first,
-ties broken by lower latency then fewer bytes. --device takes a device name, a
+ties broken by lower latency then fewer bytes. Trials are named STUDY/N
+(the study and the trial's number in it, as searches log them), the name
+hwnas export --trial takes. --device takes a device name, a
 fingerprint (see hwnas devices) or a backend spec such as cpu or cuda:0; a
 spec picks this machine's device (for a CPU: its model at any thread count)
 when the database has results for it, and every device of that backend
@@ -118,12 +120,12 @@ func runBest(ctx context.Context, w io.Writer, opts bestOptions) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RANK\tTEST ACC\tVAL ACC\tBYTES\tLATENCY\tP90\tTRIAL\tSTUDY\t#\tDEVICE")
+	fmt.Fprintln(tw, "RANK\tTEST ACC\tVAL ACC\tBYTES\tLATENCY\tP90\tTRIAL\tDEVICE")
 	for i, r := range rs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", i+1,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1,
 			fmtPercent(r.Metrics.TestAccuracy, r.Metrics.HasTest), fmtPercent(r.Metrics.ValAccuracy, true),
 			fmtBytes(r.Metrics.CompressedBytes), fmtLatency(r.Latency.Stats.Median), fmtLatency(r.Latency.Stats.P90),
-			r.TrialID, r.Study, r.Number, deviceColumn(r.Latency.Device))
+			r.Name(), deviceColumn(r.Latency.Device))
 	}
 	return tw.Flush()
 }

@@ -30,7 +30,9 @@ type exportOptions struct {
 	Resize    string
 	Normalize string
 	DB        string // results database
-	Trial     int64  // trial id in DB
+	Study     string // the study of a --trial number
+	Trial     string // trial name (STUDY/N) or number in Study
+	TrialID   int64  // trial database id (instead of Trial)
 	Out       string // the .onnx file to write
 	// Verify runs the written file in onnxruntime and hwnas's program for
 	// the same plan on the test split of Data and reports how they agree.
@@ -73,6 +75,8 @@ float32 N×C×H×W with pixels in [0, 1] and a dynamic batch N; the output is
 Either --weights (with --arch, or the FILE.arch.json hwnas train --save and
 hwnas compress --out write beside it), or --db and --trial (the trained,
 compressed model stored with a finished search trial; nothing is retrained).
+--trial takes the name searches, hwnas best, pareto and trials print,
+STUDY/N (or N with --study); --trial-id takes the database id instead.
 The weights file is a plain one (hwnas train --save) or a compressed model
 (hwnas compress --out FILE). A model trained with input normalisation
 carries it as its first op (or folded into the first layer), so the file
@@ -93,7 +97,7 @@ exactly on every x86 CPU (its int8·uint8 kernels without VNNI saturate
 16-bit pair sums), so the deployed file computes what hwnas measured.`,
 		Example: `  hwnas export --arch lenet5 --weights lenet5.hwnw --out lenet5.onnx
   hwnas export --arch lenet5 --weights lenet5.hwnw --recipe quant=int8 --data data/mnist --out lenet5-int8.onnx --verify
-  hwnas export --db hwnas.db --trial 9 --out best.onnx`,
+  hwnas export --db hwnas.db --trial quickstart/9 --out best.onnx`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runExport(cmd.Context(), cmd.OutOrStdout(), opts)
@@ -106,7 +110,9 @@ exactly on every x86 CPU (its int8·uint8 kernels without VNNI saturate
 	f.StringVar(&opts.Data, "data", "data/mnist", "data set that calibrates int8 ranges when --recipe is applied, and whose shape a built-in --arch is built for when no FILE.arch.json is beside --weights")
 	addDataFlags(f, &opts.Resize, &opts.Normalize)
 	f.StringVar(&opts.DB, "db", "", "results database of a search (a file or a postgres:// URL)")
-	f.Int64Var(&opts.Trial, "trial", 0, "trial id in --db whose stored weights to export")
+	f.StringVar(&opts.Trial, "trial", "", trialFlagHelp+"; its stored weights are exported")
+	f.StringVar(&opts.Study, "study", "", "the study of a --trial number")
+	f.Int64Var(&opts.TrialID, "trial-id", 0, "the trial by its database id (the id of hwnas trials --json) instead of --trial")
 	f.StringVarP(&opts.Out, "out", "o", "", "the .onnx file to write")
 	// The first spelling, kept working (hidden): other commands say --out.
 	f.StringVar(&opts.Out, "output", "", "the .onnx file to write (old name of --out)")
@@ -140,7 +146,7 @@ func runExport(ctx context.Context, w io.Writer, opts exportOptions) error {
 		return badInputf("-o/--out: the .onnx file to write is required")
 	}
 	fromFiles := opts.Arch != "" || opts.Weights != ""
-	fromDB := opts.DB != "" || opts.Trial != 0
+	fromDB := opts.DB != "" || opts.Trial != "" || opts.TrialID != 0 || opts.Study != ""
 	var src *exportSource
 	var err error
 	switch {
@@ -351,7 +357,7 @@ func (src *exportSource) withRecipe(ctx context.Context, opts exportOptions) err
 }
 
 func exportFromTrial(ctx context.Context, opts exportOptions) (*exportSource, error) {
-	if opts.DB == "" || opts.Trial == 0 {
+	if opts.DB == "" || (opts.Trial == "" && opts.TrialID == 0) {
 		return nil, badInputf("--db and --trial go together: both are needed")
 	}
 	if !store.IsURL(opts.DB) {
@@ -364,10 +370,7 @@ func exportFromTrial(ctx context.Context, opts exportOptions) (*exportSource, er
 		return nil, badInputf("--db: %v", err)
 	}
 	defer db.Close()
-	tr, err := db.GetTrial(ctx, opts.Trial)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, badInputf("--trial %d: no such trial in %s", opts.Trial, opts.DB)
-	}
+	tr, err := resolveTrial(ctx, db, opts.Study, opts.Trial, opts.TrialID)
 	if err != nil {
 		return nil, err
 	}
@@ -379,17 +382,17 @@ func exportFromTrial(ctx context.Context, opts exportOptions) (*exportSource, er
 func trialSource(ctx context.Context, db *store.DB, tr store.Trial) (*exportSource, error) {
 	blob, err := db.TrialWeights(ctx, tr.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, badInputf("trial %d (study %q, number %d) has no stored weights (status %s): only finished trials can be exported", tr.ID, tr.Study, tr.Number, tr.Status)
+		return nil, badInputf("trial %s has no stored weights (status %s): only finished trials can be exported", tr.Name(), tr.Status)
 	}
 	if err != nil {
-		return nil, badInputf("trial %d: %v", tr.ID, err)
+		return nil, badInputf("trial %s: %v", tr.Name(), err)
 	}
 	m, err := search.TrialModel(tr.Arch, blob)
 	if err != nil {
-		return nil, badInputf("trial %d: stored model: %v", tr.ID, err)
+		return nil, badInputf("trial %s: stored model: %v", tr.Name(), err)
 	}
-	src := &exportSource{model: m, compressed: true, source: fmt.Sprintf("trial %d (study %q, number %d) in %s", tr.ID, tr.Study, tr.Number, db.Path()),
-		figures: map[string]float64{}, props: map[string]string{}}
+	src := &exportSource{model: m, compressed: true, source: fmt.Sprintf("trial %s in %s", tr.Name(), dbName(db)),
+		figures: map[string]float64{}, props: map[string]string{"hwnas.trial": tr.Name()}}
 	var layers []search.LayerRecipe
 	if json.Unmarshal(tr.Recipe, &layers) == nil && len(layers) > 0 {
 		src.recipe = tr.Recipe

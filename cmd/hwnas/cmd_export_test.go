@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -175,15 +176,30 @@ func TestRunExportFromTrial(t *testing.T) {
 	dbPath, done, _ := exportDB(t, dir)
 	out := filepath.Join(dir, "trial.onnx")
 	var buf bytes.Buffer
-	if err := runExport(context.Background(), &buf, exportOptions{DB: dbPath, Trial: done.ID, Out: out, JSON: true}); err != nil {
+	if err := runExport(context.Background(), &buf, exportOptions{DB: dbPath, Trial: done.Name(), Out: out, JSON: true}); err != nil {
 		t.Fatal(err)
 	}
 	var rep exportReport
 	if err := json.Unmarshal(buf.Bytes(), &rep); err != nil {
 		t.Fatalf("%v: %s", err, buf.String())
 	}
-	if rep.Arch != "lenet300" || rep.Params != 266610 || rep.Figures["val_accuracy"] != 0.98 {
+	if rep.Arch != "lenet300" || rep.Params != 266610 || rep.Figures["val_accuracy"] != 0.98 || rep.Source != "trial s/0 in results.db" {
 		t.Errorf("report %+v", rep)
+	}
+	// The same trial by its number in the database's only study, and by
+	// its database id: the same file.
+	want, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []exportOptions{{Trial: "0"}, {Trial: "0", Study: "s"}, {TrialID: done.ID}} {
+		o.DB, o.Out = dbPath, filepath.Join(dir, "again.onnx")
+		if err := runExport(context.Background(), io.Discard, o); err != nil {
+			t.Fatalf("%+v: %v", o, err)
+		}
+		if got, _ := os.ReadFile(o.Out); !bytes.Equal(got, want) {
+			t.Errorf("--trial %q --study %q --trial-id %d exports another file than --trial s/0", o.Trial, o.Study, o.TrialID)
+		}
 	}
 	found := false
 	for k, v := range rep.Figures {
@@ -218,14 +234,20 @@ func TestRunExportBadInput(t *testing.T) {
 	}{
 		{"no output", exportOptions{Arch: "lenet5", Weights: weights}, "-o/--out"},
 		{"nothing to export", exportOptions{Out: out}, "nothing to export"},
-		{"both sources", exportOptions{Arch: "lenet5", Weights: weights, DB: dbPath, Trial: 1, Out: out}, "not both"},
+		{"both sources", exportOptions{Arch: "lenet5", Weights: weights, DB: dbPath, Trial: "s/1", Out: out}, "not both"},
 		{"arch without weights", exportOptions{Arch: "lenet5", Out: out}, "both are needed"},
 		{"unknown arch", exportOptions{Arch: "lenet9", Weights: weights, Out: out}, "lenet9"},
 		{"weights of another arch", exportOptions{Arch: "lenet300", Weights: weights, Out: out}, "saved for architecture"},
 		{"missing weights file", exportOptions{Arch: "lenet5", Weights: filepath.Join(dir, "nope.hwnw"), Out: out}, "nope.hwnw"},
-		{"missing db", exportOptions{DB: filepath.Join(dir, "nope.db"), Trial: 1, Out: out}, "nope.db"},
-		{"unknown trial", exportOptions{DB: dbPath, Trial: 999, Out: out}, "no such trial"},
-		{"trial without weights", exportOptions{DB: dbPath, Trial: pending.ID, Out: out}, "has no stored weights"},
+		{"missing db", exportOptions{DB: filepath.Join(dir, "nope.db"), Trial: "s/1", Out: out}, "nope.db"},
+		{"unknown trial", exportOptions{DB: dbPath, Trial: "s/999", Out: out}, `trial s/999: not found`},
+		{"unknown study", exportOptions{DB: dbPath, Trial: "t/0", Out: out}, `study "t"`},
+		{"study disagrees", exportOptions{DB: dbPath, Trial: "s/0", Study: "t", Out: out}, `--study says "t"`},
+		{"bad trial name", exportOptions{DB: dbPath, Trial: "s/x", Out: out}, "want a trial number"},
+		{"unknown trial id", exportOptions{DB: dbPath, TrialID: 999, Out: out}, "no trial with that database id"},
+		{"name and id", exportOptions{DB: dbPath, Trial: "s/0", TrialID: 1, Out: out}, "not both"},
+		{"study without trial", exportOptions{DB: dbPath, Study: "s", Out: out}, "both are needed"},
+		{"trial without weights", exportOptions{DB: dbPath, Trial: pending.Name(), Out: out}, "has no stored weights"},
 		{"bad recipe", exportOptions{Arch: "lenet5", Weights: weights, Recipe: weights, Out: out}, "--recipe"},
 		{"unwritable output", exportOptions{Arch: "lenet5", Weights: weights, Out: filepath.Join(dir, "no", "such", "dir", "m.onnx")}, "cannot write"},
 		{"output is a folder", exportOptions{Arch: "lenet5", Weights: weights, Out: dir}, "writing " + dir},
@@ -402,7 +424,7 @@ func TestRunExportCompressed(t *testing.T) {
 			[]string{"unstructured sparsity", "Huffman coding of the weights"}},
 		{"recipe on plain weights", exportOptions{Arch: "lenet300", Weights: plain, Recipe: "prune=0.8,quant=int8", Data: dir},
 			[]string{"unstructured sparsity", "without fine-tuning"}},
-		{"trial", exportOptions{DB: dbPath, Trial: tr.ID},
+		{"trial", exportOptions{DB: dbPath, Trial: tr.Name()},
 			[]string{"unstructured sparsity", "Huffman coding of the stored weights"}},
 	}
 	for i, c := range cases {

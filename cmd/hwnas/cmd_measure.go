@@ -122,7 +122,7 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 		}
 		if !opts.JSON {
 			if m.Error != "" {
-				fmt.Fprintf(w, "trial %4d  error: %s\n", m.Trial, m.Error)
+				fmt.Fprintf(w, "trial %s  error: %s\n", store.TrialName(opts.Study, m.Trial), m.Error)
 				return
 			}
 			pred := "-"
@@ -134,7 +134,7 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 			if m.Reward != 0 {
 				reward = fmt.Sprintf("  reward %.4f", m.Reward)
 			}
-			fmt.Fprintf(w, "trial %4d  %s batch %d  median %v  p90 %v  predicted %s%s\n", m.Trial, m.Device, m.Batch,
+			fmt.Fprintf(w, "trial %s  %s batch %d  median %v  p90 %v  predicted %s%s\n", store.TrialName(opts.Study, m.Trial), m.Device, m.Batch,
 				m.Latency.Median.Round(10*time.Nanosecond), m.Latency.P90.Round(10*time.Nanosecond), pred, reward)
 		}
 	}

@@ -118,11 +118,11 @@ func runPareto(ctx context.Context, w io.Writer, opts paretoOptions) error {
 		opts.Study, deviceColumn(dev), opts.Batch, len(front), len(all))
 	if len(front) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "LATENCY\tACCURACY\tBYTES\tTEST ACC\tREWARD\t#\tTRIAL")
+		fmt.Fprintln(tw, "LATENCY\tACCURACY\tBYTES\tTEST ACC\tREWARD\tTRIAL")
 		for _, r := range front {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4f\t%d\t%d\n", fmtLatency(r.Latency.Stats.Median), fmtPercent(r.Accuracy, true),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4f\t%s\n", fmtLatency(r.Latency.Stats.Median), fmtPercent(r.Accuracy, true),
 				fmtBytes(r.Metrics.CompressedBytes), fmtPercent(r.Metrics.TestAccuracy, r.Metrics.HasTest), r.Metrics.Reward,
-				r.Number, r.TrialID)
+				r.Name())
 		}
 		tw.Flush()
 	}

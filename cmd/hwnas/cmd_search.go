@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -225,8 +226,8 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 			if p.Total > 0 {
 				pb.ChangeMax(p.Total)
 			}
-			pb.Describe(fmt.Sprintf("search %s: best %.4f (trial %d), %.0f trials/h, ETA %s, failed %d",
-				p.Study, p.BestReward, p.BestTrial, p.TrialsPerHr, (time.Duration(p.ETASeconds) * time.Second).Round(time.Second), p.Failed))
+			pb.Describe(fmt.Sprintf("search %s: best %.4f (trial %s), %.0f trials/h, ETA %s, failed %d",
+				p.Study, p.BestReward, trialName(p.Study, p.BestTrial), p.TrialsPerHr, (time.Duration(p.ETASeconds) * time.Second).Round(time.Second), p.Failed))
 			_ = pb.Set(p.Done)
 		}
 		defer pb.Finish()
@@ -240,17 +241,30 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	if opts.JSON {
 		return writeJSON(w, sum)
 	}
-	_, err = fmt.Fprintf(w, "study %s: %d trials (%d failed, %d invalid), best reward %.4f (trial %d), %.0f trials/hour, per-op table error %.1f%%\n",
-		sum.Study, sum.Done, sum.Failed, sum.Invalid, sum.BestReward, sum.BestTrial, sum.TrialsPerHr, sum.PredErrorPct)
+	_, err = fmt.Fprintf(w, "study %s: %d trials (%d failed, %d invalid), best reward %.4f (trial %s), %.0f trials/hour, per-op table error %.1f%%\n",
+		sum.Study, sum.Done, sum.Failed, sum.Invalid, sum.BestReward, trialName(sum.Study, sum.BestTrial), sum.TrialsPerHr, sum.PredErrorPct)
 	if err == nil {
-		_, err = fmt.Fprintf(w, "pareto front (accuracy, latency, bytes): trials %v (hwnas pareto --study %s)\n", sum.Pareto, sum.Study)
+		front := make([]string, len(sum.Pareto))
+		for i, n := range sum.Pareto {
+			front[i] = store.TrialName(sum.Study, n)
+		}
+		_, err = fmt.Fprintf(w, "pareto front (accuracy, latency, bytes): trials %s (hwnas pareto --study %s)\n", strings.Join(front, ", "), sum.Study)
 	}
 	if err == nil && sum.Final != nil {
 		f := sum.Final
-		_, err = fmt.Fprintf(w, "final training of trial %d (trial %d): test accuracy %.2f%%, %d bytes, latency %v\n",
-			f.Of, f.Trial, 100*f.TestAccuracy, f.Bytes, time.Duration(f.LatencyNs).Round(100*time.Nanosecond))
+		_, err = fmt.Fprintf(w, "final training of trial %s as trial %s: test accuracy %.2f%%, %d bytes, latency %v\n",
+			store.TrialName(sum.Study, f.Of), store.TrialName(sum.Study, f.Trial), 100*f.TestAccuracy, f.Bytes, time.Duration(f.LatencyNs).Round(100*time.Nanosecond))
 	}
 	return err
+}
+
+// trialName is store.TrialName, or "none" before the first finished trial
+// (number −1).
+func trialName(study string, number int) string {
+	if number < 0 {
+		return "none"
+	}
+	return store.TrialName(study, number)
 }
 
 // studySpace fits a new study's space to its data: the default space is

@@ -77,14 +77,14 @@ func runTrials(ctx context.Context, w io.Writer, opts trialsOptions) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tSTATUS\tVAL ACC\tTEST ACC\tBYTES\tPARAMS\tMACS\tLATENCY\tPREDICTED\tREWARD\tTRAIN\tNOTE")
+	fmt.Fprintln(tw, "TRIAL\tSTATUS\tVAL ACC\tTEST ACC\tBYTES\tPARAMS\tMACS\tLATENCY\tPREDICTED\tREWARD\tTRAIN\tNOTE")
 	for _, t := range trials {
 		note := t.Worker
 		if t.Error != "" {
 			note = oneLine(t.Error, 60)
 		}
 		if t.Metrics == nil {
-			fmt.Fprintf(tw, "%d\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", t.Number, t.Status, note)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", t.Name(), t.Status, note)
 			continue
 		}
 		m := t.Metrics
@@ -95,7 +95,7 @@ func runTrials(ctx context.Context, w io.Writer, opts trialsOptions) error {
 				predicted = fmt.Sprintf("%s (%+.0f%%)", fmtLatency(l.Predicted), 100*l.PredictionError())
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%.4f\t%.1fs\t%s\n", t.Number, t.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%.4f\t%.1fs\t%s\n", t.Name(), t.Status,
 			fmtPercent(m.ValAccuracy, true), fmtPercent(m.TestAccuracy, m.HasTest), fmtBytes(m.CompressedBytes),
 			m.Params, m.MACs, latency, predicted, m.Reward, m.TrainSeconds, note)
 	}
