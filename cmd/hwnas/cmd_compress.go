@@ -70,12 +70,23 @@ compressed size in bytes (the length of the encoding) and the ratio to fp32,
 validation and test accuracy before and after, and batch-1 CPU latency before
 and after (int8 and sparse kernels where the model uses them).
 
-Recipes (short form; or JSON, or a file holding either):
-  prune=0.9,share=5bit,huffman        Deep Compression
-  channels=0.5:l1,quant=int8          structured pruning + int8 kernels
-  lowrank=0.25                        truncated SVD at a quarter rank
-  distill=teacher.hwnw:T=4:a=0.7      fine-tune with a teacher
-  conv1.prune=0.5                     per-layer override`,
+A recipe is the short form (items joined by commas), JSON, or a file
+holding either: prune=0.9 (unstructured), share=5bit (k-means sharing),
+quant=int8|int4|int2|binary|fp16, channels=0.5[:l1|bn|taylor][:g4]
+(structured pruning), lowrank=0.25 or lowrank=e0.9 (energy), huffman,
+distill=TEACHER.hwnw[:T=4][:a=0.7][:arch=NAME]; LAYER.KEY=VALUE sets one
+layer (LAYER.KEY=off switches a family off there). A ratio for every layer
+leaves alone the layers whose width is fixed — the network's outputs (as
+many as the data set's classes), layers feeding a residual add, a channel
+shuffle or a grouped convolution — and says so; naming a layer insists.
+The output file says what the model is (int8 weights, sparse weights,
+codebooks); which kernels run it is decided by the backend on each device.`,
+		Example: `  hwnas train --arch lenet5 --epochs 2 --save lenet5.hwnw
+  hwnas compress --arch lenet5 --weights lenet5.hwnw --recipe prune=0.9,share=5bit,huffman          # Deep Compression
+  hwnas compress --arch lenet5 --weights lenet5.hwnw --recipe channels=0.5:l1,quant=int8 --out lenet5-c.hwnc   # structured pruning + int8
+  hwnas compress --arch lenet5 --weights lenet5.hwnw --recipe lowrank=0.25                          # truncated SVD at a quarter rank
+  hwnas compress --arch lenet5 --weights lenet5.hwnw --recipe prune=0.5,distill=lenet5.hwnw:T=4:a=0.7   # the dense model as teacher
+  hwnas compress --arch lenet5 --weights lenet5.hwnw --recipe conv1.prune=0.5,fc1.prune=0.9          # per-layer choices`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Log = cmd.ErrOrStderr()

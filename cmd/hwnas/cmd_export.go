@@ -96,6 +96,7 @@ stored as uint8 codes with zero point 128, which onnxruntime multiplies
 exactly on every x86 CPU (its int8·uint8 kernels without VNNI saturate
 16-bit pair sums), so the deployed file computes what hwnas measured.`,
 		Example: `  hwnas export --arch lenet5 --weights lenet5.hwnw --out lenet5.onnx
+  hwnas export --weights lenet5-c.hwnc --out lenet5-c.onnx      # what hwnas compress --out wrote
   hwnas export --arch lenet5 --weights lenet5.hwnw --recipe quant=int8 --data data/mnist --out lenet5-int8.onnx --verify
   hwnas export --db hwnas.db --trial quickstart/9 --out best.onnx`,
 		Args: cobra.NoArgs,

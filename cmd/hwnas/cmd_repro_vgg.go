@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -149,6 +150,11 @@ and --cache keep that bounded and reusable.`,
 	f.IntVar(&opts.FineTune, "finetune", 2, "fine-tuning epochs after each compression step (0: none)")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the baselines and the fine-tuning")
 	f.BoolVar(&opts.JSON, "json", false, "print JSON")
+	// Regenerating one row (and the test that runs the examples above,
+	// which cannot afford the whole table): hidden, as the section it
+	// writes then holds those rows only.
+	f.StringArrayVar(&opts.rows, "row", nil, "compute only this row beside the baseline (repeatable; its name as in the table)")
+	_ = f.MarkHidden("row")
 	reproCmd.AddCommand(cmd)
 }
 
@@ -161,6 +167,15 @@ func runReproVGG(ctx context.Context, w io.Writer, opts reproOptions) error {
 	}
 	if opts.Epochs <= 0 || opts.FineTune < 0 {
 		return badInputf("--epochs must be positive and --finetune not negative")
+	}
+	for _, r := range opts.rows {
+		if !slices.ContainsFunc(vggCases, func(c vggCase) bool { return c.row == r }) {
+			names := make([]string, len(vggCases))
+			for i, c := range vggCases {
+				names[i] = strconv.Quote(c.row)
+			}
+			return badInputf("--row %q: no such row (rows: %s)", r, strings.Join(names, ", "))
+		}
 	}
 	logf := func(format string, a ...any) {
 		if opts.Log != nil {
