@@ -108,7 +108,7 @@ and their distribution per batch size (median, p90, worst, how many above
 1.3×): how hwnas's kernels fare on the models a search produces.`,
 		Example: `  hwnas bench ort --arch lenet5 --rounds 9
   hwnas bench ort --arch lenet5 --recipe quant=int8 --data data/mnist
-  hwnas bench ort --db hwnas.db --study quickstart`,
+  hwnas bench ort --db hwnas.db --study quick`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBenchOrt(cmd.Context(), cmd.OutOrStdout(), opts)

@@ -98,7 +98,7 @@ exactly on every x86 CPU (its int8·uint8 kernels without VNNI saturate
 		Example: `  hwnas export --arch lenet5 --weights lenet5.hwnw --out lenet5.onnx
   hwnas export --weights lenet5-c.hwnc --out lenet5-c.onnx      # what hwnas compress --out wrote
   hwnas export --arch lenet5 --weights lenet5.hwnw --recipe quant=int8 --data data/mnist --out lenet5-int8.onnx --verify
-  hwnas export --db hwnas.db --trial quickstart/9 --out best.onnx`,
+  hwnas export --db hwnas.db --trial quick/1 --out best.onnx`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runExport(cmd.Context(), cmd.OutOrStdout(), opts)

@@ -46,7 +46,7 @@ is left to measure. If it goes away mid-measurement the trial keeps its
 training results and waits; the next measure --follow of the device takes it
 over after --lease.`,
 		Example: `  hwnas measure --study quick --device cpu --threads 2
-  hwnas measure --follow --db postgres://hwnas@db.lan/hwnas --study overnight --threads 4`,
+  hwnas measure --follow --db postgres://hwnas@db.lan/hwnas --study quick --threads 4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.stderr = cmd.ErrOrStderr()

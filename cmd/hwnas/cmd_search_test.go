@@ -27,15 +27,27 @@ func searchTestData(t *testing.T) string {
 	if _, err := data.Fetch(full); err != nil {
 		t.Fatal(err)
 	}
-	train, _, test, err := data.LoadDir(full)
+	dir := t.TempDir()
+	writeMNISTSubset(t, full, dir, 1200, 300)
+	return dir
+}
+
+// writeMNISTSubset writes into to (which may be from) the first ntrain
+// training and ntest test images of the MNIST-format folder from, as
+// plain files.
+func writeMNISTSubset(t *testing.T, from, to string, ntrain, ntest int) {
+	t.Helper()
+	train, _, test, err := data.LoadDir(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	for _, f := range []struct {
 		s          *data.Set
 		imgs, lbls string
-	}{{train.Subset(1200), data.TrainImagesFile, data.TrainLabelsFile}, {test.Subset(300), data.TestImagesFile, data.TestLabelsFile}} {
+	}{{train.Subset(ntrain), data.TrainImagesFile, data.TrainLabelsFile}, {test.Subset(ntest), data.TestImagesFile, data.TestLabelsFile}} {
+		for _, name := range []string{f.imgs, f.lbls} {
+			os.Remove(filepath.Join(to, name+".gz")) // found before the plain file
+		}
 		var b bytes.Buffer
 		for _, v := range []uint32{0x803, uint32(f.s.N), uint32(f.s.H), uint32(f.s.W)} {
 			binary.Write(&b, binary.BigEndian, v)
@@ -43,7 +55,9 @@ func searchTestData(t *testing.T) string {
 		for _, x := range f.s.Images {
 			b.WriteByte(byte(min(255, max(0, x*255+0.5))))
 		}
-		os.WriteFile(filepath.Join(dir, f.imgs), b.Bytes(), 0o644)
+		if err := os.WriteFile(filepath.Join(to, f.imgs), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		b.Reset()
 		for _, v := range []uint32{0x801, uint32(f.s.N)} {
 			binary.Write(&b, binary.BigEndian, v)
@@ -51,9 +65,10 @@ func searchTestData(t *testing.T) string {
 		for _, l := range f.s.Labels {
 			b.WriteByte(byte(l))
 		}
-		os.WriteFile(filepath.Join(dir, f.lbls), b.Bytes(), 0o644)
+		if err := os.WriteFile(filepath.Join(to, f.lbls), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return dir
 }
 
 // TestSearchBadInput: unknown device, malformed space file, a database that

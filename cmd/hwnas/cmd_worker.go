@@ -48,7 +48,7 @@ prints the result (JSON) on stdout: the child process hwnas search and
 hwnas worker start per trial, so that a crash, a NaN or a runaway candidate
 fails one trial, not the search. HWNAS_WORKER_FAULT=crash|hang|nan[@trial]
 forces a fault for tests.`,
-		Example: `  hwnas worker --db postgres://hwnas:secret@db.lan/hwnas --study overnight --workers 4 --threads 1`,
+		Example: `  hwnas worker --db postgres://hwnas:secret@db.lan/hwnas --study quick --workers 4`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.stderr = cmd.ErrOrStderr()

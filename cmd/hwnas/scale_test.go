@@ -22,6 +22,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(cliEnv) != "" {
+		os.Exit(run(context.Background(), os.Args[1:]))
+	}
 	code := m.Run()
 	pgtest.StopShared()
 	os.Exit(code)
