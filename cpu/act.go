@@ -6,7 +6,6 @@ package cpu
 import "C"
 
 import (
-	"fmt"
 	"unsafe"
 
 	"hwnas/accel"
@@ -57,32 +56,13 @@ func (k *Kernels) BiasAct(n, c, hw int, x, bias []float32, act accel.Act, y []fl
 // (or as pre/post), not a partial overlap. The derivative at the kinks is
 // that of ref.ActGrad.
 func (k *Kernels) ActBackward(act accel.Act, pre, post, dy, dx []float32) error {
-	const name = "act backward"
-	if err := ref.CheckAct(name, act); err != nil {
+	src, err := ref.CheckActBackward(act, pre, post, dy, dx)
+	if err != nil {
 		return err
 	}
-	if err := ref.CheckLen(name, "dx", len(dx), len(dy)); err != nil {
-		return err
-	}
-	src := pre
-	switch act {
-	case accel.ActNone:
+	if act == accel.ActNone {
 		copy(dx, dy)
 		return nil
-	case accel.ActReLU, accel.ActReLU6:
-		if src == nil {
-			src = post
-		}
-		if src == nil {
-			return fmt.Errorf("%s: %v needs pre or post", name, act)
-		}
-	case accel.ActHardSwish:
-		if pre == nil {
-			return fmt.Errorf("%s: hardswish needs pre (the activation's input)", name)
-		}
-	}
-	if err := ref.CheckLen(name, "pre/post", len(src), len(dy)); err != nil {
-		return err
 	}
 	isa := cISA()
 	k.parallel(len(dy), elemChunk, func(lo, hi, _ int) {
