@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -24,10 +25,8 @@ func TestEnvISA(t *testing.T) {
 		{best, "isa=" + best + " err=<nil>", ""},
 		{"avx1024", "isa=" + best + " err=HWNAS_ISA=avx1024: unknown ISA level", "hwnas: HWNAS_ISA=avx1024: unknown ISA level"},
 	}
-	if len(sup) < len(isaNames) { // a level this CPU lacks
-		l := isaNames[len(sup)]
-		cases = append(cases, envCase{l, "isa=" + best + " err=HWNAS_ISA=" + l, "is not supported by this CPU"})
-	}
+	l := lackedISA()
+	cases = append(cases, envCase{l, "isa=" + best + " err=HWNAS_ISA=" + l, "is not supported by this CPU"})
 	for _, tc := range cases {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestEnvISA$")
 		cmd.Env = append(os.Environ(), "HWNAS_ISA_TEST_CHILD=1", EnvISA+"="+tc.env)
@@ -47,25 +46,38 @@ func TestEnvISA(t *testing.T) {
 }
 
 // TestKernelLevels says which kernel levels this machine tests: the other
-// kernel tests run at every level SupportedISAs lists, and a level this
-// CPU lacks shows here as skipped (`make test` prints these lines), so a
-// green run on an AVX2-only machine says plainly that the AVX-512 kernels
-// went untested there.
+// kernel tests run at every level SupportedISAs lists, and a level of this
+// architecture that this CPU lacks shows here as skipped (`make test`
+// prints these lines), so a green run on an AVX2-only machine says plainly
+// that the AVX-512 kernels went untested there. (The arm64 levels are
+// tested by make test-arm64, under qemu.)
 func TestKernelLevels(t *testing.T) {
 	sup := SupportedISAs()
-	for i, level := range isaNames {
+	for _, l := range archLevels {
+		level := l.name
 		t.Run(level, func(t *testing.T) {
-			if i >= len(sup) {
+			if !slices.Contains(sup, level) {
 				t.Skipf("kernel level %s untested: this CPU lacks it (supported: %s)", level, strings.Join(sup, ", "))
 			}
-			vnni := ""
-			if level == ISAAVX512 {
-				vnni = " without VNNI"
-				if HasVNNI() {
-					vnni = " with and without VNNI"
-				}
+			ext := ""
+			switch {
+			case level == ISAAVX512 && HasVNNI():
+				ext = " with and without VNNI"
+			case level == ISAAVX512:
+				ext = " without VNNI"
 			}
-			t.Logf("kernel level %s tested%s", level, vnni)
+			t.Logf("kernel level %s tested%s", level, ext)
 		})
 	}
+}
+
+// lackedISA is a known level this CPU cannot run: there is always one, since
+// no CPU has both the x86 and the arm64 levels.
+func lackedISA() string {
+	for _, n := range isaNames {
+		if !slices.Contains(SupportedISAs(), n) {
+			return n
+		}
+	}
+	panic("every ISA level is supported")
 }
