@@ -5,6 +5,7 @@
 #include "act.h"
 #include "conv.h"
 #include "gemm.h"
+#include "neon.h"
 
 int hw_conv_direct(const hw_conv_t *p)
 {
@@ -232,6 +233,14 @@ void hw_conv_dw(int isa, const hw_conv_t *p, int q0, int q1, const float *x, con
     case HW_ISA_AVX2:
         hw_conv_dw_avx2(p, q0, q1, x, w, bias, act, y);
         return;
+#endif
+#if HW_ARM64
+    case HW_ISA_ARM64:
+        if (p->OW >= HW_DW_NEON_MIN_OW) {
+            hw_conv_dw_neon(p, q0, q1, x, w, bias, act, y);
+            return;
+        }
+        /* fall through: narrower rows run the generic (4-float) kernel */
 #endif
     default:
         hw_conv_dw_generic(p, q0, q1, x, w, bias, act, y);

@@ -1,3 +1,4 @@
 // Package cpu is the accel backend that runs C kernels through cgo, with the
-// instruction set (AVX-512, AVX2+FMA, portable C) picked once at start-up.
+// instruction set (AVX-512, AVX2+FMA, arm64 NEON, portable C) picked once at
+// start-up.
 package cpu

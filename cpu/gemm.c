@@ -1,5 +1,6 @@
 #include "gemm.h"
 #include "gemm_kernels.h"
+#include "neon.h"
 
 /* hw_sgemm_plain is the unblocked loop, used only when the blocked drivers
  * cannot allocate their packing buffers (so the result is still right). */
@@ -42,6 +43,11 @@ void hw_sgemm(int isa, int transA, int transB, int m, int n, int k, float alpha,
         break;
     case HW_ISA_AVX2:
         rc = hw_sgemm_avx2(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        break;
+#endif
+#if HW_ARM64
+    case HW_ISA_ARM64:
+        rc = hw_sgemm_neon(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         break;
 #endif
     default:

@@ -4,6 +4,7 @@
  * -O3 vectorises for the baseline target (they are memory-bound). */
 #include <string.h>
 
+#include "neon.h"
 #include "pool.h"
 
 #define POOL_HELPERS_ONLY
@@ -62,6 +63,14 @@ void hw_maxpool(int isa, const hw_pool_t *p, long q0, long q1, const float *x, f
         hw_pool_avx2_max(p, q0, q1, x, y, argmax);
         return;
 #endif
+#if HW_ARM64
+    case HW_ISA_ARM64:
+        if (hw_pool_is22(p) && p->OW >= 4) {
+            hw_pool_neon_max22(p, q0, q1, x, y, argmax);
+            return;
+        }
+        /* fall through: the portable kernels, NEON-vectorised by GCC */
+#endif
     default:
         if (hw_pool_is22(p)) {
             maxpool22(p, q0, q1, x, y, argmax);
@@ -89,6 +98,14 @@ void hw_avgpool(int isa, const hw_pool_t *p, long q0, long q1, const float *x, f
         }
         hw_pool_avx2_avg(p, q0, q1, x, y);
         return;
+#endif
+#if HW_ARM64
+    case HW_ISA_ARM64:
+        if (hw_pool_is22(p) && p->OW >= 4) {
+            hw_pool_neon_avg22(p, q0, q1, x, y);
+            return;
+        }
+        /* fall through: the portable kernel, NEON-vectorised by GCC */
 #endif
     default:
         hw_pool_generic_avg(p, q0, q1, x, y);

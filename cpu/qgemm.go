@@ -39,11 +39,14 @@ func SetVNNI(on bool) error {
 	return nil
 }
 
-// QISA names the level the int8 kernels use now: the ISA() level, or
-// "avx512+vnni".
+// QISA names the level the int8 kernels use now: the ISA() level,
+// "avx512+vnni" or "arm64+dotprod".
 func QISA() string {
-	if qisa() == C.HW_QISA_VNNI {
+	switch qisa() {
+	case C.HW_QISA_VNNI:
 		return "avx512+vnni"
+	case C.HW_QISA_DOTPROD:
+		return "arm64+dotprod"
 	}
 	return ISA()
 }
@@ -52,6 +55,9 @@ func qisa() C.int {
 	l := cISA()
 	if l == C.HW_ISA_AVX512 && useVNNI.Load() {
 		return C.HW_QISA_VNNI
+	}
+	if l == C.HW_ISA_ARM64 && useDotProd.Load() {
+		return C.HW_QISA_DOTPROD
 	}
 	return l
 }

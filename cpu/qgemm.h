@@ -8,8 +8,9 @@
 
 /* Levels of the integer kernels: the HW_ISA_* levels of isa.h, plus
  * AVX-512 with VNNI (vpdpbusd), which the plain AVX-512 level lacks on
- * some CPUs. */
-enum { HW_QISA_VNNI = 3 };
+ * some CPUs, and arm64 with the Armv8.2 dot product (sdot, ASIMDDP), which
+ * Armv8.0 cores such as Cortex-A72 lack. */
+enum { HW_QISA_VNNI = 3, HW_QISA_DOTPROD = 5 };
 
 /* hw_qgemm computes, single-threaded, for i < m, j < n,
  *

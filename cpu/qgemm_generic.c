@@ -1,6 +1,7 @@
 /* Portable int8 kernels and the level dispatch of hw_qgemm. */
 #include <math.h>
 #include <string.h>
+#include "neon.h"
 #include "qgemm.h"
 
 void hw_qgemm_generic(int m, int n, int k, const uint8_t *a, int lda,
@@ -19,8 +20,8 @@ void hw_qgemm_generic(int m, int n, int k, const uint8_t *a, int lda,
 
 void hw_qgemm(int isa, int m, int n, int k, const uint8_t *a, int lda,
               const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
-#if HW_X86
 	switch (isa) {
+#if HW_X86
 	case HW_QISA_VNNI:
 		hw_qgemm_vnni(m, n, k, a, lda, b, ldb, c, rsc, csc);
 		return;
@@ -30,9 +31,16 @@ void hw_qgemm(int isa, int m, int n, int k, const uint8_t *a, int lda,
 	case HW_ISA_AVX2:
 		hw_qgemm_avx2(m, n, k, a, lda, b, ldb, c, rsc, csc);
 		return;
-	}
 #endif
-	(void)isa;
+#if HW_ARM64
+	case HW_QISA_DOTPROD:
+		hw_qgemm_neon_dot(m, n, k, a, lda, b, ldb, c, rsc, csc);
+		return;
+	case HW_ISA_ARM64:
+		hw_qgemm_neon(m, n, k, a, lda, b, ldb, c, rsc, csc);
+		return;
+#endif
+	}
 	hw_qgemm_generic(m, n, k, a, lda, b, ldb, c, rsc, csc);
 }
 
@@ -73,6 +81,12 @@ void hw_quantize_u8(int isa, long n, const float *x, float scale, int zero, uint
 	}
 	if (isa == HW_ISA_AVX2) {
 		hw_quantize_u8_avx2(n, x, scale, zero, q);
+		return;
+	}
+#endif
+#if HW_ARM64
+	if (isa == HW_ISA_ARM64) {
+		hw_quantize_u8_neon(n, x, scale, zero, q);
 		return;
 	}
 #endif

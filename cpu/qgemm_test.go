@@ -8,27 +8,34 @@ import (
 )
 
 // qLevel is one int8 kernel level to test: an ISA() level, with or without
-// VNNI.
+// VNNI (AVX-512) or sdot (arm64).
 type qLevel struct {
-	isa  string
-	vnni bool
+	isa       string
+	vnni, dot bool
 }
 
 func (l qLevel) String() string {
-	if l.vnni {
+	switch {
+	case l.vnni:
 		return l.isa + "+vnni"
+	case l.dot:
+		return l.isa + "+dotprod"
 	}
 	return l.isa
 }
 
 // qLevels lists every int8 path this CPU can run: each SupportedISAs()
-// level, and the AVX-512 level both with and without VNNI when it has VNNI.
+// level, the AVX-512 level both with and without VNNI when it has VNNI, and
+// the arm64 level with and without sdot when it has the dot product.
 func qLevels() []qLevel {
 	var ls []qLevel
 	for _, isa := range SupportedISAs() {
 		ls = append(ls, qLevel{isa: isa})
 		if isa == ISAAVX512 && HasVNNI() {
 			ls = append(ls, qLevel{isa: isa, vnni: true})
+		}
+		if isa == ISAARM64 && HasDotProd() {
+			ls = append(ls, qLevel{isa: isa, dot: true})
 		}
 	}
 	return ls
@@ -37,16 +44,20 @@ func qLevels() []qLevel {
 // forEachQLevel runs f with the kernels forced to each level in turn and
 // restores the start-up levels afterwards.
 func forEachQLevel(t testing.TB, f func(l qLevel)) {
-	prevISA, prevVNNI := ISA(), useVNNI.Load()
+	prevISA, prevVNNI, prevDot := ISA(), useVNNI.Load(), useDotProd.Load()
 	defer func() {
 		SetISA(prevISA)
 		useVNNI.Store(prevVNNI)
+		useDotProd.Store(prevDot)
 	}()
 	for _, l := range qLevels() {
 		if err := SetISA(l.isa); err != nil {
 			t.Fatal(err)
 		}
 		if err := SetVNNI(l.vnni); err != nil {
+			t.Fatal(err)
+		}
+		if err := SetDotProd(l.dot); err != nil {
 			t.Fatal(err)
 		}
 		f(l)

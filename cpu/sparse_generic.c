@@ -1,5 +1,6 @@
 /* Portable sparse kernels and the level dispatch. */
 #include <string.h>
+#include "neon.h"
 #include "sparse.h"
 
 void hw_spmm_generic(int rows, int p, const int32_t *rowptr, const int32_t *colidx,
@@ -36,6 +37,12 @@ void hw_spmm(int isa, int rows, int p, const int32_t *rowptr, const int32_t *col
 		return;
 	}
 #endif
+#if HW_ARM64
+	if (isa == HW_ISA_ARM64) {
+		hw_spmm_neon(rows, p, rowptr, colidx, val, x, ldx, y, ldy);
+		return;
+	}
+#endif
 	(void)isa;
 	hw_spmm_generic(rows, p, rowptr, colidx, val, x, ldx, y, ldy);
 }
@@ -49,6 +56,12 @@ void hw_spmv(int isa, int rows, const int32_t *rowptr, const int32_t *colidx,
 	}
 	if (isa == HW_ISA_AVX2) {
 		hw_spmv_avx2(rows, rowptr, colidx, val, x, y);
+		return;
+	}
+#endif
+#if HW_ARM64
+	if (isa == HW_ISA_ARM64) {
+		hw_spmv_neon(rows, rowptr, colidx, val, x, y);
 		return;
 	}
 #endif
