@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
 	"runtime"
 	"sort"
@@ -23,7 +24,7 @@ type Device struct {
 	Name     string   `json:"name"`
 	Cores    int      `json:"cores,omitempty"`
 	Features []string `json:"features,omitempty"` // ISA features found at run time
-	ISA      string   `json:"isa,omitempty"`      // kernel level in use: avx512, avx2, generic
+	ISA      string   `json:"isa,omitempty"`      // kernel level in use: avx512, avx2, arm64, generic
 
 	MemoryBytes       int64  `json:"memory_bytes,omitempty"`
 	ComputeCapability string `json:"compute_capability,omitempty"`
@@ -50,8 +51,8 @@ func (d Device) ComputeFingerprint() string {
 	return hex.EncodeToString(h[:6])
 }
 
-// CPUFeatures lists the x86 ISA extensions relevant to the kernels that
-// this CPU has, found at run time.
+// CPUFeatures lists the x86 or arm64 ISA extensions relevant to the kernels
+// that this CPU has, found at run time.
 func CPUFeatures() []string {
 	var f []string
 	add := func(ok bool, name string) {
@@ -71,24 +72,69 @@ func CPUFeatures() []string {
 	add(cpu.X86.HasAVX512BF16, "avx512bf16")
 	add(cpu.X86.HasAVXVNNI, "avxvnni")
 	add(cpu.ARM64.HasASIMD, "asimd")
+	add(cpu.ARM64.HasASIMDHP, "asimdhp")
+	add(cpu.ARM64.HasASIMDDP, "asimddp")
+	add(cpu.ARM64.HasI8MM, "i8mm")
+	add(cpu.ARM64.HasSVE, "sve")
 	return f
 }
 
 // CPUModel returns the processor's model name (from /proc/cpuinfo on Linux),
-// or the architecture when it cannot be read.
+// or the architecture when it cannot be read. Arm Linux has no model name
+// there: the core is named from its MIDR part number (armCores), followed by
+// the board's Model line where the kernel gives one (Raspberry Pi).
 func CPUModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err == nil {
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
 		defer f.Close()
-		s := bufio.NewScanner(f)
-		for s.Scan() {
-			k, v, ok := strings.Cut(s.Text(), ":")
-			if ok && strings.TrimSpace(k) == "model name" {
-				return strings.Join(strings.Fields(v), " ")
-			}
+		if name := cpuModelFrom(f); name != "" {
+			return name
 		}
 	}
 	return runtime.GOARCH + " CPU"
+}
+
+// cpuModelFrom reads the model name out of a /proc/cpuinfo; "" if none.
+func cpuModelFrom(r io.Reader) string {
+	var impl, part, board string
+	s := bufio.NewScanner(r)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		k, v = strings.TrimSpace(k), strings.Join(strings.Fields(v), " ")
+		switch {
+		case !ok:
+		case k == "model name":
+			return v
+		case k == "CPU implementer" && impl == "":
+			impl = v
+		case k == "CPU part" && part == "":
+			part = v
+		case k == "Model":
+			board = v
+		}
+	}
+	if impl == "" || part == "" {
+		return ""
+	}
+	name := armCores[impl+"/"+part]
+	if name == "" {
+		name = "Arm core " + impl + "/" + part
+	}
+	if board != "" {
+		name += " (" + board + ")"
+	}
+	return name
+}
+
+// armCores names Arm cores by MIDR implementer/part (/proc/cpuinfo's "CPU
+// implementer" and "CPU part"), for the boards and servers hwnas targets.
+var armCores = map[string]string{
+	"0x41/0xd03": "Arm Cortex-A53", "0x41/0xd04": "Arm Cortex-A35", "0x41/0xd05": "Arm Cortex-A55",
+	"0x41/0xd07": "Arm Cortex-A57", "0x41/0xd08": "Arm Cortex-A72", "0x41/0xd09": "Arm Cortex-A73",
+	"0x41/0xd0a": "Arm Cortex-A75", "0x41/0xd0b": "Arm Cortex-A76", "0x41/0xd0c": "Arm Neoverse-N1",
+	"0x41/0xd0d": "Arm Cortex-A77", "0x41/0xd40": "Arm Neoverse-V1", "0x41/0xd41": "Arm Cortex-A78",
+	"0x41/0xd42": "Arm Cortex-A78AE", "0x41/0xd46": "Arm Cortex-A510", "0x41/0xd47": "Arm Cortex-A710",
+	"0x41/0xd49": "Arm Neoverse-N2", "0x41/0xd4f": "Arm Neoverse-V2", "0x41/0xd80": "Arm Cortex-A520",
+	"0x41/0xd81": "Arm Cortex-A720", "0x4e/0x004": "NVIDIA Carmel",
 }
 
 // DetectCPU describes this machine's CPU with the given thread count (0: all

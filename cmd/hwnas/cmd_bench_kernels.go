@@ -74,7 +74,7 @@ let OpenBLAS pick its kernel for this CPU.`,
 	f.IntSliceVar(&opts.Sizes, "sizes", []int{256, 512, 1024}, "square sizes n to measure")
 	f.IntVar(&opts.Threads, "threads", 1, "threads per product (0: all cores)")
 	f.IntVar(&opts.MTThreads, "mt-threads", 2, "threads of one extra row at the largest size (0 or 1: none)")
-	f.StringVar(&opts.ISA, "isa", "", "kernel level: generic, avx2 or avx512 (default: the best this CPU has, or HWNAS_ISA)")
+	f.StringVar(&opts.ISA, "isa", "", "kernel level: generic, avx2, avx512 (x86) or arm64 (default: the best this CPU has, or HWNAS_ISA)")
 	f.IntVar(&opts.Rounds, "rounds", 3, "alternating measurement rounds per row")
 	f.StringVar(&opts.Clock, "clock", "thread", "timer of one-thread rows: thread (CPU time of the calling thread) or wall")
 	f.BoolVar(&opts.JSON, "json", false, "print JSON")
