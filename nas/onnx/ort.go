@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -20,8 +21,17 @@ import (
 const LibraryEnv = "HWNAS_ORT_LIB"
 
 // DefaultLibrary is where scripts/deps.sh puts onnxruntime's shared library
-// (from the npm package onnxruntime-node), relative to the module root.
-const DefaultLibrary = ".cache/onnxruntime/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
+// for this build's architecture, relative to the module root: the npm
+// package onnxruntime-node ships one per architecture, under Node's name for
+// it (x64 for amd64, arm64).
+var DefaultLibrary = ".cache/onnxruntime/node_modules/onnxruntime-node/bin/napi-v6/linux/" + nodeArch(runtime.GOARCH) + "/libonnxruntime.so.1"
+
+func nodeArch(goarch string) string {
+	if goarch == "amd64" {
+		return "x64"
+	}
+	return goarch
+}
 
 // LibraryPath returns the onnxruntime shared library to load: $HWNAS_ORT_LIB
 // when set, else DefaultLibrary under the first folder holding a go.mod
