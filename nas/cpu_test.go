@@ -3,6 +3,7 @@
 package nas
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -57,8 +58,20 @@ func TestCPUKernelsMatchReference(t *testing.T) {
 					tol = 3e-2
 				}
 			}
+			// Some gradients are zero in exact arithmetic (a batch norm's γ
+			// and β whose effect the next batch norm normalises away, as in
+			// the shuffle blocks) and come out as float32 rounding noise near
+			// 1e-8, different on each kernel set and CPU. Each gradient's
+			// difference is therefore relative to its own largest entry or
+			// to 1e-4 of the model's largest gradient, whichever is larger.
+			var gmax float64
+			for _, g := range grads[0] {
+				for _, v := range g {
+					gmax = max(gmax, math.Abs(float64(v)))
+				}
+			}
 			for j := range grads[0] {
-				if d := maxRelDiff(grads[1][j], grads[0][j]); d > tol {
+				if d := maxRelDiffFloor(grads[1][j], grads[0][j], max(1e-4*gmax, 1e-6)); d > tol {
 					t.Errorf("gradient %d differs by %.3g relative", j, d)
 				}
 			}

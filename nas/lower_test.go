@@ -29,13 +29,16 @@ func randomiseBN(m *Model, r *rand.Rand) {
 func hasSuffix(s, suf string) bool { return len(s) >= len(suf) && s[len(s)-len(suf):] == suf }
 
 // maxRelDiff is max|a−b| / max(max|b|, 1e-6).
-func maxRelDiff(a, b []float32) float64 {
+func maxRelDiff(a, b []float32) float64 { return maxRelDiffFloor(a, b, 1e-6) }
+
+// maxRelDiffFloor is max|a−b| / max(max|b|, floor).
+func maxRelDiffFloor(a, b []float32, floor float64) float64 {
 	var d, s float64
 	for i := range a {
 		d = math.Max(d, math.Abs(float64(a[i])-float64(b[i])))
 		s = math.Max(s, math.Abs(float64(b[i])))
 	}
-	return d / math.Max(s, 1e-6)
+	return d / math.Max(s, floor)
 }
 
 // lowerMatchesForward randomises m's batch-norm statistics, runs n random
