@@ -16,7 +16,8 @@ import (
 // and compares onnxruntime's logits with hwnas's cpu backend on the same
 // 100 MNIST test images: max |Δ| ≤ 1e-4.
 func TestFP32MatchesHwnas(t *testing.T) {
-	const n, tol = 100, 1e-4
+	const tol = 1e-4
+	n := sized(100, 20)
 	set := mnist(t, n)
 	plans := []*accel.Plan{builtinPlan(t, "lenet5", 1), builtinPlan(t, "lenet300", 2), prunedLeNet5(t, 3), lowRankLeNet300(t, 4), lowRankPlan(t, 5)}
 	plans = append(plans, blockModels(t)...)

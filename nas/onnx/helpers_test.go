@@ -53,6 +53,16 @@ func mnist(t testing.TB, n int) *data.Set {
 	return mnistTest.Subset(n)
 }
 
+// sized is full, or short under go test -short: make test-arm64 runs these
+// tests under qemu-aarch64, where training and inference are 20–50× slower
+// than native, so it checks the same properties on fewer images.
+func sized(full, short int) int {
+	if testing.Short() {
+		return short
+	}
+	return full
+}
+
 // calibration returns the first n images of the MNIST training split, the
 // data int8 ranges are calibrated on.
 func calibration(t testing.TB, n int) *data.Set {

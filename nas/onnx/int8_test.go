@@ -72,8 +72,8 @@ func TestInt8MatchesHwnas(t *testing.T) {
 		plan *accel.Plan
 		n    int // test images compared
 	}{
-		{trainedPlan(t, "lenet300", 5000), 10000},
-		{trainedPlan(t, "lenet5", 3000), 10000},
+		{trainedPlan(t, "lenet300", sized(5000, 1000)), sized(10000, 1000)},
+		{trainedPlan(t, "lenet5", sized(3000, 600)), sized(10000, 1000)},
 	}
 	cal := calibration(t, 200)
 	dir := t.TempDir()

@@ -70,7 +70,7 @@ func mixedPlan(t testing.TB, calib []float32, n int) *accel.Plan {
 // by the caller) and that the pruned layer travels as a sparse tensor,
 // and compares onnxruntime with hwnas on 1000 MNIST test images.
 func TestMixedRecipe(t *testing.T) {
-	const n = 1000
+	n := sized(1000, 200)
 	cal := calibration(t, 200)
 	set := mnist(t, n)
 	p := mixedPlan(t, cal.Images, cal.N)
@@ -199,7 +199,7 @@ func TestNotes(t *testing.T) {
 // value a binary16 value) travel as FLOAT16 initializers cast to float:
 // half the bytes, the same outputs.
 func TestFloat16Weights(t *testing.T) {
-	const n = 100
+	n := sized(100, 20)
 	set := mnist(t, n)
 	fp := lenet300Plan(2)
 	half := lenet300Plan(2)
@@ -232,13 +232,13 @@ func TestFloat16Weights(t *testing.T) {
 // 4-bit fc3, Huffman coding), exports the result, and compares
 // onnxruntime with hwnas on the whole MNIST test set.
 func TestMixedRecipeApply(t *testing.T) {
-	m := trainedModel(t, "lenet300", 5000)
+	m := trainedModel(t, "lenet300", sized(5000, 1000))
 	r, err := compress.ParseRecipe("quant=int8,fc1.prune=0.9,fc1.quant=int8,fc2.lowrank=0.25,fc2.quant=int8,fc3.quant=int4,huffman")
 	if err != nil {
 		t.Fatal(err)
 	}
-	train := calibration(t, 2000)
-	res, err := compress.Apply(context.Background(), m, r, train, mnist(t, 1000), compress.Config{NoFineTune: true, Threads: 1})
+	train := calibration(t, sized(2000, 400))
+	res, err := compress.Apply(context.Background(), m, r, train, mnist(t, sized(1000, 200)), compress.Config{NoFineTune: true, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestMixedRecipeApply(t *testing.T) {
 	if limit := 4 * 266610 / 12; len(model) > limit {
 		t.Errorf("ONNX file of %d bytes, want ≤ %d", len(model), limit)
 	}
-	set := mnist(t, 10000)
+	set := mnist(t, sized(10000, 1000))
 	compareQuantized(t, p, model, set.Images, set.N)
 	checkIntegerKernels(t, p, model)
 }
@@ -281,7 +281,7 @@ func TestMixedRecipeApply(t *testing.T) {
 // onnxruntime agrees with hwnas's int8 kernels, and the file shrinks with
 // the bit width.
 func TestPackedWeights(t *testing.T) {
-	const n = 1000
+	n := sized(1000, 200)
 	cal := calibration(t, 200)
 	set := mnist(t, n)
 	dir := t.TempDir()

@@ -385,7 +385,7 @@ func trainedModel(t testing.TB, name string, n int) *nas.Model {
 	defer done()
 	m.Kernels = k
 	train := calibration(t, n)
-	res, err := nas.Train(context.Background(), m, train, mnist(t, 500), nas.TrainConfig{Epochs: 1, BatchSize: 32, Seed: 1}, nil)
+	res, err := nas.Train(context.Background(), m, train, mnist(t, sized(500, 100)), nas.TrainConfig{Epochs: 1, BatchSize: 32, Seed: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
