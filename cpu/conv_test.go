@@ -77,6 +77,10 @@ var convShapes = []accel.ConvParams{
 	// Depthwise stride 2 over rows wide enough for 16-float vectors.
 	{N: 2, C: 3, H: 9, W: 71, K: 3, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, Groups: 3},
 	{N: 1, C: 2, H: 7, W: 80, K: 2, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2, Groups: 2},
+	// Depthwise rows at the arm64 level's switch between its 8- and
+	// 4-float kernels (16 outputs).
+	{N: 1, C: 4, H: 6, W: 16, K: 4, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 4},
+	{N: 1, C: 4, H: 6, W: 15, K: 4, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 4},
 	// Several samples per GEMM (hw_conv_batch > 1) with a remainder batch.
 	{N: 11, C: 3, H: 10, W: 10, K: 4, KH: 3, KW: 3},
 	{N: 5, C: 6, H: 4, W: 4, K: 3, KH: 1, KW: 1},

@@ -74,6 +74,7 @@ func gemmCases() []gemmCase {
 		{m: 5, n: 7, k: 0, alpha: 1, beta: 0, nanC: true}, // C = 0
 		{m: 6, n: 64, k: 9, alpha: 1},                     // exactly one AVX-512 tile
 		{m: 6, n: 16, k: 9, alpha: 1},                     // exactly one AVX2 tile
+		{m: 8, n: 12, k: 9, alpha: 1, beta: 1, pad: 2},    // exactly one arm64 tile
 		{m: 129, n: 257, k: 65, alpha: 1, beta: 0, nanC: true, transA: true},
 		{m: 257, n: 129, k: 257, alpha: -0.5, beta: 2, pad: 3, transB: true},
 		{m: 300, n: 520, k: 700, alpha: 1, beta: 1}, // crosses every cache block
