@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 # go-nvml's headers warn about deprecated declarations.
 export CGO_CFLAGS ?= -O2 -Wno-deprecated-declarations
 
-.PHONY: all build test test-avx2 vet vet-darwin bench data cuda deps run clean results bench-search bench-search-fashion
+.PHONY: all build test test-avx2 vet vet-darwin bench data cuda deps run clean results bench-search bench-search-fashion arm64 test-arm64 search-arm64
 
 all: build
 
@@ -89,6 +89,40 @@ cuda/kernels.fatbin: cuda/kernels.cu
 
 cuda: cuda/kernels.fatbin
 	$(GO) build -tags cuda -o $(CUDA_BIN) ./cmd/hwnas
+
+# arm64 (Raspberry Pi 4/5, Graviton, Jetson, Apple silicon under Linux):
+# cross-built with Debian's gcc-aarch64-linux-gnu (scripts/deps.sh), tested
+# under qemu-aarch64 on each CPU model of ARM64_CPUS: max has the Armv8.2
+# dot product (the sdot/udot int8 path), cortex-a72 (Pi 4) lacks it.
+# scripts/qemu-arm64.sh registers qemu with binfmt_misc (root or sudo) so
+# test binaries and the worker processes they start run as on a board.
+# -short: the tests that train and evaluate on MNIST use fewer images
+# (emulation is 20-50x slower); every test runs. Emulation says nothing
+# about speed: docs/ARM64.md.
+ARM64_BIN  ?= bin/hwnas-arm64
+ARM64_CC   ?= aarch64-linux-gnu-gcc
+ARM64_GO    = env GOARCH=arm64 CC=$(ARM64_CC) $(GO)
+ARM64_CPUS ?= max cortex-a72
+ARM64_PKGS ?= ./cpu/ ./accel/... ./nas/... ./store/
+
+arm64:
+	$(ARM64_GO) build -o $(ARM64_BIN) ./cmd/hwnas
+
+test-arm64: deps
+	$(ARM64_GO) vet ./...
+	for c in $(ARM64_CPUS); do \
+	  echo "== arm64 tests under qemu-aarch64 -cpu $$c =="; \
+	  scripts/qemu-arm64.sh $$c $(ARM64_GO) test -short -count=1 -timeout 60m $(ARM64_PKGS) || exit 1; \
+	done
+
+# A 3-trial search with the arm64 binary under qemu, end to end (worker
+# processes, training, compression, latency, SQLite): a functional check.
+SEARCH_ARM64_DB ?= bin/search-arm64.db
+search-arm64: arm64 data
+	rm -f $(SEARCH_ARM64_DB)*
+	scripts/qemu-arm64.sh max $(ARM64_BIN) search --db $(SEARCH_ARM64_DB) --study arm64 --data $(DATA) \
+	  --trials 3 --subset 500 --val-subset 500 --epochs 1
+	scripts/qemu-arm64.sh max $(ARM64_BIN) best --db $(SEARCH_ARM64_DB) --device cpu -n 3
 
 deps:
 	@scripts/deps.sh

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need beyond Go modules, idempotently:
 # Debian packages (OpenBLAS for the peer benchmark, python3-onnx for the ONNX
-# checker, qemu-user for make test-avx2, postgresql for the PostgreSQL store's
-# tests: they initdb a throwaway cluster of their own, the package's own
-# cluster is not used; dataset-fashion-mnist for Fashion-MNIST under
-# /usr/share/datasets/fashion-mnist) and onnxruntime's shared library from
-# the npm package onnxruntime-node (into .cache/onnxruntime, no install
-# scripts run).
+# checker, qemu-user for make test-avx2 and make test-arm64, postgresql for
+# the PostgreSQL store's tests: they initdb a throwaway cluster of their own,
+# the package's own cluster is not used; dataset-fashion-mnist for
+# Fashion-MNIST under /usr/share/datasets/fashion-mnist; on x86-64 the arm64
+# cross compiler and C/C++ runtimes for make arm64 / test-arm64) and
+# onnxruntime's shared libraries from the npm package onnxruntime-node (into
+# .cache/onnxruntime, no install scripts run; it carries the linux/x64 and
+# linux/arm64 builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+pkgs=(libopenblas-dev python3-onnx qemu-user postgresql dataset-fashion-mnist)
+# make arm64 / test-arm64 on an x86-64 machine: cross compiler, the arm64 C
+# and C++ runtimes (onnxruntime needs libstdc++) and qemu-user's binfmt
+# registration (scripts/qemu-arm64.sh).
+[ "$(uname -m)" = x86_64 ] && pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libstdc++6-arm64-cross qemu-user-binfmt)
 need=()
-for pkg in libopenblas-dev python3-onnx qemu-user postgresql dataset-fashion-mnist; do
+for pkg in "${pkgs[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v npm >/dev/null 2>&1 || need+=(npm) # installs onnxruntime-node below
