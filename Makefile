@@ -113,6 +113,8 @@ test-arm64: deps
 	for c in $(ARM64_CPUS); do \
 	  echo "== arm64 tests under qemu-aarch64 -cpu $$c =="; \
 	  scripts/qemu-arm64.sh $$c $(ARM64_GO) test -short -count=1 -timeout 60m $(ARM64_PKGS) || exit 1; \
+	  scripts/qemu-arm64.sh $$c $(ARM64_GO) test -count=1 -run '^TestKernelLevels$$' -v ./cpu | \
+	    grep -E 'kernel level' | sed "s/^ *isa_test.go:[0-9]*: /cpu ($$c): /"; \
 	done
 
 # A 3-trial search with the arm64 binary under qemu, end to end (worker

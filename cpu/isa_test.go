@@ -65,6 +65,10 @@ func TestKernelLevels(t *testing.T) {
 				ext = " with and without VNNI"
 			case level == ISAAVX512:
 				ext = " without VNNI"
+			case level == ISAARM64 && HasDotProd():
+				ext = " with and without the dot product"
+			case level == ISAARM64:
+				ext = " without the dot product"
 			}
 			t.Logf("kernel level %s tested%s", level, ext)
 		})
