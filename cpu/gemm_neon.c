@@ -87,6 +87,23 @@ static inline void transpose4(const float *src, long lds, float *dst, long ldd)
     vst1q_f32(dst + 3 * ldd, vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)));
 }
 
+/* hw_transpose_neon: 4×4 blocks through registers, ragged edges one by
+ * one (the blocked layout's conversions, nchwc.c). */
+void hw_transpose_neon(const float *src, long lds, float *dst, long ldd, int rows, int cols)
+{
+    int rf = rows & ~3, cf = cols & ~3;
+    for (int i = 0; i < rf; i += 4) {
+        for (int j = 0; j < cf; j += 4)
+            transpose4(src + (long)i * lds + j, lds, dst + (long)j * ldd + i, ldd);
+        for (int j = cf; j < cols; j++)
+            for (int r = 0; r < 4; r++)
+                dst[(long)j * ldd + i + r] = src[(long)(i + r) * lds + j];
+    }
+    for (int i = rf; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            dst[(long)j * ldd + i] = src[(long)i * lds + j];
+}
+
 /* packB_trans_neon packs op(B) = Bsᵀ (Bs stored nc×kc, leading dimension
  * ldb) into slivers of 12 columns: dst[s][p][j] = Bs[s·12 + j][p], zero
  * past nc. Whole 4×4 blocks go through registers, ragged edges one by one. */

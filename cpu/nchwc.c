@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "nchwc.h"
+#include "neon.h"
 
 int hw_nc_block(int isa) { return isa == HW_ISA_AVX512 ? 16 : isa == HW_ISA_AVX2 ? 8 : 4; }
 
@@ -15,6 +16,15 @@ int hw_nc_block(int isa) { return isa == HW_ISA_AVX512 ? 16 : isa == HW_ISA_AVX2
             return;                               \
         case HW_ISA_AVX2:                         \
             hw_nc_##name##_avx2(__VA_ARGS__);     \
+            return;                               \
+        }                                         \
+        hw_nc_##name##_generic(__VA_ARGS__);      \
+    } while (0)
+#elif HW_ARM64
+#define NC_DISPATCH(name, ...)                    \
+    do {                                          \
+        if (isa == HW_ISA_ARM64) {                \
+            hw_nc_##name##_neon(__VA_ARGS__);     \
             return;                               \
         }                                         \
         hw_nc_##name##_generic(__VA_ARGS__);      \
@@ -69,6 +79,10 @@ static int tile_width(int isa)
         return hw_nc_tile_avx512();
     if (isa == HW_ISA_AVX2)
         return hw_nc_tile_avx2();
+#endif
+#if HW_ARM64
+    if (isa == HW_ISA_ARM64)
+        return hw_nc_tile_neon();
 #endif
     (void)isa;
     return hw_nc_tile_generic();
@@ -134,12 +148,19 @@ void hw_nc_add(int isa, const float *a, const float *b, int act, float *y, long 
 }
 
 /* transpose writes dst[j·ldd + i] = src[i·lds + j] for i < rows, j < cols:
- * AVX2 register transposes where the level has them, else one by one. */
+ * AVX2 or NEON register transposes where the level has them, else one by
+ * one. */
 static void transpose(int isa, const float *src, long lds, float *dst, long ldd, int rows, long cols)
 {
 #if HW_X86
     if (isa >= HW_ISA_AVX2) {
         hw_nc_transpose_avx2(src, lds, dst, ldd, rows, (int)cols);
+        return;
+    }
+#endif
+#if HW_ARM64
+    if (isa == HW_ISA_ARM64) {
+        hw_transpose_neon(src, lds, dst, ldd, rows, (int)cols);
         return;
     }
 #endif

@@ -2,9 +2,9 @@
  * programs (program.go). A blocked tensor of C channels and H×W pixels is
  * stored as [⌈C/B⌉][H][W][B]: channel c sits in block c/B, lane c mod B, and
  * lanes of channels ≥ C are zero. B is the vector width of the level (16
- * floats for AVX-512, 8 for AVX2, 4 for the portable level), so every
- * kernel works on whole vectors of channels: a depthwise convolution or a
- * pooling multiplies and compares B channels at once whatever the image
+ * floats for AVX-512, 8 for AVX2, 4 for the portable and arm64 levels),
+ * so every kernel works on whole vectors of channels: a depthwise
+ * convolution or a pooling multiplies and compares B channels at once whatever the image
  * size, and a direct convolution broadcasts one input value against B
  * output channels' weights, with no im2col copy and no GEMM that a small
  * image would leave narrow. onnxruntime (MLAS) and oneDNN run CNNs the same
@@ -18,7 +18,8 @@
  * output rows (block·OH + oy) or blocks, so the Go side splits a call
  * across goroutines; sizes are trusted (program.go checks the plan). The
  * functions taking `isa` dispatch to the _generic, _avx2 and _avx512
- * instantiations of nchwc_impl.h. */
+ * instantiations of nchwc_impl.h, or on arm64 to _generic and _neon
+ * (neon.h). */
 #ifndef HWNAS_CPU_NCHWC_H
 #define HWNAS_CPU_NCHWC_H
 

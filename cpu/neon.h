@@ -11,10 +11,19 @@
 #include <stdint.h>
 #include "conv.h"
 #include "gemm_kernels.h"
+#include "nchwc.h"
 #include "pool.h"
 
 /* SGEMM: 8×12 micro-kernel with by-element FMA (gemm_neon.c). */
 int hw_sgemm_neon(HW_SGEMM_LEVEL_ARGS);
+
+/* hw_transpose_neon writes dst[j·ldd + i] = src[i·lds + j] for i < rows,
+ * j < cols, 4×4 blocks in registers (gemm_neon.c): the blocked layout's
+ * conversions (nchwc.c). */
+void hw_transpose_neon(const float *src, long lds, float *dst, long ldd, int rows, int cols);
+
+/* The blocked-layout (NCHWc) kernels with 12-pixel tiles (nchwc_neon.c). */
+HW_NC_DECLARE(neon)
 
 /* Depthwise convolution, 8-float vectors (conv_dw_neon.c); hw_conv_dw uses
  * it for rows of at least HW_DW_NEON_MIN_OW outputs. */
