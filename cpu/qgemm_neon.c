@@ -79,12 +79,24 @@ void hw_quantize_u8_neon(long n, const float *x, float scale, int zero, uint8_t 
 #endif
 
 #if !HW_X86
-/* The broadcast VNNI kernel is x86-only: qgemmPacked and qConv2DInt call
- * it only when the CPU has AVX-512 VNNI, never here; this definition lets
- * the package link. */
+/* The broadcast kernels are x86-only: qgemmPacked and qConv2DInt call them
+ * only when the CPU has AVX-512 VNNI or AVX2, never here; these
+ * definitions let the package link. */
 void hw_qgemm_packed_vnni(int m, int n, int k4, const uint8_t *a, int lda,
                           const int8_t *bp, int32_t *c, int ldc)
 {
     (void)m, (void)n, (void)k4, (void)a, (void)lda, (void)bp, (void)c, (void)ldc;
+}
+
+void hw_qgemm_packed16_avx2(int m, int n, int k2, const uint16_t *a, int lda,
+                            const int16_t *bp, int32_t *c, int ldc)
+{
+    (void)m, (void)n, (void)k2, (void)a, (void)lda, (void)bp, (void)c, (void)ldc;
+}
+
+void hw_qgemm_packed_pairsafe_avx2(int m, int n, int k4, const uint8_t *a, int lda,
+                                   const int8_t *bp, int32_t *c, int ldc)
+{
+    hw_qgemm_packed_vnni(m, n, k4, a, lda, bp, c, ldc);
 }
 #endif
