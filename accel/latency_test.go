@@ -2,9 +2,13 @@ package accel
 
 import (
 	"errors"
+	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestSummariseLatencyRobust(t *testing.T) {
@@ -121,5 +125,147 @@ func TestWindowsThatDoNotFitAreRefused(t *testing.T) {
 	ok := PoolParams{N: 1, C: 1, H: 5, W: 5, KH: 2, KW: 2, StrideH: 2, StrideW: 2}
 	if ok.OutH() != 2 || ok.Validate() != nil {
 		t.Errorf("2×2/2 pool on 5×5: OutH %d, want 2", ok.OutH())
+	}
+}
+
+// TestQuantileCI checks the order statistics' coverage against the
+// binomial sum computed directly, and the small-sample and exact cases.
+func TestQuantileCI(t *testing.T) {
+	binom := func(n int, q float64, lo, hi int) float64 { // P(lo+1 ≤ B ≤ hi), B ~ Binomial(n, q)
+		c := 0.0
+		for i := lo + 1; i <= hi; i++ {
+			lg1, _ := math.Lgamma(float64(n + 1))
+			lg2, _ := math.Lgamma(float64(i + 1))
+			lg3, _ := math.Lgamma(float64(n - i + 1))
+			c += math.Exp(lg1 - lg2 - lg3 + float64(i)*math.Log(q) + float64(n-i)*math.Log1p(-q))
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		n int
+		q float64
+	}{{41, 0.1}, {41, 0.5}, {100, 0.5}, {21, 0.25}, {200, 0.1}, {7, 0.5}} {
+		lo, hi := QuantileCI(tc.n, tc.q)
+		if lo < 0 || hi >= tc.n || lo > hi {
+			t.Fatalf("n %d q %v: [%d, %d]", tc.n, tc.q, lo, hi)
+		}
+		if c := binom(tc.n, tc.q, lo, hi); c < 0.95 && (lo > 0 || hi < tc.n-1) {
+			t.Errorf("n %d q %v: [%d, %d] covers %.4f < 0.95", tc.n, tc.q, lo, hi, c)
+		}
+		// Minimal: narrowing either side drops below 95%.
+		if lo < hi && binom(tc.n, tc.q, lo+1, hi) >= 0.95 && binom(tc.n, tc.q, lo, hi-1) >= 0.95 {
+			t.Errorf("n %d q %v: [%d, %d] is wider than it needs", tc.n, tc.q, lo, hi)
+		}
+	}
+	// 100 samples, the median: [X(41), X(61)] (1-based), 95.4%.
+	if lo, hi := QuantileCI(100, 0.5); lo != 40 || hi != 60 {
+		t.Errorf("median of 100: [%d, %d], want [40, 60]", lo, hi)
+	}
+	// Three samples can not give 95%: every sample.
+	if lo, hi := QuantileCI(3, 0.5); lo != 0 || hi != 2 {
+		t.Errorf("median of 3: [%d, %d], want [0, 2]", lo, hi)
+	}
+}
+
+// TestMeasureRounds drives MeasureRounds with subjects that report their
+// own (device) times: the figure is the 10% quantile of the per-round
+// floors, a disturbed burst costs one round, every round holds one burst
+// of each subject, bursts are calibrated from BurstTime.
+func TestMeasureRounds(t *testing.T) {
+	// Subject a: 100 µs runs, but every 4th round's burst runs at 250 µs
+	// and every burst's first timed run at 300 µs (a warm-up miss);
+	// subject b: 40 µs, its 3rd round's floor 38 µs.
+	round := map[string]int{}
+	calls := map[string]int{}
+	seen := map[[2]int]int{}
+	var subjects []Subject
+	for _, name := range []string{"a", "b"} {
+		subjects = append(subjects, Subject{Name: name, Run: func() (time.Duration, error) {
+			calls[name]++
+			r := round[name]
+			switch {
+			case name == "a" && r%4 == 3:
+				return 250 * time.Microsecond, nil
+			case name == "a":
+				return 100 * time.Microsecond, nil
+			case r == 2:
+				return 38 * time.Microsecond, nil
+			}
+			return 40 * time.Microsecond, nil
+		}})
+	}
+	opt := RoundsOptions{Rounds: 12, BurstTime: 400 * time.Microsecond, Pin: PinNone,
+		OnBurst: func(s, r int, runs []time.Duration) {
+			seen[[2]int{s, r}] = len(runs)
+			round[subjects[s].Name] = r + 1
+		}}
+	res, err := MeasureRounds(subjects, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bursts: 400/100 = 4 runs for a, 400/40 = 10 for b (≥ MinBurst 5: 5
+	// for a).
+	if res.Bursts[0] != 5 || res.Bursts[1] != 10 {
+		t.Fatalf("bursts %v, want [5 10]", res.Bursts)
+	}
+	if len(seen) != 24 {
+		t.Fatalf("%d bursts seen, want 12 rounds × 2", len(seen))
+	}
+	a, b := res.Stats[0], res.Stats[1]
+	if a.Rounds != 12 || a.Runs != 60 || b.Runs != 120 {
+		t.Fatalf("rounds %d runs %d/%d", a.Rounds, a.Runs, b.Runs)
+	}
+	if a.Latency != 100*time.Microsecond || a.Median != 100*time.Microsecond || a.Max != 250*time.Microsecond {
+		t.Errorf("a: %v", a)
+	}
+	// b's floors: one 38 µs round and eleven 40 µs: the 10% quantile
+	// interpolates 38 + 0.1·11·… → 40 µs at index 1.1.
+	if b.Latency != 40*time.Microsecond || b.Min != 38*time.Microsecond || b.Low != 38*time.Microsecond {
+		t.Errorf("b: %v (min %v low %v)", b.Latency, b.Min, b.Low)
+	}
+	// Twelve rounds cannot bound a 10% quantile at 95% (no round below
+	// it has probability 0.9¹² = 28%): the interval is every round.
+	if a.Low != 100*time.Microsecond || a.High != 250*time.Microsecond || a.Spread() != 1.5 {
+		t.Errorf("a interval [%v, %v] spread %v", a.Low, a.High, a.Spread())
+	}
+	boom := errors.New("boom")
+	_, err = MeasureRounds([]Subject{{Name: "x", Run: func() (time.Duration, error) { return 0, boom }}}, RoundsOptions{Pin: PinNone})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "x") {
+		t.Errorf("error %v", err)
+	}
+	if _, err := MeasureRounds(nil, RoundsOptions{}); err == nil {
+		t.Error("no subjects: want an error")
+	}
+}
+
+// TestPinThread: the thread is bound to one core of its allowed set for
+// the measurement and gets its whole set back after.
+func TestPinThread(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var before, during, after unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &before); err != nil {
+		t.Skip("no affinity on this system:", err)
+	}
+	core, unpin := PinThread()
+	if err := unix.SchedGetaffinity(0, &during); err != nil {
+		t.Fatal(err)
+	}
+	unpin()
+	if err := unix.SchedGetaffinity(0, &after); err != nil {
+		t.Fatal(err)
+	}
+	if core < 0 || !before.IsSet(core) || during.Count() != 1 || !during.IsSet(core) {
+		t.Fatalf("pinned to %d, affinity during %v of %v", core, during, before)
+	}
+	if after != before {
+		t.Fatalf("affinity after %v, want %v", after, before)
+	}
+}
+
+func TestMeanStats(t *testing.T) {
+	m := MeanStats([]LatencyStats{{Latency: 10, Low: 8, High: 12, Min: 7, Runs: 5, Rounds: 3}, {Latency: 20, Low: 18, High: 24, Min: 5, Runs: 7, Rounds: 3}})
+	if m.Latency != 15 || m.Low != 13 || m.High != 18 || m.Min != 5 || m.Runs != 12 || m.Rounds != 3 {
+		t.Fatalf("%+v", m)
 	}
 }
