@@ -217,8 +217,12 @@ func (r *BenchReport) Markdown(w io.Writer, title, header string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s\n\n", title)
 	b.WriteString(header)
+	T := time.Duration(r.Config.Reward.LatencyTargetNs).String()
+	if rw := r.Config.Reward; rw.LatencyTargetRatio > 0 {
+		T = fmt.Sprintf("%g× %s", rw.LatencyTargetRatio, r.Config.reference())
+	}
 	fmt.Fprintf(&b, "\nEach strategy ran %d trials per seed, seeds %v, on the same proxy budget: %d epoch(s) on %d training images, "+
-		"reward %s with T = %v", r.Trials, r.Seeds, r.Config.Epochs, r.Config.Subset, r.Config.Reward.Mode, time.Duration(r.Config.Reward.LatencyTargetNs))
+		"reward %s with T = %s", r.Trials, r.Seeds, r.Config.Epochs, r.Config.Subset, r.Config.Reward.Mode, T)
 	if r.Config.Reward.MaxBytes > 0 {
 		fmt.Fprintf(&b, " and a %d-byte budget", r.Config.Reward.MaxBytes)
 	}

@@ -143,6 +143,9 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	if spec.OpTable, err = c.opTable(ctx); err != nil {
 		return err
 	}
+	if spec.Measure.History, err = referenceHistory(ctx, c.o.DB, c.st.DeviceFingerprint, spec.Batch, spec.Measure); err != nil {
+		return err
+	}
 	lim := c.o.Limits
 	if fo.Timeout > 0 {
 		lim.Timeout = fo.Timeout
@@ -162,7 +165,11 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	if err != nil {
 		return err
 	}
-	rew, err := c.reward.Compute(res.ValAccuracy, res.Latency.Median, res.Bytes)
+	row, err := c.cfg.rewardRow(res)
+	var rew float64
+	if err == nil {
+		rew, err = c.reward.Of(res.ValAccuracy, row, res.Bytes)
+	}
 	if err != nil {
 		return c.o.DB.FailTrial(ctx, tr.ID, (&TrialError{FailNaN, err.Error()}).Error())
 	}
@@ -170,9 +177,9 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		return err
 	}
 	fmt.Fprintf(c.log, "final trial %s (of trial %s): reward %.4f val %.2f%% test %.2f%% %d bytes latency %v, %.0fs\n",
-		tr.Name(), best.Name(), rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), time.Since(t0).Seconds())
+		tr.Name(), best.Name(), rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, row.Figure().Round(100*time.Nanosecond), time.Since(t0).Seconds())
 	c.sum.Final = &FinalResult{Trial: tr.Number, Of: best.Number, Reward: rew, ValAccuracy: res.ValAccuracy,
-		TestAccuracy: res.TestAccuracy, Bytes: res.Bytes, LatencyNs: int64(res.Latency.Median)}
+		TestAccuracy: res.TestAccuracy, Bytes: res.Bytes, LatencyNs: int64(row.Figure())}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -15,113 +16,335 @@ import (
 	"hwnas/store"
 )
 
-// MeasureOptions configure MeasureStudy.
+// MeasureOptions configure MeasureStudy and FollowStudy.
 type MeasureOptions struct {
 	Device  string // accel spec
 	Threads int
 	Batch   int // default 1
-	Latency accel.LatencyOptions
+	// Runtime to measure in ("": hwnas's kernels; RuntimeOnnx: each
+	// trial's ONNX export in onnxruntime).
+	Runtime string
+	// Reference is the model measured in the same rounds ("": the
+	// study's, else DefaultReference); Rounds shape the rounds.
+	Reference string
+	Rounds    accel.RoundsOptions
+	// Group is how many trials are measured in one interleaved run beside
+	// the reference (0: 64).
+	Group int
 }
 
-// Measurement is one trial re-measured on a device.
+// Measurement is one trial re-measured on a device in one runtime.
 type Measurement struct {
-	Trial       int                `json:"trial"`
-	Device      string             `json:"device"`
-	Batch       int                `json:"batch"`
-	Latency     accel.LatencyStats `json:"latency"`
-	PredictedNs float64            `json:"predicted_ns,omitempty"`
+	Trial   int    `json:"trial"`
+	Device  string `json:"device"`
+	Batch   int    `json:"batch"`
+	Runtime string `json:"runtime"`
+	// Latency is the figure with its interval (Latency.Latency, Low, High).
+	Latency accel.LatencyStats `json:"latency"`
+	// Reference, ReferenceNs and Ratio: the reference model measured in
+	// the same rounds, its figure, and the trial's figure over it.
+	Reference   string       `json:"reference,omitempty"`
+	ReferenceNs int64        `json:"reference_ns,omitempty"`
+	Ratio       *accel.Ratio `json:"ratio,omitempty"`
+	// Disturbed: the reference ran slower than usual on the device in
+	// every attempt; Kept: the trial's earlier undisturbed figure was kept
+	// instead of this one.
+	Disturbed bool `json:"disturbed,omitempty"`
+	Kept      bool `json:"kept_previous,omitempty"`
+	Attempts  int  `json:"attempts,omitempty"`
+	// PredictedNs is the predictor's estimate (hwnas's kernels only),
+	// made from the device's table as it was before this measurement.
+	PredictedNs float64 `json:"predicted_ns,omitempty"`
 	// Reward is set when the measurement completed a trial of a study
 	// pinned to this device.
 	Reward float64 `json:"reward,omitempty"`
 	Error  string  `json:"error,omitempty"`
 }
 
-// MeasureStudy re-measures every finished trial of a study on another
-// device from its stored weights (no retraining): it rebuilds the model,
-// lowers it, measures it with the device's kernels, records the latency
-// (with the device's per-op table prediction made before this trial's own
-// op times are merged) and updates that table. A trial whose weights
-// cannot be loaded or run is reported in its Measurement and skipped.
-func MeasureStudy(ctx context.Context, db *store.DB, study string, o MeasureOptions, each func(Measurement)) error {
+// PredictionError is (predicted − figure)/figure, NaN without a
+// prediction.
+func (m Measurement) PredictionError() float64 {
+	if m.PredictedNs <= 0 || m.Latency.Figure() <= 0 {
+		return math.NaN()
+	}
+	return (m.PredictedNs - float64(m.Latency.Figure())) / float64(m.Latency.Figure())
+}
+
+// PredictorReport sums up the predictor's errors over measured trials.
+type PredictorReport struct {
+	Trials int `json:"trials"` // trials with a prediction
+	// Within10 of them were predicted within ±10% of the measured figure.
+	Within10     int     `json:"within_10pct"`
+	MeanAbsPct   float64 `json:"mean_abs_error_pct"`
+	WorstPct     float64 `json:"worst_error_pct"`
+	WorstTrial   int     `json:"worst_trial"`
+	MedianAbsPct float64 `json:"median_abs_error_pct"`
+}
+
+// add counts one trial's relative prediction error e (NaN: none).
+func (r *PredictorReport) add(trial int, e float64) {
+	if math.IsNaN(e) {
+		return
+	}
+	r.Trials++
+	if math.Abs(e) <= 0.10 {
+		r.Within10++
+	}
+	r.MeanAbsPct += (100*math.Abs(e) - r.MeanAbsPct) / float64(r.Trials)
+	if math.Abs(100*e) > math.Abs(r.WorstPct) || r.Trials == 1 {
+		r.WorstPct, r.WorstTrial = 100*e, trial
+	}
+}
+
+func (r PredictorReport) String() string {
+	if r.Trials == 0 {
+		return "no predictions yet"
+	}
+	return fmt.Sprintf("%d of %d trials (%.0f%%) within ±10%%, mean |error| %.1f%%, worst %+.0f%% (trial %d)",
+		r.Within10, r.Trials, 100*float64(r.Within10)/float64(r.Trials), r.MeanAbsPct, r.WorstPct, r.WorstTrial)
+}
+
+// MeasureSummary is what MeasureStudy found overall.
+type MeasureSummary struct {
+	Study     string          `json:"study"`
+	Device    accel.Device    `json:"device"`
+	Runtime   string          `json:"runtime"`
+	Reference string          `json:"reference"`
+	Measured  int             `json:"measured"`
+	Failed    int             `json:"failed"`
+	Disturbed int             `json:"disturbed"`
+	Kept      int             `json:"kept_previous"`
+	Predictor PredictorReport `json:"predictor"`
+	// References are the reference's figures, one per interleaved group.
+	References []accel.LatencyStats `json:"references"`
+	// UsualNs is the reference's usual figure on the device after this
+	// run (the median of its latest measurements): the trials' ratios are
+	// to it.
+	UsualNs int64 `json:"usual_ns,omitempty"`
+}
+
+// MeasureStudy re-measures every finished trial of a study on a device
+// from its stored weights (no retraining): groups of trials are rebuilt,
+// lowered and measured in interleaved rounds beside the reference model
+// (measureGroup), each latency is recorded with the predictor's estimate
+// made before the group's own op times are merged into the device's
+// table, and the table is updated. A figure measured while the reference
+// ran slower than usual even after re-measuring is recorded flagged
+// Disturbed, unless the trial already has an undisturbed figure, which is
+// then kept. A trial whose weights cannot be loaded or run is reported in
+// its Measurement and skipped.
+func MeasureStudy(ctx context.Context, db *store.DB, study string, o MeasureOptions, each func(Measurement)) (*MeasureSummary, error) {
 	st, err := db.GetStudy(ctx, study)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	if err := CheckRuntime(o.Runtime); err != nil {
+		return nil, err
+	}
+	var cfg StudyConfig
+	_ = json.Unmarshal(st.Config, &cfg) // a study without a search config measures with the defaults
 	be, err := accel.Open(o.Device, accel.Options{Threads: o.Threads})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer be.Close()
-	batch := max(1, o.Batch)
 	trials, err := db.ListTrials(ctx, st.ID, store.TrialFilter{Status: store.Done})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for _, t := range trials {
+	m := newMeasurer(be, o, cfg)
+	sum := &MeasureSummary{Study: st.Name, Device: be.Device(), Runtime: m.rt, Reference: m.ls.reference()}
+	group := o.Group
+	if group <= 0 {
+		group = 64
+	}
+	for i := 0; i < len(trials); i += group {
 		if err := ctx.Err(); err != nil {
-			return err
+			return sum, err
 		}
-		ms, err := measureInto(ctx, db, be, t, batch, o.Latency)
+		ms, refs, err := m.measure(ctx, db, trials[i:min(i+group, len(trials))], false)
 		if err != nil {
-			return err
+			return sum, err
 		}
-		if each != nil {
-			each(ms)
+		if r, ok := refs[m.rt]; ok {
+			sum.References = append(sum.References, r)
+			sum.UsualNs = int64(m.usual)
+		}
+		for _, y := range ms {
+			x := y.Measurement
+			switch {
+			case x.Error != "":
+				sum.Failed++
+			default:
+				sum.Measured++
+				if x.Disturbed {
+					sum.Disturbed++
+				}
+				if x.Kept {
+					sum.Kept++
+				}
+				sum.Predictor.add(x.Trial, x.PredictionError())
+			}
+			if each != nil {
+				each(x)
+			}
 		}
 	}
-	return nil
+	return sum, nil
 }
 
-// measureInto measures a finished trial on be from its stored weights and
-// records the latency (and the device's per-op times); a model that does
-// not load or run is reported in the Measurement, database errors are
-// returned.
-func measureInto(ctx context.Context, db *store.DB, be accel.Backend, t store.Trial, batch int, lo accel.LatencyOptions) (Measurement, error) {
-	dev := be.Device()
-	ms := Measurement{Trial: t.Number, Device: dev.Name, Batch: batch}
-	res, err := measureStored(ctx, db, be, t, batch, lo)
-	if err != nil {
-		ms.Error = err.Error()
-		return ms, nil
-	}
-	ms.Latency, ms.PredictedNs = res.Latency, res.PredictedNs
-	lat := store.Latency{Device: dev, Batch: batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}
-	if err := db.PutLatency(ctx, t.ID, lat); err != nil {
-		return ms, err
-	}
-	return ms, mergeOpTimes(ctx, db, res)
+// measured is one trial's Measurement with the row it gives (nil when it
+// failed) and hwnas's per-op times (to merge into the device's table).
+type measured struct {
+	Measurement
+	row *store.Latency
+	ops []OpTime
 }
 
-func measureStored(ctx context.Context, db *store.DB, be accel.Backend, t store.Trial, batch int, lo accel.LatencyOptions) (*TrialResult, error) {
-	blob, err := db.TrialWeights(ctx, t.ID)
+// measurer measures stored trials on one backend.
+type measurer struct {
+	usual time.Duration // the reference's usual figure after the last group
+	be    accel.Backend
+	batch int
+	rt    string // runtime name, "hwnas" or RuntimeOnnx
+	ls    LatencySpec
+	o     MeasureOptions
+}
+
+func newMeasurer(be accel.Backend, o MeasureOptions, cfg StudyConfig) *measurer {
+	ref := o.Reference
+	if ref == "" {
+		ref = cfg.reference()
+	}
+	rt := o.Runtime
+	if rt == "" {
+		rt = store.RuntimeHwnas
+	}
+	return &measurer{be: be, batch: max(1, o.Batch), rt: rt, o: o,
+		ls: LatencySpec{Runtimes: []string{rt}, Reference: ref, Rounds: o.Rounds}}
+}
+
+// measure measures trials (finished, or trained and waiting for this
+// device when claimed) in one interleaved group and records what it can:
+// with claimed false each latency is stored (PutLatency, keeping an
+// earlier undisturbed figure over a disturbed one) and hwnas's per-op
+// times are merged into the device's table; with claimed true nothing is
+// stored (the caller finishes the claim, then merges the per-op times).
+// It returns each trial's measurement, in order, and the reference's
+// figures by runtime.
+func (m *measurer) measure(ctx context.Context, db *store.DB, trials []store.Trial, claimed bool) ([]measured, map[string]accel.LatencyStats, error) {
+	dev := m.be.Device()
+	out := make([]measured, len(trials))
+	var plans []*accel.Plan
+	var idx []int // trial index of each plan
+	var shape nas.DataShape
+	for i, t := range trials {
+		out[i].Measurement = Measurement{Trial: t.Number, Device: dev.Name, Batch: m.batch, Runtime: m.rt}
+		plan, sh, err := storedPlan(ctx, db, t)
+		if err != nil {
+			out[i].Error = err.Error()
+			continue
+		}
+		if len(plans) == 0 {
+			shape = sh
+		}
+		plans = append(plans, plan)
+		idx = append(idx, i)
+	}
+	if len(plans) == 0 {
+		return out, nil, nil
+	}
+	var err error
+	if m.ls.History, err = referenceHistory(ctx, db, dev.Fingerprint, m.batch, m.ls); err != nil {
+		return nil, nil, err
+	}
+	table, err := opTable(ctx, db, dev.Fingerprint)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	m, err := TrialModel(t.Arch, blob)
+	ref, err := referencePlan(m.ls.reference(), shape)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	plan, err := nas.Lower(m)
-	if err != nil {
-		return nil, err
-	}
-	table, err := db.OpLatencies(ctx, be.Device().Fingerprint)
-	if err != nil {
-		return nil, err
-	}
-	ns := make(map[string]float64, len(table))
-	for k, v := range table {
-		ns[k] = float64(v)
-	}
-	res := &TrialResult{}
-	in := make([]float32, batch*plan.Tensors[plan.Input].Size())
+	in := make([]float32, m.batch*plans[0].Tensors[plans[0].Input].Size())
 	for i := range in {
 		in[i] = float32(i%17) / 17
 	}
-	if err := measureOn(be, plan, batch, in, lo, ns, res, nil); err != nil {
-		return nil, err
+	g, err := measureGroup(m.be, plans, ref, m.batch, m.o.Threads, in, m.ls, nil)
+	if err != nil {
+		// One model that does not run spoils the group: measure each
+		// alone to find it.
+		if len(plans) == 1 {
+			out[idx[0]].Error = err.Error()
+			return out, nil, nil
+		}
+		for _, i := range idx {
+			one, _, err := m.measure(ctx, db, trials[i:i+1], claimed)
+			if err != nil {
+				return nil, nil, err
+			}
+			out[i] = one[0]
+		}
+		return out, nil, nil
 	}
-	return res, nil
+	defer g.close()
+	m.usual = g.usual[m.rt]
+	var merged []OpTime
+	for k, i := range idx {
+		t, l := trials[i], g.rows[k][0]
+		if g.progs[k] != nil {
+			pred, _ := PredictLatency(table, plans[k])
+			l.Predicted = time.Duration(pred)
+			if ot, ok := g.progs[k].(accel.OpTimedProgram); ok {
+				ops, err := perOpTimes(ot, plans[k], in, m.batch*g.progs[k].OutputSize(), 30, l.Figure())
+				if err != nil {
+					out[i].Error = err.Error()
+					continue
+				}
+				out[i].ops = ops
+			}
+		}
+		out[i].row = &l
+		ms := &out[i].Measurement
+		ms.Latency, ms.Reference, ms.ReferenceNs, ms.Ratio = l.Stats, l.Reference, int64(l.RefLatency), l.Ratio
+		ms.Disturbed, ms.Attempts, ms.PredictedNs = l.Disturbed, g.attempts, float64(l.Predicted)
+		if claimed {
+			continue
+		}
+		merged = append(merged, out[i].ops...)
+		if l.Disturbed {
+			for _, old := range t.Latencies {
+				if old.Device.Fingerprint == dev.Fingerprint && old.Batch == m.batch && old.RuntimeName() == m.rt && !old.Disturbed && old.Stats.Rounds > 0 {
+					ms.Kept = true
+				}
+			}
+		}
+		if ms.Kept {
+			continue
+		}
+		if err := db.PutLatency(ctx, t.ID, l); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := mergeOpTimes(ctx, db, dev, merged); err != nil {
+		return nil, nil, err
+	}
+	return out, g.refs, nil
+}
+
+// storedPlan rebuilds a trial's model from its stored weights and lowers
+// it; the shape is its data's (the reference model is built for it).
+func storedPlan(ctx context.Context, db *store.DB, t store.Trial) (*accel.Plan, nas.DataShape, error) {
+	blob, err := db.TrialWeights(ctx, t.ID)
+	if err != nil {
+		return nil, nas.DataShape{}, err
+	}
+	m, err := TrialModel(t.Arch, blob)
+	if err != nil {
+		return nil, nas.DataShape{}, err
+	}
+	p, err := nas.Lower(m)
+	return p, teacherShape(m.Arch), err
 }
 
 // FollowOptions configure FollowStudy.
@@ -139,12 +362,14 @@ type FollowOptions struct {
 
 // FollowStudy measures a study's trials on this device as they finish,
 // from their stored weights: every finished trial without a latency on
-// the device (at the batch) gets one, and when the study is pinned to
-// this device (StudyConfig.MeasureDevice names its fingerprint or name)
-// it also claims the trained trials waiting for it, records their latency
-// and reward, and so completes them. A claimed measurement holds a lease;
-// if this measurer goes away, the trial waits (trained, nothing lost) and
-// the next measurer of the device takes it over once the lease lapses.
+// the device (at the batch, in the runtime) gets one, and when the study
+// is pinned to this device (StudyConfig.MeasureDevice names its
+// fingerprint or name) and this measurer measures the runtime its reward
+// uses, it also claims the trained trials waiting for it, records their
+// latency and reward, and so completes them. A claimed measurement holds
+// a lease; if this measurer goes away, the trial waits (trained, nothing
+// lost) and the next measurer of the device takes it over once the lease
+// lapses.
 func FollowStudy(ctx context.Context, db *store.DB, study string, o FollowOptions, each func(Measurement)) error {
 	if o.Lease <= 0 {
 		o.Lease = DefaultLease
@@ -155,6 +380,9 @@ func FollowStudy(ctx context.Context, db *store.DB, study string, o FollowOption
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if err := CheckRuntime(o.Runtime); err != nil {
+		return err
+	}
 	st, err := db.GetStudy(ctx, study)
 	if err != nil {
 		return err
@@ -163,14 +391,20 @@ func FollowStudy(ctx context.Context, db *store.DB, study string, o FollowOption
 	if err := json.Unmarshal(st.Config, &cfg); err != nil {
 		return fmt.Errorf("study %q: its stored config is not a search config: %v", st.Name, err)
 	}
+	if o.Runtime == "" {
+		o.Runtime = cfg.Runtime
+	}
 	be, err := accel.Open(o.Device, accel.Options{Threads: o.Threads})
 	if err != nil {
 		return err
 	}
 	defer be.Close()
 	dev := be.Device()
-	batch := max(1, o.Batch)
-	pinned := cfg.MeasureDevice != "" && (cfg.MeasureDevice == dev.Fingerprint || strings.EqualFold(cfg.MeasureDevice, dev.Name)) && batch == max(1, cfg.Batch)
+	m := newMeasurer(be, o.MeasureOptions, cfg)
+	batch := m.batch
+	rewardRT := store.Latency{Runtime: cfg.Runtime}.RuntimeName()
+	pinned := cfg.MeasureDevice != "" && (cfg.MeasureDevice == dev.Fingerprint || strings.EqualFold(cfg.MeasureDevice, dev.Name)) &&
+		batch == max(1, cfg.Batch) && m.rt == rewardRT
 	host, _ := os.Hostname()
 	id := fmt.Sprintf("%s/%d/measure", host, os.Getpid())
 	self := store.Worker{ID: id, Study: st.ID, Role: store.RoleMeasure, Host: host, PID: os.Getpid(), DeviceFingerprint: dev.Fingerprint}
@@ -191,53 +425,63 @@ func FollowStudy(ctx context.Context, db *store.DB, study string, o FollowOption
 				return err
 			}
 			worked = true
-			ms := Measurement{Trial: t.Number, Device: dev.Name, Batch: batch}
-			res, merr := measureStored(ctx, db, be, t, batch, o.Latency)
-			var rew float64
-			if merr == nil && t.Metrics != nil {
-				rew, merr = rw.Compute(t.Metrics.ValAccuracy, res.Latency.Median, t.Metrics.CompressedBytes)
+			got, _, err := m.measure(ctx, db, []store.Trial{t}, true)
+			if err != nil {
+				return err
+			}
+			x := got[0]
+			var merr error
+			if x.Error != "" {
+				merr = errors.New(x.Error)
+			} else if t.Metrics != nil {
+				x.Reward, merr = rw.Of(t.Metrics.ValAccuracy, *x.row, t.Metrics.CompressedBytes)
 			}
 			if merr != nil {
-				ms.Error = merr.Error()
+				x.Error = merr.Error()
 				if err := db.FailMeasured(ctx, c, (&TrialError{FailError, "measuring on " + dev.Name + ": " + merr.Error()}).Error()); err != nil && !errors.Is(err, store.ErrLeaseLost) {
 					return err
 				}
 			} else {
-				ms.Latency, ms.PredictedNs, ms.Reward = res.Latency, res.PredictedNs, rew
-				lat := store.Latency{Device: dev, Batch: batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}
-				err := db.FinishMeasured(ctx, c, lat, rew)
+				err := db.FinishMeasured(ctx, c, []store.Latency{*x.row}, x.Reward)
 				if errors.Is(err, store.ErrLeaseLost) {
-					ms.Error = err.Error()
+					x.Error = err.Error()
 				} else if err != nil {
 					return err
-				} else if err := mergeOpTimes(ctx, db, res); err != nil {
+				} else if err := mergeOpTimes(ctx, db, dev, x.ops); err != nil {
 					return err
 				}
 			}
 			if each != nil {
-				each(ms)
+				each(x.Measurement)
 			}
 		}
-		todo, err := db.TrialsToMeasure(ctx, st.ID, dev.Fingerprint, batch, store.RuntimeHwnas)
+		todo, err := db.TrialsToMeasure(ctx, st.ID, dev.Fingerprint, batch, m.rt)
 		if err != nil {
 			return err
 		}
+		var fresh []store.Trial
 		for _, t := range todo {
+			if !failed[t.ID] {
+				fresh = append(fresh, t)
+			}
+		}
+		for len(fresh) > 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if failed[t.ID] {
-				continue
-			}
 			worked = true
-			ms, err := measureInto(ctx, db, be, t, batch, o.Latency)
+			n := min(len(fresh), 16)
+			got, _, err := m.measure(ctx, db, fresh[:n], false)
 			if err != nil {
 				return err
 			}
-			failed[t.ID] = ms.Error != ""
-			if each != nil {
-				each(ms)
+			for k, x := range got {
+				failed[fresh[k].ID] = x.Error != ""
+				if each != nil {
+					each(x.Measurement)
+				}
 			}
+			fresh = fresh[n:]
 		}
 		if worked {
 			continue

@@ -3,6 +3,7 @@ package search
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -12,9 +13,16 @@ import (
 
 // OpKey names what determines an op's latency on one device: its kind,
 // input and output shapes, convolution or pooling geometry, fused
-// activation and the weight form it runs on (fp32, int8 with its bits, or
-// CSR with its density in percent). Two ops with the same key cost the
-// same, so a table of key → time predicts a plan's latency.
+// activation, the weight form it runs on (fp32, int8 with its bits, or
+// CSR with its density in percent), and what produced each input (the
+// producing op's kind and weight form, or the plan input). The last is
+// nn-Meter's lesson that a device runs kernels, not ops: hwnas's CPU
+// programs keep feature maps in a blocked layout where an op has blocked
+// kernels and convert where a consumer needs the other layout, charging
+// the conversion to the consumer, so a depthwise convolution after an
+// int8 one costs twice what it costs after a float one. Two ops with the
+// same key cost the same, so a table of key → time predicts a plan's
+// latency.
 func OpKey(p *accel.Plan, op *accel.Op) string {
 	var b strings.Builder
 	b.WriteString(string(op.Kind))
@@ -37,62 +45,52 @@ func OpKey(p *accel.Plan, op *accel.Op) string {
 	if op.Act != accel.ActNone {
 		b.WriteString("|" + op.Act.String())
 	}
-	switch {
-	case op.Quant != nil:
-		fmt.Fprintf(&b, "|int%d", op.Quant.Bits)
-	case op.Sparse != nil:
-		dense := op.Sparse.Rows * op.Sparse.Cols
-		fmt.Fprintf(&b, "|csr%d", int(math.Round(100*float64(len(op.Sparse.Val))/float64(max(dense, 1)))))
+	b.WriteString(weightForm(op))
+	for _, t := range op.In {
+		b.WriteString("|from:" + producer(p, t))
 	}
 	return b.String()
 }
 
-// PredictLatency sums the table's time of each op of p. An op whose key
-// the table lacks is estimated by the median time of the table's entries
-// of the same kind and weight form (fp32, int, csr), else of the same
-// weight form, else of all entries. It returns the prediction in ns (0 for an empty table)
-// and the fraction of ops the table knew exactly.
-func PredictLatency(table map[string]float64, p *accel.Plan) (ns, coverage float64) {
-	if len(p.Ops) == 0 || len(table) == 0 {
-		return 0, 0
+// weightForm is "|int<bits>", "|csr<density %>" or "" (fp32).
+func weightForm(op *accel.Op) string {
+	switch {
+	case op.Quant != nil:
+		return fmt.Sprintf("|int%d", op.Quant.Bits)
+	case op.Sparse != nil:
+		dense := op.Sparse.Rows * op.Sparse.Cols
+		return fmt.Sprintf("|csr%d", int(math.Round(100*float64(len(op.Sparse.Val))/float64(max(dense, 1)))))
 	}
-	byClass := map[string][]float64{}
-	byForm := map[string][]float64{}
-	var all []float64
-	for k, v := range table {
-		kind, form := keyClass(k)
-		byClass[kind+"|"+form] = append(byClass[kind+"|"+form], v)
-		byForm[form] = append(byForm[form], v)
-		all = append(all, v)
-	}
-	known := 0
-	for i := range p.Ops {
-		key := OpKey(p, &p.Ops[i])
-		if t, ok := table[key]; ok {
-			ns += t
-			known++
-		} else if kind, form := keyClass(key); len(byClass[kind+"|"+form]) > 0 {
-			ns += median(byClass[kind+"|"+form])
-		} else if len(byForm[form]) > 0 {
-			ns += median(byForm[form])
-		} else {
-			ns += median(all)
-		}
-	}
-	return ns, float64(known) / float64(len(p.Ops))
+	return ""
 }
 
-// keyClass splits an op key into its kind and weight form: "int" for any
-// bit width, "csr" for any density, "" for fp32.
-func keyClass(key string) (kind, form string) {
-	parts := strings.Split(key, "|")
-	switch last := parts[len(parts)-1]; {
-	case strings.HasPrefix(last, "int"):
-		form = "int"
-	case strings.HasPrefix(last, "csr"):
-		form = "csr"
+// producer names what wrote tensor t: "input" for the plan input, else
+// the producing op's kind, "-int" or "-csr" for its weight form and "-g"
+// for a grouped (not depthwise) convolution.
+func producer(p *accel.Plan, t int) string {
+	if t == p.Input {
+		return "input"
 	}
-	return parts[0], form
+	for i := range p.Ops {
+		op := &p.Ops[i]
+		if !slices.Contains(op.Out, t) {
+			continue
+		}
+		s := string(op.Kind)
+		switch {
+		case op.Quant != nil:
+			s += "-int"
+		case op.Sparse != nil:
+			s += "-csr"
+		}
+		if op.Kind == accel.OpConv {
+			if c := op.Conv.Norm(); c.Groups > 1 && c.Groups != c.C {
+				s += "-g"
+			}
+		}
+		return s
+	}
+	return "input"
 }
 
 func median(v []float64) float64 {

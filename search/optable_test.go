@@ -2,6 +2,7 @@ package search
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,25 +26,25 @@ func twoOpPlan(quant bool) *accel.Plan {
 func TestOpKeyAndPrediction(t *testing.T) {
 	p, q := twoOpPlan(false), twoOpPlan(true)
 	kc, kf, kl := OpKey(p, &p.Ops[0]), OpKey(p, &p.Ops[1]), OpKey(p, &p.Ops[2])
-	if kc != "conv|in[1×8×8]|out[4×8×8]|k3x3|s1|p1|d1|g1|relu" {
+	if kc != "conv|in[1×8×8]|out[4×8×8]|k3x3|s1|p1|d1|g1|relu|from:input" {
 		t.Fatalf("conv key %q", kc)
 	}
-	if kq := OpKey(q, &q.Ops[2]); kq == kl || kq != kl+"|int4" {
+	if kf != "flatten|in[4×8×8]|out[256]|from:conv" {
+		t.Fatalf("flatten key %q", kf)
+	}
+	if kq := OpKey(q, &q.Ops[2]); kq == kl || kq != strings.Replace(kl, "|from:", "|int4|from:", 1) {
 		t.Fatalf("int4 linear key %q vs fp32 %q", kq, kl)
 	}
+	// The producer's weight form is part of the key: a layout conversion
+	// may be charged to the consumer.
+	q.Ops[0].Quant = &accel.QuantWeights{Bits: 8}
+	if k := OpKey(q, &q.Ops[1]); k != "flatten|in[4×8×8]|out[256]|from:conv-int" {
+		t.Fatalf("flatten after int8 conv: key %q", k)
+	}
+	q.Ops[0].Quant = nil
 	table := map[string]float64{kc: 1000, kf: 10, kl: 500}
 	if ns, cov := PredictLatency(table, p); ns != 1510 || cov != 1 {
 		t.Fatalf("prediction %v coverage %v, want 1510 and 1", ns, cov)
-	}
-	// The int4 linear is unknown: estimated from the median of all
-	// entries (no int op in the table), coverage 2/3; once an int8 conv is
-	// known, from that (same weight form).
-	if ns, cov := PredictLatency(table, q); ns != 1010+500 || math.Abs(cov-2.0/3) > 1e-12 {
-		t.Fatalf("fallback prediction %v coverage %v", ns, cov)
-	}
-	table["conv|in[9]|int8"] = 4000
-	if ns, _ := PredictLatency(table, q); ns != 1010+4000 {
-		t.Fatalf("fallback by weight form predicted %v", ns)
 	}
 	if ns, _ := PredictLatency(nil, p); ns != 0 {
 		t.Fatalf("empty table predicted %v", ns)
@@ -55,5 +56,89 @@ func TestOpKeyAndPrediction(t *testing.T) {
 	})
 	if len(got) != 2 || got["a"] != 1250 || got["b"] != 200 {
 		t.Fatalf("merged %v", got)
+	}
+}
+
+// TestPredictorFitsKernelClasses: ops the table does not hold are
+// estimated by the fitted model of their class; a class that follows
+// t = a + b·MACs + c·elements is recovered exactly, classes are kept
+// apart (1×1 from k×k), and a class with too few entries borrows a
+// broader one.
+func TestPredictorFitsKernelClasses(t *testing.T) {
+	conv := func(cin, cout, hw, k int) string {
+		p := &accel.Plan{Tensors: []accel.Shape{{cin, hw, hw}, {cout, hw, hw}}, Input: 0, Output: 1,
+			Ops: []accel.Op{{Kind: accel.OpConv, In: []int{0}, Out: []int{1}, Conv: accel.ConvParams{K: cout, KH: k, KW: k, PadH: k / 2, PadW: k / 2}}}}
+		return OpKey(p, &p.Ops[0])
+	}
+	law := func(key string, a, b, c float64) float64 {
+		sig, ok := parseOpKey(key)
+		if !ok {
+			t.Fatalf("key %q does not parse", key)
+		}
+		f := sig.features()
+		return a + b*f[1] + c*f[2]
+	}
+	table := map[string]float64{}
+	for _, x := range [][4]int{{8, 16, 14, 3}, {16, 16, 14, 3}, {16, 32, 7, 3}, {32, 32, 7, 3}, {8, 8, 28, 3}} {
+		k := conv(x[0], x[1], x[2], x[3])
+		table[k] = law(k, 300, 0.02, 0.5)
+	}
+	for _, x := range [][4]int{{8, 16, 14, 1}, {16, 32, 7, 1}, {32, 64, 7, 1}, {16, 8, 14, 1}} {
+		k := conv(x[0], x[1], x[2], x[3])
+		table[k] = law(k, 100, 0.05, 0)
+	}
+	pr := NewPredictor(table)
+	for _, tc := range []struct {
+		key     string
+		a, b, c float64
+	}{
+		{conv(24, 24, 14, 3), 300, 0.02, 0.5},
+		{conv(24, 48, 7, 1), 100, 0.05, 0},
+	} {
+		want := law(tc.key, tc.a, tc.b, tc.c)
+		if got := pr.estimate(tc.key); math.Abs(got-want) > 1e-6*want {
+			t.Errorf("%s: estimated %v, want %v", tc.key, got, want)
+		}
+	}
+	// A 5×5 conv is k×k too; a grouped one has no class of its own yet and
+	// takes the conv model over every conv entry: positive, finite.
+	if got := pr.estimate(conv(16, 16, 14, 5)); math.Abs(got-law(conv(16, 16, 14, 5), 300, 0.02, 0.5)) > 1e-6*got {
+		t.Errorf("5×5 conv estimated %v", got)
+	}
+	g := strings.Replace(conv(16, 16, 14, 3), "|g1|", "|g4|", 1)
+	if got := pr.estimate(g); !(got > 0) || math.IsInf(got, 0) {
+		t.Errorf("grouped conv estimated %v", got)
+	}
+	// The fit is by relative error, coefficients non-negative.
+	m := fitOpModel([][3]float64{{1, 10, 0}, {1, 20, 0}, {1, 30, 0}}, []float64{100, 90, 80})
+	if m.coef[1] < 0 || m.coef[2] < 0 || math.Abs(m.at([3]float64{1, 20, 0})-90) > 10 {
+		t.Errorf("decreasing data fitted as %+v", m)
+	}
+}
+
+// TestParseLatencyTarget reads both forms of a budget.
+func TestParseLatencyTarget(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want LatencyTarget
+	}{
+		{"50us", LatencyTarget{Abs: 50 * time.Microsecond}},
+		{"1.5ms", LatencyTarget{Abs: 1500 * time.Microsecond}},
+		{"0.2xlenet5", LatencyTarget{Ratio: 0.2, Reference: "lenet5"}},
+		{" 0.5×resnet20 ", LatencyTarget{Ratio: 0.5, Reference: "resnet20"}},
+		{"2*mobilenetv2:0.5", LatencyTarget{Ratio: 2, Reference: "mobilenetv2:0.5"}},
+	} {
+		got, err := ParseLatencyTarget(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "-5us", "0us", "0xlenet5", "0.2xnosuchnet", "fast", "0.2x"} {
+		if _, err := ParseLatencyTarget(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if s := (LatencyTarget{Ratio: 0.25, Reference: "lenet5"}).String(); s != "0.25xlenet5" {
+		t.Errorf("String %q", s)
 	}
 }

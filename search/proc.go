@@ -31,6 +31,9 @@ const (
 	FailNaN     = "nan"
 	FailInvalid = "invalid"
 	FailError   = "error"
+	// FailSkipped: not trained, the predictor placed the candidate far
+	// outside the latency budget (StudyConfig.SkipOver).
+	FailSkipped = "skipped"
 )
 
 // TrialError is why a trial failed: Reason is one of the Fail* constants

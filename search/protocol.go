@@ -3,12 +3,10 @@ package search
 import (
 	"encoding/json"
 	"fmt"
-	"math"
-	"time"
-
-	"hwnas/accel"
 	"hwnas/nas"
 	"hwnas/nas/data"
+	"hwnas/store"
+	"math"
 )
 
 // TrialSpec is what the coordinator sends a worker on stdin: one candidate
@@ -53,13 +51,16 @@ type TrialSpec struct {
 	// reward).
 	Test bool `json:"test"`
 
-	Device  string               `json:"device"` // accel spec: "cpu", "cuda:0"
-	Threads int                  `json:"threads,omitempty"`
-	Batch   int                  `json:"batch"` // latency batch (default 1)
-	Latency accel.LatencyOptions `json:"latency"`
+	Device  string      `json:"device"` // accel spec: "cpu", "cuda:0"
+	Threads int         `json:"threads,omitempty"`
+	Batch   int         `json:"batch"` // latency batch (default 1)
+	Measure LatencySpec `json:"measure"`
 	// OpTable is the device's per-op latency table (op key → ns) the
 	// worker predicts the model's latency from.
 	OpTable map[string]float64 `json:"op_table,omitempty"`
+	// Skip, when set, lets the worker skip a candidate the predictor
+	// places far outside the latency budget before training it.
+	Skip *SkipRule `json:"skip,omitempty"`
 	// SkipMeasure leaves the latency to the study's measuring device
 	// (hwnas measure --follow there): the worker trains, compresses and
 	// evaluates only.
@@ -86,16 +87,19 @@ type TrialResult struct {
 	TrainSeconds float64 `json:"train_seconds"`
 	FinalLoss    float64 `json:"final_loss"`
 
-	Device  accel.Device       `json:"device"`
-	Batch   int                `json:"batch"`
-	Latency accel.LatencyStats `json:"latency"`
-	PerOp   []OpTime           `json:"per_op,omitempty"`
-	// PredictedNs is the per-op table's prediction of Latency.Median (0
-	// while the table is empty); PredCoverage the fraction of the plan's
-	// ops the table knew exactly (the others are estimated from ops of the
-	// same kind).
+	// Latencies are the model's latency on the spec's device, one per
+	// runtime measured: hwnas's kernels first (with the prediction).
+	Latencies []store.Latency `json:"latencies,omitempty"`
+	PerOp     []OpTime        `json:"per_op,omitempty"`
+	// PredictedNs is the predictor's estimate of hwnas's figure (0 while
+	// the device's table is empty); PredCoverage the fraction of the
+	// plan's ops the table knew exactly (the others come from the fitted
+	// per-kind models).
 	PredictedNs  float64 `json:"predicted_ns,omitempty"`
 	PredCoverage float64 `json:"prediction_coverage,omitempty"`
+	// Attempts at the latency measurement (more than one: the reference
+	// ran slower than usual and the rounds were run again).
+	Attempts int `json:"attempts,omitempty"`
 
 	Arch    *nas.Arch       `json:"arch,omitempty"` // after structured pruning
 	Recipe  json.RawMessage `json:"recipe,omitempty"`
@@ -115,8 +119,15 @@ func (r *TrialResult) check(measured bool) error {
 			return fmt.Errorf("result: %s %v is not in [0,1]", v.name, v.x)
 		}
 	}
-	if measured && r.Latency.Median <= 0 {
-		return fmt.Errorf("result: latency median %v is not positive", r.Latency.Median)
+	if measured {
+		if len(r.Latencies) == 0 {
+			return fmt.Errorf("result: no latency")
+		}
+		for _, l := range r.Latencies {
+			if l.Figure() <= 0 {
+				return fmt.Errorf("result: %s latency %v is not positive", l.RuntimeName(), l.Figure())
+			}
+		}
 	}
 	if r.Bytes <= 0 {
 		return fmt.Errorf("result: compressed size %d is not positive", r.Bytes)
@@ -124,15 +135,23 @@ func (r *TrialResult) check(measured bool) error {
 	return nil
 }
 
-// PredictionError is (predicted − measured)/measured, or NaN without a
-// prediction.
-func (r *TrialResult) PredictionError() float64 {
-	if r.PredictedNs <= 0 || r.Latency.Median <= 0 {
-		return math.NaN()
+// Row returns the result's latency in runtime rt ("": hwnas).
+func (r *TrialResult) Row(rt string) (store.Latency, bool) {
+	for _, l := range r.Latencies {
+		if l.RuntimeName() == rt || (rt == "" && l.RuntimeName() == store.RuntimeHwnas) {
+			return l, true
+		}
 	}
-	m := float64(r.Latency.Median)
-	return (r.PredictedNs - m) / m
+	return store.Latency{}, false
 }
 
-// LatencyMedian is the measured median as a duration.
-func (r *TrialResult) LatencyMedian() time.Duration { return r.Latency.Median }
+// PredictionError is (predicted − measured)/measured of hwnas's figure,
+// or NaN without a prediction.
+func (r *TrialResult) PredictionError() float64 {
+	l, ok := r.Row("")
+	if r.PredictedNs <= 0 || !ok || l.Figure() <= 0 {
+		return math.NaN()
+	}
+	m := float64(l.Figure())
+	return (r.PredictedNs - m) / m
+}

@@ -4,6 +4,9 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"hwnas/accel"
+	"hwnas/store"
 )
 
 func TestReward(t *testing.T) {
@@ -16,13 +19,13 @@ func TestReward(t *testing.T) {
 		bytes int64
 		want  float64
 	}{
-		{"soft at target", Reward{RewardSoft, T, 0}, 0.99, T, 1000, 0.99},
-		{"soft 2x slower", Reward{RewardSoft, T, 0}, 0.99, 2 * T, 1000, 0.99 * math.Pow(2, -0.07)},
-		{"soft 2x faster", Reward{RewardSoft, T, 0}, 0.99, T / 2, 1000, 0.99 * math.Pow(0.5, -0.07)},
-		{"hard below", Reward{RewardHard, T, 0}, 0.98, T / 4, 1000, 0.98},
-		{"hard above", Reward{RewardHard, T, 0}, 0.98, 2 * T, 1000, 0.49},
-		{"size budget over", Reward{RewardHard, T, 10000}, 0.9, T, 20000, 0.45},
-		{"size budget under", Reward{RewardSoft, T, 10000}, 0.9, T, 5000, 0.9 * math.Pow(0.5, -0.07)},
+		{"soft at target", Reward{Mode: RewardSoft, LatencyTarget: T, MaxBytes: 0}, 0.99, T, 1000, 0.99},
+		{"soft 2x slower", Reward{Mode: RewardSoft, LatencyTarget: T, MaxBytes: 0}, 0.99, 2 * T, 1000, 0.99 * math.Pow(2, -0.07)},
+		{"soft 2x faster", Reward{Mode: RewardSoft, LatencyTarget: T, MaxBytes: 0}, 0.99, T / 2, 1000, 0.99 * math.Pow(0.5, -0.07)},
+		{"hard below", Reward{Mode: RewardHard, LatencyTarget: T, MaxBytes: 0}, 0.98, T / 4, 1000, 0.98},
+		{"hard above", Reward{Mode: RewardHard, LatencyTarget: T, MaxBytes: 0}, 0.98, 2 * T, 1000, 0.49},
+		{"size budget over", Reward{Mode: RewardHard, LatencyTarget: T, MaxBytes: 10000}, 0.9, T, 20000, 0.45},
+		{"size budget under", Reward{Mode: RewardSoft, LatencyTarget: T, MaxBytes: 10000}, 0.9, T, 5000, 0.9 * math.Pow(0.5, -0.07)},
 	} {
 		got, err := tc.r.Compute(tc.acc, tc.lat, tc.bytes)
 		if err != nil || math.Abs(got-tc.want) > 1e-12 {
@@ -35,18 +38,41 @@ func TestReward(t *testing.T) {
 		lat time.Duration
 		b   int64
 	}{
-		{Reward{RewardSoft, T, 0}, math.NaN(), T, 1},
-		{Reward{RewardSoft, T, 0}, 1.5, T, 1},
-		{Reward{RewardSoft, T, 0}, 0.9, 0, 1},
-		{Reward{RewardSoft, T, 100}, 0.9, T, 0},
-		{Reward{"medium", T, 0}, 0.9, T, 1},
+		{Reward{Mode: RewardSoft, LatencyTarget: T, MaxBytes: 0}, math.NaN(), T, 1},
+		{Reward{Mode: RewardSoft, LatencyTarget: T, MaxBytes: 0}, 1.5, T, 1},
+		{Reward{Mode: RewardSoft, LatencyTarget: T, MaxBytes: 0}, 0.9, 0, 1},
+		{Reward{Mode: RewardSoft, LatencyTarget: T, MaxBytes: 100}, 0.9, T, 0},
+		{Reward{Mode: "medium", LatencyTarget: T, MaxBytes: 0}, 0.9, T, 1},
 	}
 	for i, b := range bad {
 		if _, err := b.r.Compute(b.acc, b.lat, b.b); err == nil {
 			t.Errorf("bad case %d accepted", i)
 		}
 	}
-	if err := (Reward{RewardSoft, 0, 0}).Validate(); err == nil {
+	if err := (Reward{Mode: RewardSoft, LatencyTarget: 0, MaxBytes: 0}).Validate(); err == nil {
 		t.Error("zero target accepted")
+	}
+}
+
+// TestRewardRelative: a relative budget scores the trial's ratio to the
+// reference; an absolute one its figure.
+func TestRewardRelative(t *testing.T) {
+	l := store.Latency{Stats: accel.LatencyStats{Latency: 30 * time.Microsecond}, Ratio: &accel.Ratio{Value: 0.4}}
+	rel := Reward{Mode: RewardHard, LatencyRatio: 0.2}
+	if err := rel.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rel.Of(0.9, l, 1); err != nil || math.Abs(got-0.45) > 1e-12 {
+		t.Errorf("relative: %v %v, want 0.45 (twice the budget)", got, err)
+	}
+	abs := Reward{Mode: RewardHard, LatencyTarget: 60 * time.Microsecond}
+	if got, err := abs.Of(0.9, l, 1); err != nil || got != 0.9 {
+		t.Errorf("absolute: %v %v, want 0.9", got, err)
+	}
+	if _, err := rel.Of(0.9, store.Latency{Stats: l.Stats}, 1); err == nil {
+		t.Error("relative budget without a ratio accepted")
+	}
+	if err := (Reward{Mode: RewardSoft, LatencyRatio: -1}).Validate(); err == nil {
+		t.Error("negative ratio accepted")
 	}
 }

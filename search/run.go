@@ -33,17 +33,28 @@ type StudyConfig struct {
 	// split seed); Augment is the training augmentation of every trial
 	// and of the final training in data.Augment's form ("crop=4,flip";
 	// "" or "none": none).
-	DataOptions data.Options         `json:"data_options"`
-	Augment     string               `json:"augment,omitempty"`
-	Epochs      int                  `json:"epochs"`
-	Subset      int                  `json:"subset"`
-	Optimizer   string               `json:"optimizer,omitempty"`
-	LR          float64              `json:"lr,omitempty"`
-	BatchSize   int                  `json:"batch_size,omitempty"`
-	ValSubset   int                  `json:"val_subset"`
-	Batch       int                  `json:"batch"`
-	Latency     accel.LatencyOptions `json:"latency"`
-	Threads     int                  `json:"threads"`
+	DataOptions data.Options `json:"data_options"`
+	Augment     string       `json:"augment,omitempty"`
+	Epochs      int          `json:"epochs"`
+	Subset      int          `json:"subset"`
+	Optimizer   string       `json:"optimizer,omitempty"`
+	LR          float64      `json:"lr,omitempty"`
+	BatchSize   int          `json:"batch_size,omitempty"`
+	ValSubset   int          `json:"val_subset"`
+	Batch       int          `json:"batch"`
+	Threads     int          `json:"threads"`
+	// Runtime is the runtime whose latency the reward uses ("": hwnas's
+	// kernels; RuntimeOnnx: the trial's ONNX export in onnxruntime, measured
+	// beside hwnas's kernels). Reference is the built-in model every trial
+	// is measured beside ("": DefaultReference); Rounds shape the
+	// interleaved measurement (accel.MeasureRounds; zero: its defaults).
+	Runtime   string              `json:"runtime,omitempty"`
+	Reference string              `json:"reference,omitempty"`
+	Rounds    accel.RoundsOptions `json:"rounds"`
+	// SkipOver lets workers skip training a candidate whose predicted
+	// latency is more than SkipOver times the budget, once the device's
+	// predictor has proved itself (0: never skip).
+	SkipOver float64 `json:"skip_over,omitempty"`
 	// Trials is the budget the study was started with (a bare resume
 	// finishes it).
 	Trials int `json:"trials,omitempty"`
@@ -55,15 +66,49 @@ type StudyConfig struct {
 }
 
 // RewardConfig is Reward in its stored form.
+//
+// A relative budget keeps both forms: LatencyTargetRatio of the study's
+// reference model (what the reward uses), and LatencyTargetNs, the
+// absolute time that was on the device the study started on (the
+// reference measured there when the study was created; 0 when the study
+// is measured on another device).
 type RewardConfig struct {
-	Mode            RewardMode `json:"mode"`
-	LatencyTargetNs int64      `json:"latency_target_ns"`
-	MaxBytes        int64      `json:"max_bytes,omitempty"`
+	Mode               RewardMode `json:"mode"`
+	LatencyTargetNs    int64      `json:"latency_target_ns"`
+	LatencyTargetRatio float64    `json:"latency_target_ratio,omitempty"`
+	MaxBytes           int64      `json:"max_bytes,omitempty"`
 }
 
 // Reward returns the reward function.
 func (r RewardConfig) Reward() Reward {
-	return Reward{Mode: r.Mode, LatencyTarget: time.Duration(r.LatencyTargetNs), MaxBytes: r.MaxBytes}
+	return Reward{Mode: r.Mode, LatencyTarget: time.Duration(r.LatencyTargetNs), LatencyRatio: r.LatencyTargetRatio, MaxBytes: r.MaxBytes}
+}
+
+// reference is the study's reference model.
+func (c StudyConfig) reference() string {
+	if c.Reference == "" {
+		return DefaultReference
+	}
+	return c.Reference
+}
+
+// latencySpec is how the study's trials are measured (without baselines).
+func (c StudyConfig) latencySpec() LatencySpec {
+	ls := LatencySpec{Reference: c.reference(), Rounds: c.Rounds}
+	if c.Runtime != "" && c.Runtime != store.RuntimeHwnas {
+		// hwnas's kernels too: the predictor learns from their per-op times.
+		ls.Runtimes = []string{store.RuntimeHwnas, c.Runtime}
+	}
+	return ls
+}
+
+// rewardRow is the result's latency in the runtime the reward uses.
+func (c StudyConfig) rewardRow(res *TrialResult) (store.Latency, error) {
+	l, ok := res.Row(c.Runtime)
+	if !ok {
+		return l, fmt.Errorf("result: no %s latency", store.Latency{Runtime: c.Runtime}.RuntimeName())
+	}
+	return l, nil
 }
 
 // Options configure Run.
@@ -118,7 +163,13 @@ type Progress struct {
 	LastTrial    int     `json:"last_trial"`
 	LastReward   float64 `json:"last_reward"`
 	LastError    string  `json:"last_error,omitempty"`
-	PredErrorPct float64 `json:"prediction_error_pct"` // mean |error| of the per-op table so far this run
+	PredErrorPct float64 `json:"prediction_error_pct"` // mean |error| of the predictor over the study's trials
+	// Skipped trials were not trained: the predictor placed them far
+	// outside the latency budget (counted in Failed too).
+	Skipped int `json:"skipped"`
+	// Predictor is the predictor's record on the study's trials (each
+	// predicted before its own op times were known).
+	Predictor PredictorReport `json:"predictor"`
 }
 
 // Summary is what Run returns.
@@ -259,7 +310,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	sum.Seconds = time.Since(start).Seconds()
-	front, err := o.DB.ParetoFront(ctx, st.Name, st.DeviceFingerprint, cfg.Batch, store.ByValidation)
+	front, err := o.DB.ParetoFront(ctx, st.Name, st.DeviceFingerprint, cfg.Batch, cfg.Runtime, store.ByValidation)
 	if err != nil && !(cfg.MeasureDevice != "" && errors.Is(err, store.ErrNotFound)) {
 		return sum, fmt.Errorf("pareto front: %w", err)
 	}
@@ -454,6 +505,9 @@ func (c *coordinator) count(t store.Trial, r float64) {
 	if t.Status == store.Failed {
 		s.Failed++
 		s.LastError = t.Error
+		if strings.HasPrefix(t.Error, FailSkipped+":") {
+			s.Skipped++
+		}
 		if isInvalidReason(t.Error) {
 			s.Invalid++
 			c.invalidRun++
@@ -467,10 +521,9 @@ func (c *coordinator) count(t store.Trial, r float64) {
 		s.BestReward, s.BestTrial = r, t.Number
 	}
 	for _, l := range t.Latencies {
-		if pe := predictionError(l); l.Device.Fingerprint == c.st.DeviceFingerprint && !math.IsNaN(pe) {
-			c.predErrSum += math.Abs(pe)
-			c.predErrN++
-			s.PredErrorPct = 100 * c.predErrSum / float64(c.predErrN)
+		if l.Device.Fingerprint == c.st.DeviceFingerprint && l.RuntimeName() == store.RuntimeHwnas {
+			s.Predictor.add(t.Number, predictionError(l))
+			s.PredErrorPct = s.Predictor.MeanAbsPct
 		}
 	}
 }
@@ -513,9 +566,26 @@ func openStudy(ctx context.Context, o Options, logw io.Writer) (store.Study, Stu
 	if cfg.Batch <= 0 {
 		cfg.Batch = 1
 	}
+	if err := CheckRuntime(cfg.Runtime); err != nil {
+		return st, cfg, false, err
+	}
+	if _, err := referencePlan(cfg.reference(), cfg.Space.dataShape()); err != nil {
+		return st, cfg, false, err
+	}
 	dev, err := describeDevice(cfg.Device)
 	if err != nil {
 		return st, cfg, false, err
+	}
+	if cfg.Reward.LatencyTargetRatio > 0 && cfg.MeasureDevice == "" {
+		// Keep the absolute form too: the budget on this device now.
+		ref, err := MeasureReference(cfg.Device, cfg.Threads, cfg.Batch, cfg.Runtime, cfg.reference(), cfg.Space.dataShape(), cfg.Rounds)
+		if err != nil {
+			return st, cfg, false, fmt.Errorf("measuring the reference %s for the budget: %w", cfg.reference(), err)
+		}
+		cfg.Reward.LatencyTargetNs = int64(math.Round(cfg.Reward.LatencyTargetRatio * float64(ref.Latency)))
+		fmt.Fprintf(logw, "study %s: latency budget %gx%s = %v on %s (the reference measured now: %v)\n", o.Study,
+			cfg.Reward.LatencyTargetRatio, cfg.reference(), time.Duration(cfg.Reward.LatencyTargetNs).Round(100*time.Nanosecond), dev.Name,
+			ref.Latency.Round(100*time.Nanosecond))
 	}
 	if cfg.MeasureDevice != "" {
 		// The study's device is the one that measures it, elsewhere.
@@ -645,8 +715,6 @@ type coordinator struct {
 	sum         *Summary
 	reward      Reward
 	nextObserve int
-	predErrSum  float64
-	predErrN    int
 	invalidRun  int
 	runStart    time.Time
 	doneAtStart int
@@ -662,11 +730,10 @@ func (c *coordinator) trialSpec(number int, cfg Config, cand *Candidate) *TrialS
 func (c *coordinator) record(ctx context.Context, trialID int64, spec *TrialSpec, res *TrialResult, rew float64) error {
 	m := store.Metrics{ValAccuracy: res.ValAccuracy, TestAccuracy: res.TestAccuracy, HasTest: spec.Test,
 		Params: res.Params, CompressedBytes: res.Bytes, MACs: res.MACs, TrainSeconds: res.TrainSeconds, Reward: rew}
-	lat := store.Latency{Device: res.Device, Batch: res.Batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}
-	if err := c.o.DB.FinishTrial(ctx, trialID, m, []store.Latency{lat}, res.Weights); err != nil {
+	if err := c.o.DB.FinishTrial(ctx, trialID, m, res.Latencies, res.Weights); err != nil {
 		return err
 	}
-	return mergeOpTimes(ctx, c.o.DB, res)
+	return mergeResultOps(ctx, c.o.DB, res)
 }
 
 // opTable returns the study device's per-op table as key → ns.

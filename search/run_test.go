@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,13 +20,13 @@ import (
 // TestMain): HWNAS_SEARCH_TEST_COORD=db,study,data,trials.
 const coordEnv = "HWNAS_SEARCH_TEST_COORD"
 
-// fastLatency keeps measurements short in tests (still ≥ 30 runs).
-var fastLatency = accel.LatencyOptions{Warmup: 2, MinRuns: 30, MinTime: time.Millisecond, MaxTime: time.Second}
+// fastRounds keeps measurements short in tests.
+var fastRounds = accel.RoundsOptions{Rounds: 5, BurstTime: 100 * time.Microsecond}
 
 func testConfig(dataDir, strategy string) StudyConfig {
 	return StudyConfig{Strategy: strategy, Seed: 3, Device: "cpu", Data: dataDir, Epochs: 1, Subset: 300,
 		Reward: RewardConfig{Mode: RewardSoft, LatencyTargetNs: int64(50 * time.Microsecond)},
-		Batch:  1, Latency: fastLatency, Threads: 1}
+		Batch:  1, Rounds: fastRounds, Threads: 1}
 }
 
 func testOptions(t *testing.T, db *store.DB, study string, cfg StudyConfig, trials int) Options {
@@ -96,16 +97,34 @@ func TestRunRecordsTrialsAndResumes(t *testing.T) {
 	if trials[1].Status != store.Failed || !strings.Contains(trials[1].Error, "crash") || !strings.Contains(trials[1].Error, "forced worker fault") {
 		t.Fatalf("trial 1: %s %q", trials[1].Status, trials[1].Error)
 	}
+	var refs []time.Duration // the reference's figures, in any order the trials ran
+	for _, i := range []int{0, 2, 3} {
+		for _, l := range trials[i].Latencies {
+			refs = append(refs, l.RefLatency)
+		}
+	}
 	for _, i := range []int{0, 2, 3} {
 		tr := trials[i]
 		if tr.Status != store.Done || tr.Metrics == nil || len(tr.Latencies) != 1 {
 			t.Fatalf("trial %d: %+v", i, tr)
 		}
 		m, l := tr.Metrics, tr.Latencies[0]
-		if m.ValAccuracy < 0 || m.ValAccuracy > 1 || !m.HasTest || m.CompressedBytes <= 0 || m.Reward <= 0 || l.Stats.Runs < 30 || l.Stats.Median <= 0 {
+		if m.ValAccuracy < 0 || m.ValAccuracy > 1 || !m.HasTest || m.CompressedBytes <= 0 || m.Reward <= 0 || l.Stats.Rounds != 5 ||
+			l.Stats.Latency <= 0 || l.Stats.Low > l.Stats.Latency || l.Stats.High < l.Stats.Latency {
 			t.Fatalf("trial %d: metrics %+v latency %+v", i, m, l)
 		}
-		want, _ := Reward{RewardSoft, 50 * time.Microsecond, 0}.Compute(m.ValAccuracy, l.Stats.Median, m.CompressedBytes)
+		// Measured beside the reference: its figure and the trial's ratio,
+		// which is to the reference's usual figure on the device (the
+		// median of its figures so far, this one included).
+		if l.Reference != DefaultReference || l.RefLatency <= 0 || l.Ratio == nil || !(l.Ratio.Value > 0) ||
+			l.Ratio.Low > l.Ratio.Value || l.Ratio.High < l.Ratio.Value {
+			t.Fatalf("trial %d: reference %q %v ratio %+v for latency %v", i, l.Reference, l.RefLatency, l.Ratio, l.Stats.Latency)
+		}
+		usual := float64(l.Stats.Latency) / l.Ratio.Value
+		if lo, hi := float64(slices.Min(refs)), float64(slices.Max(refs)); usual < lo*(1-1e-6) || usual > hi*(1+1e-6) {
+			t.Fatalf("trial %d: ratio %v puts the reference's usual figure at %.0fns, outside its figures %v", i, l.Ratio.Value, usual, refs)
+		}
+		want, _ := Reward{Mode: RewardSoft, LatencyTarget: 50 * time.Microsecond}.Compute(m.ValAccuracy, l.Stats.Latency, m.CompressedBytes)
 		if m.Reward != want {
 			t.Fatalf("trial %d: reward %v, want %v", i, m.Reward, want)
 		}

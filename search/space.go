@@ -462,3 +462,9 @@ func position(data []byte, off int64) string {
 	}
 	return fmt.Sprintf("line %d, column %d", line, col)
 }
+
+// dataShape is what the space's candidates take: the reference model is
+// built for it.
+func (s *Space) dataShape() nas.DataShape {
+	return nas.DataShape{Input: s.Input, Classes: s.Classes, Normalize: s.Normalize}
+}

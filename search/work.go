@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"hwnas/accel"
 	"hwnas/nas/data"
 	"hwnas/store"
 )
@@ -306,6 +307,12 @@ func (w *worker) run(ctx context.Context, tr store.Trial, claim store.Claim, pla
 	if spec.OpTable, err = opTable(ctx, db, w.st.DeviceFingerprint); err != nil {
 		return err
 	}
+	if spec.Measure.History, err = referenceHistory(ctx, db, w.st.DeviceFingerprint, max(1, spec.Batch), spec.Measure); err != nil {
+		return err
+	}
+	if spec.Skip, err = w.skipRule(ctx, spec); err != nil {
+		return err
+	}
 	spec.SkipMeasure = w.cfg.MeasureDevice != ""
 	runCtx, cancel := context.WithCancel(ctx)
 	lost := make(chan error, 1)
@@ -352,19 +359,22 @@ func (w *worker) run(ctx context.Context, tr store.Trial, claim store.Claim, pla
 			tr.Name(), 100*res.ValAccuracy, res.Bytes, time.Since(t0).Seconds(), w.cfg.MeasureDevice)
 		return db.SubmitForMeasure(ctx, claim, m, res.Weights)
 	}
-	rew, err := w.reward.Compute(res.ValAccuracy, res.Latency.Median, res.Bytes)
+	row, err := w.cfg.rewardRow(res)
+	var rew float64
+	if err == nil {
+		rew, err = w.reward.Of(res.ValAccuracy, row, res.Bytes)
+	}
 	if err != nil {
 		te := &TrialError{FailNaN, err.Error()}
 		fmt.Fprintf(o.Log, "trial %s: failed: %v\n", tr.Name(), te)
 		return db.FailClaimed(ctx, claim, te.Error())
 	}
 	m.Reward = rew
-	lat := store.Latency{Device: res.Device, Batch: res.Batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}
-	if err := db.FinishClaimed(ctx, claim, m, []store.Latency{lat}, res.Weights); err != nil {
+	if err := db.FinishClaimed(ctx, claim, m, res.Latencies, res.Weights); err != nil {
 		return err
 	}
 	w.opMu.Lock()
-	err = mergeOpTimes(ctx, db, res)
+	err = mergeResultOps(ctx, db, res)
 	w.opMu.Unlock()
 	if err != nil {
 		return err
@@ -374,9 +384,49 @@ func (w *worker) run(ctx context.Context, tr store.Trial, claim store.Claim, pla
 		pred = fmt.Sprintf("predicted %v (%+.0f%%, %.0f%% of ops known)", time.Duration(res.PredictedNs).Round(100*time.Nanosecond),
 			100*res.PredictionError(), 100*res.PredCoverage)
 	}
-	fmt.Fprintf(o.Log, "trial %s: reward %.4f val %.2f%% test %.2f%% %d bytes latency %v, %s, %.1fs\n",
-		tr.Name(), rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), pred, time.Since(t0).Seconds())
+	fmt.Fprintf(o.Log, "trial %s: reward %.4f val %.2f%% test %.2f%% %d bytes latency %s, %s, %.1fs\n",
+		tr.Name(), rew, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes, describeLatencies(res.Latencies), pred, time.Since(t0).Seconds())
 	return nil
+}
+
+// describeLatencies is one line for a trial's latencies: each runtime's
+// figure with its interval and ratio to the reference, and whether the
+// measurement was disturbed.
+func describeLatencies(ls []store.Latency) string {
+	var parts []string
+	for _, l := range ls {
+		p := fmt.Sprintf("%v", l.Figure().Round(100*time.Nanosecond))
+		if l.Stats.High > l.Stats.Low {
+			p += fmt.Sprintf(" [%v, %v]", l.Stats.Low.Round(100*time.Nanosecond), l.Stats.High.Round(100*time.Nanosecond))
+		}
+		if l.Ratio != nil {
+			p += fmt.Sprintf(" = %.3fx%s", l.Ratio.Value, l.Reference)
+		}
+		if len(ls) > 1 {
+			p = l.RuntimeName() + " " + p
+		}
+		if l.Disturbed {
+			p += " (disturbed)"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// referenceHistory looks up the reference's latest figures on the device
+// in each runtime ls measures.
+func referenceHistory(ctx context.Context, db *store.DB, fingerprint string, batch int, ls LatencySpec) (map[string][]time.Duration, error) {
+	out := map[string][]time.Duration{}
+	for _, rt := range ls.runtimes() {
+		h, err := db.ReferenceHistory(ctx, fingerprint, batch, rt, ls.reference(), historyLen)
+		if err != nil {
+			return nil, err
+		}
+		if len(h) > 0 {
+			out[rt] = h
+		}
+	}
+	return out, nil
 }
 
 // trialSpec is the trial process's spec for a candidate of the study with
@@ -387,7 +437,7 @@ func trialSpec(st store.Study, sc StudyConfig, dbPath string, number int, cfg Co
 		BatchAugment: sc.Augment, Epochs: sc.Epochs, Subset: sc.Subset,
 		Optimizer: sc.Optimizer, LR: sc.LR, BatchSize: sc.BatchSize,
 		ValSubset: sc.ValSubset, Test: true, Device: sc.Device, Threads: sc.Threads,
-		Batch: sc.Batch, Latency: sc.Latency}
+		Batch: sc.Batch, Measure: sc.latencySpec()}
 	if cfg.Distill {
 		spec.Teacher = TeacherPath(dbPath, st.Name)
 	}
@@ -417,17 +467,25 @@ func opTable(ctx context.Context, db *store.DB, fingerprint string) (map[string]
 	return t, nil
 }
 
-// mergeOpTimes folds a trial's measured per-op times into the table of
-// the device it ran on.
-func mergeOpTimes(ctx context.Context, db *store.DB, res *TrialResult) error {
-	if len(res.PerOp) == 0 {
+// mergeOpTimes folds measured per-op times into the device's table.
+func mergeOpTimes(ctx context.Context, db *store.DB, dev accel.Device, ops []OpTime) error {
+	if len(ops) == 0 {
 		return nil
 	}
-	cur, err := db.OpLatencies(ctx, res.Device.Fingerprint)
+	cur, err := db.OpLatencies(ctx, dev.Fingerprint)
 	if err != nil {
 		return err
 	}
-	return db.PutOpLatencies(ctx, res.Device, MergeOpTimes(cur, res.PerOp))
+	return db.PutOpLatencies(ctx, dev, MergeOpTimes(cur, ops))
+}
+
+// mergeResultOps folds a trial result's per-op times into the table of
+// the device it ran on.
+func mergeResultOps(ctx context.Context, db *store.DB, res *TrialResult) error {
+	if len(res.Latencies) == 0 {
+		return nil
+	}
+	return mergeOpTimes(ctx, db, res.Latencies[0].Device, res.PerOp)
 }
 
 // predictionError is a latency's per-op table error, NaN without one.

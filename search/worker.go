@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -129,6 +128,9 @@ func EvaluateTrial(ctx context.Context, spec *TrialSpec, poison bool) (*TrialRes
 			p.Images[i] = float32(math.NaN())
 		}
 		train = &p
+	}
+	if err := checkSkip(ctx, spec, train, val); err != nil {
+		return nil, err
 	}
 	m, err := nas.NewModel(spec.Arch, spec.Seed)
 	if err != nil {
@@ -297,65 +299,37 @@ func measure(spec *TrialSpec, plan *accel.Plan, val *data.Set, res *TrialResult)
 	for i := range in {
 		in[i] = val.Images[i%len(val.Images)]
 	}
-	return measureOn(be, plan, batch, in, spec.Latency, spec.OpTable, res, quietTurn)
+	return measureOn(be, plan, teacherShape(spec.Arch), batch, spec.Threads, in, spec.Measure, spec.OpTable, res, quietTurn)
 }
 
-// measureOn compiles plan on be for batch and fills res with the latency
-// statistics (accel.MeasureProgram: median of ≥ 30 runs by default), each
-// op's median time when the program can time ops, and table's prediction
-// when it knows every op. turn, when not nil, is held around the latency
-// statistics only (the quiet slot: the other trial processes of the
-// machine are stopped meanwhile): they are the figure the reward and every
-// query use. Compiling and the per-op times (the predictor's input) run
-// outside it, to keep the time the other workers stand still short.
-func measureOn(be accel.Backend, plan *accel.Plan, batch int, in []float32, lo accel.LatencyOptions, table map[string]float64, res *TrialResult,
-	turn func() (func(), error)) error {
-	prog, err := be.Compile(plan, batch)
-	if err != nil {
-		return fmt.Errorf("compiling for %s: %w", be.Name(), err)
-	}
-	defer prog.Close()
-	end := func() {}
-	if turn != nil {
-		if end, err = turn(); err != nil {
-			return err
-		}
-	}
-	stats, err := accel.MeasureProgram(prog, in, lo)
-	end()
+// measureOn measures plan on be beside the reference model (built for
+// shape) in interleaved rounds, in every runtime of ls (measureGroup),
+// and fills res with the latencies (hwnas's first, with the predictor's
+// estimate from table made before this model's own op times are known)
+// and hwnas's per-op times. turn, when not nil, is held around the rounds
+// only (the quiet slot: the other trial processes of the machine are
+// stopped meanwhile): compiling and the per-op times (the predictor's
+// input) run outside it, to keep the time the other workers stand still
+// short.
+func measureOn(be accel.Backend, plan *accel.Plan, shape nas.DataShape, batch, threads int, in []float32, ls LatencySpec, table map[string]float64,
+	res *TrialResult, turn func() (func(), error)) error {
+	ref, err := referencePlan(ls.reference(), shape)
 	if err != nil {
 		return err
 	}
-	res.Device, res.Batch, res.Latency = be.Device(), batch, stats
-	if ot, ok := prog.(accel.OpTimedProgram); ok {
-		res.PerOp, err = perOpTimes(ot, plan, in, prog.Batch()*prog.OutputSize(), max(stats.Runs/3, 30))
-		if err != nil {
-			return err
-		}
+	g, err := measureGroup(be, []*accel.Plan{plan}, ref, batch, threads, in, ls, turn)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	res.Latencies, res.Attempts = g.rows[0], g.attempts
+	if g.progs[0] == nil {
+		return nil
 	}
 	res.PredictedNs, res.PredCoverage = PredictLatency(table, plan)
-	return nil
-}
-
-// perOpTimes runs the program runs times with per-op timing and returns
-// each op's median.
-func perOpTimes(p accel.OpTimedProgram, plan *accel.Plan, in []float32, outSize, runs int) ([]OpTime, error) {
-	out := make([]float32, outSize)
-	times := make([][]time.Duration, len(plan.Ops))
-	perOp := make([]time.Duration, len(plan.Ops))
-	for r := 0; r < runs; r++ {
-		if err := p.RunOpTimed(in, out, perOp); err != nil {
-			return nil, fmt.Errorf("per-op timing: %w", err)
-		}
-		for i, d := range perOp {
-			times[i] = append(times[i], d)
-		}
+	res.Latencies[0].Predicted = time.Duration(res.PredictedNs)
+	if ot, ok := g.progs[0].(accel.OpTimedProgram); ok {
+		res.PerOp, err = perOpTimes(ot, plan, in, batch*g.progs[0].OutputSize(), 30, res.Latencies[0].Figure())
 	}
-	ops := make([]OpTime, len(plan.Ops))
-	for i := range plan.Ops {
-		t := times[i]
-		sort.Slice(t, func(a, b int) bool { return t[a] < t[b] })
-		ops[i] = OpTime{Name: plan.Ops[i].Name, Key: OpKey(plan, &plan.Ops[i]), Ns: float64(t[len(t)/2])}
-	}
-	return ops, nil
+	return err
 }

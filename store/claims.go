@@ -172,16 +172,19 @@ func (d *DB) ClaimMeasure(ctx context.Context, studyID int64, worker string, lea
 		RETURNING id, attempts`, worker, int64(lease), studyID)
 }
 
-// FinishMeasured records the measuring device's latency of a trial the
-// measurer claimed and its reward, and marks it done, in one transaction.
-func (d *DB) FinishMeasured(ctx context.Context, c Claim, l Latency, reward float64) error {
+// FinishMeasured records the measuring device's latencies of a trial the
+// measurer claimed (one per runtime measured) and its reward, and marks
+// it done, in one transaction.
+func (d *DB) FinishMeasured(ctx context.Context, c Claim, lats []Latency, reward float64) error {
 	return d.write(ctx, func(tx *tx) error {
 		if err := requireClaim(tx, c, StageMeasure); err != nil {
 			return err
 		}
 		at := fmtTime(now())
-		if err := putLatency(tx, c.TrialID, l, at); err != nil {
-			return err
+		for _, l := range lats {
+			if err := putLatency(tx, c.TrialID, l, at); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(`UPDATE metrics SET reward = ? WHERE trial_id = ?`, reward, c.TrialID); err != nil {
 			return err

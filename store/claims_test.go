@@ -175,10 +175,10 @@ func TestMeasureStage(t *testing.T) {
 			t.Fatalf("re-claim after the measurer went away: %+v %v", tr, err)
 		}
 		l := lat(board, 1, 7*time.Microsecond)
-		if err := d.FinishMeasured(ctx, m1, l, 0.5); !errors.Is(err, ErrLeaseLost) {
+		if err := d.FinishMeasured(ctx, m1, []Latency{l}, 0.5); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("finish by the lost measurer: %v", err)
 		}
-		if err := d.FinishMeasured(ctx, m2, l, 0.75); err != nil {
+		if err := d.FinishMeasured(ctx, m2, []Latency{l}, 0.75); err != nil {
 			t.Fatal(err)
 		}
 		rs, err := d.Best(ctx, Query{Device: "Board"})
@@ -267,8 +267,10 @@ func TestImportTwice(t *testing.T) {
 			if err != nil || st != (ImportStats{Skipped: 1}) {
 				t.Fatalf("second import %+v %v: added rows", st, err)
 			}
-			// The board measured trial 0 in its copy: only that latency joins.
-			if err := src.PutLatency(ctx, a0.ID, lat(board, 1, 3*time.Microsecond)); err != nil {
+			// The board measured trial 0 in its copy (in interleaved rounds
+			// beside a reference): only that latency joins, all of it.
+			bl := roundsLat(board, 3*time.Microsecond, 30*time.Microsecond)
+			if err := src.PutLatency(ctx, a0.ID, bl); err != nil {
 				t.Fatal(err)
 			}
 			st, err = dst.Import(ctx, src)
@@ -278,6 +280,9 @@ func TestImportTwice(t *testing.T) {
 			rs, err := dst.Best(ctx, Query{Device: "Board"})
 			if err != nil || len(rs) != 1 || rs[0].Number != 0 {
 				t.Fatalf("best on the board after import: %+v %v", rs, err)
+			}
+			if got := rs[0].Latency; !sameLatency(got, bl) {
+				t.Fatalf("imported latency %+v, want %+v", got, bl)
 			}
 			if w, err := dst.TrialWeights(ctx, rs[0].TrialID); err != nil || string(w) != "weights" {
 				t.Fatalf("imported weights %q %v", w, err)
@@ -370,14 +375,18 @@ func TestMigrationKeepsLatencies(t *testing.T) {
 		s := newStudy(t, d, "old")
 		dev := testDevice("Test CPU", "cpu", 2)
 		tr := addDone(t, d, s.ID, dev, 0.9, 100, 10*time.Microsecond)
-		// Undo migrations 3 and 2 by hand, as a version-1 database looked.
+		// Undo migrations 4, 3 and 2 by hand, as a version-1 database looked.
 		var undo []string
 		if d.Postgres() {
-			undo = []string{`ALTER TABLE studies DROP COLUMN data_info`, `DROP TABLE workers`, `ALTER TABLE trials DROP COLUMN stage`, `ALTER TABLE trials DROP COLUMN lease_until`,
+			undo = []string{`DROP INDEX latencies_by_reference`}
+			for _, c := range []string{"latency_ns", "ci_low_ns", "ci_high_ns", "rounds", "reference", "ref_ns", "ratio", "ratio_low", "ratio_high", "disturbed"} {
+				undo = append(undo, `ALTER TABLE latencies DROP COLUMN `+c)
+			}
+			undo = append(undo, `ALTER TABLE studies DROP COLUMN data_info`, `DROP TABLE workers`, `ALTER TABLE trials DROP COLUMN stage`, `ALTER TABLE trials DROP COLUMN lease_until`,
 				`ALTER TABLE latencies DROP CONSTRAINT latencies_pkey`, `ALTER TABLE latencies DROP COLUMN runtime`,
 				`ALTER TABLE latencies ADD PRIMARY KEY (trial_id, device_fingerprint, batch)`,
 				`CREATE INDEX latencies_by_device ON latencies (device_fingerprint, batch)`,
-				`UPDATE hwnas_schema SET version = 1`}
+				`UPDATE hwnas_schema SET version = 1`)
 		} else {
 			v1 := migrations[0].sqlite
 			create := v1[strings.Index(v1, "CREATE TABLE latencies ("):]
@@ -398,7 +407,8 @@ func TestMigrationKeepsLatencies(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := d.GetTrial(ctx, tr.ID)
-		if err != nil || len(got.Latencies) != 1 || got.Latencies[0].Runtime != RuntimeHwnas || got.Latencies[0].Stats.Median != 10*time.Microsecond {
+		if err != nil || len(got.Latencies) != 1 || got.Latencies[0].Runtime != RuntimeHwnas || got.Latencies[0].Stats.Median != 10*time.Microsecond ||
+			got.Latencies[0].Stats.Latency != 10*time.Microsecond || got.Latencies[0].Ratio != nil || got.Latencies[0].Stats.Rounds != 0 {
 			t.Fatalf("after migration: %+v %v", got.Latencies, err)
 		}
 	})

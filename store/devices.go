@@ -100,14 +100,28 @@ func putLatency(tx *tx, trialID int64, l Latency, at string) error {
 		pred = sql.NullInt64{Int64: int64(l.Predicted), Valid: true}
 	}
 	s := l.Stats
+	var ratio accel.Ratio
+	if l.Ratio != nil {
+		ratio = *l.Ratio
+	}
+	disturbed := 0
+	if l.Disturbed {
+		disturbed = 1
+	}
 	_, err := tx.Exec(`INSERT INTO latencies (trial_id, device_fingerprint, batch, runtime, median_ns, p90_ns, mad_ns,
-		mean_ns, min_ns, max_ns, runs, outliers, predicted_ns, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		mean_ns, min_ns, max_ns, runs, outliers, predicted_ns, measured_at,
+		latency_ns, ci_low_ns, ci_high_ns, rounds, reference, ref_ns, ratio, ratio_low, ratio_high, disturbed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (trial_id, device_fingerprint, batch, runtime) DO UPDATE SET median_ns = excluded.median_ns,
 		p90_ns = excluded.p90_ns, mad_ns = excluded.mad_ns, mean_ns = excluded.mean_ns, min_ns = excluded.min_ns,
 		max_ns = excluded.max_ns, runs = excluded.runs, outliers = excluded.outliers,
-		predicted_ns = excluded.predicted_ns, measured_at = excluded.measured_at`,
+		predicted_ns = excluded.predicted_ns, measured_at = excluded.measured_at,
+		latency_ns = excluded.latency_ns, ci_low_ns = excluded.ci_low_ns, ci_high_ns = excluded.ci_high_ns,
+		rounds = excluded.rounds, reference = excluded.reference, ref_ns = excluded.ref_ns, ratio = excluded.ratio,
+		ratio_low = excluded.ratio_low, ratio_high = excluded.ratio_high, disturbed = excluded.disturbed`,
 		trialID, l.Device.Fingerprint, l.Batch, l.RuntimeName(), int64(s.Median), int64(s.P90), int64(s.MAD), int64(s.Mean),
-		int64(s.Min), int64(s.Max), s.Runs, s.Outliers, pred, at)
+		int64(s.Min), int64(s.Max), s.Runs, s.Outliers, pred, at,
+		int64(s.Figure()), int64(s.Low), int64(s.High), s.Rounds, l.Reference, int64(l.RefLatency), ratio.Value, ratio.Low, ratio.High, disturbed)
 	if err != nil {
 		return fmt.Errorf("trial id %d latency on %s batch %d: %w", trialID, l.Device.Name, l.Batch, err)
 	}
@@ -126,13 +140,17 @@ func (d *DB) PutLatency(ctx context.Context, trialID int64, l Latency) error {
 }
 
 const latencyColumns = `l.trial_id, l.batch, l.runtime, l.median_ns, l.p90_ns, l.mad_ns, l.mean_ns, l.min_ns, l.max_ns,
-	l.runs, l.outliers, l.predicted_ns, dv.description`
+	l.runs, l.outliers, l.predicted_ns, l.latency_ns, l.ci_low_ns, l.ci_high_ns, l.rounds, l.reference, l.ref_ns,
+	l.ratio, l.ratio_low, l.ratio_high, l.disturbed, dv.description`
 
 // latencyScan receives latencyColumns from a row.
 type latencyScan struct {
 	trial                       int64
 	l                           Latency
 	med, p90, mad, mean, lo, hi int64
+	fig, ciLo, ciHi, ref        int64
+	ratio                       accel.Ratio
+	disturbed                   int
 	pred                        sql.NullInt64
 	desc                        string
 	known                       map[string]accel.Device // decoded descriptions, reused when non-nil
@@ -140,13 +158,20 @@ type latencyScan struct {
 
 func (s *latencyScan) dest() []any {
 	return []any{&s.trial, &s.l.Batch, &s.l.Runtime, &s.med, &s.p90, &s.mad, &s.mean, &s.lo, &s.hi, &s.l.Stats.Runs,
-		&s.l.Stats.Outliers, &s.pred, &s.desc}
+		&s.l.Stats.Outliers, &s.pred, &s.fig, &s.ciLo, &s.ciHi, &s.l.Stats.Rounds, &s.l.Reference, &s.ref,
+		&s.ratio.Value, &s.ratio.Low, &s.ratio.High, &s.disturbed, &s.desc}
 }
 
 func (s *latencyScan) latency() (Latency, error) {
 	l := s.l
 	l.Stats.Median, l.Stats.P90, l.Stats.MAD = durNS(s.med), durNS(s.p90), durNS(s.mad)
 	l.Stats.Mean, l.Stats.Min, l.Stats.Max = durNS(s.mean), durNS(s.lo), durNS(s.hi)
+	l.Stats.Latency, l.Stats.Low, l.Stats.High = durNS(s.fig), durNS(s.ciLo), durNS(s.ciHi)
+	l.RefLatency, l.Disturbed = durNS(s.ref), s.disturbed != 0
+	if s.ratio.Value > 0 {
+		r := s.ratio
+		l.Ratio = &r
+	}
 	l.Predicted = durNS(s.pred.Int64)
 	if dev, ok := s.known[s.desc]; ok {
 		dev.Features = slices.Clone(dev.Features) // each result owns its slice
@@ -185,6 +210,53 @@ func (d *DB) latencies(ctx context.Context, where string, args ...any) (map[int6
 		out[ls.trial] = append(out[ls.trial], l)
 	}
 	return out, rows.Err()
+}
+
+// ReferenceHistory returns the figures a reference model had on a device
+// (at batch, in runtime) in its latest n measurements, newest first: each
+// latency records the reference measured in the same rounds (ref_ns), and
+// the trials of one measurement share it.
+func (d *DB) ReferenceHistory(ctx context.Context, fingerprint string, batch int, runtime, reference string, n int) ([]time.Duration, error) {
+	if runtime == "" {
+		runtime = RuntimeHwnas
+	}
+	rows, err := d.query(ctx, `SELECT ref_ns FROM latencies WHERE device_fingerprint = ? AND batch = ? AND runtime = ?
+		AND reference = ? AND ref_ns > 0 GROUP BY ref_ns ORDER BY MAX(measured_at) DESC LIMIT ?`,
+		fingerprint, batch, runtime, reference, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []time.Duration
+	for rows.Next() {
+		var ns int64
+		if err := rows.Scan(&ns); err != nil {
+			return nil, err
+		}
+		out = append(out, durNS(ns))
+	}
+	return out, rows.Err()
+}
+
+// RecentPredictions returns the predictor's estimates and the measured
+// figures of the device's latest n latencies of hwnas's kernels at batch
+// that carry a prediction, newest first: the predictor's record on the
+// device.
+func (d *DB) RecentPredictions(ctx context.Context, fingerprint string, batch, n int) (predicted, measured []time.Duration, err error) {
+	rows, err := d.query(ctx, `SELECT predicted_ns, latency_ns FROM latencies WHERE device_fingerprint = ? AND batch = ?
+		AND runtime = ? AND predicted_ns > 0 AND latency_ns > 0 ORDER BY measured_at DESC LIMIT ?`, fingerprint, batch, RuntimeHwnas, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p, m int64
+		if err := rows.Scan(&p, &m); err != nil {
+			return nil, nil, err
+		}
+		predicted, measured = append(predicted, durNS(p)), append(measured, durNS(m))
+	}
+	return predicted, measured, rows.Err()
 }
 
 // PutOpLatency records the median latency of one op signature on a device

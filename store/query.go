@@ -34,7 +34,7 @@ func (d *DB) results(ctx context.Context, deviceSpec string, batch int, runtime 
 		FROM trials t JOIN studies s ON s.id = t.study_id JOIN metrics m ON m.trial_id = t.id
 		JOIN latencies l ON l.trial_id = t.id JOIN devices dv ON dv.fingerprint = l.device_fingerprint
 		WHERE t.status = 'done' AND ` + deviceMatch + ` AND l.batch = ?2 AND ` + acc + ` IS NOT NULL` + extra + `
-		ORDER BY ` + acc + ` DESC, l.median_ns, m.compressed_bytes, t.id`
+		ORDER BY ` + acc + ` DESC, l.latency_ns, m.compressed_bytes, t.id`
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}
@@ -101,7 +101,7 @@ func (d *DB) Best(ctx context.Context, q Query) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	extra = append(extra, "(CAST(?4 AS BIGINT) = 0 OR l.median_ns <= ?4)", "("+acc+" >= ?5)", "(CAST(?6 AS BIGINT) = 0 OR m.compressed_bytes <= ?6)")
+	extra = append(extra, "(CAST(?4 AS BIGINT) = 0 OR l.latency_ns <= ?4)", "("+acc+" >= ?5)", "(CAST(?6 AS BIGINT) = 0 OR m.compressed_bytes <= ?6)")
 	args = append(args, int64(q.MaxLatency), q.MinAccuracy, q.MaxBytes)
 	n := q.N
 	if n <= 0 {
@@ -111,10 +111,11 @@ func (d *DB) Best(ctx context.Context, q Query) ([]Result, error) {
 }
 
 // StudyResults returns the study's finished trials with their latency on
-// one device at batch (0: 1), accuracy by (see Metric), best first. device
+// one device at batch (0: 1) in runtime ("": RuntimeHwnas), accuracy by
+// (see Metric), best first. device
 // "" means the study's own target; otherwise it must match exactly one
 // device, as latencies from different hardware do not belong together.
-func (d *DB) StudyResults(ctx context.Context, study, device string, batch int, by Metric) ([]Result, accel.Device, error) {
+func (d *DB) StudyResults(ctx context.Context, study, device string, batch int, runtime string, by Metric) ([]Result, accel.Device, error) {
 	s, err := d.GetStudy(ctx, study)
 	if err != nil {
 		return nil, accel.Device{}, err
@@ -133,7 +134,7 @@ func (d *DB) StudyResults(ctx context.Context, study, device string, batch int, 
 		}
 		return nil, accel.Device{}, fmt.Errorf("device %q matches %d devices (%s): give a fingerprint", device, len(devs), strings.Join(names, ", "))
 	}
-	rs, err := d.results(ctx, devs[0].Fingerprint, batch, RuntimeHwnas, by, 0, " AND s.id = ?3", s.ID)
+	rs, err := d.results(ctx, devs[0].Fingerprint, batch, runtime, by, 0, " AND s.id = ?3", s.ID)
 	if err != nil {
 		return nil, accel.Device{}, err
 	}
@@ -143,8 +144,8 @@ func (d *DB) StudyResults(ctx context.Context, study, device string, batch int, 
 // ParetoFront returns the study's finished trials that no other is better
 // than on all of accuracy (higher), latency on the device (lower, at batch)
 // and compressed bytes (lower): Pareto over StudyResults.
-func (d *DB) ParetoFront(ctx context.Context, study, device string, batch int, by Metric) ([]Result, error) {
-	rs, _, err := d.StudyResults(ctx, study, device, batch, by)
+func (d *DB) ParetoFront(ctx context.Context, study, device string, batch int, runtime string, by Metric) ([]Result, error) {
+	rs, _, err := d.StudyResults(ctx, study, device, batch, runtime, by)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +154,7 @@ func (d *DB) ParetoFront(ctx context.Context, study, device string, batch int, b
 
 // Pareto returns the non-dominated results, by latency ascending (then
 // accuracy descending). r dominates q when r.Accuracy ≥ q.Accuracy,
-// r's median latency ≤ q's and r's compressed bytes ≤ q's, with at least
+// r's latency figure ≤ q's and r's compressed bytes ≤ q's, with at least
 // one strict; results equal on all three are all kept.
 func Pareto(rs []Result) []Result {
 	var front []Result
@@ -171,8 +172,8 @@ func Pareto(rs []Result) []Result {
 	}
 	sort.SliceStable(front, func(i, j int) bool {
 		a, b := front[i], front[j]
-		if a.Latency.Stats.Median != b.Latency.Stats.Median {
-			return a.Latency.Stats.Median < b.Latency.Stats.Median
+		if a.Latency.Figure() != b.Latency.Figure() {
+			return a.Latency.Figure() < b.Latency.Figure()
 		}
 		if a.Accuracy != b.Accuracy {
 			return a.Accuracy > b.Accuracy
@@ -183,7 +184,7 @@ func Pareto(rs []Result) []Result {
 }
 
 func dominates(r, q Result) bool {
-	ra, rl, rb := r.Accuracy, r.Latency.Stats.Median, r.Metrics.CompressedBytes
-	qa, ql, qb := q.Accuracy, q.Latency.Stats.Median, q.Metrics.CompressedBytes
+	ra, rl, rb := r.Accuracy, r.Latency.Figure(), r.Metrics.CompressedBytes
+	qa, ql, qb := q.Accuracy, q.Latency.Figure(), q.Metrics.CompressedBytes
 	return ra >= qa && rl <= ql && rb <= qb && (ra > qa || rl < ql || rb < qb)
 }

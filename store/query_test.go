@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"hwnas/accel"
 )
 
 // point builds a Result for Pareto's pure tests.
@@ -141,20 +143,20 @@ func TestBestAndParetoFront(t *testing.T) {
 			t.Fatal("unknown metric accepted")
 		}
 
-		front, err := d.ParetoFront(ctx, "one", "", 1, ByValidation)
+		front, err := d.ParetoFront(ctx, "one", "", 1, "", ByValidation)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := ids(front); !slices.Equal(got, []int64{e.ID, b.ID, a.ID}) {
 			t.Fatalf("ParetoFront(one) = %v, want %v", got, []int64{e.ID, b.ID, a.ID})
 		}
-		if _, err := d.ParetoFront(ctx, "two", "cpu", 1, ByValidation); err == nil || !strings.Contains(err.Error(), "matches 2 devices") {
+		if _, err := d.ParetoFront(ctx, "two", "cpu", 1, "", ByValidation); err == nil || !strings.Contains(err.Error(), "matches 2 devices") {
 			t.Fatalf("ambiguous device: err = %v", err)
 		}
-		if front, err := d.ParetoFront(ctx, "two", "another cpu", 1, ""); err != nil || !slices.Equal(ids(front), []int64{g.ID}) {
+		if front, err := d.ParetoFront(ctx, "two", "another cpu", 1, "", ""); err != nil || !slices.Equal(ids(front), []int64{g.ID}) {
 			t.Fatalf("ParetoFront(two, another cpu) = %v, %v", ids(front), err)
 		}
-		if _, err := d.ParetoFront(ctx, "three", "", 1, ""); !errors.Is(err, ErrNotFound) {
+		if _, err := d.ParetoFront(ctx, "three", "", 1, "", ""); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("unknown study: err = %v", err)
 		}
 	})
@@ -201,6 +203,87 @@ func TestCheckpointsAndOpTable(t *testing.T) {
 		}
 		if err := d.PutOpLatency(ctx, testDevice("", "cpu", 1), "x", 1); err == nil {
 			t.Fatal("device without a name accepted")
+		}
+	})
+}
+
+// roundsLat is a latency measured in interleaved rounds beside lenet5:
+// figure fig, the reference at ref.
+func roundsLat(dev accel.Device, fig, ref time.Duration) Latency {
+	l := lat(dev, 1, fig+fig/5) // the median of the rounds above the figure
+	l.Stats.Latency, l.Stats.Low, l.Stats.High, l.Stats.Rounds = fig, fig-fig/50, fig+fig/20, 41
+	l.Reference, l.RefLatency = "lenet5", ref
+	l.Ratio = &accel.Ratio{Value: float64(fig) / float64(ref), Low: float64(fig-fig/50) / float64(ref), High: float64(fig+fig/20) / float64(ref)}
+	return l
+}
+
+// sameLatency compares everything a latency row stores.
+func sameLatency(a, b Latency) bool {
+	ra, rb := accel.Ratio{}, accel.Ratio{}
+	if a.Ratio != nil {
+		ra = *a.Ratio
+	}
+	if b.Ratio != nil {
+		rb = *b.Ratio
+	}
+	return a.Device.Fingerprint == b.Device.Fingerprint && a.Batch == b.Batch && a.RuntimeName() == b.RuntimeName() &&
+		a.Stats == b.Stats && a.Predicted == b.Predicted && a.Reference == b.Reference && a.RefLatency == b.RefLatency &&
+		ra == rb && a.Disturbed == b.Disturbed
+}
+
+// TestLatencyFigures: a latency measured in rounds keeps its figure,
+// interval, reference and ratio; rankings and bounds use the figure, not
+// the median; each runtime has its own row; the reference's history and
+// the predictor's record come back newest first.
+func TestLatencyFigures(t *testing.T) {
+	eachStore(t, func(t *testing.T, d *DB) {
+		s := newStudy(t, d, "figs")
+		dev := testDevice("Test CPU", "cpu", 1)
+		a := addDone(t, d, s.ID, dev, 0.9, 100, 10*time.Microsecond)
+		b := addDone(t, d, s.ID, dev, 0.9, 100, 10*time.Microsecond)
+		// a's figure is lower, its median higher: a ranks first.
+		la := roundsLat(dev, 8*time.Microsecond, 40*time.Microsecond)
+		la.Stats.Median = 30 * time.Microsecond
+		lb := roundsLat(dev, 9*time.Microsecond, 41*time.Microsecond)
+		lb.Disturbed = true
+		lo := roundsLat(dev, 5*time.Microsecond, 20*time.Microsecond)
+		lo.Runtime = "onnxruntime"
+		for _, x := range []struct {
+			id int64
+			l  Latency
+		}{{a.ID, la}, {b.ID, lb}, {a.ID, lo}} {
+			if err := d.PutLatency(ctx, x.id, x.l); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Millisecond) // distinct measured_at
+		}
+		got, err := d.GetTrial(ctx, a.ID)
+		if err != nil || len(got.Latencies) != 2 || !sameLatency(got.Latencies[0], la) || !sameLatency(got.Latencies[1], lo) {
+			t.Fatalf("trial a's latencies %+v %v", got.Latencies, err)
+		}
+		rs, err := d.Best(ctx, Query{Device: dev.Fingerprint})
+		if err != nil || len(rs) != 2 || rs[0].TrialID != a.ID || !rs[1].Latency.Disturbed {
+			t.Fatalf("best %+v %v", rs, err)
+		}
+		if rs, _ := d.Best(ctx, Query{Device: dev.Fingerprint, MaxLatency: 8500 * time.Nanosecond}); len(rs) != 1 || rs[0].TrialID != a.ID {
+			t.Fatalf("bounded by the figure: %+v", rs)
+		}
+		if rs, _ := d.Best(ctx, Query{Device: dev.Fingerprint, Runtime: "onnxruntime"}); len(rs) != 1 || rs[0].Latency.Figure() != 5*time.Microsecond {
+			t.Fatalf("onnxruntime: %+v", rs)
+		}
+		if rs, _, err := d.StudyResults(ctx, "figs", dev.Fingerprint, 1, "onnxruntime", ByValidation); err != nil || len(rs) != 1 {
+			t.Fatalf("study results in onnxruntime: %+v %v", rs, err)
+		}
+		h, err := d.ReferenceHistory(ctx, dev.Fingerprint, 1, "", "lenet5", 10)
+		if err != nil || len(h) != 2 || h[0] != 41*time.Microsecond || h[1] != 40*time.Microsecond {
+			t.Fatalf("reference history %v %v", h, err)
+		}
+		if h, _ := d.ReferenceHistory(ctx, dev.Fingerprint, 1, "onnxruntime", "lenet5", 10); len(h) != 1 || h[0] != 20*time.Microsecond {
+			t.Fatalf("onnxruntime reference history %v", h)
+		}
+		pred, meas, err := d.RecentPredictions(ctx, dev.Fingerprint, 1, 10)
+		if err != nil || len(pred) != 2 || meas[0] != 9*time.Microsecond || pred[0] != lb.Predicted {
+			t.Fatalf("recent predictions %v %v %v", pred, meas, err)
 		}
 	})
 }

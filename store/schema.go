@@ -283,6 +283,42 @@ ALTER TABLE studies ADD COLUMN data_info TEXT NOT NULL DEFAULT '{}' CHECK (json_
 `, postgres: `
 ALTER TABLE studies ADD COLUMN data_info TEXT NOT NULL DEFAULT '{}' CHECK (data_info::jsonb IS NOT NULL);
 `},
+	// 4: latencies measured in interleaved rounds (accel.MeasureRounds):
+	// latency_ns is the figure every ranking uses (older rows: their
+	// median), ci_low_ns and ci_high_ns its 95% interval, rounds how many
+	// rounds it came from (0: measured run after run); reference names
+	// the model measured in the same rounds, ref_ns its figure there,
+	// ratio (with ratio_low, ratio_high) the trial's figure over it;
+	// disturbed marks a figure taken while the reference ran slower than
+	// it usually does on the device (interference), kept only when there
+	// was nothing better.
+	{sqlite: `
+ALTER TABLE latencies ADD COLUMN latency_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN ci_low_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN ci_high_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN rounds INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN reference TEXT NOT NULL DEFAULT '';
+ALTER TABLE latencies ADD COLUMN ref_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN ratio REAL NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN ratio_low REAL NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN ratio_high REAL NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN disturbed INTEGER NOT NULL DEFAULT 0 CHECK (disturbed IN (0, 1));
+UPDATE latencies SET latency_ns = median_ns;
+CREATE INDEX latencies_by_reference ON latencies (device_fingerprint, batch, runtime, reference, measured_at);
+`, postgres: `
+ALTER TABLE latencies ADD COLUMN latency_ns BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN ci_low_ns BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN ci_high_ns BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN rounds INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN reference TEXT NOT NULL DEFAULT '';
+ALTER TABLE latencies ADD COLUMN ref_ns BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN ratio DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN ratio_low DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN ratio_high DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN disturbed INTEGER NOT NULL DEFAULT 0 CHECK (disturbed IN (0, 1));
+UPDATE latencies SET latency_ns = median_ns;
+CREATE INDEX latencies_by_reference ON latencies (device_fingerprint, batch, runtime, reference, measured_at);
+`},
 }
 
 // SchemaVersion is the schema version this build writes and reads.

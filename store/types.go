@@ -108,10 +108,26 @@ type Latency struct {
 	// batch are kept beside them.
 	Runtime string             `json:"runtime,omitempty"`
 	Stats   accel.LatencyStats `json:"stats"`
-	// Predicted is the per-op latency table's estimate for the same model
+	// Predicted is the latency predictor's estimate for the same model
 	// and batch; zero when there was none.
 	Predicted time.Duration `json:"predicted_ns,omitempty"`
+	// Reference names the model measured in the same interleaved rounds
+	// (a built-in architecture built for the study's data shape, e.g.
+	// "lenet5") and RefLatency its figure in those rounds. Ratio is the
+	// trial's figure over the reference's usual figure on the device (the
+	// median of its latest measurements there, this one included), with
+	// the figure's interval; empty, 0 and nil when measured without one.
+	Reference  string        `json:"reference,omitempty"`
+	RefLatency time.Duration `json:"reference_ns,omitempty"`
+	Ratio      *accel.Ratio  `json:"ratio,omitempty"`
+	// Disturbed marks a figure measured while the reference ran markedly
+	// slower than its usual figure on the device (interference from other
+	// work), after re-measuring did not help.
+	Disturbed bool `json:"disturbed,omitempty"`
 }
+
+// Figure is the latency figure rankings use (Stats.Figure).
+func (l Latency) Figure() time.Duration { return l.Stats.Figure() }
 
 // RuntimeHwnas names hwnas's own kernels as the runtime of a latency.
 const RuntimeHwnas = "hwnas"
@@ -124,13 +140,14 @@ func (l Latency) RuntimeName() string {
 	return l.Runtime
 }
 
-// PredictionError is (Predicted − Median)/Median, the per-op table's
+// PredictionError is (Predicted − figure)/figure, the predictor's
 // relative error; 0 when there is no prediction.
 func (l Latency) PredictionError() float64 {
-	if l.Predicted == 0 || l.Stats.Median == 0 {
+	f := l.Figure()
+	if l.Predicted == 0 || f == 0 {
 		return 0
 	}
-	return float64(l.Predicted-l.Stats.Median) / float64(l.Stats.Median)
+	return float64(l.Predicted-f) / float64(f)
 }
 
 // TrialFilter narrows ListTrials. Zero fields do not filter.

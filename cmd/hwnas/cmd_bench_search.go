@@ -22,7 +22,7 @@ type benchSearchOptions struct {
 	Strategies                    []string
 	Seeds, Trials                 int
 	Epochs, Subset, ValSubset     int
-	LatencyTarget                 time.Duration
+	LatencyTarget                 string
 	MaxBytes                      int64
 	Threads                       int
 	JSON                          bool
@@ -62,7 +62,7 @@ name by default); other sections of the file are left as they are.`,
 	f.IntVar(&opts.Epochs, "epochs", 1, "proxy training epochs")
 	f.IntVar(&opts.Subset, "subset", 1500, "proxy training images")
 	f.IntVar(&opts.ValSubset, "val-subset", 1000, "validation images for the reward")
-	f.DurationVar(&opts.LatencyTarget, "latency-target", 13*time.Microsecond, "latency target T")
+	f.StringVar(&opts.LatencyTarget, "latency-target", "13us", "latency target T: a time (13us) or a ratio to a built-in model (0.2xlenet5)")
 	f.Int64Var(&opts.MaxBytes, "max-bytes", 10000, "size budget of the reward (0: none)")
 	f.IntVar(&opts.Threads, "threads", 1, "threads for training and latency")
 	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
@@ -74,6 +74,10 @@ name by default); other sections of the file are left as they are.`,
 func runBenchSearch(ctx context.Context, w io.Writer, opts benchSearchOptions) error {
 	if opts.Seeds <= 0 || opts.Trials <= 0 {
 		return badInputf("--seeds and --trials must be positive")
+	}
+	target, err := search.ParseLatencyTarget(opts.LatencyTarget)
+	if err != nil {
+		return badInputf("--latency-target: %v", err)
 	}
 	for _, s := range opts.Strategies {
 		if _, err := search.NewStrategy(s, []int{1}, 0); err != nil {
@@ -107,7 +111,8 @@ func runBenchSearch(ctx context.Context, w io.Writer, opts benchSearchOptions) e
 	cfg := search.StudyConfig{Space: space, Device: opts.Device, Data: opts.Data, DataOptions: data.Options{Resize: d.Info.Options.Resize},
 		Augment: data.AutoAugment(d.Info.Shape[0], d.Info.Shape[1], d.Info.Shape[2]).String(), Epochs: opts.Epochs, Subset: opts.Subset,
 		ValSubset: opts.ValSubset, Optimizer: "adam", LR: 0.02, BatchSize: 32, Batch: 1, Threads: opts.Threads,
-		Reward: search.RewardConfig{Mode: search.RewardSoft, LatencyTargetNs: int64(opts.LatencyTarget), MaxBytes: opts.MaxBytes}}
+		Reward:    search.RewardConfig{Mode: search.RewardSoft, LatencyTargetNs: int64(target.Abs), LatencyTargetRatio: target.Ratio, MaxBytes: opts.MaxBytes},
+		Reference: target.Reference}
 	rep, err := search.Benchmark(ctx, search.BenchOptions{DB: db, Prefix: opts.Prefix, Strategies: opts.Strategies,
 		Seeds: seeds, Trials: opts.Trials, Config: cfg, DataInfo: &d.Info, Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits: search.WorkerLimits{Timeout: 15 * time.Minute, MemoryBytes: 8 << 30}, Log: opts.stderr})

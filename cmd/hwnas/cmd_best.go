@@ -17,6 +17,7 @@ import (
 
 type bestOptions struct {
 	DB, Device, Study string
+	Runtime           string
 	MaxLatency        time.Duration
 	MinAccuracy       float64
 	MaxBytes          byteSize
@@ -31,6 +32,7 @@ type bestReport struct {
 	Matched     string         `json:"matched"` // what the database was searched for
 	Note        string         `json:"note,omitempty"`
 	Batch       int            `json:"batch"`
+	Runtime     string         `json:"runtime"`
 	By          store.Metric   `json:"by"`
 	MaxLatency  time.Duration  `json:"max_latency_ns,omitempty"`
 	MinAccuracy float64        `json:"min_accuracy,omitempty"`
@@ -51,7 +53,9 @@ hwnas export --trial takes. --device takes a device name, a
 fingerprint (see hwnas devices) or a backend spec such as cpu or cuda:0; a
 spec picks this machine's device (for a CPU: its model at any thread count)
 when the database has results for it, and every device of that backend
-otherwise. Accuracy is the validation accuracy
+otherwise. --runtime onnxruntime ranks by the latencies hwnas measure
+--runtime onnxruntime recorded (which model for this CPU when deploying with
+onnxruntime). Accuracy is the validation accuracy
 searches decide on (--by test ranks by the test accuracy of trials that have
 one). The database is opened read-only.`,
 		Example: `  hwnas best --device cpu --max-latency 100us --min-accuracy 0.99 --max-bytes 10KB -n 5`,
@@ -69,6 +73,7 @@ one). The database is opened read-only.`,
 	f.Var(&opts.MaxBytes, "max-bytes", "compressed size bound, e.g. 10KB, 1.5MB, 4096 (0: none)")
 	f.IntVarP(&opts.N, "n", "n", 10, "how many models to list")
 	f.IntVar(&opts.Batch, "batch", 1, "batch size of the latency")
+	f.StringVar(&opts.Runtime, "runtime", store.RuntimeHwnas, runtimeFlagHelp)
 	f.StringVar(&opts.By, "by", "val", "accuracy to rank by: val or test")
 	f.BoolVar(&opts.JSON, "json", false, "print JSON")
 	_ = cmd.MarkFlagRequired("device")
@@ -90,6 +95,10 @@ func runBest(ctx context.Context, w io.Writer, opts bestOptions) error {
 	case opts.By != string(store.ByValidation) && opts.By != string(store.ByTest):
 		return badInputf("--by %q: want val or test", opts.By)
 	}
+	rt, err := checkRuntimeFlag(opts.Runtime)
+	if err != nil {
+		return err
+	}
 	db, err := openQueryDB(opts.DB)
 	if err != nil {
 		return err
@@ -99,12 +108,12 @@ func runBest(ctx context.Context, w io.Writer, opts bestOptions) error {
 	if err != nil {
 		return err
 	}
-	rs, err := db.Best(ctx, store.Query{Device: matched, Study: opts.Study, Batch: opts.Batch, MaxLatency: opts.MaxLatency,
+	rs, err := db.Best(ctx, store.Query{Device: matched, Study: opts.Study, Batch: opts.Batch, Runtime: rt, MaxLatency: opts.MaxLatency,
 		MinAccuracy: opts.MinAccuracy, MaxBytes: int64(opts.MaxBytes), By: store.Metric(opts.By), N: opts.N})
 	if err != nil {
 		return queryError(err)
 	}
-	rep := bestReport{Device: opts.Device, Matched: matched, Note: note, Batch: opts.Batch, By: store.Metric(opts.By),
+	rep := bestReport{Device: opts.Device, Matched: matched, Note: note, Batch: opts.Batch, Runtime: store.Latency{Runtime: rt}.RuntimeName(), By: store.Metric(opts.By),
 		MaxLatency: opts.MaxLatency, MinAccuracy: opts.MinAccuracy, MaxBytes: int64(opts.MaxBytes), Results: rs}
 	if rep.Results == nil {
 		rep.Results = []store.Result{}
@@ -116,18 +125,22 @@ func runBest(ctx context.Context, w io.Writer, opts bestOptions) error {
 		fmt.Fprintln(w, note)
 	}
 	if len(rs) == 0 {
-		_, err := fmt.Fprintf(w, "no finished trial measured on %s at batch %d meets the bounds\n", opts.Device, opts.Batch)
+		_, err := fmt.Fprintf(w, "no finished trial measured on %s at batch %d in %s meets the bounds\n", opts.Device, opts.Batch, rep.Runtime)
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RANK\tTEST ACC\tVAL ACC\tBYTES\tLATENCY\tP90\tTRIAL\tDEVICE")
+	fmt.Fprintf(tw, "RANK\tTEST ACC\tVAL ACC\tBYTES\tLATENCY (%s)\tRATIO\tTRIAL\tDEVICE\n", rep.Runtime)
 	for i, r := range rs {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1,
 			fmtPercent(r.Metrics.TestAccuracy, r.Metrics.HasTest), fmtPercent(r.Metrics.ValAccuracy, true),
-			fmtBytes(r.Metrics.CompressedBytes), fmtLatency(r.Latency.Stats.Median), fmtLatency(r.Latency.Stats.P90),
+			fmtBytes(r.Metrics.CompressedBytes), fmtFigure(r.Latency), fmtRatio(r.Latency),
 			r.Name(), deviceColumn(r.Latency.Device))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, "latency: a low quantile of interleaved rounds' fastest runs ± its 95% interval; ! measured disturbed")
+	return err
 }
 
 // resolveQueryDevice turns --device into what the database is searched

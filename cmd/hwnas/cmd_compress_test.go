@@ -22,6 +22,9 @@ import (
 
 var quickLatency = accel.LatencyOptions{Warmup: 1, MinRuns: 5, MinTime: time.Millisecond, MaxTime: 100 * time.Millisecond}
 
+// testRounds keeps interleaved latency measurements short in tests.
+var testRounds = accel.RoundsOptions{Rounds: 5, BurstTime: 100 * time.Microsecond}
+
 func TestRunCompress(t *testing.T) {
 	dir := t.TempDir()
 	writeToyIDX(t, dir, 1200, 200)

@@ -6,23 +6,34 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"hwnas/accel"
+	"hwnas/nas"
 	"hwnas/search"
 	"hwnas/store"
 )
 
 type measureOptions struct {
-	Study, DB, Device string
-	Threads, Batch    int
-	Follow            bool
-	Lease, Poll       time.Duration
-	JSON              bool
-	latency           accel.LatencyOptions
-	stderr            io.Writer
+	Study, DB, Device  string
+	Runtime, Reference string
+	Threads, Batch     int
+	Rounds             int
+	Follow             bool
+	Lease, Poll        time.Duration
+	JSON               bool
+	rounds             accel.RoundsOptions // tests shorten it
+	stderr             io.Writer
+}
+
+// measureReport is what `hwnas measure --json` prints.
+type measureReport struct {
+	search.MeasureSummary
+	Load   string               `json:"loadavg"`
+	Trials []search.Measurement `json:"trials"`
 }
 
 func init() {
@@ -31,11 +42,22 @@ func init() {
 		Use:   "measure",
 		Short: "Re-measure a study's finished trials on another device",
 		Long: `measure loads every finished trial of a study from its stored weights (no
-retraining), measures its batch latency on the device with that device's
-kernels, and records it beside the trial's other latencies, so that
-hwnas best --device NAME can answer for that device too. It also updates the
-device's per-op latency table and prints the table's prediction beside each
-measurement.
+retraining), measures its batch latency on the device, and records it beside
+the trial's other latencies, so that hwnas best --device NAME can answer for
+that device too. --runtime onnxruntime times each trial's ONNX export in
+onnxruntime instead of hwnas's kernels, recorded as a latency of its own
+(hwnas best --runtime onnxruntime).
+
+Trials are measured in groups of 64 in interleaved rounds beside a reference
+model (--reference, default the study's: lenet5), so that a machine busier
+for a while slows them all alike: each latency is a low quantile of the
+rounds' fastest runs, recorded with its 95% interval and its ratio to the
+reference. When the reference runs more than 15% slower than its usual figure
+on the device, the group is measured again (up to 3 times); a figure still
+disturbed is flagged, and does not replace a trial's earlier undisturbed one.
+The device's per-op table is updated, and the predictor's estimate (made
+before this measurement) is printed beside each trial with a summary of its
+errors.
 
 --follow runs beside a search (on the device whose latency matters: a board,
 another server): it measures each trial as it finishes, skipping trials it
@@ -59,6 +81,9 @@ over after --lease.`,
 	f.StringVar(&opts.Device, "device", "cpu", "device to measure on (cpu, cuda:0)")
 	f.IntVar(&opts.Threads, "threads", 1, "host threads (0: all cores)")
 	f.IntVar(&opts.Batch, "batch", 1, "batch size")
+	f.StringVar(&opts.Runtime, "runtime", store.RuntimeHwnas, runtimeFlagHelp)
+	f.StringVar(&opts.Reference, "reference", "", "built-in model measured beside the trials (default: the study's, lenet5)")
+	f.IntVar(&opts.Rounds, "rounds", 0, "interleaved rounds per group (0: 41)")
 	f.BoolVar(&opts.Follow, "follow", false, "keep measuring the study's trials as they finish, until it is over")
 	f.DurationVar(&opts.Lease, "lease", search.DefaultLease, "with --follow: how long a claimed measurement stays this measurer's")
 	f.DurationVar(&opts.Poll, "poll", time.Second, "with --follow: how often to look for new trials")
@@ -73,6 +98,18 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 	if opts.Batch < 0 {
 		return badInputf("--batch %d must not be negative", opts.Batch)
 	}
+	if opts.Rounds < 0 {
+		return badInputf("--rounds %d must not be negative", opts.Rounds)
+	}
+	rt, err := checkRuntimeFlag(opts.Runtime)
+	if err != nil {
+		return err
+	}
+	if opts.Reference != "" {
+		if _, err := nas.BuiltinArchFor(opts.Reference, nas.DataShape{}); err != nil {
+			return badInputf("--reference: %v", err)
+		}
+	}
 	name, _, err := accel.ParseSpec(opts.Device)
 	if err != nil {
 		return badInput(err)
@@ -86,6 +123,9 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 	// before the search).
 	for said := false; ; {
 		err := checkStudy(ctx, opts.DB, opts.Study)
+		if errors.Is(err, store.ErrOlderSchema) {
+			break // measuring writes: opening for writing migrates it
+		}
 		waiting := opts.Follow && (errors.Is(err, store.ErrNoDatabase) || errors.Is(err, store.ErrNotFound))
 		if err == nil || !waiting {
 			if err != nil && (errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNoDatabase) ||
@@ -113,7 +153,11 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 	}
 	defer db.Close()
 	var rows []search.Measurement
-	mo := search.MeasureOptions{Device: opts.Device, Threads: opts.Threads, Batch: opts.Batch, Latency: opts.latency}
+	ro := opts.rounds
+	if opts.Rounds > 0 {
+		ro.Rounds = opts.Rounds
+	}
+	mo := search.MeasureOptions{Device: opts.Device, Threads: opts.Threads, Batch: opts.Batch, Runtime: rt, Reference: opts.Reference, Rounds: ro}
 	each := func(m search.Measurement) {
 		rows = append(rows, m)
 		if opts.Follow && opts.JSON {
@@ -121,21 +165,7 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 			return
 		}
 		if !opts.JSON {
-			if m.Error != "" {
-				fmt.Fprintf(w, "trial %s  error: %s\n", store.TrialName(opts.Study, m.Trial), m.Error)
-				return
-			}
-			pred := "-"
-			if m.PredictedNs > 0 {
-				pred = fmt.Sprintf("%v (%+.0f%%)", time.Duration(m.PredictedNs).Round(10*time.Nanosecond),
-					100*(m.PredictedNs-float64(m.Latency.Median))/float64(m.Latency.Median))
-			}
-			reward := ""
-			if m.Reward != 0 {
-				reward = fmt.Sprintf("  reward %.4f", m.Reward)
-			}
-			fmt.Fprintf(w, "trial %s  %s batch %d  median %v  p90 %v  predicted %s%s\n", store.TrialName(opts.Study, m.Trial), m.Device, m.Batch,
-				m.Latency.Median.Round(10*time.Nanosecond), m.Latency.P90.Round(10*time.Nanosecond), pred, reward)
+			fmt.Fprintln(w, measurementLine(opts.Study, m))
 		}
 	}
 	if opts.Follow {
@@ -149,20 +179,56 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 		}
 		return err
 	}
-	err = search.MeasureStudy(ctx, db, opts.Study, mo, each)
+	sum, err := search.MeasureStudy(ctx, db, opts.Study, mo, each)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return badInput(err)
 		}
 		return err
 	}
+	rep := measureReport{MeasureSummary: *sum, Load: loadAvg(), Trials: rows}
+	if rep.Trials == nil {
+		rep.Trials = []search.Measurement{}
+	}
 	if opts.JSON {
-		if rows == nil {
-			rows = []search.Measurement{}
-		}
-		return writeJSON(w, rows)
+		return writeJSON(w, rep)
+	}
+	refs := make([]string, len(sum.References))
+	for i, r := range sum.References {
+		refs[i] = fmtStats(r)
+	}
+	fmt.Fprintf(w, "study %s on %s, %s: %d measured (%d disturbed, %d kept their earlier figure), %d failed; reference %s: %s (usual %s, the ratios' base); load %s\n",
+		sum.Study, deviceColumn(sum.Device), sum.Runtime, sum.Measured, sum.Disturbed, sum.Kept, sum.Failed, sum.Reference,
+		strings.Join(refs, ", "), fmtLatency(time.Duration(sum.UsualNs)), rep.Load)
+	if sum.Runtime == store.RuntimeHwnas {
+		fmt.Fprintf(w, "predictor on %s: %s\n", sum.Device.Name, sum.Predictor)
 	}
 	return nil
+}
+
+// measurementLine is one trial's measurement for the text output.
+func measurementLine(study string, m search.Measurement) string {
+	if m.Error != "" {
+		return fmt.Sprintf("trial %s  error: %s", store.TrialName(study, m.Trial), m.Error)
+	}
+	l := store.Latency{Stats: m.Latency, Ratio: m.Ratio, Reference: m.Reference, Disturbed: m.Disturbed}
+	s := fmt.Sprintf("trial %s  %s %s batch %d  latency %s  %s", store.TrialName(study, m.Trial), m.Device, m.Runtime, m.Batch, fmtFigure(l), fmtRatio(l))
+	if m.PredictedNs > 0 {
+		s += fmt.Sprintf("  predicted %v (%+.0f%%)", roundDur(time.Duration(m.PredictedNs)), 100*m.PredictionError())
+	}
+	if m.Attempts > 1 {
+		s += fmt.Sprintf("  %d attempts", m.Attempts)
+	}
+	if m.Disturbed {
+		s += "  disturbed"
+		if m.Kept {
+			s += ": earlier figure kept"
+		}
+	}
+	if m.Reward != 0 {
+		s += fmt.Sprintf("  reward %.4f", m.Reward)
+	}
+	return s
 }
 
 // checkStudy opens the database read-only and looks the study up.

@@ -27,19 +27,21 @@ import (
 
 type paretoOptions struct {
 	DB, Study, Device, Plot, By string
+	Runtime                     string
 	Batch                       int
 	JSON                        bool
 }
 
 // paretoReport is what `hwnas pareto --json` prints.
 type paretoReport struct {
-	Study  string         `json:"study"`
-	Device accel.Device   `json:"device"`
-	Batch  int            `json:"batch"`
-	By     store.Metric   `json:"by"`
-	Trials int            `json:"trials"` // finished trials measured on the device
-	Front  []store.Result `json:"front"`
-	Plot   string         `json:"plot,omitempty"`
+	Study   string         `json:"study"`
+	Device  accel.Device   `json:"device"`
+	Batch   int            `json:"batch"`
+	Runtime string         `json:"runtime"`
+	By      store.Metric   `json:"by"`
+	Trials  int            `json:"trials"` // finished trials measured on the device
+	Front   []store.Result `json:"front"`
+	Plot    string         `json:"plot,omitempty"`
 }
 
 func init() {
@@ -49,7 +51,9 @@ func init() {
 		Short: "A study's Pareto front over accuracy, latency and bytes",
 		Long: `pareto lists the study's finished trials that no other trial beats on all three
 of accuracy (higher), latency on the device (lower) and compressed bytes
-(lower), by latency. --device defaults to the study's own target; --plot
+(lower), by latency. --device defaults to the study's own target and
+--runtime to hwnas's kernels (onnxruntime: the latencies hwnas measure
+--runtime onnxruntime recorded); --plot
 draws latency and bytes against accuracy (all trials in grey, the front in
 colour) as PNG or SVG. The database is opened read-only.`,
 		Example: `  hwnas pareto --study quick --plot pareto.png`,
@@ -63,6 +67,7 @@ colour) as PNG or SVG. The database is opened read-only.`,
 	f.StringVar(&opts.Study, "study", "", "study name")
 	f.StringVar(&opts.Device, "device", "", "device name, fingerprint or spec (default: the study's device)")
 	f.IntVar(&opts.Batch, "batch", 1, "batch size of the latency")
+	f.StringVar(&opts.Runtime, "runtime", store.RuntimeHwnas, runtimeFlagHelp)
 	f.StringVar(&opts.By, "by", "val", "accuracy: val or test")
 	f.StringVar(&opts.Plot, "plot", "", "write a plot to this .png or .svg file")
 	f.BoolVar(&opts.JSON, "json", false, "print JSON")
@@ -82,6 +87,10 @@ func runPareto(ctx context.Context, w io.Writer, opts paretoOptions) error {
 			return badInputf("--plot %s: give a .png or .svg file name", opts.Plot)
 		}
 	}
+	rt, err := checkRuntimeFlag(opts.Runtime)
+	if err != nil {
+		return err
+	}
 	db, err := openQueryDB(opts.DB)
 	if err != nil {
 		return err
@@ -96,13 +105,13 @@ func runPareto(ctx context.Context, w io.Writer, opts paretoOptions) error {
 			return err
 		}
 	}
-	all, dev, err := db.StudyResults(ctx, opts.Study, device, opts.Batch, store.Metric(opts.By))
+	all, dev, err := db.StudyResults(ctx, opts.Study, device, opts.Batch, rt, store.Metric(opts.By))
 	if err != nil {
 		return queryError(err)
 	}
 	front := store.Pareto(all)
-	rep := paretoReport{Study: opts.Study, Device: dev, Batch: opts.Batch, By: store.Metric(opts.By), Trials: len(all),
-		Front: front, Plot: opts.Plot}
+	rep := paretoReport{Study: opts.Study, Device: dev, Batch: opts.Batch, Runtime: store.Latency{Runtime: rt}.RuntimeName(),
+		By: store.Metric(opts.By), Trials: len(all), Front: front, Plot: opts.Plot}
 	if rep.Front == nil {
 		rep.Front = []store.Result{}
 	}
@@ -114,17 +123,18 @@ func runPareto(ctx context.Context, w io.Writer, opts paretoOptions) error {
 	if opts.JSON {
 		return writeJSON(w, rep)
 	}
-	fmt.Fprintf(w, "study %s on %s, batch %d: %d of %d finished trials on the front\n",
-		opts.Study, deviceColumn(dev), opts.Batch, len(front), len(all))
+	fmt.Fprintf(w, "study %s on %s, %s, batch %d: %d of %d finished trials on the front\n",
+		opts.Study, deviceColumn(dev), rep.Runtime, opts.Batch, len(front), len(all))
 	if len(front) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "LATENCY\tACCURACY\tBYTES\tTEST ACC\tREWARD\tTRIAL")
+		fmt.Fprintln(tw, "LATENCY\tRATIO\tACCURACY\tBYTES\tTEST ACC\tREWARD\tTRIAL")
 		for _, r := range front {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4f\t%s\n", fmtLatency(r.Latency.Stats.Median), fmtPercent(r.Accuracy, true),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.4f\t%s\n", fmtFigure(r.Latency), fmtRatio(r.Latency), fmtPercent(r.Accuracy, true),
 				fmtBytes(r.Metrics.CompressedBytes), fmtPercent(r.Metrics.TestAccuracy, r.Metrics.HasTest), r.Metrics.Reward,
 				r.Name())
 		}
 		tw.Flush()
+		fmt.Fprintln(w, "latency: a low quantile of interleaved rounds' fastest runs ± its 95% interval; ! measured disturbed")
 	}
 	if opts.Plot != "" {
 		fmt.Fprintf(w, "plot written to %s\n", opts.Plot)
@@ -144,7 +154,7 @@ func plotPareto(path string, rep paretoReport, all []store.Result) error {
 		label string
 		x     func(store.Result) float64
 	}{
-		{fmt.Sprintf("latency at batch %d (µs)", rep.Batch), func(r store.Result) float64 { return float64(r.Latency.Stats.Median) / 1e3 }},
+		{fmt.Sprintf("latency at batch %d (µs)", rep.Batch), func(r store.Result) float64 { return float64(r.Latency.Figure()) / 1e3 }},
 		{"compressed size (KB)", func(r store.Result) float64 { return float64(r.Metrics.CompressedBytes) / 1e3 }},
 	}
 	front := append([]store.Result(nil), rep.Front...)

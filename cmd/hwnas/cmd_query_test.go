@@ -139,7 +139,8 @@ func TestRunTrials(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := out.String()
-	if !strings.Contains(text, "1 trials failed") || !strings.Contains(text, "worker crashed: SIGSEGV in conv") || strings.Count(text, "\n") != 3 {
+	if !strings.Contains(text, "1 trials failed") || !strings.Contains(text, "worker crashed: SIGSEGV in conv") || strings.Count(text, "\n") != 4 ||
+		!strings.Contains(text, "LATENCY (hwnas)") {
 		t.Fatalf("failed trials:\n%s", text)
 	}
 	out.Reset()
@@ -219,7 +220,7 @@ func TestRunBest(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "RANK") {
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "RANK") || !strings.HasPrefix(lines[2], "latency: ") {
 		t.Fatalf("table:\n%s", out.String())
 	}
 	for _, want := range []string{"99.10%", "99.20%", "9.00 KB", "80µs", "alpha", "Made-up CPU"} {

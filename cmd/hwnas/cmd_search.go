@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"hwnas/accel"
+	"hwnas/nas"
 	"hwnas/nas/data"
 	"hwnas/search"
 	"hwnas/store"
@@ -24,7 +25,9 @@ type searchOptions struct {
 	Study, DB, Device, Strategy string
 	Trials                      int
 	Hours                       float64
-	LatencyTarget               time.Duration
+	LatencyTarget               string
+	Runtime, Reference          string
+	SkipOver                    float64
 	MaxBytes                    int64
 	Reward                      string
 	Space                       string
@@ -46,6 +49,8 @@ type searchOptions struct {
 	Lease                       time.Duration
 	MeasureDevice               string
 	NoPin, NoQuiet              bool
+	// rounds shortens the latency measurement (tests).
+	rounds accel.RoundsOptions
 	// coordOnly: --workers 0 was given (the zero value of Workers in
 	// tests means one worker).
 	coordOnly bool
@@ -73,7 +78,22 @@ or kill -9 to resume: trials left running are re-run, the controller continues
 from its checkpoint and nothing finished is lost.
 
 The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
-−1 above), times the same form on bytes when --max-bytes is given.`,
+−1 above), times the same form on bytes when --max-bytes is given.
+
+Latency is measured in interleaved rounds beside a reference model
+(--reference, default lenet5, built for the data set's shape): each trial's
+figure is a low quantile of the rounds' fastest runs, recorded with its 95%
+interval and its ratio to the reference. --latency-target takes a time
+(50us) or a ratio to a built-in model (0.2xlenet5): a relative budget means
+the same on any machine and the reward then uses each trial's ratio, far
+steadier than microseconds on a busy one; the study keeps both forms (the
+reference is measured on this device when the study is created).
+--runtime onnxruntime makes the reward use each trial's ONNX export timed in
+onnxruntime (measured beside hwnas's kernels, whose per-op times the
+predictor learns from). --skip-over F skips training candidates the
+predictor places above F times the budget, once its record on the device
+earned it (8 of its last 10+ predictions within ±10%); skipped trials are
+failed with reason "skipped" and counted in the summary.`,
 		Example: `  hwnas search --study quick --data data/mnist --trials 20 --subset 1000
   hwnas best --device cpu`,
 		Args: cobra.NoArgs,
@@ -91,7 +111,10 @@ The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
 	f.StringVar(&opts.Strategy, "strategy", "rl", "search strategy: rl, random, evolution")
 	f.IntVar(&opts.Trials, "trials", 0, "total trials of the study (including earlier runs)")
 	f.Float64Var(&opts.Hours, "hours", 0, "stop this run after this many hours")
-	f.DurationVar(&opts.LatencyTarget, "latency-target", 100*time.Microsecond, "latency target T of the reward")
+	f.StringVar(&opts.LatencyTarget, "latency-target", "100us", "latency target T of the reward: a time (100us) or a ratio to a built-in model (0.2xlenet5)")
+	f.StringVar(&opts.Runtime, "runtime", store.RuntimeHwnas, "runtime whose latency the reward uses: hwnas (its own kernels) or onnxruntime (each trial's ONNX export)")
+	f.StringVar(&opts.Reference, "reference", "", "built-in model measured beside every trial (default: the budget's, else lenet5)")
+	f.Float64Var(&opts.SkipOver, "skip-over", 0, "skip training candidates predicted above this many times the budget, once the predictor earned it (0: never)")
 	f.Int64Var(&opts.MaxBytes, "max-bytes", 0, "size budget of the reward in bytes (0: none)")
 	f.StringVar(&opts.Reward, "reward", "soft", "reward form: soft or hard")
 	f.StringVar(&opts.Space, "space", "", "search space JSON file (default: the built-in space scaled to the data set's shape)")
@@ -137,7 +160,30 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		opts.FinalEpochs < 0 || opts.FinalSubset < 0 || opts.FinalLR < 0 || opts.FinalAugment < 0 {
 		return badInputf("--trials, --hours, --epochs, --subset, --val-subset, --batch and --final-* must not be negative")
 	}
-	reward := search.RewardConfig{Mode: search.RewardMode(opts.Reward), LatencyTargetNs: int64(opts.LatencyTarget), MaxBytes: opts.MaxBytes}
+	target, err := search.ParseLatencyTarget(opts.LatencyTarget)
+	if err != nil {
+		return badInputf("--latency-target: %v", err)
+	}
+	reference := opts.Reference
+	if target.Ratio > 0 {
+		if reference != "" && reference != target.Reference {
+			return badInputf("--latency-target %s is relative to %s but --reference is %s: give one reference", opts.LatencyTarget, target.Reference, reference)
+		}
+		reference = target.Reference
+	}
+	if reference != "" {
+		if _, err := nas.BuiltinArchFor(reference, nas.DataShape{}); err != nil {
+			return badInputf("--reference: %v", err)
+		}
+	}
+	runtime, err := checkRuntimeFlag(opts.Runtime)
+	if err != nil {
+		return err
+	}
+	if opts.SkipOver < 0 || (opts.SkipOver > 0 && opts.SkipOver < 1) {
+		return badInputf("--skip-over %v: give a factor ≥ 1 (0: never skip)", opts.SkipOver)
+	}
+	reward := search.RewardConfig{Mode: search.RewardMode(opts.Reward), LatencyTargetNs: int64(target.Abs), LatencyTargetRatio: target.Ratio, MaxBytes: opts.MaxBytes}
 	if err := reward.Reward().Validate(); err != nil {
 		return badInput(err)
 	}
@@ -207,7 +253,8 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		Reward: reward, Data: opts.Data, DataOptions: data.Options{Resize: resize}, Augment: aug.String(),
 		Epochs: opts.Epochs, Subset: opts.Subset, ValSubset: opts.ValSubset,
 		Optimizer: opts.Optimizer, LR: opts.LR, BatchSize: opts.TrainBatch,
-		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials, MeasureDevice: opts.MeasureDevice}
+		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials, MeasureDevice: opts.MeasureDevice,
+		Runtime: runtime, Reference: reference, SkipOver: opts.SkipOver, Rounds: opts.rounds}
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, DataInfo: info, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits:  search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
@@ -241,8 +288,11 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	if opts.JSON {
 		return writeJSON(w, sum)
 	}
-	_, err = fmt.Fprintf(w, "study %s: %d trials (%d failed, %d invalid), best reward %.4f (trial %s), %.0f trials/hour, per-op table error %.1f%%\n",
-		sum.Study, sum.Done, sum.Failed, sum.Invalid, sum.BestReward, trialName(sum.Study, sum.BestTrial), sum.TrialsPerHr, sum.PredErrorPct)
+	_, err = fmt.Fprintf(w, "study %s: %d trials (%d failed, %d invalid, %d skipped as predicted over budget), best reward %.4f (trial %s), %.0f trials/hour; load %s\n",
+		sum.Study, sum.Done, sum.Failed, sum.Invalid, sum.Skipped, sum.BestReward, trialName(sum.Study, sum.BestTrial), sum.TrialsPerHr, loadAvg())
+	if err == nil {
+		_, err = fmt.Fprintf(w, "latency predictor (each trial predicted before its own op times were known): %s\n", sum.Predictor)
+	}
 	if err == nil {
 		front := make([]string, len(sum.Pareto))
 		for i, n := range sum.Pareto {

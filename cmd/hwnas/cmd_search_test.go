@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,11 +127,16 @@ func TestSearchBadInput(t *testing.T) {
 		{"not hwnas (sqlite)", searchOptions{}, foreign, "not an hwnas database"},
 		{"newer schema", searchOptions{}, newer, "newer"},
 		{"negative final lr", searchOptions{FinalLR: -0.1}, fresh("j.db"), "--final-*"},
+		{"bad latency target", searchOptions{LatencyTarget: "fast"}, fresh("l.db"), "--latency-target"},
+		{"unknown reference", searchOptions{LatencyTarget: "0.2xlenet7"}, fresh("m.db"), "lenet7"},
+		{"two references", searchOptions{LatencyTarget: "0.2xlenet5", Reference: "resnet20"}, fresh("n.db"), "one reference"},
+		{"unknown runtime", searchOptions{Runtime: "tflite"}, fresh("o.db"), "tflite"},
+		{"skip factor below 1", searchOptions{SkipOver: 0.5}, fresh("p.db"), "--skip-over"},
 		{"unknown head", searchOptions{Space: unknownHead}, fresh("k.db"), `unknown head "pool"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := searchOptions{Study: "s", DB: tc.db, Device: "cpu", Strategy: "rl", Trials: 2, Reward: "soft",
-				LatencyTarget: 100 * time.Microsecond, Data: fresh("nodata-default"), Epochs: 1}
+			o := searchOptions{rounds: testRounds, Study: "s", DB: tc.db, Device: "cpu", Strategy: "rl", Trials: 2, Reward: "soft",
+				LatencyTarget: "100us", Data: fresh("nodata-default"), Epochs: 1}
 			if tc.opts.Device != "" {
 				o.Device = tc.opts.Device
 			}
@@ -144,6 +150,10 @@ func TestSearchBadInput(t *testing.T) {
 				o.Trials = 0
 			}
 			o.Space, o.Data, o.FinalLR = tc.opts.Space, tc.opts.Data, tc.opts.FinalLR
+			o.Reference, o.Runtime, o.SkipOver = tc.opts.Reference, tc.opts.Runtime, tc.opts.SkipOver
+			if tc.opts.LatencyTarget != "" {
+				o.LatencyTarget = tc.opts.LatencyTarget
+			}
 			if o.Data == "" {
 				o.Data = fresh("nodata-default")
 			}
@@ -234,8 +244,8 @@ func TestSearchWhileReading(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hwnas.db")
 	// Create the study first so the readers' `trials --study live` finds it.
-	o := searchOptions{Study: "live", DB: path, Device: "cpu", Strategy: "evolution", Trials: 1, Reward: "soft",
-		LatencyTarget: 50 * time.Microsecond, Data: dataDir, Epochs: 1, Subset: 300, Optimizer: "adam", LR: 0.02,
+	o := searchOptions{rounds: testRounds, Study: "live", DB: path, Device: "cpu", Strategy: "evolution", Trials: 1, Reward: "soft",
+		LatencyTarget: "50us", Data: dataDir, Epochs: 1, Subset: 300, Optimizer: "adam", LR: 0.02,
 		TrainBatch: 32, Seed: 2, Threads: 1, Batch: 1, TrialTimeout: 2 * time.Minute, TrialMemory: 4 << 30,
 		worker:    []string{os.Args[0], "-test.run=^TestSearchHelperProcess$"},
 		workerEnv: []string{"HWNAS_SEARCH_HELPER=worker"}}
@@ -279,24 +289,86 @@ func TestSearchWhileReading(t *testing.T) {
 	db.Close()
 	// Re-measure the finished trials from their stored weights.
 	out.Reset()
-	if err := runMeasure(context.Background(), &out, measureOptions{Study: "live", DB: path, Device: "cpu", Threads: 1, Batch: 2, JSON: true}); err != nil {
+	if err := runMeasure(context.Background(), &out, measureOptions{Study: "live", DB: path, Device: "cpu", Threads: 1, Batch: 2, JSON: true, rounds: testRounds}); err != nil {
 		t.Fatal(err)
 	}
-	var ms []struct {
-		Trial   int    `json:"trial"`
-		Batch   int    `json:"batch"`
-		Error   string `json:"error"`
-		Latency struct {
-			Runs   int   `json:"runs"`
-			Median int64 `json:"median_ns"`
-		} `json:"latency"`
+	var rep struct {
+		Measured  int    `json:"measured"`
+		Reference string `json:"reference"`
+		Usual     int64  `json:"usual_ns"`
+		Load      string `json:"loadavg"`
+		Predictor struct {
+			Trials int `json:"trials"`
+		} `json:"predictor"`
+		Trials []struct {
+			Trial   int    `json:"trial"`
+			Batch   int    `json:"batch"`
+			Runtime string `json:"runtime"`
+			Error   string `json:"error"`
+			Latency struct {
+				Rounds  int   `json:"rounds"`
+				Latency int64 `json:"latency_ns"`
+				Low     int64 `json:"ci_low_ns"`
+				High    int64 `json:"ci_high_ns"`
+			} `json:"latency"`
+			RefNs int64 `json:"reference_ns"`
+			Ratio struct {
+				Value float64 `json:"value"`
+			} `json:"ratio"`
+			Predicted float64 `json:"predicted_ns"`
+		} `json:"trials"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &ms); err != nil || len(ms) == 0 {
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || len(rep.Trials) == 0 || rep.Measured != len(rep.Trials) ||
+		rep.Reference != "lenet5" || rep.Usual <= 0 || rep.Load == "" {
 		t.Fatalf("measure output %s (%v)", out.String(), err)
 	}
-	for _, m := range ms {
-		if m.Error != "" || m.Batch != 2 || m.Latency.Runs < 30 || m.Latency.Median <= 0 {
+	for _, m := range rep.Trials {
+		l := m.Latency
+		if m.Error != "" || m.Batch != 2 || m.Runtime != "hwnas" || l.Rounds != testRounds.Rounds || l.Latency <= 0 ||
+			l.Low > l.Latency || l.High < l.Latency || m.RefNs <= 0 || math.Abs(m.Ratio.Value-float64(l.Latency)/float64(rep.Usual)) > 1e-9 {
 			t.Fatalf("measurement %+v", m)
+		}
+	}
+	// The deployment runtime as a device of its own: measure in
+	// onnxruntime, then ask best and trials about it.
+	out.Reset()
+	if err := runMeasure(context.Background(), &out, measureOptions{Study: "live", DB: path, Device: "cpu", Threads: 1, Batch: 1,
+		Runtime: "onnxruntime", rounds: testRounds}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "onnxruntime") || strings.Contains(out.String(), "error") {
+		t.Fatalf("measure --runtime onnxruntime:\n%s", out.String())
+	}
+	out.Reset()
+	if err := runBest(context.Background(), &out, bestOptions{DB: path, Device: "cpu", Runtime: "onnxruntime", N: 10, Batch: 1, By: "val", JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	var best struct {
+		Runtime string         `json:"runtime"`
+		Results []store.Result `json:"results"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &best); err != nil || best.Runtime != "onnxruntime" || len(best.Results) != len(rep.Trials) {
+		t.Fatalf("best --runtime onnxruntime: %s (%v)", out.String(), err)
+	}
+	for _, r := range best.Results {
+		if r.Latency.RuntimeName() != "onnxruntime" || r.Latency.Figure() <= 0 || r.Latency.Ratio == nil {
+			t.Fatalf("onnxruntime result %+v", r.Latency)
+		}
+	}
+	out.Reset()
+	if err := runTrials(context.Background(), &out, trialsOptions{DB: path, Study: "live"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); !strings.Contains(s, "LATENCY (hwnas)") || !strings.Contains(s, "LATENCY (onnxruntime)") || !strings.Contains(s, "×lenet5") {
+		t.Fatalf("trials shows one runtime:\n%s", s)
+	}
+	for _, bad := range []error{
+		runMeasure(context.Background(), io.Discard, measureOptions{Study: "live", DB: path, Device: "cpu", Runtime: "tflite"}),
+		runBest(context.Background(), io.Discard, bestOptions{DB: path, Device: "cpu", Runtime: "tflite", N: 1, Batch: 1, By: "val"}),
+		runPareto(context.Background(), io.Discard, paretoOptions{DB: path, Study: "live", Runtime: "tflite", Batch: 1, By: "val"}),
+	} {
+		if !isBadInput(bad) || !strings.Contains(bad.Error(), "tflite") {
+			t.Errorf("unknown runtime: %v", bad)
 		}
 	}
 }
@@ -310,7 +382,7 @@ func TestBenchSearch(t *testing.T) {
 	var buf bytes.Buffer
 	o := benchSearchOptions{DB: filepath.Join(dir, "b.db"), Data: dataDir, Out: out, Device: "cpu", Prefix: "b",
 		Strategies: []string{"random", "rl"}, Seeds: 1, Trials: 2, Epochs: 1, Subset: 200, ValSubset: 100,
-		LatencyTarget: 50 * time.Microsecond, Threads: 1, JSON: true,
+		LatencyTarget: "50us", Threads: 1, JSON: true,
 		worker: []string{os.Args[0], "-test.run=^TestSearchHelperProcess$"}, workerEnv: []string{"HWNAS_SEARCH_HELPER=worker"}}
 	if err := runBenchSearch(context.Background(), &buf, o); err != nil {
 		t.Fatal(err)
@@ -349,7 +421,7 @@ func TestWorkerOut(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "result.json")
 	spec := `{"study":"s","trial":3,"arch":{"version":1,"name":"x","input":[1,28,28],"classes":10,"layers":[{"name":"fc","type":"linear","out":10}]},` +
-		`"data":"` + filepath.Join(dir, "none") + `","epochs":1,"device":"cpu","batch":1,"config":{"input":null,"classes":0,"stages":null,"distill":false},"test":false,"latency":{}}`
+		`"data":"` + filepath.Join(dir, "none") + `","epochs":1,"device":"cpu","batch":1,"config":{"input":null,"classes":0,"stages":null,"distill":false},"test":false,"measure":{}}`
 	if err := runTrialSpec(context.Background(), strings.NewReader(spec), io.Discard, out); err != nil {
 		t.Fatal(err)
 	}

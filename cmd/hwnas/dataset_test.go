@@ -172,8 +172,8 @@ func TestSearchOnImageFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	dbPath := filepath.Join(t.TempDir(), "img.db")
-	opts := searchOptions{Study: "img", DB: dbPath, Device: "cpu", Strategy: "random", Trials: 2, Reward: "soft",
-		LatencyTarget: 100 * time.Microsecond, Epochs: 1, Subset: 0, Optimizer: "adam", LR: 0.01, TrainBatch: 16,
+	opts := searchOptions{rounds: testRounds, Study: "img", DB: dbPath, Device: "cpu", Strategy: "random", Trials: 2, Reward: "soft",
+		LatencyTarget: "100us", Epochs: 1, Subset: 0, Optimizer: "adam", LR: 0.01, TrainBatch: 16,
 		Data: imgs, Normalize: "auto", Augment: "auto", Seed: 1, Threads: 1, Batch: 1,
 		TrialTimeout: 2 * time.Minute, TrialMemory: 4 << 30, JSON: true,
 		worker: []string{os.Args[0], "-test.run=^TestSearchHelperProcess$"}, workerEnv: []string{"HWNAS_SEARCH_HELPER=worker", data.CacheEnv + "=" + os.Getenv(data.CacheEnv)}}

@@ -60,7 +60,7 @@ func TestScaleHelperProcess(t *testing.T) {
 	case "follow":
 		err = runMeasure(ctx, os.Stdout, measureOptions{Study: study, DB: db, Device: "cpu", Threads: 2, Batch: 1, Follow: true,
 			Lease: scaleLease, Poll: 200 * time.Millisecond, JSON: true, stderr: os.Stderr,
-			latency: accel.LatencyOptions{Warmup: 2, MinRuns: 30, MinTime: time.Millisecond, MaxTime: time.Second}})
+			rounds: testRounds})
 	case "reader":
 		// `hwnas best` in a loop until the stop file appears.
 		stop := os.Getenv("HWNAS_SCALE_STOP")
@@ -94,8 +94,8 @@ func TestScaleHelperProcess(t *testing.T) {
 // scaleSearch is the coordinator of the scale tests: random search (fast
 // proposals), tiny trials, no local workers.
 func scaleSearch(db, study, data string, trials int) searchOptions {
-	return searchOptions{Study: study, DB: db, Device: "cpu", Strategy: "random", Trials: trials, Reward: "soft",
-		LatencyTarget: 50 * time.Microsecond, Data: data, Epochs: 1, Subset: 200, ValSubset: 100, Optimizer: "adam", LR: 0.02,
+	return searchOptions{rounds: testRounds, Study: study, DB: db, Device: "cpu", Strategy: "random", Trials: trials, Reward: "soft",
+		LatencyTarget: "50us", Data: data, Epochs: 1, Subset: 200, ValSubset: 100, Optimizer: "adam", LR: 0.02,
 		TrainBatch: 32, Seed: 4, Threads: 1, Batch: 1, TrialTimeout: 2 * time.Minute, TrialMemory: 4 << 30,
 		Lease: scaleLease, coordOnly: true, progress: 0}
 }
@@ -369,7 +369,7 @@ func TestPinnedStudyWaitsForMeasurer(t *testing.T) {
 	var out bytes.Buffer
 	if err := runMeasure(ctx, &out, measureOptions{Study: "pinned", DB: path, Device: "cpu", Threads: 2, Batch: 1, Follow: true,
 		Lease: scaleLease, Poll: 100 * time.Millisecond, JSON: true,
-		latency: accel.LatencyOptions{Warmup: 2, MinRuns: 30, MinTime: time.Millisecond, MaxTime: time.Second}}); err != nil {
+		rounds: testRounds}); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-searched; err != nil {

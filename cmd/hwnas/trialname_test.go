@@ -42,7 +42,7 @@ func TestTrialNamesAgree(t *testing.T) {
 
 	var out bytes.Buffer
 	o := searchOptions{Study: "quick", DB: path, Device: "cpu", Strategy: "random", Trials: 4, Reward: "soft",
-		LatencyTarget: 50 * time.Microsecond, Data: dataDir, Epochs: 1, Subset: 300, Optimizer: "adam", LR: 0.02,
+		LatencyTarget: "50us", rounds: testRounds, Data: dataDir, Epochs: 1, Subset: 300, Optimizer: "adam", LR: 0.02,
 		TrainBatch: 32, Seed: 3, Threads: 1, Batch: 1, TrialTimeout: 2 * time.Minute, TrialMemory: 4 << 30,
 		worker: []string{os.Args[0], "-test.run=^TestSearchHelperProcess$"}, workerEnv: []string{"HWNAS_SEARCH_HELPER=worker"}}
 	if err := runSearch(ctx, &out, o); err != nil {
@@ -114,7 +114,7 @@ func TestTrialNamesAgree(t *testing.T) {
 
 	// measure names each trial the same way.
 	out.Reset()
-	if err := runMeasure(ctx, &out, measureOptions{Study: "quick", DB: path, Device: "cpu", Threads: 1, Batch: 1, latency: quickLatency}); err != nil {
+	if err := runMeasure(ctx, &out, measureOptions{Study: "quick", DB: path, Device: "cpu", Threads: 1, Batch: 1, rounds: testRounds}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "trial "+name+" ") {

@@ -1,0 +1,76 @@
+package search
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"hwnas/accel"
+	"hwnas/nas"
+	"hwnas/store"
+)
+
+// TestMeasureGroup measures real models beside the reference on the CPU
+// in both runtimes: one row per runtime, ratios over the reference's
+// usual figure, and the disturbance rule (a reference far slower than its
+// usual figure is measured again, then flagged).
+func TestMeasureGroup(t *testing.T) {
+	be, err := accel.Open("cpu", accel.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	ref, err := referencePlan("lenet5", nas.MNISTShape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mlp, err := referencePlan("lenet300", nas.MNISTShape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := make([]float32, 784)
+	quick := accel.RoundsOptions{Rounds: 5, BurstTime: 100 * time.Microsecond}
+
+	// Usual figure far above what the reference takes: not disturbed.
+	spec := LatencySpec{Runtimes: []string{store.RuntimeHwnas, RuntimeOnnx}, Rounds: quick,
+		History: map[string][]time.Duration{store.RuntimeHwnas: {time.Second, time.Second, time.Second}}}
+	g, err := measureGroup(be, []*accel.Plan{mlp}, ref, 1, 1, in, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.attempts != 1 || g.disturbed || len(g.rows) != 1 || len(g.rows[0]) != 2 || g.progs[0] == nil {
+		t.Fatalf("attempts %d disturbed %v rows %d×%d", g.attempts, g.disturbed, len(g.rows), len(g.rows[0]))
+	}
+	hw, ort := g.rows[0][0], g.rows[0][1]
+	if hw.RuntimeName() != store.RuntimeHwnas || ort.RuntimeName() != RuntimeOnnx || hw.Reference != "lenet5" {
+		t.Fatalf("rows %+v / %+v", hw, ort)
+	}
+	// hwnas: the usual figure is the median of three seconds and this
+	// measurement's reference; onnxruntime has no history: its own.
+	if u := g.usual[store.RuntimeHwnas]; u != time.Second {
+		t.Errorf("usual figure %v, want 1s", u)
+	}
+	if r := hw.Ratio.Value; math.Abs(r-float64(hw.Figure())/float64(time.Second)) > 1e-12 {
+		t.Errorf("hwnas ratio %v for %v", r, hw.Figure())
+	}
+	if r := ort.Ratio.Value; math.Abs(r-float64(ort.Figure())/float64(ort.RefLatency)) > 1e-12 || ort.RefLatency != g.refs[RuntimeOnnx].Latency {
+		t.Errorf("onnxruntime ratio %v for %v over %v", r, ort.Figure(), ort.RefLatency)
+	}
+	g.close()
+
+	// Usual figure far below: every attempt is disturbed, the rows are
+	// flagged.
+	spec = LatencySpec{Rounds: quick, Attempts: 2, History: map[string][]time.Duration{store.RuntimeHwnas: {time.Microsecond, time.Microsecond, time.Microsecond}}}
+	g, err = measureGroup(be, []*accel.Plan{mlp}, ref, 1, 1, in, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.close()
+	if g.attempts != 2 || !g.disturbed || !g.rows[0][0].Disturbed || len(g.rows[0]) != 1 {
+		t.Fatalf("attempts %d disturbed %v rows %+v", g.attempts, g.disturbed, g.rows[0])
+	}
+	// A model of another input size is refused.
+	if _, err := measureGroup(be, []*accel.Plan{twoOpPlan(false)}, ref, 1, 1, in, LatencySpec{Rounds: quick}, nil); err == nil {
+		t.Error("a model of 64 inputs measured on 784")
+	}
+}

@@ -1,0 +1,328 @@
+package search
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"hwnas/accel"
+)
+
+// PredictLatency predicts plan p's latency from a device's per-op table
+// (NewPredictor(table).Predict(p)).
+func PredictLatency(table map[string]float64, p *accel.Plan) (ns, coverage float64) {
+	return NewPredictor(table).Predict(p)
+}
+
+// Predictor predicts a plan's latency on a device from the device's per-op
+// table, as nn-Meter does with per-kernel predictors: the latency is the
+// sum of the ops' times (the table's times are shares of measured figures,
+// layout conversions charged to the op that needs them, so they add up to
+// a model's figure); an op whose key the table holds takes the table's
+// time, any other op the time the model of its kernel class gives. A
+// class's model is fitted on the table's entries of that class:
+//
+//	t = a + b·MACs + c·elements
+//
+// (elements: the op's input and output elements; MACs: its multiply-adds,
+// scaled by the density of a sparse layer), by least squares on the
+// relative error with non-negative coefficients. Classes are the op kind
+// and weight form (fp32, int, csr), for convolutions also depthwise,
+// grouped, 1×1 or k×k and stride 1 or 2, each also split by what produced
+// the op's input (see OpKey); an op whose class has fewer than three
+// entries takes the model of the narrowest broader class that has them
+// (the same without the producer, kind and form, kind, every op).
+type Predictor struct {
+	table  map[string]float64
+	models map[string]opModel
+}
+
+// opModel is a fitted class model: coefficients of [1, MACs, elements]
+// and the entries it was fitted on.
+type opModel struct {
+	coef [3]float64
+	n    int
+}
+
+func (m opModel) at(f [3]float64) float64 {
+	return m.coef[0]*f[0] + m.coef[1]*f[1] + m.coef[2]*f[2]
+}
+
+// NewPredictor fits the class models on table (op key → ns).
+func NewPredictor(table map[string]float64) *Predictor {
+	p := &Predictor{table: table, models: map[string]opModel{}}
+	xs := map[string][][3]float64{}
+	ys := map[string][]float64{}
+	for k, v := range table {
+		sig, ok := parseOpKey(k)
+		if !ok || !(v > 0) {
+			continue
+		}
+		for _, c := range sig.classes() {
+			xs[c], ys[c] = append(xs[c], sig.features()), append(ys[c], v)
+		}
+	}
+	for c := range xs {
+		p.models[c] = fitOpModel(xs[c], ys[c])
+	}
+	return p
+}
+
+// Predict returns p's predicted latency in ns (0 when the table is empty)
+// and the fraction of its ops the table knew exactly.
+func (pr *Predictor) Predict(p *accel.Plan) (ns, coverage float64) {
+	if len(p.Ops) == 0 || len(pr.table) == 0 {
+		return 0, 0
+	}
+	known := 0
+	for i := range p.Ops {
+		key := OpKey(p, &p.Ops[i])
+		if t, ok := pr.table[key]; ok {
+			ns += t
+			known++
+			continue
+		}
+		ns += pr.estimate(key)
+	}
+	return ns, float64(known) / float64(len(p.Ops))
+}
+
+// estimate is the time of an op the table does not hold, from the
+// narrowest class model fitted on at least three entries (or, in a table
+// that small, the broadest there is).
+func (pr *Predictor) estimate(key string) float64 {
+	sig, ok := parseOpKey(key)
+	if !ok {
+		return max(pr.models[classAll].at([3]float64{1, 0, 0}), 0)
+	}
+	f, cs := sig.features(), sig.classes()
+	for _, c := range cs {
+		if m, ok := pr.models[c]; ok && m.n >= 3 {
+			return m.at(f)
+		}
+	}
+	return pr.models[classAll].at(f)
+}
+
+// fitOpModel fits t = a + b·MACs + c·elements to (xs, ys), minimising the
+// sum of squared relative errors ((t − y)/y)² with non-negative
+// coefficients: every subset of the coefficients no larger than the
+// number of samples is fitted unconstrained, and the best fit without a
+// negative coefficient is kept.
+func fitOpModel(xs [][3]float64, ys []float64) opModel {
+	best, bestErr := opModel{n: len(ys), coef: [3]float64{median(ys), 0, 0}}, math.Inf(1)
+	for mask := 1; mask < 8; mask++ {
+		var idx []int
+		for j := 0; j < 3; j++ {
+			if mask&(1<<j) != 0 {
+				idx = append(idx, j)
+			}
+		}
+		if len(idx) > len(ys) {
+			continue
+		}
+		// Normal equations of the weighted problem: rows x/y, targets 1.
+		k := len(idx)
+		var a [3][4]float64
+		for i, x := range xs {
+			w := 1 / ys[i]
+			for r := 0; r < k; r++ {
+				for c := 0; c < k; c++ {
+					a[r][c] += x[idx[r]] * w * x[idx[c]] * w
+				}
+				a[r][k] += x[idx[r]] * w
+			}
+		}
+		sol, ok := solveSmall(a, k)
+		if !ok {
+			continue
+		}
+		m := opModel{n: len(ys)}
+		neg := false
+		for r, j := range idx {
+			neg = neg || sol[r] < 0
+			m.coef[j] = sol[r]
+		}
+		if neg {
+			continue
+		}
+		e := 0.0
+		for i, x := range xs {
+			d := (m.at(x) - ys[i]) / ys[i]
+			e += d * d
+		}
+		if e < bestErr*(1-1e-9) {
+			best, bestErr = m, e
+		}
+	}
+	return best
+}
+
+// solveSmall solves the k×k system a (column k the right-hand side) by
+// Gaussian elimination with partial pivoting; false when it is singular.
+func solveSmall(a [3][4]float64, k int) ([3]float64, bool) {
+	var x [3]float64
+	for c := 0; c < k; c++ {
+		p := c
+		for r := c + 1; r < k; r++ {
+			if math.Abs(a[r][c]) > math.Abs(a[p][c]) {
+				p = r
+			}
+		}
+		if math.Abs(a[p][c]) < 1e-300 {
+			return x, false
+		}
+		a[c], a[p] = a[p], a[c]
+		for r := c + 1; r < k; r++ {
+			f := a[r][c] / a[c][c]
+			for j := c; j <= k; j++ {
+				a[r][j] -= f * a[c][j]
+			}
+		}
+	}
+	for r := k - 1; r >= 0; r-- {
+		v := a[r][k]
+		for j := r + 1; j < k; j++ {
+			v -= a[r][j] * x[j]
+		}
+		x[r] = v / a[r][r]
+		if math.IsNaN(x[r]) || math.IsInf(x[r], 0) || math.Abs(a[r][r]) < 1e-12*math.Abs(a[0][0]) {
+			return x, false
+		}
+	}
+	return x, true
+}
+
+// opSig is an op key read back: what the predictor's features come from.
+type opSig struct {
+	kind           string
+	in, out        [][]int
+	kh, kw, stride int
+	groups         int
+	form           string  // "" (fp32), "int", "csr"
+	density        float64 // csr: fraction of the weights kept
+	from           string  // producer of the first input
+}
+
+// classAll is the class of every op.
+const classAll = "*"
+
+// parseOpKey reads a key OpKey wrote.
+func parseOpKey(key string) (opSig, bool) {
+	parts := strings.Split(key, "|")
+	sig := opSig{kind: parts[0], groups: 1, stride: 1, density: 1}
+	shape := func(s string) ([]int, bool) {
+		s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+		var dims []int
+		for _, d := range strings.Split(s, "×") {
+			n, err := strconv.Atoi(d)
+			if err != nil {
+				return nil, false
+			}
+			dims = append(dims, n)
+		}
+		return dims, true
+	}
+	num := func(p, prefix string) bool {
+		return strings.HasPrefix(p, prefix) && len(p) > len(prefix) && p[len(prefix)] >= '0' && p[len(prefix)] <= '9'
+	}
+	for _, p := range parts[1:] {
+		var err error
+		switch {
+		case strings.HasPrefix(p, "in["):
+			d, ok := shape(p[2:])
+			if !ok {
+				return sig, false
+			}
+			sig.in = append(sig.in, d)
+		case strings.HasPrefix(p, "out["):
+			d, ok := shape(p[3:])
+			if !ok {
+				return sig, false
+			}
+			sig.out = append(sig.out, d)
+		case num(p, "k"):
+			_, err = fmt.Sscanf(p, "k%dx%d", &sig.kh, &sig.kw)
+		case num(p, "s"):
+			_, err = fmt.Sscanf(p, "s%d", &sig.stride)
+		case num(p, "g"):
+			_, err = fmt.Sscanf(p, "g%d", &sig.groups)
+		case strings.HasPrefix(p, "from:"):
+			if sig.from == "" {
+				sig.from = p[5:]
+			}
+		case num(p, "int"):
+			sig.form = "int"
+		case num(p, "csr"):
+			var pct int
+			_, err = fmt.Sscanf(p, "csr%d", &pct)
+			sig.form, sig.density = "csr", float64(pct)/100
+		}
+		if err != nil {
+			return sig, false
+		}
+	}
+	return sig, len(sig.out) > 0
+}
+
+func elements(d []int) float64 {
+	n := 1.0
+	for _, x := range d {
+		n *= float64(x)
+	}
+	return n
+}
+
+// features are [1, MACs, elements] of the op.
+func (s opSig) features() [3]float64 {
+	var in, out float64
+	for _, d := range s.in {
+		in += elements(d)
+	}
+	for _, d := range s.out {
+		out += elements(d)
+	}
+	var macs float64
+	switch accel.OpKind(s.kind) {
+	case accel.OpConv:
+		if len(s.in) > 0 && len(s.in[0]) > 0 && s.groups > 0 {
+			macs = out * float64(s.in[0][0]/s.groups*s.kh*s.kw)
+		}
+	case accel.OpLinear:
+		macs = in * out
+	case accel.OpMaxPool, accel.OpAvgPool:
+		macs = out * float64(s.kh*s.kw)
+	default:
+		macs = in
+	}
+	return [3]float64{1, macs * s.density, in + out}
+}
+
+// classes are the op's kernel classes, narrowest first.
+func (s opSig) classes() []string {
+	kf := s.kind + "|" + s.form
+	var cs []string
+	if accel.OpKind(s.kind) == accel.OpConv && len(s.in) > 0 && len(s.in[0]) > 0 {
+		var sub string
+		switch cin := s.in[0][0]; {
+		case s.groups > 1 && s.groups == cin:
+			sub = "dw"
+		case s.groups > 1:
+			sub = "grouped"
+		case s.kh == 1 && s.kw == 1:
+			sub = "1x1"
+		default:
+			sub = "kxk"
+		}
+		cs = append(cs, fmt.Sprintf("%s|%s|s%d", kf, sub, min(s.stride, 2)), kf+"|"+sub)
+	}
+	cs = append(cs, kf, s.kind, classAll)
+	// The same classes after this producer first: a layout conversion
+	// charged to the op changes its cost.
+	out := make([]string, 0, 2*len(cs))
+	for _, c := range cs[:len(cs)-1] {
+		out = append(out, c+"|from:"+s.from)
+	}
+	return append(out, cs...)
+}
