@@ -168,7 +168,7 @@ func TestQuantileCI(t *testing.T) {
 }
 
 // TestMeasureRounds drives MeasureRounds with subjects that report their
-// own (device) times: the figure is the 10% quantile of the per-round
+// own (device) times: the figure is the asked quantile (10%) of the per-round
 // floors, a disturbed burst costs one round, every round holds one burst
 // of each subject, bursts are calibrated from BurstTime.
 func TestMeasureRounds(t *testing.T) {
@@ -194,7 +194,7 @@ func TestMeasureRounds(t *testing.T) {
 			return 40 * time.Microsecond, nil
 		}})
 	}
-	opt := RoundsOptions{Rounds: 12, BurstTime: 400 * time.Microsecond, Pin: PinNone,
+	opt := RoundsOptions{Rounds: 12, BurstTime: 400 * time.Microsecond, Pin: PinNone, Quantile: 0.1,
 		OnBurst: func(s, r int, runs []time.Duration) {
 			seen[[2]int{s, r}] = len(runs)
 			round[subjects[s].Name] = r + 1
@@ -235,6 +235,9 @@ func TestMeasureRounds(t *testing.T) {
 	}
 	if _, err := MeasureRounds(nil, RoundsOptions{}); err == nil {
 		t.Error("no subjects: want an error")
+	}
+	if d := (RoundsOptions{}).withDefaults(); d.Rounds != 81 || d.Quantile != 0.02 {
+		t.Errorf("defaults: %d rounds, quantile %v", d.Rounds, d.Quantile)
 	}
 }
 
