@@ -74,3 +74,37 @@ func TestMeasureGroup(t *testing.T) {
 		t.Error("a model of 64 inputs measured on 784")
 	}
 }
+
+// TestGroupShift: the median slowdown against the trials' earlier
+// undisturbed figures on the device, only with five of them; other
+// devices, batches, runtimes and disturbed rows do not count.
+func TestGroupShift(t *testing.T) {
+	be, err := accel.Open("cpu", accel.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	dev := be.Device()
+	row := func(fig time.Duration) store.Latency {
+		return store.Latency{Device: dev, Batch: 1, Stats: accel.LatencyStats{Latency: fig, Rounds: 41}}
+	}
+	m := &measurer{be: be, batch: 1, rt: store.RuntimeHwnas}
+	var trials []store.Trial
+	g := &groupResult{}
+	for i, slow := range []float64{0.10, 0.12, 0.08, 0.2, 0.0, 0.5} {
+		tr := store.Trial{Number: i, Latencies: []store.Latency{row(10 * time.Microsecond)}}
+		if i == 5 { // another batch: no earlier figure here
+			tr.Latencies[0].Batch = 2
+		}
+		trials = append(trials, tr)
+		g.rows = append(g.rows, []store.Latency{row(time.Duration(float64(10*time.Microsecond) * (1 + slow)))})
+	}
+	idx := []int{0, 1, 2, 3, 4, 5}
+	if s, ok := m.groupShift(trials, idx, g); !ok || math.Abs(s-0.10) > 1e-9 {
+		t.Fatalf("shift %v %v, want 0.10 (median of 0.10 0.12 0.08 0.2 0)", s, ok)
+	}
+	trials[4].Latencies[0].Disturbed = true
+	if _, ok := m.groupShift(trials, idx, g); ok {
+		t.Fatal("four earlier figures made a shift")
+	}
+}

@@ -55,6 +55,11 @@ rounds' fastest runs, recorded with its 95% interval and its ratio to the
 reference. When the reference runs more than 15% slower than its usual figure
 on the device, the group is measured again (up to 3 times); a figure still
 disturbed is flagged, and does not replace a trial's earlier undisturbed one.
+When the trials run more than 6% slower than their earlier figures in the
+median (a slower machine the reference does not show: a lower clock slows
+small compute-bound models more than LeNet-5), the group is flagged disturbed
+too. A trial whose figure moved more than 5% from its earlier undisturbed one
+while the others did not is measured once more and keeps the lower figure.
 The device's per-op table is updated, and the predictor's estimate (made
 before this measurement) is printed beside each trial with a summary of its
 errors.
@@ -83,7 +88,7 @@ over after --lease.`,
 	f.IntVar(&opts.Batch, "batch", 1, "batch size")
 	f.StringVar(&opts.Runtime, "runtime", store.RuntimeHwnas, runtimeFlagHelp)
 	f.StringVar(&opts.Reference, "reference", "", "built-in model measured beside the trials (default: the study's, lenet5)")
-	f.IntVar(&opts.Rounds, "rounds", 0, "interleaved rounds per group (0: 41)")
+	f.IntVar(&opts.Rounds, "rounds", 0, "interleaved rounds per group (0: 81)")
 	f.BoolVar(&opts.Follow, "follow", false, "keep measuring the study's trials as they finish, until it is over")
 	f.DurationVar(&opts.Lease, "lease", search.DefaultLease, "with --follow: how long a claimed measurement stays this measurer's")
 	f.DurationVar(&opts.Poll, "poll", time.Second, "with --follow: how often to look for new trials")
@@ -197,9 +202,12 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 	for i, r := range sum.References {
 		refs[i] = fmtStats(r)
 	}
-	fmt.Fprintf(w, "study %s on %s, %s: %d measured (%d disturbed, %d kept their earlier figure), %d failed; reference %s: %s (usual %s, the ratios' base); load %s\n",
-		sum.Study, deviceColumn(sum.Device), sum.Runtime, sum.Measured, sum.Disturbed, sum.Kept, sum.Failed, sum.Reference,
+	fmt.Fprintf(w, "study %s on %s, %s: %d measured (%d measured again after moving > 5%%, %d disturbed, %d kept their earlier figure), %d failed; reference %s: %s (usual %s, the ratios' base); load %s\n",
+		sum.Study, deviceColumn(sum.Device), sum.Runtime, sum.Measured, sum.Remeasured, sum.Disturbed, sum.Kept, sum.Failed, sum.Reference,
 		strings.Join(refs, ", "), fmtLatency(time.Duration(sum.UsualNs)), rep.Load)
+	if sum.Slowdown > 0 {
+		fmt.Fprintf(w, "the trials ran %.0f%% slower than their earlier figures (median): the machine was slower, measured disturbed\n", 100*sum.Slowdown)
+	}
 	if sum.Runtime == store.RuntimeHwnas {
 		fmt.Fprintf(w, "predictor on %s: %s\n", sum.Device.Name, sum.Predictor)
 	}
@@ -215,6 +223,9 @@ func measurementLine(study string, m search.Measurement) string {
 	s := fmt.Sprintf("trial %s  %s %s batch %d  latency %s  %s", store.TrialName(study, m.Trial), m.Device, m.Runtime, m.Batch, fmtFigure(l), fmtRatio(l))
 	if m.PredictedNs > 0 {
 		s += fmt.Sprintf("  predicted %v (%+.0f%%)", roundDur(time.Duration(m.PredictedNs)), 100*m.PredictionError())
+	}
+	if m.Remeasured {
+		s += "  measured again"
 	}
 	if m.Attempts > 1 {
 		s += fmt.Sprintf("  %d attempts", m.Attempts)

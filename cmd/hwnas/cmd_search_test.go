@@ -329,6 +329,52 @@ func TestSearchWhileReading(t *testing.T) {
 			t.Fatalf("measurement %+v", m)
 		}
 	}
+	// A trial whose figure moved more than 5% from its earlier one is
+	// measured again: halve one trial's batch-2 figure and measure again.
+	wdb, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := wdb.GetStudy(context.Background(), "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trs, err := wdb.ListTrials(context.Background(), live.ID, store.TrialFilter{Status: store.Done})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doctored := -1
+	for _, tr := range trs {
+		for _, l := range tr.Latencies {
+			if l.Batch == 2 && doctored < 0 {
+				l.Stats.Latency /= 2
+				if err := wdb.PutLatency(context.Background(), tr.ID, l); err != nil {
+					t.Fatal(err)
+				}
+				doctored = tr.Number
+			}
+		}
+	}
+	wdb.Close()
+	out.Reset()
+	if err := runMeasure(context.Background(), &out, measureOptions{Study: "live", DB: path, Device: "cpu", Threads: 1, Batch: 2, JSON: true, rounds: testRounds}); err != nil {
+		t.Fatal(err)
+	}
+	var again struct {
+		Remeasured int `json:"remeasured"`
+		Trials     []struct {
+			Trial      int  `json:"trial"`
+			Remeasured bool `json:"remeasured"`
+		} `json:"trials"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &again); err != nil || doctored < 0 || again.Remeasured < 1 {
+		t.Fatalf("measure after a doctored figure (trial %d): %s (%v)", doctored, out.String(), err)
+	}
+	for _, m := range again.Trials {
+		if m.Trial == doctored && !m.Remeasured {
+			t.Fatalf("trial %d, whose earlier figure was halved, was not measured again: %s", doctored, out.String())
+		}
+	}
 	// The deployment runtime as a device of its own: measure in
 	// onnxruntime, then ask best and trials about it.
 	out.Reset()
