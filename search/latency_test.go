@@ -1,12 +1,16 @@
 package search
 
 import (
+	"context"
+	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"hwnas/accel"
 	"hwnas/nas"
+	"hwnas/nas/data"
 	"hwnas/store"
 )
 
@@ -106,5 +110,41 @@ func TestGroupShift(t *testing.T) {
 	trials[4].Latencies[0].Disturbed = true
 	if _, ok := m.groupShift(trials, idx, g); ok {
 		t.Fatal("four earlier figures made a shift")
+	}
+}
+
+// TestSkipPredictedOverBudget: a candidate the device's table predicts
+// far above the budget is failed as skipped before training, with the
+// prediction and the budget in the reason; under the limit it is trained.
+func TestSkipPredictedOverBudget(t *testing.T) {
+	spec := tinySpec(t, 0)
+	spec.Data = miniMNIST(t)
+	m, err := nas.NewModel(spec.Arch, spec.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := nas.Lower(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.OpTable = map[string]float64{}
+	for i := range plan.Ops {
+		spec.OpTable[OpKey(plan, &plan.Ops[i])] = 10000 // 10 µs an op
+	}
+	ns, _ := PredictLatency(spec.OpTable, plan)
+	spec.Skip = &SkipRule{Over: 2, BudgetNs: int64(ns / 4), Record: "test"}
+	_, err = EvaluateTrial(context.Background(), spec, false)
+	var te *TrialError
+	if !errors.As(err, &te) || te.Reason != FailSkipped || !strings.Contains(te.Error(), "above the skip limit of 2×") {
+		t.Fatalf("predicted at 4× the budget: %v", err)
+	}
+	// Relative budget: the limit is Over × ratio × the reference's figure.
+	spec.Skip = &SkipRule{Over: 2, BudgetRatio: 0.5, RefNs: int64(ns), Record: "test"}
+	d, err := data.Load(spec.Data, spec.DataOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkSkip(context.Background(), spec, d.Train, d.Val); err != nil {
+		t.Fatalf("predicted at 1× the reference, limit 2 × 0.5×: %v", err)
 	}
 }

@@ -369,8 +369,9 @@ const groupSlowdown = 0.06
 // The reference does not see every slowdown: on the shared 2-core
 // development VM a whole measurement once ran 13–16% slower for the small
 // candidates (compute-bound, in the L1 and L2) while LeNet-5 (1.7 MB of
-// weights, bound by memory) ran 3% slower — the core's clock, not its
-// caches, had changed. The candidates' own earlier figures see it: when
+// weights, bound by memory) ran 3% slower, as a lower clock would make them
+// (not confirmed: the VM does not show its clock). The candidates' own
+// earlier figures see it: when
 // most of them run slower together, the machine is slower, not the models.
 func (m *measurer) groupShift(trials []store.Trial, idx []int, g *groupResult) (float64, bool) {
 	dev := m.be.Device()
