@@ -115,7 +115,7 @@ func run(dbPath, study string, reps int, pause time.Duration, rounds int) error 
 	}
 	n := len(subs) - 2
 	fmt.Printf("%d trials; per pair of consecutive measurements: trials within ±5%%, median and worst move; ratios to LeNet-5 (same rounds) within ±3%%\n", n)
-	for _, nr := range []int{41, rounds} {
+	for _, nr := range slices.Compact(slices.Sorted(slices.Values([]int{min(41, rounds), rounds}))) {
 		for _, q := range []float64{0, 0.02, 0.05, 0.1, 0.25, 0.5} {
 			fmt.Printf("%3d rounds, quantile %.2f:", nr, q)
 			for r := 1; r < reps; r++ {
