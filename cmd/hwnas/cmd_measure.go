@@ -56,9 +56,9 @@ reference. When the reference runs more than 15% slower than its usual figure
 on the device, the group is measured again (up to 3 times); a figure still
 disturbed is flagged, and does not replace a trial's earlier undisturbed one.
 When the trials run more than 6% slower than their earlier figures in the
-median (a slower machine the reference does not show: a lower clock slows
-small compute-bound models more than LeNet-5), the group is flagged disturbed
-too. A trial whose figure moved more than 5% from its earlier undisturbed one
+median (a slowdown the reference does not show: here small compute-bound
+models once slowed by 13–16% while LeNet-5 slowed by 3%), the group is flagged
+disturbed too. A trial whose figure moved more than 5% from its earlier undisturbed one
 while the others did not is measured once more and keeps the lower figure.
 The device's per-op table is updated, and the predictor's estimate (made
 before this measurement) is printed beside each trial with a summary of its
