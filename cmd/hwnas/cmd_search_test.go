@@ -361,17 +361,30 @@ func TestSearchWhileReading(t *testing.T) {
 		t.Fatal(err)
 	}
 	var again struct {
-		Remeasured int `json:"remeasured"`
+		Remeasured int     `json:"remeasured"`
+		Slowdown   float64 `json:"group_slowdown"`
 		Trials     []struct {
 			Trial      int  `json:"trial"`
 			Remeasured bool `json:"remeasured"`
+			Disturbed  bool `json:"disturbed"`
+			Kept       bool `json:"kept_previous"`
 		} `json:"trials"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &again); err != nil || doctored < 0 || again.Remeasured < 1 {
+	if err := json.Unmarshal(out.Bytes(), &again); err != nil || doctored < 0 || len(again.Trials) == 0 {
 		t.Fatalf("measure after a doctored figure (trial %d): %s (%v)", doctored, out.String(), err)
 	}
+	// On a busy machine the whole group may run more than 6% slower than
+	// the first time: then it is flagged and every earlier figure kept
+	// (nothing re-measured); otherwise the doctored trial is re-measured.
 	for _, m := range again.Trials {
-		if m.Trial == doctored && !m.Remeasured {
+		switch {
+		case again.Slowdown > 0.06:
+			if !m.Disturbed || !m.Kept || m.Remeasured {
+				t.Fatalf("group %.0f%% slower: trial %d not flagged and kept: %s", 100*again.Slowdown, m.Trial, out.String())
+			}
+		case again.Slowdown != 0:
+			t.Fatalf("slowdown %v reported below the 6%% threshold", again.Slowdown)
+		case m.Trial == doctored && !m.Remeasured:
 			t.Fatalf("trial %d, whose earlier figure was halved, was not measured again: %s", doctored, out.String())
 		}
 	}
