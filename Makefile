@@ -15,6 +15,7 @@ build:
 
 vet:
 	$(GO) vet ./...
+	scripts/check-c-style.sh
 
 # The Go side type-checked for macOS: Linux-only process code lives in
 # _linux.go files. Left out: package cpu (its kernels are cgo, and

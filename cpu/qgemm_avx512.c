@@ -11,87 +11,87 @@
 #include <immintrin.h>
 
 #define TILE_LOOPS(MR, NR, BODY)                                                \
-	for (int r = 0; r < (MR); r++)                                              \
-		for (int j = 0; j < (NR); j++) BODY
+    for (int r = 0; r < (MR); r++)                                              \
+        for (int j = 0; j < (NR); j++) BODY
 
 static inline __attribute__((always_inline)) void
 tile_vnni(const int MR, const int NR, int k, const uint8_t *a, int lda,
           const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
-	__m512i acc[4][4], va[4], vb[4];
-	TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_setzero_si512(); })
-	int p = 0;
-	for (; p + 64 <= k; p += 64) {
-		for (int r = 0; r < MR; r++) va[r] = _mm512_loadu_si512(a + (long)r * lda + p);
-		for (int j = 0; j < NR; j++) vb[j] = _mm512_loadu_si512(b + (long)j * ldb + p);
-		TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], va[r], vb[j]); })
-	}
-	if (p < k) {
-		__mmask64 m = (1ULL << (k - p)) - 1;
-		for (int r = 0; r < MR; r++) va[r] = _mm512_maskz_loadu_epi8(m, a + (long)r * lda + p);
-		for (int j = 0; j < NR; j++) vb[j] = _mm512_maskz_loadu_epi8(m, b + (long)j * ldb + p);
-		TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], va[r], vb[j]); })
-	}
-	TILE_LOOPS(MR, NR, { c[r * rsc + j * csc] = _mm512_reduce_add_epi32(acc[r][j]); })
+    __m512i acc[4][4], va[4], vb[4];
+    TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_setzero_si512(); })
+    int p = 0;
+    for (; p + 64 <= k; p += 64) {
+        for (int r = 0; r < MR; r++) va[r] = _mm512_loadu_si512(a + (long)r * lda + p);
+        for (int j = 0; j < NR; j++) vb[j] = _mm512_loadu_si512(b + (long)j * ldb + p);
+        TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], va[r], vb[j]); })
+    }
+    if (p < k) {
+        __mmask64 m = (1ULL << (k - p)) - 1;
+        for (int r = 0; r < MR; r++) va[r] = _mm512_maskz_loadu_epi8(m, a + (long)r * lda + p);
+        for (int j = 0; j < NR; j++) vb[j] = _mm512_maskz_loadu_epi8(m, b + (long)j * ldb + p);
+        TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], va[r], vb[j]); })
+    }
+    TILE_LOOPS(MR, NR, { c[r * rsc + j * csc] = _mm512_reduce_add_epi32(acc[r][j]); })
 }
 
 static inline __attribute__((always_inline)) void
 tile_bw(const int MR, const int NR, int k, const uint8_t *a, int lda,
         const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
-	__m512i acc[4][4], va[4], vb[4];
-	TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_setzero_si512(); })
-	int p = 0;
-	for (; p + 32 <= k; p += 32) {
-		for (int r = 0; r < MR; r++)
-			va[r] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(a + (long)r * lda + p)));
-		for (int j = 0; j < NR; j++)
-			vb[j] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(b + (long)j * ldb + p)));
-		TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_add_epi32(acc[r][j], _mm512_madd_epi16(va[r], vb[j])); })
-	}
-	if (p < k) {
-		__mmask32 m = (__mmask32)((1ULL << (k - p)) - 1);
-		for (int r = 0; r < MR; r++)
-			va[r] = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, a + (long)r * lda + p));
-		for (int j = 0; j < NR; j++)
-			vb[j] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, b + (long)j * ldb + p));
-		TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_add_epi32(acc[r][j], _mm512_madd_epi16(va[r], vb[j])); })
-	}
-	TILE_LOOPS(MR, NR, { c[r * rsc + j * csc] = _mm512_reduce_add_epi32(acc[r][j]); })
+    __m512i acc[4][4], va[4], vb[4];
+    TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_setzero_si512(); })
+    int p = 0;
+    for (; p + 32 <= k; p += 32) {
+        for (int r = 0; r < MR; r++)
+            va[r] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(a + (long)r * lda + p)));
+        for (int j = 0; j < NR; j++)
+            vb[j] = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(b + (long)j * ldb + p)));
+        TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_add_epi32(acc[r][j], _mm512_madd_epi16(va[r], vb[j])); })
+    }
+    if (p < k) {
+        __mmask32 m = (__mmask32)((1ULL << (k - p)) - 1);
+        for (int r = 0; r < MR; r++)
+            va[r] = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, a + (long)r * lda + p));
+        for (int j = 0; j < NR; j++)
+            vb[j] = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, b + (long)j * ldb + p));
+        TILE_LOOPS(MR, NR, { acc[r][j] = _mm512_add_epi32(acc[r][j], _mm512_madd_epi16(va[r], vb[j])); })
+    }
+    TILE_LOOPS(MR, NR, { c[r * rsc + j * csc] = _mm512_reduce_add_epi32(acc[r][j]); })
 }
 
 /* DRIVE walks c in 4×4 tiles and calls TILE with constant edge sizes, so
  * that every (mr, nr) case is specialised with its accumulators in
  * registers. */
 #define CASE(TILE, MR, NR)                                                      \
-	case (MR) * 8 + (NR):                                                       \
-		TILE(MR, NR, k, ap, lda, bp, ldb, cp, rsc, csc);                        \
-		break;
+    case (MR) * 8 + (NR):                                                       \
+        TILE(MR, NR, k, ap, lda, bp, ldb, cp, rsc, csc);                        \
+        break;
 #define CASES_NR(TILE, MR) CASE(TILE, MR, 1) CASE(TILE, MR, 2) CASE(TILE, MR, 3) CASE(TILE, MR, 4)
 #define DRIVE(TILE)                                                             \
-	for (int j0 = 0; j0 < n; j0 += 4) {                                         \
-		int nr = n - j0 < 4 ? n - j0 : 4;                                       \
-		for (int i0 = 0; i0 < m; i0 += 4) {                                     \
-			int mr = m - i0 < 4 ? m - i0 : 4;                                   \
-			const uint8_t *ap = a + (long)i0 * lda;                             \
-			const int8_t *bp = b + (long)j0 * ldb;                              \
-			int32_t *cp = c + i0 * rsc + j0 * csc;                              \
-			switch (mr * 8 + nr) {                                              \
-				CASES_NR(TILE, 1) CASES_NR(TILE, 2) CASES_NR(TILE, 3) CASES_NR(TILE, 4) \
-			}                                                                   \
-		}                                                                       \
-	}
+    for (int j0 = 0; j0 < n; j0 += 4) {                                         \
+        int nr = n - j0 < 4 ? n - j0 : 4;                                       \
+        for (int i0 = 0; i0 < m; i0 += 4) {                                     \
+            int mr = m - i0 < 4 ? m - i0 : 4;                                   \
+            const uint8_t *ap = a + (long)i0 * lda;                             \
+            const int8_t *bp = b + (long)j0 * ldb;                              \
+            int32_t *cp = c + i0 * rsc + j0 * csc;                              \
+            switch (mr * 8 + nr) {                                              \
+                CASES_NR(TILE, 1) CASES_NR(TILE, 2) CASES_NR(TILE, 3) CASES_NR(TILE, 4) \
+            }                                                                   \
+        }                                                                       \
+    }
 
 void hw_quantize_u8_avx512(long n, const float *x, float scale, int zero, uint8_t *q) {
-	const __m512 s = _mm512_set1_ps(scale), lo = _mm512_set1_ps(-512.0f), hi = _mm512_set1_ps(512.0f);
-	const __m512i z = _mm512_set1_epi32(zero), zero_i = _mm512_setzero_si512(), max_i = _mm512_set1_epi32(255);
-	for (long i = 0; i < n; i += 16) {
-		__mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-		__m512 t = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), s);
-		t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
-		/* cvtps rounds half to even in the default rounding mode. */
-		__m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(t), z);
-		v = _mm512_min_epi32(_mm512_max_epi32(v, zero_i), max_i);
-		_mm_mask_storeu_epi8(q + i, m, _mm512_cvtepi32_epi8(v));
-	}
+    const __m512 s = _mm512_set1_ps(scale), lo = _mm512_set1_ps(-512.0f), hi = _mm512_set1_ps(512.0f);
+    const __m512i z = _mm512_set1_epi32(zero), zero_i = _mm512_setzero_si512(), max_i = _mm512_set1_epi32(255);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 t = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), s);
+        t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+        /* cvtps rounds half to even in the default rounding mode. */
+        __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(t), z);
+        v = _mm512_min_epi32(_mm512_max_epi32(v, zero_i), max_i);
+        _mm_mask_storeu_epi8(q + i, m, _mm512_cvtepi32_epi8(v));
+    }
 }
 
 /* Channels-last im2col for cg ≤ 64 channels per group: each tap is one
@@ -99,35 +99,35 @@ void hw_quantize_u8_avx512(long n, const float *x, float scale, int zero, uint8_
 void hw_im2col_hwc_u8_avx512(const uint8_t *x, int c, int c0, int cg, int h, int w,
                              int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                              int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld) {
-	long kk = (long)kh * kw * cg;
-	__mmask64 m = cg >= 64 ? ~0ULL : (1ULL << cg) - 1;
-	__m512i padv = _mm512_set1_epi8((char)pad);
-	for (int oy = 0; oy < oh; oy++) {
-		for (int ox = 0; ox < ow; ox++) {
-			uint8_t *row = col + ((long)oy * ow + ox) * ld;
-			memset(row + kk, 0, ld - kk);
-			for (int ky = 0; ky < kh; ky++) {
-				int iy = oy * sh - ph + ky * dh;
-				for (int kx = 0; kx < kw; kx++, row += cg) {
-					int ix = ox * sw - pw + kx * dw;
-					__m512i v = padv;
-					if (iy >= 0 && iy < h && ix >= 0 && ix < w)
-						v = _mm512_maskz_loadu_epi8(m, x + ((long)iy * w + ix) * c + c0);
-					_mm512_mask_storeu_epi8(row, m, v);
-				}
-			}
-		}
-	}
+    long kk = (long)kh * kw * cg;
+    __mmask64 m = cg >= 64 ? ~0ULL : (1ULL << cg) - 1;
+    __m512i padv = _mm512_set1_epi8((char)pad);
+    for (int oy = 0; oy < oh; oy++) {
+        for (int ox = 0; ox < ow; ox++) {
+            uint8_t *row = col + ((long)oy * ow + ox) * ld;
+            memset(row + kk, 0, ld - kk);
+            for (int ky = 0; ky < kh; ky++) {
+                int iy = oy * sh - ph + ky * dh;
+                for (int kx = 0; kx < kw; kx++, row += cg) {
+                    int ix = ox * sw - pw + kx * dw;
+                    __m512i v = padv;
+                    if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                        v = _mm512_maskz_loadu_epi8(m, x + ((long)iy * w + ix) * c + c0);
+                    _mm512_mask_storeu_epi8(row, m, v);
+                }
+            }
+        }
+    }
 }
 
 void hw_qgemm_vnni(int m, int n, int k, const uint8_t *a, int lda,
                    const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
-	DRIVE(tile_vnni)
+    DRIVE(tile_vnni)
 }
 
 void hw_qgemm_avx512(int m, int n, int k, const uint8_t *a, int lda,
                      const int8_t *b, int ldb, int32_t *c, long rsc, long csc) {
-	DRIVE(tile_bw)
+    DRIVE(tile_bw)
 }
 
 /* ptile computes an MR-row × (16·NV)-column block of the packed product;
@@ -135,45 +135,45 @@ void hw_qgemm_avx512(int m, int n, int k, const uint8_t *a, int lda,
 static inline __attribute__((always_inline)) void
 ptile(const int MR, const int NV, int k4, const uint8_t *a, int lda,
       const int8_t *bp, long bstride, int32_t *c, int ldc, int nvalid) {
-	__m512i acc[4][4], vb[4];
-	for (int r = 0; r < MR; r++)
-		for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_si512();
-	for (int p = 0; p < k4; p += 4) {
-		const int8_t *brow = bp + (long)(p / 4) * bstride;
-		for (int v = 0; v < NV; v++) vb[v] = _mm512_loadu_si512(brow + v * 64);
-		for (int r = 0; r < MR; r++) {
-			int32_t quad;
-			memcpy(&quad, a + (long)r * lda + p, 4);
-			__m512i va = _mm512_set1_epi32(quad);
-			for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], va, vb[v]);
-		}
-	}
-	for (int v = 0; v < NV; v++) {
-		int cols = nvalid - v * 16;
-		__mmask16 m = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
-		for (int r = 0; r < MR; r++) _mm512_mask_storeu_epi32(c + (long)r * ldc + v * 16, m, acc[r][v]);
-	}
+    __m512i acc[4][4], vb[4];
+    for (int r = 0; r < MR; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_si512();
+    for (int p = 0; p < k4; p += 4) {
+        const int8_t *brow = bp + (long)(p / 4) * bstride;
+        for (int v = 0; v < NV; v++) vb[v] = _mm512_loadu_si512(brow + v * 64);
+        for (int r = 0; r < MR; r++) {
+            int32_t quad;
+            memcpy(&quad, a + (long)r * lda + p, 4);
+            __m512i va = _mm512_set1_epi32(quad);
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], va, vb[v]);
+        }
+    }
+    for (int v = 0; v < NV; v++) {
+        int cols = nvalid - v * 16;
+        __mmask16 m = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
+        for (int r = 0; r < MR; r++) _mm512_mask_storeu_epi32(c + (long)r * ldc + v * 16, m, acc[r][v]);
+    }
 }
 
 #define PCASE(MR, NV)                                                           \
-	case (MR) * 8 + (NV):                                                       \
-		ptile(MR, NV, k4, a + (long)i0 * lda, lda, bp + 4 * j0, bstride, c + (long)i0 * ldc + j0, ldc, nvalid); \
-		break;
+    case (MR) * 8 + (NV):                                                       \
+        ptile(MR, NV, k4, a + (long)i0 * lda, lda, bp + 4 * j0, bstride, c + (long)i0 * ldc + j0, ldc, nvalid); \
+        break;
 #define PCASES(MR) PCASE(MR, 1) PCASE(MR, 2) PCASE(MR, 3) PCASE(MR, 4)
 
 void hw_qgemm_packed_vnni(int m, int n, int k4, const uint8_t *a, int lda,
                           const int8_t *bp, int32_t *c, int ldc) {
-	int np = (n + 15) & ~15;
-	long bstride = 4L * np;
-	for (int j0 = 0; j0 < n; j0 += 64) {
-		int nvalid = n - j0 < 64 ? n - j0 : 64;
-		int nv = (nvalid + 15) / 16;
-		for (int i0 = 0; i0 < m; i0 += 4) {
-			int mr = m - i0 < 4 ? m - i0 : 4;
-			switch (mr * 8 + nv) {
-				PCASES(1) PCASES(2) PCASES(3) PCASES(4)
-			}
-		}
-	}
+    int np = (n + 15) & ~15;
+    long bstride = 4L * np;
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        int nvalid = n - j0 < 64 ? n - j0 : 64;
+        int nv = (nvalid + 15) / 16;
+        for (int i0 = 0; i0 < m; i0 += 4) {
+            int mr = m - i0 < 4 ? m - i0 : 4;
+            switch (mr * 8 + nv) {
+                PCASES(1) PCASES(2) PCASES(3) PCASES(4)
+            }
+        }
+    }
 }
 #endif

@@ -2,6 +2,7 @@ package cpu
 
 /*
 #include "sparse.h"
+#include "conv.h"
 */
 import "C"
 
@@ -177,13 +178,14 @@ func spConv2D(threads int, p accel.ConvParams, x []float32, s *accel.SparseWeigh
 		defer f32Pool.Put(col)
 	}
 	isa := cISA()
+	gp := pn // one group's channels, as hw_im2col reads them
+	gp.C = cg
+	gcp := convC(gp)
 	for img := 0; img < pn.N; img++ {
 		for g := 0; g < pn.Groups; g++ {
 			xg := x[(img*pn.C+g*cg)*hw : (img*pn.C+(g+1)*cg)*hw]
 			if !direct {
-				C.hw_im2col_f32((*C.float)(&xg[0]), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
-					C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
-					C.int(oh), C.int(ow), (*C.float)(&(*col)[0]))
+				C.hw_im2col(&gcp, (*C.float)(&xg[0]), (*C.float)(&(*col)[0]), C.long(pix))
 				xg = *col
 			}
 			yimg := y[img*pn.K*pix : (img+1)*pn.K*pix]

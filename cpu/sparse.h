@@ -24,11 +24,6 @@ void hw_spmv(int isa, int rows, const int32_t *rowptr, const int32_t *colidx,
  * o = r·rs + j·cs, r < rows, j < cols (bias may be NULL). */
 void hw_sp_biasact(int rows, int cols, long rs, long cs, const float *bias, int act, float *y);
 
-/* hw_im2col_f32 unrolls one c×h×w image into the (c·kh·kw)×(oh·ow) patch
- * matrix (row = (channel, ky, kx), column = output pixel; zero padding). */
-void hw_im2col_f32(const float *x, int c, int h, int w, int kh, int kw, int sh,
-                   int sw, int ph, int pw, int dh, int dw, int oh, int ow, float *col);
-
 void hw_spmm_generic(int rows, int p, const int32_t *rowptr, const int32_t *colidx,
                      const float *val, const float *x, long ldx, float *y, long ldy);
 void hw_spmm_avx2(int rows, int p, const int32_t *rowptr, const int32_t *colidx,

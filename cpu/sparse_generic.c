@@ -5,118 +5,93 @@
 
 void hw_spmm_generic(int rows, int p, const int32_t *rowptr, const int32_t *colidx,
                      const float *val, const float *x, long ldx, float *y, long ldy) {
-	for (int r = 0; r < rows; r++) {
-		float *yr = y + r * ldy;
-		memset(yr, 0, sizeof(float) * p);
-		for (int32_t e = rowptr[r]; e < rowptr[r + 1]; e++) {
-			const float v = val[e];
-			const float *xr = x + (long)colidx[e] * ldx;
-			for (int j = 0; j < p; j++) yr[j] += v * xr[j];
-		}
-	}
+    for (int r = 0; r < rows; r++) {
+        float *yr = y + r * ldy;
+        memset(yr, 0, sizeof(float) * p);
+        for (int32_t e = rowptr[r]; e < rowptr[r + 1]; e++) {
+            const float v = val[e];
+            const float *xr = x + (long)colidx[e] * ldx;
+            for (int j = 0; j < p; j++) yr[j] += v * xr[j];
+        }
+    }
 }
 
 void hw_spmv_generic(int rows, const int32_t *rowptr, const int32_t *colidx,
                      const float *val, const float *x, float *y) {
-	for (int r = 0; r < rows; r++) {
-		float s = 0.0f;
-		for (int32_t e = rowptr[r]; e < rowptr[r + 1]; e++) s += val[e] * x[colidx[e]];
-		y[r] = s;
-	}
+    for (int r = 0; r < rows; r++) {
+        float s = 0.0f;
+        for (int32_t e = rowptr[r]; e < rowptr[r + 1]; e++) s += val[e] * x[colidx[e]];
+        y[r] = s;
+    }
 }
 
 void hw_spmm(int isa, int rows, int p, const int32_t *rowptr, const int32_t *colidx,
              const float *val, const float *x, long ldx, float *y, long ldy) {
 #if HW_X86
-	if (isa == HW_ISA_AVX512) {
-		hw_spmm_avx512(rows, p, rowptr, colidx, val, x, ldx, y, ldy);
-		return;
-	}
-	if (isa == HW_ISA_AVX2) {
-		hw_spmm_avx2(rows, p, rowptr, colidx, val, x, ldx, y, ldy);
-		return;
-	}
+    if (isa == HW_ISA_AVX512) {
+        hw_spmm_avx512(rows, p, rowptr, colidx, val, x, ldx, y, ldy);
+        return;
+    }
+    if (isa == HW_ISA_AVX2) {
+        hw_spmm_avx2(rows, p, rowptr, colidx, val, x, ldx, y, ldy);
+        return;
+    }
 #endif
 #if HW_ARM64
-	if (isa == HW_ISA_ARM64) {
-		hw_spmm_neon(rows, p, rowptr, colidx, val, x, ldx, y, ldy);
-		return;
-	}
+    if (isa == HW_ISA_ARM64) {
+        hw_spmm_neon(rows, p, rowptr, colidx, val, x, ldx, y, ldy);
+        return;
+    }
 #endif
-	(void)isa;
-	hw_spmm_generic(rows, p, rowptr, colidx, val, x, ldx, y, ldy);
+    (void)isa;
+    hw_spmm_generic(rows, p, rowptr, colidx, val, x, ldx, y, ldy);
 }
 
 void hw_spmv(int isa, int rows, const int32_t *rowptr, const int32_t *colidx,
              const float *val, const float *x, float *y) {
 #if HW_X86
-	if (isa == HW_ISA_AVX512) {
-		hw_spmv_avx512(rows, rowptr, colidx, val, x, y);
-		return;
-	}
-	if (isa == HW_ISA_AVX2) {
-		hw_spmv_avx2(rows, rowptr, colidx, val, x, y);
-		return;
-	}
+    if (isa == HW_ISA_AVX512) {
+        hw_spmv_avx512(rows, rowptr, colidx, val, x, y);
+        return;
+    }
+    if (isa == HW_ISA_AVX2) {
+        hw_spmv_avx2(rows, rowptr, colidx, val, x, y);
+        return;
+    }
 #endif
 #if HW_ARM64
-	if (isa == HW_ISA_ARM64) {
-		hw_spmv_neon(rows, rowptr, colidx, val, x, y);
-		return;
-	}
+    if (isa == HW_ISA_ARM64) {
+        hw_spmv_neon(rows, rowptr, colidx, val, x, y);
+        return;
+    }
 #endif
-	(void)isa;
-	hw_spmv_generic(rows, rowptr, colidx, val, x, y);
+    (void)isa;
+    hw_spmv_generic(rows, rowptr, colidx, val, x, y);
 }
 
 #define BIASACT(A)                                                              \
-	for (int r = 0; r < rows; r++) {                                            \
-		float b = bias ? bias[r] : 0.0f;                                        \
-		float *yr = y + r * rs;                                                 \
-		for (int j = 0; j < cols; j++) {                                        \
-			float v = yr[j * cs] + b;                                           \
-			yr[j * cs] = A;                                                     \
-		}                                                                       \
-	}
+    for (int r = 0; r < rows; r++) {                                            \
+        float b = bias ? bias[r] : 0.0f;                                        \
+        float *yr = y + r * rs;                                                 \
+        for (int j = 0; j < cols; j++) {                                        \
+            float v = yr[j * cs] + b;                                           \
+            yr[j * cs] = A;                                                     \
+        }                                                                       \
+    }
 
 void hw_sp_biasact(int rows, int cols, long rs, long cs, const float *bias, int act, float *y) {
-	switch (act) {
-	case 1:
-		BIASACT(v > 0.0f ? v : 0.0f)
-		break;
-	case 2:
-		BIASACT(v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v))
-		break;
-	case 3:
-		BIASACT(v * (v + 3.0f < 0.0f ? 0.0f : (v + 3.0f > 6.0f ? 6.0f : v + 3.0f)) / 6.0f)
-		break;
-	default:
-		BIASACT(v)
-	}
+    switch (act) {
+    case 1:
+        BIASACT(v > 0.0f ? v : 0.0f)
+        break;
+    case 2:
+        BIASACT(v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v))
+        break;
+    case 3:
+        BIASACT(v * (v + 3.0f < 0.0f ? 0.0f : (v + 3.0f > 6.0f ? 6.0f : v + 3.0f)) / 6.0f)
+        break;
+    default:
+        BIASACT(v)
+    }
 }
 
-void hw_im2col_f32(const float *x, int c, int h, int w, int kh, int kw, int sh,
-                   int sw, int ph, int pw, int dh, int dw, int oh, int ow, float *col) {
-	long pix = (long)oh * ow;
-	for (int ci = 0; ci < c; ci++) {
-		const float *plane = x + (long)ci * h * w;
-		for (int ky = 0; ky < kh; ky++) {
-			for (int kx = 0; kx < kw; kx++) {
-				float *row = col + (((long)ci * kh + ky) * kw + kx) * pix;
-				for (int oy = 0; oy < oh; oy++) {
-					int iy = oy * sh - ph + ky * dh;
-					float *out = row + (long)oy * ow;
-					if (iy < 0 || iy >= h) {
-						memset(out, 0, sizeof(float) * ow);
-						continue;
-					}
-					const float *in = plane + (long)iy * w;
-					for (int ox = 0; ox < ow; ox++) {
-						int ix = ox * sw - pw + kx * dw;
-						out[ox] = (ix >= 0 && ix < w) ? in[ix] : 0.0f;
-					}
-				}
-			}
-		}
-	}
-}

@@ -470,7 +470,7 @@ extern "C" __global__ void __launch_bounds__(256) shuffle(const float *x, float 
 // q = clamp(rint(x/s) + z, 0, 255) and stored shifted, q' = q − 128, so that
 // both operands are signed bytes for dp4a; with ΣQ the weight row sums,
 //
-//	Σ Q·(q − z) = Σ Q·q' + (128 − z)·ΣQ,
+// Σ Q·(q − z) = Σ Q·q' + (128 − z)·ΣQ,
 //
 // and launch.go precomputes rowScale[o] = Scale[o]·InScale and
 // rowCorr[o] = (128 − z)·ΣQ[o].
