@@ -52,6 +52,9 @@ type program struct {
 	out    *tbuf // the plan output, plain (a conversion of the last value when that is blocked)
 	steps  []step
 	closed bool
+	// kernels names, per conv and linear op (by plan op index), the
+	// kernel the compiler chose for this level (see kernelChoice).
+	kernels map[int]string
 }
 
 // span is the part of the batch a step runs on: samples [n0,n1) of the
@@ -141,7 +144,7 @@ func compileProgram(k *Kernels, p *accel.Plan, batch int) (accel.Program, error)
 		return nil, err
 	}
 	isa := cISA()
-	c := &compiler{program: &program{k: k, plan: p, batch: batch, isa: isa, block: blockOf(isa)},
+	c := &compiler{program: &program{k: k, plan: p, batch: batch, isa: isa, block: blockOf(isa), kernels: map[int]string{}},
 		bufs: make([]*tbuf, len(p.Tensors)), users: make([][]*accel.Op, len(p.Tensors))}
 	for i := range p.Ops {
 		for _, t := range p.Ops[i].In {
@@ -466,6 +469,18 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 	cp.N, cp.C, cp.H, cp.W = n, s[0], s[1], s[2]
 	dw := cp.Groups > 1 && depthwise(cp)
 	sparse := c.sparse(op)
+	switch {
+	case op.Quant != nil:
+		c.kernels[i] = "int8/" + qconvForm(cp, op.Quant)
+	case sparse != nil:
+		c.kernels[i] = "sparse"
+	case cp.Groups > 1 && !dw:
+		c.kernels[i] = "grouped"
+	case dw:
+		c.kernels[i] = "blocked-depthwise"
+	default:
+		c.kernels[i] = "blocked"
+	}
 	if op.Quant != nil || sparse != nil || (cp.Groups > 1 && !dw) {
 		x := c.need(op.In[0], false, i)
 		y := c.define(op.Out[0], false)
@@ -578,6 +593,10 @@ func (c *compiler) linear(i int, op *accel.Op) {
 	p := c.plan
 	fo := p.Tensors[op.Out[0]].Size()
 	sparse := c.sparse(op)
+	c.kernels[i] = map[bool]string{true: "sparse", false: "blocked"}[sparse != nil]
+	if op.Quant != nil {
+		c.kernels[i] = "int8/" + qlinearForm()
+	}
 	if op.Quant != nil || sparse != nil {
 		x := c.bufs[op.In[0]]
 		q := op.Quant

@@ -63,6 +63,42 @@ const (
 	packAVX2
 )
 
+// levelPacking is the packing qConv2DInt uses at the current level.
+func levelPacking() packing {
+	return map[C.int]packing{C.HW_QISA_VNNI: packVNNI, C.HW_ISA_AVX2: packAVX2}[qisa()]
+}
+
+// qconvForm names the integer kernel qConv2D runs for p (normalised) on
+// weights q at the current level: the float kernels on grid values
+// ("grid", shapes where the integer GEMM does not pay), or the integer
+// GEMM in its level's form: "vnni" (vpdpbusd), "avx2-u8s8" (vpmaddubsw,
+// pair-safe weights), "avx2-s16" (vpmaddwd) or the level's dot-product
+// GEMM ("dot-" and the level).
+func qconvForm(p accel.ConvParams, q *accel.QuantWeights) string {
+	kk := p.C / p.Groups * p.KH * p.KW
+	if !intGemmPays(p.K/p.Groups, kk) {
+		return "grid"
+	}
+	switch levelPacking() {
+	case packVNNI:
+		return "vnni"
+	case packAVX2:
+		if accel.PairSafe(q.Q) {
+			return "avx2-u8s8"
+		}
+		return "avx2-s16"
+	}
+	return "dot-" + ISA()
+}
+
+// qlinearForm names the integer GEMM qLinear runs at the current level.
+func qlinearForm() string {
+	if qisa() == C.HW_QISA_VNNI {
+		return "vnni"
+	}
+	return "dot-" + ISA()
+}
+
 // quantPreps maps weak.Pointer[accel.QuantWeights] to *quantPrep. Computing
 // the row sums reads the weights a second time, which halves the speed of
 // batch-1 Linear, so they are kept while the QuantWeights lives (a weak key
@@ -257,7 +293,7 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 	// Weights within ±64 (7 bits or fewer, as onnxruntime's reduce_range
 	// makes them for CPUs without VNNI) keep the VNNI packing on AVX2 and
 	// run on vpmaddubsw, whose pair sums cannot saturate then.
-	pack := map[C.int]packing{C.HW_QISA_VNNI: packVNNI, C.HW_ISA_AVX2: packAVX2}[qisa()]
+	pack := levelPacking()
 	prep := prepareQuant(q, pn.K, kk, pn.KH, pn.KW, pn.Groups, pack)
 	pairSafe := pack == packAVX2 && prep.pairSafe
 	packed := pack == packVNNI || pairSafe
