@@ -39,7 +39,7 @@ func oneStep(q *accel.QuantWeights, want float32) float64 {
 func TestQLinearQConvMatchReference(t *testing.T) {
 	var rk ref.Kernels
 	acts := []accel.Act{accel.ActNone, accel.ActReLU, accel.ActReLU6, accel.ActHardSwish}
-	linear := [][3]int{{1, 800, 500}, {3, 17, 5}, {64, 300, 100}, {2, 1, 1}}
+	linear := [][3]int{{1, 800, 500}, {3, 17, 5}, {64, 300, 100}, {2, 1, 1}, {9, 37, 21}}
 	convs := []accel.ConvParams{
 		{N: 1, C: 1, H: 28, W: 28, K: 20, KH: 5, KW: 5},
 		{N: 2, C: 20, H: 12, W: 12, K: 50, KH: 5, KW: 5},
