@@ -24,6 +24,9 @@ type Candidate struct {
 	Config Config        `json:"config"`
 	Arch   *nas.Arch     `json:"arch"`
 	Layers []LayerRecipe `json:"layers"`
+	// BlockEnds names the last layer of each block, stage by stage (a
+	// supernet maps layers to its slots by them).
+	BlockEnds []string `json:"-"`
 }
 
 // InvalidError marks a point of the space that maps to no valid network;
@@ -57,6 +60,7 @@ func BuildCandidate(cfg Config) (*Candidate, error) {
 	}
 	b := nas.NewBuilder("candidate", cfg.Input, cfg.Classes)
 	ends := make([]string, len(cfg.Stages)) // last layer of each stage
+	var blockEnds []string
 	for si, st := range cfg.Stages {
 		for r := 0; r < st.Repeats; r++ {
 			stride := 1
@@ -66,6 +70,7 @@ func BuildCandidate(cfg Config) (*Candidate, error) {
 			if err := addBlock(b, st, stride); err != nil {
 				return nil, &InvalidError{fmt.Errorf("stage %d block %d (%s): %w", si+1, r+1, st.Block, err)}
 			}
+			blockEnds = append(blockEnds, b.Current())
 		}
 		ends[si] = b.Current()
 	}
@@ -105,7 +110,7 @@ func BuildCandidate(cfg Config) (*Candidate, error) {
 			return nil, &InvalidError{err}
 		}
 	}
-	return &Candidate{Config: cfg, Arch: arch, Layers: recipes}, nil
+	return &Candidate{Config: cfg, Arch: arch, Layers: recipes, BlockEnds: blockEnds}, nil
 }
 
 // Sizes below which a family is not applied to a layer: factorising or

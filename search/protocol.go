@@ -107,6 +107,9 @@ type TrialResult struct {
 
 	Error      string `json:"error,omitempty"`
 	FailReason string `json:"fail_reason,omitempty"`
+	// Estimate marks figures of a supernet's shared weights (enas), not
+	// of the candidate trained on its own.
+	Estimate bool `json:"estimate,omitempty"`
 }
 
 // check rejects results no real model has.

@@ -63,6 +63,8 @@ type StudyConfig struct {
 	// workers train, compress and evaluate only, and each trial's reward
 	// waits for `hwnas measure --follow` on that device.
 	MeasureDevice string `json:"measure_device,omitempty"`
+	// ENAS sets the rounds of the enas strategy (nil: its defaults).
+	ENAS *ENASConfig `json:"enas,omitempty"`
 }
 
 // RewardConfig is Reward in its stored form.
@@ -278,7 +280,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	finished := make(chan string, 64)
 	workCtx, stopWork := context.WithCancel(ctx)
 	defer stopWork()
-	if !o.NoLocalWorkers {
+	if !o.NoLocalWorkers && cfg.Strategy != StrategyENAS {
 		local = max(1, o.Workers)
 		go func() {
 			workErr <- Work(workCtx, WorkOptions{DB: o.DB, Study: st.Name, Slots: local, Worker: worker, WorkerEnv: o.WorkerEnv,
@@ -288,7 +290,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	} else {
 		workErr <- nil
 	}
-	err = c.loop(ctx, local, wake, finished)
+	if cfg.Strategy == StrategyENAS {
+		err = c.enas(ctx)
+	} else {
+		err = c.loop(ctx, local, wake, finished)
+	}
 	stopWork()
 	if werr := <-workErr; err == nil && werr != nil && !errors.Is(werr, context.Canceled) {
 		err = werr
@@ -413,38 +419,44 @@ func (c *coordinator) noteMeasurers(ctx context.Context, waiting int) {
 // propose adds the strategy's next proposal as a pending trial; an
 // invalid candidate is recorded failed at once (valid false).
 func (c *coordinator) propose(ctx context.Context) (valid bool, err error) {
+	_, _, cand, err := c.addProposal(ctx)
+	return cand != nil, err
+}
+
+// addProposal adds the strategy's next proposal as a pending trial and
+// returns it with its decoded point and network; an invalid candidate is
+// recorded failed at once (cand nil).
+func (c *coordinator) addProposal(ctx context.Context) (tr store.Trial, cfg Config, cand *Candidate, err error) {
 	num, err := c.o.DB.NextTrialNumber(ctx, c.st.ID)
 	if err != nil {
-		return false, err
+		return tr, cfg, nil, err
 	}
 	d, err := c.strat.Propose(rand.New(rand.NewPCG(c.cfg.Seed, uint64(num))))
 	if err != nil {
-		return false, fmt.Errorf("search: %s proposal: %w", c.strat.Name(), err)
+		return tr, cfg, nil, fmt.Errorf("search: %s proposal: %w", c.strat.Name(), err)
 	}
 	spec := store.TrialSpec{}
 	if spec.Decisions, err = json.Marshal(d); err != nil {
-		return false, err
+		return tr, cfg, nil, err
 	}
 	cfg, derr := c.cfg.Space.Decode(d)
-	var cand *Candidate
 	if derr == nil {
 		cand, derr = BuildCandidate(cfg)
 	}
 	if derr == nil {
 		spec.Arch = cand.Arch.JSON()
 		if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
-			return false, err
+			return tr, cfg, nil, err
 		}
 	}
-	tr, err := c.o.DB.AddTrial(ctx, c.st.ID, spec)
-	if err != nil {
-		return false, err
+	if tr, err = c.o.DB.AddTrial(ctx, c.st.ID, spec); err != nil {
+		return tr, cfg, nil, err
 	}
 	if derr != nil {
 		fmt.Fprintf(c.log, "trial %d: failed: %s: %v\n", tr.Number, FailInvalid, derr)
-		return false, c.o.DB.FailTrial(ctx, tr.ID, FailInvalid+": "+derr.Error())
+		return tr, cfg, nil, c.o.DB.FailTrial(ctx, tr.ID, FailInvalid+": "+derr.Error())
 	}
-	return true, nil
+	return tr, cfg, cand, nil
 }
 
 // observeFinished feeds the strategy the finished search trials from
@@ -729,7 +741,8 @@ func (c *coordinator) trialSpec(number int, cfg Config, cand *Candidate) *TrialS
 // times into the device's table.
 func (c *coordinator) record(ctx context.Context, trialID int64, spec *TrialSpec, res *TrialResult, rew float64) error {
 	m := store.Metrics{ValAccuracy: res.ValAccuracy, TestAccuracy: res.TestAccuracy, HasTest: spec.Test,
-		Params: res.Params, CompressedBytes: res.Bytes, MACs: res.MACs, TrainSeconds: res.TrainSeconds, Reward: rew}
+		Params: res.Params, CompressedBytes: res.Bytes, MACs: res.MACs, TrainSeconds: res.TrainSeconds, Reward: rew,
+		Estimate: res.Estimate}
 	if err := c.o.DB.FinishTrial(ctx, trialID, m, res.Latencies, res.Weights); err != nil {
 		return err
 	}

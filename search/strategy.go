@@ -22,7 +22,7 @@ type Strategy interface {
 }
 
 // StrategyNames lists the strategies NewStrategy knows.
-var StrategyNames = []string{"rl", "random", "evolution"}
+var StrategyNames = []string{"rl", "random", "evolution", StrategyENAS}
 
 // NewStrategy makes the named strategy for a space with the given decision
 // sizes; seed initialises the RL controller's weights.
@@ -37,6 +37,8 @@ func NewStrategy(name string, sizes []int, seed uint64) (Strategy, error) {
 		return &Random{sizes: append([]int(nil), sizes...)}, nil
 	case "evolution":
 		return NewEvolution(sizes, 20, 5), nil
+	case StrategyENAS:
+		return &ENAS{RL: NewRL(sizes, DefaultRLConfig(), seed)}, nil
 	}
 	return nil, fmt.Errorf("unknown strategy %q (known: %s)", name, strings.Join(StrategyNames, ", "))
 }

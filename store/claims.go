@@ -369,8 +369,8 @@ func putMetrics(tx *tx, trialID int64, m Metrics) error {
 		test = sql.NullFloat64{Float64: m.TestAccuracy, Valid: true}
 	}
 	if _, err := tx.Exec(`INSERT INTO metrics (trial_id, val_accuracy, test_accuracy, params, compressed_bytes,
-		macs, train_seconds, reward) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		trialID, m.ValAccuracy, test, m.Params, m.CompressedBytes, m.MACs, m.TrainSeconds, m.Reward); err != nil {
+		macs, train_seconds, reward, estimate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		trialID, m.ValAccuracy, test, m.Params, m.CompressedBytes, m.MACs, m.TrainSeconds, m.Reward, boolInt(m.Estimate)); err != nil {
 		return fmt.Errorf("trial id %d metrics: %w", trialID, err)
 	}
 	return nil
@@ -387,4 +387,12 @@ func putWeights(tx *tx, trialID int64, weights []byte) error {
 		return fmt.Errorf("trial id %d weights: %w", trialID, err)
 	}
 	return nil
+}
+
+// boolInt is a flag as the schema's 0/1 integer columns hold it.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

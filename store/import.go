@@ -58,7 +58,7 @@ func (d *DB) Import(ctx context.Context, src *DB) (ImportStats, error) {
 			return st, err
 		}
 		if x.metrics, err = src.rawRows(ctx, `SELECT m.trial_id, m.val_accuracy, m.test_accuracy, m.params, m.compressed_bytes, m.macs,
-			m.train_seconds, m.reward FROM metrics m JOIN trials t ON t.id = m.trial_id WHERE t.study_id = ?`, id); err != nil {
+			m.train_seconds, m.reward, m.estimate FROM metrics m JOIN trials t ON t.id = m.trial_id WHERE t.study_id = ?`, id); err != nil {
 			return st, err
 		}
 		if x.lats, err = src.rawRows(ctx, `SELECT l.trial_id, l.device_fingerprint, l.batch, l.runtime, l.median_ns, l.p90_ns, l.mad_ns,
@@ -153,7 +153,7 @@ func (d *DB) Import(ctx context.Context, src *DB) (ImportStats, error) {
 				}
 				m[0] = trialMap[asInt(m[0])]
 				if _, err := tx.Exec(`INSERT INTO metrics (trial_id, val_accuracy, test_accuracy, params, compressed_bytes, macs,
-					train_seconds, reward) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, m...); err != nil {
+					train_seconds, reward, estimate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, m...); err != nil {
 					return err
 				}
 			}

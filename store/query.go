@@ -101,7 +101,7 @@ func (d *DB) Best(ctx context.Context, q Query) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	extra = append(extra, "(CAST(?4 AS BIGINT) = 0 OR l.latency_ns <= ?4)", "("+acc+" >= ?5)", "(CAST(?6 AS BIGINT) = 0 OR m.compressed_bytes <= ?6)")
+	extra = append(extra, "m.estimate = 0", "(CAST(?4 AS BIGINT) = 0 OR l.latency_ns <= ?4)", "("+acc+" >= ?5)", "(CAST(?6 AS BIGINT) = 0 OR m.compressed_bytes <= ?6)")
 	args = append(args, int64(q.MaxLatency), q.MinAccuracy, q.MaxBytes)
 	n := q.N
 	if n <= 0 {

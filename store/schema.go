@@ -319,6 +319,14 @@ ALTER TABLE latencies ADD COLUMN disturbed INTEGER NOT NULL DEFAULT 0 CHECK (dis
 UPDATE latencies SET latency_ns = median_ns;
 CREATE INDEX latencies_by_reference ON latencies (device_fingerprint, batch, runtime, reference, measured_at);
 `},
+	// 5: metrics.estimate marks a trial whose figures come from a
+	// supernet's shared weights (the enas strategy) rather than from its
+	// own training; rankings (Best) leave those out.
+	{sqlite: `
+ALTER TABLE metrics ADD COLUMN estimate INTEGER NOT NULL DEFAULT 0 CHECK (estimate IN (0, 1));
+`, postgres: `
+ALTER TABLE metrics ADD COLUMN estimate INTEGER NOT NULL DEFAULT 0 CHECK (estimate IN (0, 1));
+`},
 }
 
 // SchemaVersion is the schema version this build writes and reads.

@@ -196,7 +196,7 @@ func requireStatus(tx *tx, trialID int64, allowed ...TrialStatus) error {
 
 const trialColumns = `t.id, t.study_id, s.name, t.number, t.decisions, t.arch, t.recipe, t.status, t.stage, t.worker,
 	t.attempts, t.created_at, t.started_at, t.finished_at, t.error,
-	m.val_accuracy, m.test_accuracy, m.params, m.compressed_bytes, m.macs, m.train_seconds, m.reward`
+	m.val_accuracy, m.test_accuracy, m.params, m.compressed_bytes, m.macs, m.train_seconds, m.reward, m.estimate`
 
 const trialFrom = ` FROM trials t JOIN studies s ON s.id = t.study_id LEFT JOIN metrics m ON m.trial_id = t.id `
 
@@ -205,10 +205,10 @@ func scanTrial(row interface{ Scan(...any) error }) (Trial, error) {
 	var dec, arch, rec string
 	var created, started, finished sql.NullString
 	var val, test, secs, reward sql.NullFloat64
-	var params, bytes, macs sql.NullInt64
+	var params, bytes, macs, estimate sql.NullInt64
 	err := row.Scan(&t.ID, &t.StudyID, &t.Study, &t.Number, &dec, &arch, &rec, &t.Status, &t.Stage, &t.Worker,
 		&t.Attempts, &created, &started, &finished, &t.Error,
-		&val, &test, &params, &bytes, &macs, &secs, &reward)
+		&val, &test, &params, &bytes, &macs, &secs, &reward, &estimate)
 	if err != nil {
 		return Trial{}, err
 	}
@@ -217,7 +217,7 @@ func scanTrial(row interface{ Scan(...any) error }) (Trial, error) {
 	if val.Valid {
 		t.Metrics = &Metrics{ValAccuracy: val.Float64, TestAccuracy: test.Float64, HasTest: test.Valid,
 			Params: params.Int64, CompressedBytes: bytes.Int64, MACs: macs.Int64, TrainSeconds: secs.Float64,
-			Reward: reward.Float64}
+			Reward: reward.Float64, Estimate: estimate.Int64 != 0}
 	}
 	return t, nil
 }

@@ -95,6 +95,10 @@ type Metrics struct {
 	MACs            int64   `json:"macs"`
 	TrainSeconds    float64 `json:"train_seconds"`
 	Reward          float64 `json:"reward"`
+	// Estimate marks figures taken with a supernet's shared weights (the
+	// enas strategy), not of the trial's network trained on its own; Best
+	// leaves such trials out.
+	Estimate bool `json:"estimate,omitempty"`
 }
 
 // Latency is one trial measured on one device at one batch size.

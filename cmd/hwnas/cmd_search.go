@@ -51,6 +51,7 @@ type searchOptions struct {
 	NoPin, NoQuiet              bool
 	// rounds shortens the latency measurement (tests).
 	rounds accel.RoundsOptions
+	ENAS                        search.ENASConfig
 	// coordOnly: --workers 0 was given (the zero value of Workers in
 	// tests means one worker).
 	coordOnly bool
@@ -108,7 +109,7 @@ failed with reason "skipped" and counted in the summary.`,
 	f.StringVar(&opts.Study, "study", "", "study name (created, or resumed when it exists)")
 	f.StringVar(&opts.DB, "db", "hwnas.db", dbFlagHelp)
 	f.StringVar(&opts.Device, "device", "cpu", "device to measure on (cpu, cuda:0)")
-	f.StringVar(&opts.Strategy, "strategy", "rl", "search strategy: rl, random, evolution")
+	f.StringVar(&opts.Strategy, "strategy", "rl", "search strategy: rl, random, evolution, or enas (weight sharing: candidates evaluated with a supernet's shared weights in this process, the winner trained on its own with --final-epochs)")
 	f.IntVar(&opts.Trials, "trials", 0, "total trials of the study (including earlier runs)")
 	f.Float64Var(&opts.Hours, "hours", 0, "stop this run after this many hours")
 	f.StringVar(&opts.LatencyTarget, "latency-target", "100us", "latency target T of the reward: a time (100us) or a ratio to a built-in model (0.2xlenet5)")
@@ -143,6 +144,9 @@ failed with reason "skipped" and counted in the summary.`,
 	f.BoolVar(&opts.NoPin, "no-pin", false, "do not pin worker processes to distinct cores")
 	f.BoolVar(&opts.NoQuiet, "no-quiet", false, "let workers measure latency while others train (no quiet slot)")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
+	f.IntVar(&opts.ENAS.Steps, "enas-steps", 0, "enas: shared-weight training batches per round (0: one pass over --subset, at most 100)")
+	f.IntVar(&opts.ENAS.Samples, "enas-samples", 0, "enas: candidates evaluated (trials) per round (0: 5)")
+	f.Float64Var(&opts.ENAS.LR, "enas-lr", 0, "enas: SGD learning rate of the shared weights (0: 0.05)")
 	_ = cmd.MarkFlagRequired("study")
 	rootCmd.AddCommand(cmd)
 }
@@ -182,6 +186,9 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	}
 	if opts.SkipOver < 0 || (opts.SkipOver > 0 && opts.SkipOver < 1) {
 		return badInputf("--skip-over %v: give a factor ≥ 1 (0: never skip)", opts.SkipOver)
+	}
+	if opts.ENAS.Steps < 0 || opts.ENAS.Samples < 0 || opts.ENAS.LR < 0 {
+		return badInputf("--enas-steps, --enas-samples and --enas-lr must not be negative")
 	}
 	reward := search.RewardConfig{Mode: search.RewardMode(opts.Reward), LatencyTargetNs: int64(target.Abs), LatencyTargetRatio: target.Ratio, MaxBytes: opts.MaxBytes}
 	if err := reward.Reward().Validate(); err != nil {
@@ -255,6 +262,9 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		Optimizer: opts.Optimizer, LR: opts.LR, BatchSize: opts.TrainBatch,
 		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials, MeasureDevice: opts.MeasureDevice,
 		Runtime: runtime, Reference: reference, SkipOver: opts.SkipOver, Rounds: opts.rounds}
+	if opts.Strategy == search.StrategyENAS {
+		cfg.ENAS = &opts.ENAS
+	}
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, DataInfo: info, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits:  search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},

@@ -1,0 +1,427 @@
+package search
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"hwnas/accel"
+	"hwnas/nas"
+	"hwnas/nas/compress"
+	"hwnas/nas/data"
+	"hwnas/store"
+)
+
+// StrategyENAS is the weight-sharing search (Pham et al., ENAS, 2018).
+const StrategyENAS = "enas"
+
+// ENASConfig sets the weight-sharing search's rounds; zero fields take
+// the defaults noted.
+type ENASConfig struct {
+	// Steps of shared-weight training per round, each on one batch with
+	// one sub-network sampled from the controller (default: one pass over
+	// the proxy subset, at most 100).
+	Steps int `json:"steps,omitempty"`
+	// Samples are the candidates evaluated, recorded as trials and
+	// observed by the controller per round (default 5).
+	Samples int `json:"samples,omitempty"`
+	// CalibImages of the training split recalibrate each candidate's
+	// batch-norm statistics before it is evaluated (default 512).
+	CalibImages int `json:"calib_images,omitempty"`
+	// LR is the shared weights' SGD rate (default 0.05).
+	LR float64 `json:"lr,omitempty"`
+}
+
+func (e ENASConfig) withDefaults(trainN, batch int) ENASConfig {
+	if e.Steps <= 0 {
+		e.Steps = min(100, (trainN+batch-1)/batch)
+	}
+	if e.Samples <= 0 {
+		e.Samples = 5
+	}
+	if e.CalibImages <= 0 {
+		e.CalibImages = 512
+	}
+	e.CalibImages = min(e.CalibImages, trainN)
+	if e.LR <= 0 {
+		e.LR = 0.05
+	}
+	return e
+}
+
+// ENAS is the controller of the weight-sharing search: the RL strategy's
+// LSTM and REINFORCE, whose checkpoint also carries the supernet's
+// weights and the round, so a search killed at any moment resumes with
+// the shared weights of its last observation.
+type ENAS struct {
+	*RL
+	Round int
+	net   *nas.SharedWeights
+	saved []byte // restored supernet weights, until the run builds its supernet
+}
+
+// Name implements Strategy.
+func (e *ENAS) Name() string { return StrategyENAS }
+
+type enasCheckpoint struct {
+	RL       json.RawMessage `json:"rl"`
+	Round    int             `json:"round"`
+	Supernet []byte          `json:"supernet,omitempty"`
+}
+
+// Checkpoint implements Strategy.
+func (e *ENAS) Checkpoint() ([]byte, error) {
+	rl, err := e.RL.Checkpoint()
+	if err != nil {
+		return nil, err
+	}
+	w := e.saved
+	if e.net != nil {
+		if w, err = e.net.MarshalBinary(); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(enasCheckpoint{RL: rl, Round: e.Round, Supernet: w})
+}
+
+// Restore implements Strategy.
+func (e *ENAS) Restore(data []byte) error {
+	var c enasCheckpoint
+	if err := json.Unmarshal(data, &c); err != nil {
+		return fmt.Errorf("enas checkpoint: %w", err)
+	}
+	if err := e.RL.Restore(c.RL); err != nil {
+		return err
+	}
+	e.Round, e.saved = c.Round, c.Supernet
+	if e.net != nil && len(c.Supernet) > 0 {
+		return e.net.UnmarshalBinary(c.Supernet)
+	}
+	return nil
+}
+
+// attach makes net the supernet the checkpoints carry, loading the
+// restored weights into it.
+func (e *ENAS) attach(net *nas.SharedWeights) error {
+	e.net = net
+	if len(e.saved) > 0 {
+		if err := net.UnmarshalBinary(e.saved); err != nil {
+			return err
+		}
+	}
+	e.saved = nil
+	return nil
+}
+
+// enasRun is one run of the weight-sharing search in the coordinator.
+type enasRun struct {
+	c                 *coordinator
+	ctl               *ENAS
+	ec                ENASConfig
+	sn                *Supernet
+	train, val, calib *data.Set
+	aug               data.Augment
+	be                accel.Backend
+	worker            string
+	step              int
+}
+
+// enas runs the weight-sharing search in this process, in rounds until the
+// trial budget is spent, the run's time is up or ctx ends: Steps batches
+// of shared-weight training, each on a sub-network sampled from the
+// controller, then Samples candidates sampled from the controller,
+// evaluated with the supernet's weights (batch norm recalibrated, the
+// candidate's compression applied to the inherited weights without
+// fine-tuning, validation accuracy, latency measured on the study's
+// device), recorded as trials flagged as supernet estimates and observed
+// by the controller. Trials left running by a killed run are evaluated
+// first.
+func (c *coordinator) enas(ctx context.Context) error {
+	ctl, ok := c.strat.(*ENAS)
+	if !ok {
+		return fmt.Errorf("search: strategy %s is not enas", c.strat.Name())
+	}
+	if c.cfg.MeasureDevice != "" {
+		return errors.New("search: enas measures latency in the search process; a study measured on another device (--measure-on) cannot use it")
+	}
+	d, err := data.Load(c.cfg.Data, c.cfg.DataOptions)
+	if err != nil {
+		return err
+	}
+	if dg := studyDataDigest(c.st); dg != "" && d.Info.Digest != dg {
+		return fmt.Errorf("data folder %s changed since the study began (split digest %.12s, the study recorded %.12s)", c.cfg.Data, d.Info.Digest, dg)
+	}
+	r := &enasRun{c: c, ctl: ctl, train: d.Train.Subset(c.cfg.Subset), val: d.Val.Subset(c.cfg.ValSubset)}
+	if r.aug, err = data.ParseAugment(c.cfg.Augment, d.Train.H, d.Train.W); err != nil {
+		return err
+	}
+	batch := c.cfg.BatchSize
+	if batch <= 0 {
+		batch = 64
+	}
+	r.ec = ENASConfig{}
+	if c.cfg.ENAS != nil {
+		r.ec = *c.cfg.ENAS
+	}
+	r.ec = r.ec.withDefaults(r.train.N, batch)
+	r.calib = r.train.Subset(r.ec.CalibImages)
+	kern, closeKern, err := nas.DefaultKernels(c.cfg.Threads)
+	if err != nil {
+		return err
+	}
+	defer closeKern()
+	if r.sn, err = NewSupernet(c.cfg.Space, c.cfg.Seed); err != nil {
+		return err
+	}
+	r.sn.Kernels = kern
+	if err := ctl.attach(r.sn.Weights); err != nil {
+		return fmt.Errorf("study %s: %w", c.st.Name, err)
+	}
+	if r.be, err = accel.Open(c.cfg.Device, accel.Options{Threads: c.cfg.Threads}); err != nil {
+		return err
+	}
+	defer r.be.Close()
+	host, _ := os.Hostname()
+	r.worker = fmt.Sprintf("%s/%d/enas", host, os.Getpid())
+	fmt.Fprintf(c.log, "study %s: enas supernet of %d tensors, %d weights; %d training step(s) of %d images and %d candidate(s) per round\n",
+		c.st.Name, r.sn.Weights.Len(), r.sn.Weights.Size(), r.ec.Steps, batch, r.ec.Samples)
+	if err := r.pending(ctx); err != nil {
+		return err
+	}
+	for {
+		if ctx.Err() != nil || r.budgetSpent() {
+			return nil
+		}
+		if err := r.trainRound(ctx, batch); err != nil {
+			return err
+		}
+		ctl.Round++
+		for k := 0; k < r.ec.Samples && ctx.Err() == nil && !r.budgetSpent(); k++ {
+			if err := r.sample(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// budgetSpent: the trial budget is observed or the run's time is up.
+func (r *enasRun) budgetSpent() bool {
+	o := r.c.o
+	return (o.Trials > 0 && r.c.sum.Done >= o.Trials) || (o.Duration > 0 && time.Since(r.c.runStart) >= o.Duration)
+}
+
+// trainRound trains the shared weights for Steps batches, each with a
+// sub-network the controller samples, by SGD with momentum 0.9 and weight
+// decay 5e-4 at ENASConfig.LR after a linear warm-up of
+// 100 steps; the batches follow a permutation of the proxy subset drawn
+// from the study's seed and the round.
+func (r *enasRun) trainRound(ctx context.Context, batch int) error {
+	cfg := r.c.cfg
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x656e_6173_0000_0000+uint64(r.ctl.Round)))
+	perm := rng.Perm(r.train.N)
+	bs := min(batch, r.train.N)
+	size := r.train.SampleSize()
+	x := make([]float32, bs*size)
+	labels := make([]int32, bs)
+	var scratch []float32
+	if !r.aug.IsZero() {
+		scratch = make([]float32, size)
+	}
+	lr0 := r.ec.LR
+	t0 := time.Now()
+	var lossSum float64
+	var correct, seen, trained int
+	for s := 0; s < r.ec.Steps; s++ {
+		if err := ctx.Err(); err != nil {
+			return nil
+		}
+		d, err := r.ctl.Propose(rng)
+		if err != nil {
+			return err
+		}
+		sc, err := cfg.Space.Decode(d)
+		if err != nil {
+			return err
+		}
+		sub, err := r.sn.Sub(sc)
+		if err != nil {
+			continue // an invalid point trains nothing; the controller learns that from the samples
+		}
+		from := (s * bs) % max(1, r.train.N-bs+1)
+		idx := perm[from : from+bs]
+		if err := r.train.Batch(idx, x, labels); err != nil {
+			return err
+		}
+		r.aug.Apply(x, bs, r.train.C, r.train.H, r.train.W, rng, scratch)
+		loss, ok, err := sub.TrainStep(x, labels, bs)
+		if errors.Is(err, nas.ErrNaN) {
+			return fmt.Errorf("enas: shared-weight training diverged at round %d step %d (lower --lr, %g): %w", r.ctl.Round, s+1, lr0, err)
+		}
+		if err != nil {
+			return err
+		}
+		lr := lr0 * min(1, float64(r.step+1)/100)
+		r.sn.Weights.Step(lr, 0.9, 5e-4)
+		r.step++
+		lossSum += loss * float64(bs)
+		correct += ok
+		seen += bs
+		trained++
+	}
+	if err := r.sn.Weights.Finite(); err != nil {
+		return err
+	}
+	if seen > 0 {
+		fmt.Fprintf(r.c.log, "enas round %d: %d shared-weight step(s), loss %.4f, train accuracy %.2f%%, %.1fs\n",
+			r.ctl.Round+1, trained, lossSum/float64(seen), 100*float64(correct)/float64(seen), time.Since(t0).Seconds())
+	}
+	return nil
+}
+
+// sample adds the controller's next candidate as a trial, evaluates it
+// with the supernet's weights and observes it.
+func (r *enasRun) sample(ctx context.Context) error {
+	tr, cfg, cand, err := r.c.addProposal(ctx)
+	if err != nil {
+		return err
+	}
+	if cand == nil { // invalid: failed already
+		_, err = r.c.observeFinished(ctx)
+		return err
+	}
+	return r.run(ctx, tr, cfg, cand)
+}
+
+// pending evaluates the search trials a killed run left unfinished (the
+// coordinator re-queued them) before anything else, so the controller
+// observes them in number order.
+func (r *enasRun) pending(ctx context.Context) error {
+	trials, err := r.c.o.DB.ListTrials(ctx, r.c.st.ID, store.TrialFilter{From: r.c.nextObserve})
+	if err != nil {
+		return err
+	}
+	for _, t := range trials {
+		d, fm, err := parseDecisions(t.Decisions)
+		if err != nil || fm != nil || t.Status != store.Pending {
+			continue
+		}
+		cfg, err := r.c.cfg.Space.Decode(d)
+		if err != nil {
+			return fmt.Errorf("trial %s: %w", t.Name(), err)
+		}
+		cand, err := BuildCandidate(cfg)
+		if err != nil {
+			return fmt.Errorf("trial %s: %w", t.Name(), err)
+		}
+		if err := r.run(ctx, t, cfg, cand); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// run evaluates a pending trial and records and observes the outcome.
+func (r *enasRun) run(ctx context.Context, tr store.Trial, cfg Config, cand *Candidate) error {
+	c := r.c
+	if err := c.o.DB.StartTrial(ctx, tr.ID, r.worker); err != nil {
+		return err
+	}
+	spec := c.trialSpec(tr.Number, cfg, cand)
+	spec.Test = false
+	var err error
+	if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
+		return err
+	}
+	if spec.OpTable, err = c.opTable(ctx); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	res, err := r.evaluate(ctx, spec, cfg)
+	if ctx.Err() != nil {
+		return nil // left running: the next run re-queues and evaluates it
+	}
+	var rew float64
+	if err == nil {
+		rew, err = c.reward.Compute(res.ValAccuracy, res.Latency.Median, res.Bytes)
+	}
+	if err != nil {
+		reason := FailError + ": " + err.Error()
+		var te *TrialError
+		if errors.As(err, &te) {
+			reason = te.Error()
+		}
+		fmt.Fprintf(c.log, "trial %s: failed: %s\n", tr.Name(), reason)
+		if err := c.o.DB.FailTrial(ctx, tr.ID, reason); err != nil {
+			return err
+		}
+	} else {
+		res.TrainSeconds = time.Since(t0).Seconds()
+		if err := c.record(ctx, tr.ID, spec, res, rew); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.log, "trial %s: supernet estimate: reward %.4f val %.2f%% %d bytes latency %v (%.1fs)\n",
+			tr.Name(), rew, 100*res.ValAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), time.Since(t0).Seconds())
+	}
+	_, err = c.observeFinished(ctx)
+	return err
+}
+
+// evaluate estimates a candidate with the supernet's weights: the
+// sub-network's slices, batch norm recalibrated on CalibImages training
+// images, the candidate's compression applied to the inherited weights
+// without fine-tuning (pruning masks, weight sharing or quantization,
+// encoding), validation accuracy of the compressed model as it runs on
+// the device's kernels, latency measured on the study's device.
+func (r *enasRun) evaluate(ctx context.Context, spec *TrialSpec, cfg Config) (*TrialResult, error) {
+	sub, err := r.sn.Sub(cfg)
+	if err != nil {
+		return nil, &TrialError{FailInvalid, err.Error()}
+	}
+	return evaluateSubnet(ctx, sub, spec, r.calib, r.train, r.val, r.be)
+}
+
+// evaluateSubnet is evaluate for a bound sub-network: the supernet
+// estimate of one candidate, measured on be (nil: not measured).
+func evaluateSubnet(ctx context.Context, sub *Subnet, spec *TrialSpec, calib, train, val *data.Set, be accel.Backend) (*TrialResult, error) {
+	sub.Load()
+	m := sub.Model
+	if err := m.RecalibrateBN(calib.Images[:calib.N*calib.SampleSize()], calib.N, nas.EvalBatch); err != nil {
+		return nil, err
+	}
+	var layers []LayerRecipe
+	if len(spec.Recipe) > 0 {
+		if err := json.Unmarshal(spec.Recipe, &layers); err != nil {
+			return nil, fmt.Errorf("recipe: %w", err)
+		}
+	}
+	cr, err := compress.Apply(ctx, m, CompressRecipe(layers, nil), train, val,
+		compress.Config{NoFineTune: true, PruneRounds: 1, Threads: spec.Threads, Train: nas.TrainConfig{Seed: spec.Seed}})
+	if err != nil {
+		return nil, fmt.Errorf("compressing the inherited weights: %w", err)
+	}
+	res := &TrialResult{Trial: spec.Trial, Recipe: spec.Recipe, Estimate: true, ValAccuracy: cr.ValAccAfter,
+		Params: cr.ParamsAfter, Bytes: int64(cr.Bytes), MACs: cr.Model.Graph.MACs(), Arch: cr.Model.Arch}
+	if res.Weights, err = EncodeTrialWeights(cr); err != nil {
+		return nil, err
+	}
+	if be == nil {
+		return res, nil
+	}
+	plan, err := nas.Lower(cr.Model)
+	if err != nil {
+		return nil, fmt.Errorf("lowering: %w", err)
+	}
+	batch := max(1, spec.Batch)
+	in := make([]float32, batch*plan.Tensors[plan.Input].Size())
+	for i := range in {
+		in[i] = val.Images[i%len(val.Images)]
+	}
+	if err := measureOn(be, plan, batch, in, spec.Latency, spec.OpTable, res, nil); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
