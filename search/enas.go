@@ -119,15 +119,49 @@ func (e *ENAS) attach(net *nas.SharedWeights) error {
 
 // enasRun is one run of the weight-sharing search in the coordinator.
 type enasRun struct {
-	c                 *coordinator
-	ctl               *ENAS
-	ec                ENASConfig
-	sn                *Supernet
-	train, val, calib *data.Set
-	aug               data.Augment
-	be                accel.Backend
-	worker            string
-	step              int
+	*enasInputs
+	c      *coordinator
+	ctl    *ENAS
+	sn     *Supernet
+	be     accel.Backend
+	worker string
+	step   int
+}
+
+// enasInputs are what training and evaluating a study's sub-networks
+// read: the proxy training subset, the validation subset of the reward,
+// the batch-norm calibration images, the test split (reports only), the
+// training augmentation, the round settings and the batch size.
+type enasInputs struct {
+	train, val, calib, test *data.Set
+	aug                     data.Augment
+	ec                      ENASConfig
+	batch                   int
+}
+
+// loadENASInputs loads a study's data set as its config says, checking
+// the split digest the study recorded.
+func loadENASInputs(st store.Study, cfg StudyConfig) (*enasInputs, error) {
+	d, err := data.Load(cfg.Data, cfg.DataOptions)
+	if err != nil {
+		return nil, err
+	}
+	if dg := studyDataDigest(st); dg != "" && d.Info.Digest != dg {
+		return nil, fmt.Errorf("data folder %s changed since the study began (split digest %.12s, the study recorded %.12s)", cfg.Data, d.Info.Digest, dg)
+	}
+	in := &enasInputs{train: d.Train.Subset(cfg.Subset), val: d.Val.Subset(cfg.ValSubset), test: d.Test, batch: cfg.BatchSize}
+	if in.aug, err = data.ParseAugment(cfg.Augment, d.Train.H, d.Train.W); err != nil {
+		return nil, err
+	}
+	if in.batch <= 0 {
+		in.batch = 64
+	}
+	if cfg.ENAS != nil {
+		in.ec = *cfg.ENAS
+	}
+	in.ec = in.ec.withDefaults(in.train.N, in.batch)
+	in.calib = in.train.Subset(in.ec.CalibImages)
+	return in, nil
 }
 
 // enas runs the weight-sharing search in this process, in rounds until the
@@ -146,29 +180,14 @@ func (c *coordinator) enas(ctx context.Context) error {
 		return fmt.Errorf("search: strategy %s is not enas", c.strat.Name())
 	}
 	if c.cfg.MeasureDevice != "" {
-		return errors.New("search: enas measures latency in the search process; a study measured on another device (--measure-on) cannot use it")
+		return errors.New("search: enas measures latency in the search process; a study measured on another device (--measure-device) cannot use it")
 	}
-	d, err := data.Load(c.cfg.Data, c.cfg.DataOptions)
+	in, err := loadENASInputs(c.st, c.cfg)
 	if err != nil {
 		return err
 	}
-	if dg := studyDataDigest(c.st); dg != "" && d.Info.Digest != dg {
-		return fmt.Errorf("data folder %s changed since the study began (split digest %.12s, the study recorded %.12s)", c.cfg.Data, d.Info.Digest, dg)
-	}
-	r := &enasRun{c: c, ctl: ctl, train: d.Train.Subset(c.cfg.Subset), val: d.Val.Subset(c.cfg.ValSubset)}
-	if r.aug, err = data.ParseAugment(c.cfg.Augment, d.Train.H, d.Train.W); err != nil {
-		return err
-	}
-	batch := c.cfg.BatchSize
-	if batch <= 0 {
-		batch = 64
-	}
-	r.ec = ENASConfig{}
-	if c.cfg.ENAS != nil {
-		r.ec = *c.cfg.ENAS
-	}
-	r.ec = r.ec.withDefaults(r.train.N, batch)
-	r.calib = r.train.Subset(r.ec.CalibImages)
+	r := &enasRun{c: c, ctl: ctl, enasInputs: in}
+	batch := in.batch
 	kern, closeKern, err := nas.DefaultKernels(c.cfg.Threads)
 	if err != nil {
 		return err

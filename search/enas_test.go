@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"hwnas/nas"
 	"hwnas/store"
@@ -205,6 +207,43 @@ func TestENASSearch(t *testing.T) {
 		t.Fatalf("resumed at round %d, want 3", ec.Round)
 	}
 
+	// Specialised for a second device (two threads: another fingerprint),
+	// the winner is recorded with that device's latency, exportable.
+	sp, err := Specialize(ctx, db, SpecializeOptions{Study: "e", Device: "cpu", Threads: 2, MaxLatency: time.Second,
+		Evaluations: 4, Population: 2, FineTuneEpochs: 1, Seed: 2, Latency: fastLatency})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.Evaluated < 2 || sp.Feasible != sp.Evaluated || !sp.WithinBounds || sp.Trial != 8 || sp.Device.Cores != 2 {
+		t.Fatalf("specialize result %+v", sp)
+	}
+	spec, err := db.TrialByNumber(ctx, "e", sp.Trial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Metrics == nil || spec.Metrics.Estimate || len(spec.Latencies) != 1 || spec.Latencies[0].Device.Fingerprint != sp.Device.Fingerprint {
+		t.Fatalf("specialised trial %+v", spec)
+	}
+	blob, err := db.TrialWeights(ctx, spec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TrialModel(spec.Arch, blob); err != nil {
+		t.Fatalf("the specialised trial's model does not load: %v", err)
+	}
+	if _, err := Specialize(ctx, db, SpecializeOptions{Study: "e", Device: "cpu", MaxLatency: time.Nanosecond, Evaluations: 2, Latency: fastLatency}); err == nil {
+		t.Fatal("a 1 ns bound was met")
+	}
+	rl := testConfig(dir, "random")
+	rl.Space = DefaultMNISTSpace()
+	if _, err := db.CreateStudy(ctx, store.Study{Name: "plain", Dataset: dir, DeviceSpec: "cpu", DeviceName: "x", DeviceFingerprint: "x",
+		Strategy: "random", Config: mustJSON(t, rl)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Specialize(ctx, db, SpecializeOptions{Study: "plain", Device: "cpu", MaxLatency: time.Second}); !errors.Is(err, ErrNoSupernet) {
+		t.Fatalf("specialising a random study: %v", err)
+	}
+
 	// The controller checkpoint of another supernet is refused.
 	e := &ENAS{RL: NewRL(space3Sizes(), DefaultRLConfig(), 1)}
 	if err := e.Restore(cs.Strategy); err == nil {
@@ -217,3 +256,12 @@ func TestENASSearch(t *testing.T) {
 }
 
 func space3Sizes() []int { return everyBlockSpace().Sizes() }
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

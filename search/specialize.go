@@ -1,0 +1,319 @@
+package search
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"hwnas/accel"
+	"hwnas/nas"
+	"hwnas/nas/compress"
+	"hwnas/store"
+)
+
+// ErrNoSupernet is wrapped by Specialize's error for a study that has no
+// trained supernet (not an enas study, or one that never ran).
+var ErrNoSupernet = errors.New("no trained supernet")
+
+// SpecializeOptions configure Specialize.
+type SpecializeOptions struct {
+	Study   string
+	Device  string // accel spec of the new device
+	Threads int
+	Batch   int // latency batch (default 1)
+	// MaxLatency bounds the batch latency on the device; MaxBytes (0:
+	// none) the compressed size.
+	MaxLatency time.Duration
+	MaxBytes   int64
+	// Evaluations bound the candidates evaluated with the supernet's
+	// weights (default 100) and Duration the search's time (default 10
+	// minutes); Population is evolution's (default 16).
+	Evaluations int
+	Duration    time.Duration
+	Population  int
+	// FineTuneEpochs of standalone training of the winner from its
+	// inherited weights on the study's proxy subset before it is
+	// compressed (with one fine-tuning epoch) and recorded; 0 records the
+	// inherited weights, compressed without fine-tuning.
+	FineTuneEpochs int
+	Seed           uint64
+	Latency        accel.LatencyOptions
+	Log            io.Writer
+}
+
+// SpecializeResult is Specialize's outcome: the recorded trial and what
+// the search saw.
+type SpecializeResult struct {
+	Study  string       `json:"study"`
+	Trial  int          `json:"trial"`
+	Name   string       `json:"name"`
+	Device accel.Device `json:"device"`
+	// Estimate is the winner's supernet estimate (validation accuracy of
+	// its inherited, compressed weights); ValAccuracy and TestAccuracy
+	// are those of the recorded model (after the fine-tuning).
+	Estimate       float64   `json:"estimate"`
+	ValAccuracy    float64   `json:"val_accuracy"`
+	TestAccuracy   float64   `json:"test_accuracy"`
+	LatencyNs      int64     `json:"latency_ns"`
+	Bytes          int64     `json:"bytes"`
+	WithinBounds   bool      `json:"within_bounds"`
+	Decisions      Decisions `json:"decisions"`
+	Evaluated      int       `json:"evaluated"`
+	Feasible       int       `json:"feasible"`
+	FineTuneEpochs int       `json:"fine_tune_epochs"`
+	SearchSeconds  float64   `json:"search_seconds"`
+	Seconds        float64   `json:"seconds"`
+}
+
+// specializeMarker is the decisions JSON of a specialised trial: a final
+// trial (parseDecisions reads final_of, decisions and epochs; the
+// strategy never sees it) of no search trial (final_of −1), for a device.
+type specializeMarker struct {
+	FinalOf        int       `json:"final_of"`
+	Decisions      Decisions `json:"decisions"`
+	Epochs         int       `json:"epochs"`
+	SpecializedFor string    `json:"specialized_for"`
+	MaxLatencyNs   int64     `json:"max_latency_ns"`
+	MaxBytes       int64     `json:"max_bytes,omitempty"`
+}
+
+// Specialize picks a sub-network of an enas study's trained supernet for
+// a device without retraining the supernet (Once-for-All): regularized
+// evolution over candidates evaluated with the shared weights (batch norm
+// recalibrated, compression applied to the inherited weights), each
+// measured on the device; a candidate over MaxLatency or MaxBytes scores
+// below every one within them. The most accurate candidate within the
+// bounds is fine-tuned for FineTuneEpochs from its inherited weights,
+// compressed, evaluated (validation and test), measured again on the
+// device and recorded as a trial of the study with its weights, so hwnas
+// export and best treat it as any other.
+func Specialize(ctx context.Context, db *store.DB, o SpecializeOptions) (*SpecializeResult, error) {
+	start := time.Now()
+	if o.MaxLatency <= 0 {
+		return nil, errors.New("specialize: a latency bound is needed")
+	}
+	if o.Evaluations <= 0 {
+		o.Evaluations = 100
+	}
+	if o.Duration <= 0 {
+		o.Duration = 10 * time.Minute
+	}
+	if o.Population <= 0 {
+		o.Population = 16
+	}
+	logw := o.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	st, err := db.GetStudy(ctx, o.Study)
+	if err != nil {
+		return nil, err
+	}
+	var cfg StudyConfig
+	if err := json.Unmarshal(st.Config, &cfg); err != nil || cfg.Space == nil {
+		return nil, fmt.Errorf("study %q: its stored config is not a search config: %w", st.Name, ErrNoSupernet)
+	}
+	if cfg.Strategy != StrategyENAS {
+		return nil, fmt.Errorf("study %q was searched with %s, not enas: %w", st.Name, cfg.Strategy, ErrNoSupernet)
+	}
+	ctl := &ENAS{RL: NewRL(cfg.Space.Sizes(), DefaultRLConfig(), cfg.Seed)}
+	if _, err := restoreStrategy(ctx, db, st, ctl, &Summary{}); err != nil {
+		return nil, err
+	}
+	if len(ctl.saved) == 0 {
+		return nil, fmt.Errorf("study %q: %w yet (run hwnas search --strategy enas on it first)", st.Name, ErrNoSupernet)
+	}
+	sn, err := NewSupernet(cfg.Space, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctl.attach(sn.Weights); err != nil {
+		return nil, err
+	}
+	in, err := loadENASInputs(st, cfg)
+	if err != nil {
+		return nil, err
+	}
+	kern, closeKern, err := nas.DefaultKernels(o.Threads)
+	if err != nil {
+		return nil, err
+	}
+	defer closeKern()
+	sn.Kernels = kern
+	be, err := accel.Open(o.Device, accel.Options{Threads: o.Threads})
+	if err != nil {
+		return nil, err
+	}
+	defer be.Close()
+	res := &SpecializeResult{Study: st.Name, Device: be.Device(), FineTuneEpochs: o.FineTuneEpochs}
+	fmt.Fprintf(logw, "specialize %s for %s (%s): latency ≤ %v", st.Name, res.Device.Name, res.Device.Fingerprint, o.MaxLatency)
+	if o.MaxBytes > 0 {
+		fmt.Fprintf(logw, ", ≤ %d bytes", o.MaxBytes)
+	}
+	fmt.Fprintf(logw, "; supernet of %d weights at round %d\n", sn.Weights.Size(), ctl.Round)
+
+	hard := Reward{Mode: RewardHard, LatencyTarget: o.MaxLatency, MaxBytes: o.MaxBytes}
+	evo := NewEvolution(cfg.Space.Sizes(), o.Population, max(2, o.Population/4))
+	seen := map[string]float64{}
+	var best Decisions
+	bestAcc := -1.0
+	spec := func(cand *Candidate, c Config, trial int) (*TrialSpec, error) {
+		s := &TrialSpec{Config: c, Arch: cand.Arch, Seed: o.Seed*1000003 + uint64(trial), Threads: o.Threads,
+			Batch: max(1, o.Batch), Latency: o.Latency}
+		var err error
+		s.Recipe, err = json.Marshal(cand.Layers)
+		return s, err
+	}
+	for k := 0; k < o.Evaluations && time.Since(start) < o.Duration; k++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		d, err := evo.Propose(rand.New(rand.NewPCG(o.Seed, uint64(k))))
+		if err != nil {
+			return nil, err
+		}
+		key := fmt.Sprint(d)
+		fit, ok := seen[key]
+		if !ok {
+			fit = -1
+			c, derr := cfg.Space.Decode(d)
+			var cand *Candidate
+			if derr == nil {
+				cand, derr = BuildCandidate(c)
+			}
+			var sub *Subnet
+			if derr == nil {
+				sub, derr = sn.Sub(c)
+			}
+			if derr == nil {
+				s, err := spec(cand, c, k)
+				if err != nil {
+					return nil, err
+				}
+				r, err := evaluateSubnet(ctx, sub, s, in.calib, in.train, in.val, be)
+				if err != nil {
+					return nil, err
+				}
+				res.Evaluated++
+				lat := r.Latency.Median
+				if lat <= o.MaxLatency && (o.MaxBytes <= 0 || r.Bytes <= o.MaxBytes) {
+					fit = r.ValAccuracy
+					res.Feasible++
+					if r.ValAccuracy > bestAcc {
+						best, bestAcc = append(Decisions(nil), d...), r.ValAccuracy
+						fmt.Fprintf(logw, "evaluation %d: best so far: estimate %.2f%%, %v, %d bytes\n", k+1, 100*r.ValAccuracy, lat.Round(100*time.Nanosecond), r.Bytes)
+					}
+				} else if hr, err := hard.Compute(r.ValAccuracy, lat, r.Bytes); err == nil {
+					fit = hr - 1 // below every candidate within the bounds
+				}
+			}
+			seen[key] = fit
+		}
+		if err := evo.Observe(d, fit); err != nil {
+			return nil, err
+		}
+	}
+	res.SearchSeconds = time.Since(start).Seconds()
+	if best == nil {
+		return res, fmt.Errorf("specialize: none of %d candidates runs within %v on %s (%d bytes allowed); raise --max-latency or --max-bytes",
+			res.Evaluated, o.MaxLatency, res.Device.Name, o.MaxBytes)
+	}
+	res.Decisions, res.Estimate = best, bestAcc
+	if err := recordSpecialized(ctx, db, st, cfg, sn, in, be, o, res); err != nil {
+		return res, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// recordSpecialized fine-tunes the winner from its inherited weights,
+// compresses, evaluates and measures it, and records it as a trial.
+func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg StudyConfig, sn *Supernet, in *enasInputs,
+	be accel.Backend, o SpecializeOptions, res *SpecializeResult) error {
+	c, err := cfg.Space.Decode(res.Decisions)
+	if err != nil {
+		return err
+	}
+	sub, err := sn.Sub(c)
+	if err != nil {
+		return err
+	}
+	cand := sub.Candidate
+	sub.Load()
+	m := sub.Model
+	if err := m.RecalibrateBN(in.calib.Images[:in.calib.N*in.calib.SampleSize()], in.calib.N, nas.EvalBatch); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	lr := cfg.LR / 5
+	if o.FineTuneEpochs > 0 {
+		if _, err := nas.Train(ctx, m, in.train, nil, nas.TrainConfig{Epochs: o.FineTuneEpochs, Seed: o.Seed, Optimizer: cfg.Optimizer,
+			LR: lr, BatchSize: cfg.BatchSize, Augment: in.aug, ConstantLR: true}, nil); err != nil {
+			return fmt.Errorf("fine-tuning: %w", err)
+		}
+	}
+	cr, err := compress.Apply(ctx, m, CompressRecipe(cand.Layers, nil), in.train, in.val, compress.Config{NoFineTune: o.FineTuneEpochs == 0,
+		PruneRounds: 1, Threads: o.Threads, Train: nas.TrainConfig{Seed: o.Seed, Optimizer: cfg.Optimizer, LR: lr, BatchSize: cfg.BatchSize, Augment: in.aug}})
+	if err != nil {
+		return fmt.Errorf("compressing: %w", err)
+	}
+	tr := &TrialResult{ValAccuracy: cr.ValAccAfter, Params: cr.ParamsAfter, Bytes: int64(cr.Bytes), MACs: cr.Model.Graph.MACs(),
+		Arch: cr.Model.Arch, Estimate: o.FineTuneEpochs == 0, TrainSeconds: time.Since(t0).Seconds()}
+	if tr.TestAccuracy, err = compress.EvaluatePlan(cr.Model, in.test, sn.Kernels); err != nil {
+		return fmt.Errorf("test: %w", err)
+	}
+	if tr.Weights, err = EncodeTrialWeights(cr); err != nil {
+		return err
+	}
+	plan, err := nas.Lower(cr.Model)
+	if err != nil {
+		return err
+	}
+	batch := max(1, o.Batch)
+	x := make([]float32, batch*plan.Tensors[plan.Input].Size())
+	for i := range x {
+		x[i] = in.val.Images[i%len(in.val.Images)]
+	}
+	if err := measureOn(be, plan, batch, x, o.Latency, nil, tr, nil); err != nil {
+		return err
+	}
+	rew, err := Reward{Mode: RewardHard, LatencyTarget: o.MaxLatency, MaxBytes: o.MaxBytes}.Compute(tr.ValAccuracy, tr.Latency.Median, tr.Bytes)
+	if err != nil {
+		return err
+	}
+	marker, err := json.Marshal(specializeMarker{FinalOf: -1, Decisions: res.Decisions, Epochs: o.FineTuneEpochs,
+		SpecializedFor: res.Device.Fingerprint, MaxLatencyNs: int64(o.MaxLatency), MaxBytes: o.MaxBytes})
+	if err != nil {
+		return err
+	}
+	recipe, err := json.Marshal(cand.Layers)
+	if err != nil {
+		return err
+	}
+	t, err := db.AddTrial(ctx, st.ID, store.TrialSpec{Decisions: marker, Arch: cand.Arch.JSON(), Recipe: recipe})
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	if err := db.StartTrial(ctx, t.ID, fmt.Sprintf("specialize %s pid:%d", host, os.Getpid())); err != nil {
+		return err
+	}
+	m2 := store.Metrics{ValAccuracy: tr.ValAccuracy, TestAccuracy: tr.TestAccuracy, HasTest: true, Params: tr.Params,
+		CompressedBytes: tr.Bytes, MACs: tr.MACs, TrainSeconds: tr.TrainSeconds, Reward: rew, Estimate: tr.Estimate}
+	lat := store.Latency{Device: tr.Device, Batch: tr.Batch, Stats: tr.Latency}
+	if err := db.FinishTrial(ctx, t.ID, m2, []store.Latency{lat}, tr.Weights); err != nil {
+		return err
+	}
+	if err := mergeOpTimes(ctx, db, tr); err != nil {
+		return err
+	}
+	res.Trial, res.Name = t.Number, t.Name()
+	res.ValAccuracy, res.TestAccuracy, res.Bytes, res.LatencyNs = tr.ValAccuracy, tr.TestAccuracy, tr.Bytes, int64(tr.Latency.Median)
+	res.WithinBounds = tr.Latency.Median <= o.MaxLatency && (o.MaxBytes <= 0 || tr.Bytes <= o.MaxBytes)
+	return nil
+}
