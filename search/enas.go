@@ -430,17 +430,25 @@ func evaluateSubnet(ctx context.Context, sub *Subnet, spec *TrialSpec, calib, tr
 	if be == nil {
 		return res, nil
 	}
-	plan, err := nas.Lower(cr.Model)
+	if err := measureCompressed(be, cr.Model, spec, val, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// measureCompressed lowers a compressed model and measures it on be with
+// validation images as input, as the spec says (batch, latency options,
+// the per-op table's prediction), outside any quiet slot: the weight-
+// sharing search and specialize run in one process.
+func measureCompressed(be accel.Backend, m *nas.Model, spec *TrialSpec, val *data.Set, res *TrialResult) error {
+	plan, err := nas.Lower(m)
 	if err != nil {
-		return nil, fmt.Errorf("lowering: %w", err)
+		return fmt.Errorf("lowering: %w", err)
 	}
 	batch := max(1, spec.Batch)
 	in := make([]float32, batch*plan.Tensors[plan.Input].Size())
 	for i := range in {
 		in[i] = val.Images[i%len(val.Images)]
 	}
-	if err := measureOn(be, plan, batch, in, spec.Latency, spec.OpTable, res, nil); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return measureOn(be, plan, batch, in, spec.Latency, spec.OpTable, res, nil)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -264,4 +265,27 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestKendallTau checks τ-b against values worked by hand: identical and
+// reversed orders, one swapped pair of four (C = 5, D = 1: 4/6), ties
+// (x = 1,1,2,3 against y = 1,2,3,4: C = 5, D = 0, T_x = 1: 5/√(5·6)),
+// and a constant sample (NaN).
+func TestKendallTau(t *testing.T) {
+	for _, tc := range []struct {
+		x, y []float64
+		want float64
+	}{
+		{[]float64{1, 2, 3, 4}, []float64{10, 20, 30, 40}, 1},
+		{[]float64{1, 2, 3, 4}, []float64{4, 3, 2, 1}, -1},
+		{[]float64{1, 2, 3, 4}, []float64{1, 3, 2, 4}, 4.0 / 6},
+		{[]float64{1, 1, 2, 3}, []float64{1, 2, 3, 4}, 5 / math.Sqrt(30)},
+	} {
+		if got := KendallTau(tc.x, tc.y); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("τ(%v, %v) = %v, want %v", tc.x, tc.y, got, tc.want)
+		}
+	}
+	if got := KendallTau([]float64{1, 1, 1}, []float64{1, 2, 3}); !math.IsNaN(got) {
+		t.Errorf("τ of a constant sample = %v, want NaN", got)
+	}
 }

@@ -270,16 +270,7 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 	if tr.Weights, err = EncodeTrialWeights(cr); err != nil {
 		return err
 	}
-	plan, err := nas.Lower(cr.Model)
-	if err != nil {
-		return err
-	}
-	batch := max(1, o.Batch)
-	x := make([]float32, batch*plan.Tensors[plan.Input].Size())
-	for i := range x {
-		x[i] = in.val.Images[i%len(in.val.Images)]
-	}
-	if err := measureOn(be, plan, batch, x, o.Latency, nil, tr, nil); err != nil {
+	if err := measureCompressed(be, cr.Model, &TrialSpec{Batch: o.Batch, Latency: o.Latency}, in.val, tr); err != nil {
 		return err
 	}
 	rew, err := Reward{Mode: RewardHard, LatencyTarget: o.MaxLatency, MaxBytes: o.MaxBytes}.Compute(tr.ValAccuracy, tr.Latency.Median, tr.Bytes)
