@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"hwnas/nas"
 	"hwnas/store"
 )
 
@@ -57,38 +56,12 @@ func SupernetRank(ctx context.Context, db *store.DB, o RankOptions) (*RankResult
 	if logw == nil {
 		logw = io.Discard
 	}
-	st, err := db.GetStudy(ctx, o.Study)
+	ts, err := openTrainedSupernet(ctx, db, o.Study, o.Threads)
 	if err != nil {
 		return nil, err
 	}
-	var cfg StudyConfig
-	if err := json.Unmarshal(st.Config, &cfg); err != nil || cfg.Space == nil || cfg.Strategy != StrategyENAS {
-		return nil, fmt.Errorf("study %q is not an enas study: %w", st.Name, ErrNoSupernet)
-	}
-	ctl := &ENAS{RL: NewRL(cfg.Space.Sizes(), DefaultRLConfig(), cfg.Seed)}
-	if _, err := restoreStrategy(ctx, db, st, ctl, &Summary{}); err != nil {
-		return nil, err
-	}
-	if len(ctl.saved) == 0 {
-		return nil, fmt.Errorf("study %q: %w yet", st.Name, ErrNoSupernet)
-	}
-	sn, err := NewSupernet(cfg.Space, cfg.Seed)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctl.attach(sn.Weights); err != nil {
-		return nil, err
-	}
-	in, err := loadENASInputs(st, cfg)
-	if err != nil {
-		return nil, err
-	}
-	kern, closeKern, err := nas.DefaultKernels(o.Threads)
-	if err != nil {
-		return nil, err
-	}
-	defer closeKern()
-	sn.Kernels = kern
+	defer ts.close()
+	st, cfg, ctl, sn, in := ts.st, ts.cfg, ts.ctl, ts.sn, ts.in
 	res := &RankResult{Study: st.Name, Round: ctl.Round}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x72616e6b))
 	for len(res.Rows) < o.N {

@@ -110,41 +110,12 @@ func Specialize(ctx context.Context, db *store.DB, o SpecializeOptions) (*Specia
 	if logw == nil {
 		logw = io.Discard
 	}
-	st, err := db.GetStudy(ctx, o.Study)
+	ts, err := openTrainedSupernet(ctx, db, o.Study, o.Threads)
 	if err != nil {
 		return nil, err
 	}
-	var cfg StudyConfig
-	if err := json.Unmarshal(st.Config, &cfg); err != nil || cfg.Space == nil {
-		return nil, fmt.Errorf("study %q: its stored config is not a search config: %w", st.Name, ErrNoSupernet)
-	}
-	if cfg.Strategy != StrategyENAS {
-		return nil, fmt.Errorf("study %q was searched with %s, not enas: %w", st.Name, cfg.Strategy, ErrNoSupernet)
-	}
-	ctl := &ENAS{RL: NewRL(cfg.Space.Sizes(), DefaultRLConfig(), cfg.Seed)}
-	if _, err := restoreStrategy(ctx, db, st, ctl, &Summary{}); err != nil {
-		return nil, err
-	}
-	if len(ctl.saved) == 0 {
-		return nil, fmt.Errorf("study %q: %w yet (run hwnas search --strategy enas on it first)", st.Name, ErrNoSupernet)
-	}
-	sn, err := NewSupernet(cfg.Space, cfg.Seed)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctl.attach(sn.Weights); err != nil {
-		return nil, err
-	}
-	in, err := loadENASInputs(st, cfg)
-	if err != nil {
-		return nil, err
-	}
-	kern, closeKern, err := nas.DefaultKernels(o.Threads)
-	if err != nil {
-		return nil, err
-	}
-	defer closeKern()
-	sn.Kernels = kern
+	defer ts.close()
+	st, cfg, ctl, sn, in := ts.st, ts.cfg, ts.ctl, ts.sn, ts.in
 	be, err := accel.Open(o.Device, accel.Options{Threads: o.Threads})
 	if err != nil {
 		return nil, err
@@ -307,4 +278,57 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 	res.ValAccuracy, res.TestAccuracy, res.Bytes, res.LatencyNs = tr.ValAccuracy, tr.TestAccuracy, tr.Bytes, int64(tr.Latency.Median)
 	res.WithinBounds = tr.Latency.Median <= o.MaxLatency && (o.MaxBytes <= 0 || tr.Bytes <= o.MaxBytes)
 	return nil
+}
+
+// trainedSupernet is an enas study's supernet as its latest checkpoint
+// left it, with the study's data, ready to evaluate sub-networks.
+type trainedSupernet struct {
+	st    store.Study
+	cfg   StudyConfig
+	ctl   *ENAS
+	sn    *Supernet
+	in    *enasInputs
+	close func() error
+}
+
+// openTrainedSupernet loads an enas study's supernet weights from its
+// latest checkpoint (nothing is trained), and its data; kernels run on
+// threads. A study that is not enas, or has no checkpoint yet, is
+// ErrNoSupernet.
+func openTrainedSupernet(ctx context.Context, db *store.DB, study string, threads int) (*trainedSupernet, error) {
+	st, err := db.GetStudy(ctx, study)
+	if err != nil {
+		return nil, err
+	}
+	var cfg StudyConfig
+	if err := json.Unmarshal(st.Config, &cfg); err != nil || cfg.Space == nil {
+		return nil, fmt.Errorf("study %q: its stored config is not a search config: %w", st.Name, ErrNoSupernet)
+	}
+	if cfg.Strategy != StrategyENAS {
+		return nil, fmt.Errorf("study %q was searched with %s, not enas: %w", st.Name, cfg.Strategy, ErrNoSupernet)
+	}
+	ctl := &ENAS{RL: NewRL(cfg.Space.Sizes(), DefaultRLConfig(), cfg.Seed)}
+	if _, err := restoreStrategy(ctx, db, st, ctl, &Summary{}); err != nil {
+		return nil, err
+	}
+	if len(ctl.saved) == 0 {
+		return nil, fmt.Errorf("study %q: %w yet (run hwnas search --strategy enas on it first)", st.Name, ErrNoSupernet)
+	}
+	sn, err := NewSupernet(cfg.Space, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctl.attach(sn.Weights); err != nil {
+		return nil, err
+	}
+	in, err := loadENASInputs(st, cfg)
+	if err != nil {
+		return nil, err
+	}
+	kern, closeKern, err := nas.DefaultKernels(threads)
+	if err != nil {
+		return nil, err
+	}
+	sn.Kernels = kern
+	return &trainedSupernet{st: st, cfg: cfg, ctl: ctl, sn: sn, in: in, close: closeKern}, nil
 }
