@@ -34,6 +34,13 @@ type ENASConfig struct {
 	CalibImages int `json:"calib_images,omitempty"`
 	// LR is the shared weights' SGD rate (default 0.05).
 	LR float64 `json:"lr,omitempty"`
+	// Uniform is the fraction of training steps whose sub-network is
+	// drawn uniformly from the space instead of from the controller
+	// (default 0.5; a negative value: none, pure ENAS). A controller that
+	// has settled on a few choices (one head, one block type) otherwise
+	// leaves the other slots untrained, and the candidates using them are
+	// estimated far below what they reach on their own.
+	Uniform float64 `json:"uniform,omitempty"`
 }
 
 func (e ENASConfig) withDefaults(trainN, batch int) ENASConfig {
@@ -49,6 +56,12 @@ func (e ENASConfig) withDefaults(trainN, batch int) ENASConfig {
 	e.CalibImages = min(e.CalibImages, trainN)
 	if e.LR <= 0 {
 		e.LR = 0.05
+	}
+	switch {
+	case e.Uniform == 0:
+		e.Uniform = 0.5
+	case e.Uniform < 0:
+		e.Uniform = 0
 	}
 	return e
 }
@@ -234,7 +247,8 @@ func (r *enasRun) budgetSpent() bool {
 }
 
 // trainRound trains the shared weights for Steps batches, each with a
-// sub-network the controller samples, by SGD with momentum 0.9 and weight
+// sub-network the controller samples (or, for a fraction Uniform of the
+// steps, one drawn uniformly), by SGD with momentum 0.9 and weight
 // decay 5e-4 at ENASConfig.LR after a linear warm-up of
 // 100 steps; the batches follow a permutation of the proxy subset drawn
 // from the study's seed and the round.
@@ -258,8 +272,11 @@ func (r *enasRun) trainRound(ctx context.Context, batch int) error {
 		if err := ctx.Err(); err != nil {
 			return nil
 		}
-		d, err := r.ctl.Propose(rng)
-		if err != nil {
+		var d Decisions
+		var err error
+		if rng.Float64() < r.ec.Uniform {
+			d = uniform(rng, cfg.Space.Sizes())
+		} else if d, err = r.ctl.Propose(rng); err != nil {
 			return err
 		}
 		sc, err := cfg.Space.Decode(d)

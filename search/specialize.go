@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"time"
 
 	"hwnas/accel"
@@ -84,7 +85,8 @@ type specializeMarker struct {
 
 // Specialize picks a sub-network of an enas study's trained supernet for
 // a device without retraining the supernet (Once-for-All): regularized
-// evolution over candidates evaluated with the shared weights (batch norm
+// evolution, starting from the search's most accurate distinct trials,
+// over candidates evaluated with the shared weights (batch norm
 // recalibrated, compression applied to the inherited weights), each
 // measured on the device; a candidate over MaxLatency or MaxBytes scores
 // below every one within them. The most accurate candidate within the
@@ -140,12 +142,18 @@ func Specialize(ctx context.Context, db *store.DB, o SpecializeOptions) (*Specia
 		s.Recipe, err = json.Marshal(cand.Layers)
 		return s, err
 	}
+	seeds, err := searchedBest(ctx, db, st, o.Population)
+	if err != nil {
+		return nil, err
+	}
 	for k := 0; k < o.Evaluations && time.Since(start) < o.Duration; k++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		d, err := evo.Propose(rand.New(rand.NewPCG(o.Seed, uint64(k))))
-		if err != nil {
+		var d Decisions
+		if k < len(seeds) {
+			d = seeds[k]
+		} else if d, err = evo.Propose(rand.New(rand.NewPCG(o.Seed, uint64(k)))); err != nil {
 			return nil, err
 		}
 		key := fmt.Sprint(d)
@@ -331,4 +339,31 @@ func openTrainedSupernet(ctx context.Context, db *store.DB, study string, thread
 	}
 	sn.Kernels = kern
 	return &trainedSupernet{st: st, cfg: cfg, ctl: ctl, sn: sn, in: in, close: closeKern}, nil
+}
+
+// searchedBest returns the decisions of the study's n most accurate
+// search trials (their supernet estimates, on the search's device),
+// distinct: the population specialize starts from, re-measured on the new
+// device, before evolution mutates it.
+func searchedBest(ctx context.Context, db *store.DB, st store.Study, n int) ([]Decisions, error) {
+	trials, err := db.ListTrials(ctx, st.ID, store.TrialFilter{Status: store.Done})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(trials, func(i, j int) bool {
+		return trials[i].Metrics != nil && (trials[j].Metrics == nil || trials[i].Metrics.ValAccuracy > trials[j].Metrics.ValAccuracy)
+	})
+	var out []Decisions
+	seen := map[string]bool{}
+	for _, t := range trials {
+		d, fm, err := parseDecisions(t.Decisions)
+		if err != nil || fm != nil || t.Metrics == nil || seen[fmt.Sprint(d)] {
+			continue
+		}
+		seen[fmt.Sprint(d)] = true
+		if out = append(out, d); len(out) == n {
+			break
+		}
+	}
+	return out, nil
 }
