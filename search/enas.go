@@ -36,10 +36,11 @@ type ENASConfig struct {
 	LR float64 `json:"lr,omitempty"`
 	// Uniform is the fraction of training steps whose sub-network is
 	// drawn uniformly from the space instead of from the controller
-	// (default 0.5; a negative value: none, pure ENAS). A controller that
-	// has settled on a few choices (one head, one block type) otherwise
-	// leaves the other slots untrained, and the candidates using them are
-	// estimated far below what they reach on their own.
+	// (default 0: none, pure ENAS). A controller that has settled on a
+	// few choices (one head, one block type) leaves the other slots
+	// untrained, and the candidates using them are estimated far below
+	// what they reach on their own; uniform steps keep them trained (at
+	// the cost of fewer steps on what the controller favours).
 	Uniform float64 `json:"uniform,omitempty"`
 }
 
@@ -56,12 +57,6 @@ func (e ENASConfig) withDefaults(trainN, batch int) ENASConfig {
 	e.CalibImages = min(e.CalibImages, trainN)
 	if e.LR <= 0 {
 		e.LR = 0.05
-	}
-	switch {
-	case e.Uniform == 0:
-		e.Uniform = 0.5
-	case e.Uniform < 0:
-		e.Uniform = 0
 	}
 	return e
 }
