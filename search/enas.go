@@ -133,7 +133,6 @@ type enasRun struct {
 	sn     *Supernet
 	be     accel.Backend
 	worker string
-	step   int
 }
 
 // enasInputs are what training and evaluating a study's sub-networks
@@ -290,14 +289,13 @@ func (r *enasRun) trainRound(ctx context.Context, batch int) error {
 		r.aug.Apply(x, bs, r.train.C, r.train.H, r.train.W, rng, scratch)
 		loss, ok, err := sub.TrainStep(x, labels, bs)
 		if errors.Is(err, nas.ErrNaN) {
-			return fmt.Errorf("enas: shared-weight training diverged at round %d step %d (lower --lr, %g): %w", r.ctl.Round, s+1, lr0, err)
+			return fmt.Errorf("enas: shared-weight training diverged at round %d step %d (lower --enas-lr, %g): %w", r.ctl.Round, s+1, lr0, err)
 		}
 		if err != nil {
 			return err
 		}
-		lr := lr0 * min(1, float64(r.step+1)/100)
-		r.sn.Weights.Step(lr, 0.9, 5e-4)
-		r.step++
+		step := r.ctl.Round*r.ec.Steps + s // from the checkpointed round: a resume does not warm up again
+		r.sn.Weights.Step(lr0*min(1, float64(step+1)/100), 0.9, 5e-4)
 		lossSum += loss * float64(bs)
 		correct += ok
 		seen += bs
