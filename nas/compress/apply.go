@@ -34,6 +34,10 @@ type Config struct {
 	Threads int
 	// Log, when not nil, receives one line per step.
 	Log io.Writer
+	// FinalOnly evaluates the compressed model alone: ValAccBefore and
+	// the stages' accuracies are left 0 (a caller that ranks many
+	// candidates by ValAccAfter saves a validation pass per stage).
+	FinalOnly bool
 }
 
 func (c Config) withDefaults() Config {
@@ -184,8 +188,10 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 		opt:   EncodeOptions{Formats: map[string]TensorFormat{}, Huffman: r.Huffman},
 		res:   &Result{ParamsBefore: m.NumParams(), DenseBytes: 4 * m.NumParams(), Recipe: r.String()},
 		start: time.Now()}
-	if a.res.ValAccBefore, err = EvaluatePlan(m, val, kern); err != nil {
-		return nil, err
+	if !cfg.FinalOnly {
+		if a.res.ValAccBefore, err = EvaluatePlan(m, val, kern); err != nil {
+			return nil, err
+		}
 	}
 	a.logf("compress %s with %s: %d params, val accuracy %.4f", m.Arch.Name, a.res.Recipe, a.res.ParamsBefore, a.res.ValAccBefore)
 	if a.cur, err = cloneModel(m); err != nil {
@@ -220,9 +226,12 @@ func (a *applier) choice(layer string) LayerChoice { return a.r.For(strings.Trim
 
 // report evaluates the working model and records the step.
 func (a *applier) report(step string) error {
-	acc, err := EvaluatePlan(a.cur, a.val, a.kern)
-	if err != nil {
-		return err
+	var acc float64
+	var err error
+	if !a.cfg.FinalOnly {
+		if acc, err = EvaluatePlan(a.cur, a.val, a.kern); err != nil {
+			return err
+		}
 	}
 	el := time.Since(a.start).Seconds()
 	a.res.Stages = append(a.res.Stages, StageReport{Stage: step, ValAcc: acc, Params: a.cur.NumParams(), Seconds: el})

@@ -212,6 +212,15 @@ func TestApplyChannelCriteriaOnBNNet(t *testing.T) {
 	if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], `"fc"`) || !strings.Contains(res.Notes[0], "logits") {
 		t.Errorf("notes %q, want one about fc and the logits", res.Notes)
 	}
+	// FinalOnly evaluates the compressed model alone: the same model,
+	// bytes and final accuracy, no baseline or per-stage accuracies.
+	fo, err := Apply(context.Background(), m, &Recipe{Default: LayerChoice{Channels: 0.5, Criterion: "bn"}}, train, val, Config{NoFineTune: true, FinalOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fo.ValAccAfter != res.ValAccAfter || fo.Bytes != res.Bytes || fo.ValAccBefore != 0 || len(fo.Stages) != len(res.Stages) || fo.Stages[0].ValAcc != 0 {
+		t.Errorf("FinalOnly: val %v bytes %d before %v stages %+v; full run: val %v bytes %d", fo.ValAccAfter, fo.Bytes, fo.ValAccBefore, fo.Stages, res.ValAccAfter, res.Bytes)
+	}
 	r, _ := ParseRecipe("fc.channels=0.5:bn")
 	if _, err := Apply(context.Background(), m, r, train, val, Config{}); err == nil || !strings.Contains(err.Error(), "batch norm") {
 		t.Errorf("bn criterion on the classifier: %v", err)
