@@ -375,7 +375,7 @@ func (r *enasRun) run(ctx context.Context, tr store.Trial, cfg Config, cand *Can
 	}
 	var rew float64
 	if err == nil {
-		rew, err = c.reward.Compute(res.ValAccuracy, res.Latency.Median, res.Bytes)
+		rew, err = c.reward.Compute(res.ValAccuracy, latencyOf(res), res.Bytes)
 	}
 	if err != nil {
 		reason := FailError + ": " + err.Error()
@@ -393,7 +393,7 @@ func (r *enasRun) run(ctx context.Context, tr store.Trial, cfg Config, cand *Can
 			return err
 		}
 		fmt.Fprintf(c.log, "trial %s: supernet estimate: reward %.4f val %.2f%% %d bytes latency %v (%.1fs)\n",
-			tr.Name(), rew, 100*res.ValAccuracy, res.Bytes, res.Latency.Median.Round(100*time.Nanosecond), time.Since(t0).Seconds())
+			tr.Name(), rew, 100*res.ValAccuracy, res.Bytes, latencyOf(res).Round(100*time.Nanosecond), time.Since(t0).Seconds())
 	}
 	_, err = c.observeFinished(ctx)
 	return err
@@ -461,4 +461,13 @@ func measureCompressed(be accel.Backend, m *nas.Model, spec *TrialSpec, val *dat
 		in[i] = val.Images[i%len(val.Images)]
 	}
 	return measureOn(be, plan, batch, in, spec.Latency, spec.OpTable, res, nil)
+}
+
+// latencyOf is a measured result's latency figure on its device (the
+// one rewards and bounds use).
+func latencyOf(res *TrialResult) time.Duration { return res.Latency.Median }
+
+// latencyRows are a measured result's latencies as the store keeps them.
+func latencyRows(res *TrialResult) []store.Latency {
+	return []store.Latency{{Device: res.Device, Batch: res.Batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}}
 }

@@ -179,7 +179,7 @@ func Specialize(ctx context.Context, db *store.DB, o SpecializeOptions) (*Specia
 					return nil, err
 				}
 				res.Evaluated++
-				lat := r.Latency.Median
+				lat := latencyOf(r)
 				if lat <= o.MaxLatency && (o.MaxBytes <= 0 || r.Bytes <= o.MaxBytes) {
 					fit = r.ValAccuracy
 					res.Feasible++
@@ -252,7 +252,7 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 	if err := measureCompressed(be, cr.Model, &TrialSpec{Batch: o.Batch, Latency: o.Latency}, in.val, tr); err != nil {
 		return err
 	}
-	rew, err := Reward{Mode: RewardHard, LatencyTarget: o.MaxLatency, MaxBytes: o.MaxBytes}.Compute(tr.ValAccuracy, tr.Latency.Median, tr.Bytes)
+	rew, err := Reward{Mode: RewardHard, LatencyTarget: o.MaxLatency, MaxBytes: o.MaxBytes}.Compute(tr.ValAccuracy, latencyOf(tr), tr.Bytes)
 	if err != nil {
 		return err
 	}
@@ -275,16 +275,15 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 	}
 	m2 := store.Metrics{ValAccuracy: tr.ValAccuracy, TestAccuracy: tr.TestAccuracy, HasTest: true, Params: tr.Params,
 		CompressedBytes: tr.Bytes, MACs: tr.MACs, TrainSeconds: tr.TrainSeconds, Reward: rew, Estimate: tr.Estimate}
-	lat := store.Latency{Device: tr.Device, Batch: tr.Batch, Stats: tr.Latency}
-	if err := db.FinishTrial(ctx, t.ID, m2, []store.Latency{lat}, tr.Weights); err != nil {
+	if err := db.FinishTrial(ctx, t.ID, m2, latencyRows(tr), tr.Weights); err != nil {
 		return err
 	}
 	if err := mergeOpTimes(ctx, db, tr); err != nil {
 		return err
 	}
 	res.Trial, res.Name = t.Number, t.Name()
-	res.ValAccuracy, res.TestAccuracy, res.Bytes, res.LatencyNs = tr.ValAccuracy, tr.TestAccuracy, tr.Bytes, int64(tr.Latency.Median)
-	res.WithinBounds = tr.Latency.Median <= o.MaxLatency && (o.MaxBytes <= 0 || tr.Bytes <= o.MaxBytes)
+	res.ValAccuracy, res.TestAccuracy, res.Bytes, res.LatencyNs = tr.ValAccuracy, tr.TestAccuracy, tr.Bytes, int64(latencyOf(tr))
+	res.WithinBounds = latencyOf(tr) <= o.MaxLatency && (o.MaxBytes <= 0 || tr.Bytes <= o.MaxBytes)
 	return nil
 }
 
