@@ -196,6 +196,9 @@ func Specialize(ctx context.Context, db *store.DB, o SpecializeOptions) (*Specia
 		if err := evo.Observe(d, fit); err != nil {
 			return nil, err
 		}
+		if (k+1)%10 == 0 {
+			fmt.Fprintf(logw, "evaluation %d/%d: %d candidates evaluated, %d within the bounds, %.0fs\n", k+1, o.Evaluations, res.Evaluated, res.Feasible, time.Since(start).Seconds())
+		}
 	}
 	res.SearchSeconds = time.Since(start).Seconds()
 	if best == nil {
