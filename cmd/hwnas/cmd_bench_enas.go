@@ -31,7 +31,7 @@ estimated, trains each from scratch with the study's proxy budget and
 compression as an rl trial would, and prints both accuracies and Kendall's τ-b
 between them: the figure that says whether the weight-sharing shortcut ranks
 candidates as training them would. The supernet is not changed.`,
-		Example: `  hwnas bench enas-rank --study e --n 20`,
+		Example: `  hwnas bench enas-rank --db shared.db --study shared --n 20`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.stderr = cmd.ErrOrStderr()

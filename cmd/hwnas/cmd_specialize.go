@@ -44,9 +44,9 @@ measured again and recorded as a trial of the study with that device's
 latency, so hwnas best --device and hwnas export --trial treat it like any
 other trial. A device is its fingerprint: --threads 2 or HWNAS_ISA=avx2 make
 another one of the same machine.`,
-		Example: `  hwnas search --study e --strategy enas --trials 200 --final-epochs 3
-  hwnas specialize --study e --device cpu --threads 2 --max-latency 20us
-  hwnas export --trial e/215 --out e-2threads.onnx`,
+		Example: `  hwnas search --db shared.db --study shared --data data/mnist --strategy enas --trials 60 --subset 5000 --final-epochs 2
+  hwnas specialize --db shared.db --study shared --device cpu --threads 2 --max-latency 20us --evaluations 50
+  hwnas best --db shared.db --study shared --device cpu      # the specialised trial beside the final one`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.stderr = cmd.ErrOrStderr()

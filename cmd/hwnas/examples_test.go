@@ -26,7 +26,7 @@ const cliEnv = "HWNAS_TEST_AS_CLI"
 // exampleOrder is the order the commands' examples run in, so that each
 // finds the files and databases the earlier ones wrote (the weights train
 // saves, the study search records).
-var exampleOrder = []string{"data", "train", "compress", "search", "export", "bench ort", "best", "trials", "pareto", "measure", "import", "worker", "repro vgg16-cifar10"}
+var exampleOrder = []string{"data", "train", "compress", "search", "export", "bench ort", "best", "trials", "pareto", "measure", "import", "worker", "repro vgg16-cifar10", "specialize", "bench enas-rank"}
 
 // exampleEdits are the only changes the test makes to the help's words:
 // fewer epochs and trials (the MNIST folder `hwnas data` writes is cut to
@@ -38,6 +38,9 @@ var exampleEdits = []struct{ from, to string }{
 	{"--epochs 30", "--epochs 1"},
 	{"--trials 20 --subset 1000", "--trials 2 --subset 300"},
 	{"--synthetic 10", "--synthetic 2"},
+	{"--trials 60 --subset 5000 --final-epochs 2", "--trials 3 --subset 300 --epochs 1 --enas-steps 5 --final-epochs 1 --final-subset 300"},
+	{"--max-latency 20us --evaluations 50", "--max-latency 1s --evaluations 2"},
+	{"--n 20", "--n 2"},
 }
 
 // commandExamples returns every command's example lines by command path
