@@ -78,6 +78,14 @@ in the database. Run the same command again (or just --study S) after a crash
 or kill -9 to resume: trials left running are re-run, the controller continues
 from its checkpoint and nothing finished is lost.
 
+--strategy enas shares weights instead (ENAS): this process trains one
+supernet in rounds on sub-networks the controller samples, and records each
+candidate it evaluates with the shared weights (batch norm recalibrated, its
+compression applied without fine-tuning, measured on the device) as a trial
+marked as a supernet estimate; best leaves those out and ranks the winner
+trained on its own with --final-epochs. hwnas specialize later picks a model
+from the same supernet for another device.
+
 The reward is MnasNet's ACC·(LAT/T)^w (soft: w = −0.07; hard: 0 below T and
 −1 above), times the same form on bytes when --max-bytes is given.
 
