@@ -368,14 +368,20 @@ func (r *enasRun) run(ctx context.Context, tr store.Trial, cfg Config, cand *Can
 	if spec.OpTable, err = c.opTable(ctx); err != nil {
 		return err
 	}
+	if spec.Measure.History, err = referenceHistory(ctx, c.o.DB, c.st.DeviceFingerprint, max(1, spec.Batch), spec.Measure); err != nil {
+		return err
+	}
 	t0 := time.Now()
 	res, err := r.evaluate(ctx, spec, cfg)
 	if ctx.Err() != nil {
 		return nil // left running: the next run re-queues and evaluates it
 	}
 	var rew float64
+	var row store.Latency
 	if err == nil {
-		rew, err = c.reward.Compute(res.ValAccuracy, latencyOf(res), res.Bytes)
+		if row, err = c.cfg.rewardRow(res); err == nil {
+			rew, err = c.reward.Of(res.ValAccuracy, row, res.Bytes)
+		}
 	}
 	if err != nil {
 		reason := FailError + ": " + err.Error()
@@ -393,7 +399,7 @@ func (r *enasRun) run(ctx context.Context, tr store.Trial, cfg Config, cand *Can
 			return err
 		}
 		fmt.Fprintf(c.log, "trial %s: supernet estimate: reward %.4f val %.2f%% %d bytes latency %v (%.1fs)\n",
-			tr.Name(), rew, 100*res.ValAccuracy, res.Bytes, latencyOf(res).Round(100*time.Nanosecond), time.Since(t0).Seconds())
+			tr.Name(), rew, 100*res.ValAccuracy, res.Bytes, row.Figure().Round(100*time.Nanosecond), time.Since(t0).Seconds())
 	}
 	_, err = c.observeFinished(ctx)
 	return err
@@ -460,14 +466,12 @@ func measureCompressed(be accel.Backend, m *nas.Model, spec *TrialSpec, val *dat
 	for i := range in {
 		in[i] = val.Images[i%len(val.Images)]
 	}
-	return measureOn(be, plan, batch, in, spec.Latency, spec.OpTable, res, nil)
+	return measureOn(be, plan, teacherShape(m.Arch), batch, spec.Threads, in, spec.Measure, spec.OpTable, res, nil)
 }
 
-// latencyOf is a measured result's latency figure on its device (the
-// one rewards and bounds use).
-func latencyOf(res *TrialResult) time.Duration { return res.Latency.Median }
-
-// latencyRows are a measured result's latencies as the store keeps them.
-func latencyRows(res *TrialResult) []store.Latency {
-	return []store.Latency{{Device: res.Device, Batch: res.Batch, Stats: res.Latency, Predicted: time.Duration(res.PredictedNs)}}
+// latencyOf is a measured result's figure in hwnas's kernels on its
+// device (the one specialize's bounds use).
+func latencyOf(res *TrialResult) time.Duration {
+	l, _ := res.Row("")
+	return l.Figure()
 }

@@ -211,7 +211,7 @@ func TestENASSearch(t *testing.T) {
 	// Specialised for a second device (two threads: another fingerprint),
 	// the winner is recorded with that device's latency, exportable.
 	sp, err := Specialize(ctx, db, SpecializeOptions{Study: "e", Device: "cpu", Threads: 2, MaxLatency: time.Second,
-		Evaluations: 4, Population: 2, FineTuneEpochs: 1, Seed: 2, Latency: fastLatency})
+		Evaluations: 4, Population: 2, FineTuneEpochs: 1, Seed: 2, Rounds: fastRounds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestENASSearch(t *testing.T) {
 	if _, err := TrialModel(spec.Arch, blob); err != nil {
 		t.Fatalf("the specialised trial's model does not load: %v", err)
 	}
-	if _, err := Specialize(ctx, db, SpecializeOptions{Study: "e", Device: "cpu", MaxLatency: time.Nanosecond, Evaluations: 2, Latency: fastLatency}); err == nil {
+	if _, err := Specialize(ctx, db, SpecializeOptions{Study: "e", Device: "cpu", MaxLatency: time.Nanosecond, Evaluations: 2, Rounds: fastRounds}); err == nil {
 		t.Fatal("a 1 ns bound was met")
 	}
 	rl := testConfig(dir, "random")

@@ -43,8 +43,11 @@ type SpecializeOptions struct {
 	// inherited weights, compressed without fine-tuning.
 	FineTuneEpochs int
 	Seed           uint64
-	Latency        accel.LatencyOptions
-	Log            io.Writer
+	// Rounds shortens the latency measurement (tests; zero: accel's
+	// defaults); the study's reference model is measured beside each
+	// candidate, as in the search.
+	Rounds accel.RoundsOptions
+	Log    io.Writer
 }
 
 // SpecializeResult is Specialize's outcome: the recorded trial and what
@@ -137,7 +140,7 @@ func Specialize(ctx context.Context, db *store.DB, o SpecializeOptions) (*Specia
 	bestAcc := -1.0
 	spec := func(cand *Candidate, c Config, trial int) (*TrialSpec, error) {
 		s := &TrialSpec{Config: c, Arch: cand.Arch, Seed: o.Seed*1000003 + uint64(trial), Threads: o.Threads,
-			Batch: max(1, o.Batch), Latency: o.Latency}
+			Batch: max(1, o.Batch), Measure: LatencySpec{Reference: cfg.reference(), Rounds: o.Rounds}}
 		var err error
 		s.Recipe, err = json.Marshal(cand.Layers)
 		return s, err
@@ -252,7 +255,7 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 	if tr.Weights, err = EncodeTrialWeights(cr); err != nil {
 		return err
 	}
-	if err := measureCompressed(be, cr.Model, &TrialSpec{Batch: o.Batch, Latency: o.Latency}, in.val, tr); err != nil {
+	if err := measureCompressed(be, cr.Model, &TrialSpec{Batch: o.Batch, Threads: o.Threads, Measure: LatencySpec{Reference: cfg.reference(), Rounds: o.Rounds}}, in.val, tr); err != nil {
 		return err
 	}
 	rew, err := Reward{Mode: RewardHard, LatencyTarget: o.MaxLatency, MaxBytes: o.MaxBytes}.Compute(tr.ValAccuracy, latencyOf(tr), tr.Bytes)
@@ -278,10 +281,10 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 	}
 	m2 := store.Metrics{ValAccuracy: tr.ValAccuracy, TestAccuracy: tr.TestAccuracy, HasTest: true, Params: tr.Params,
 		CompressedBytes: tr.Bytes, MACs: tr.MACs, TrainSeconds: tr.TrainSeconds, Reward: rew, Estimate: tr.Estimate}
-	if err := db.FinishTrial(ctx, t.ID, m2, latencyRows(tr), tr.Weights); err != nil {
+	if err := db.FinishTrial(ctx, t.ID, m2, tr.Latencies, tr.Weights); err != nil {
 		return err
 	}
-	if err := mergeOpTimes(ctx, db, tr); err != nil {
+	if err := mergeResultOps(ctx, db, tr); err != nil {
 		return err
 	}
 	res.Trial, res.Name = t.Number, t.Name()

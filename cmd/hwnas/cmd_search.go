@@ -51,7 +51,7 @@ type searchOptions struct {
 	NoPin, NoQuiet              bool
 	// rounds shortens the latency measurement (tests).
 	rounds accel.RoundsOptions
-	ENAS                        search.ENASConfig
+	ENAS   search.ENASConfig
 	// coordOnly: --workers 0 was given (the zero value of Workers in
 	// tests means one worker).
 	coordOnly bool

@@ -24,7 +24,7 @@ type specializeOptions struct {
 	FineTune                   int
 	Seed                       uint64
 	JSON                       bool
-	latency                    accel.LatencyOptions
+	rounds                     accel.RoundsOptions
 	stderr                     io.Writer
 }
 
@@ -103,7 +103,7 @@ func runSpecialize(ctx context.Context, w io.Writer, opts specializeOptions) err
 	res, err := search.Specialize(ctx, db, search.SpecializeOptions{Study: opts.Study, Device: opts.Device, Threads: opts.Threads,
 		Batch: opts.Batch, MaxLatency: opts.MaxLatency, MaxBytes: opts.MaxBytes, Evaluations: opts.Evaluations,
 		Duration: time.Duration(opts.Minutes * float64(time.Minute)), Population: opts.Population, FineTuneEpochs: opts.FineTune,
-		Seed: opts.Seed, Latency: opts.latency, Log: opts.stderr})
+		Seed: opts.Seed, Rounds: opts.rounds, Log: opts.stderr})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, search.ErrNoSupernet) {
 			return badInput(err)
