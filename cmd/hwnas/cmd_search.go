@@ -55,7 +55,10 @@ type searchOptions struct {
 	// coordOnly: --workers 0 was given (the zero value of Workers in
 	// tests means one worker).
 	coordOnly bool
-	JSON      bool
+	// strategySet: --strategy was given (a resume without it keeps the
+	// study's strategy silently).
+	strategySet bool
+	JSON        bool
 	// Progress forces (1) or forbids (0) the progress bar; -1 decides by
 	// whether stderr is a terminal.
 	progress int
@@ -110,6 +113,7 @@ failed with reason "skipped" and counted in the summary.`,
 			opts.progress = -1
 			opts.stderr = cmd.ErrOrStderr()
 			opts.coordOnly = opts.Workers == 0
+			opts.strategySet = cmd.Flags().Changed("strategy")
 			return runSearch(cmd.Context(), cmd.OutOrStdout(), opts)
 		},
 	}
@@ -273,6 +277,9 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		Runtime: runtime, Reference: reference, SkipOver: opts.SkipOver, Rounds: opts.rounds}
 	if opts.Strategy == search.StrategyENAS {
 		cfg.ENAS = &opts.ENAS
+	}
+	if resuming && !opts.strategySet {
+		cfg.Strategy = "" // the study's own, without a note that the default differs
 	}
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, DataInfo: info, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
