@@ -64,19 +64,23 @@ for name in "w2-r1" "w2-noquiet"; do
   bin/hwnas trials --db "$OUT/$name.db" --study "$name" --json >"$OUT/$name.trials.json"
   echo "quiet re-measurement of $name, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
   bin/hwnas measure --db "$OUT/$name.db" --study "$name" --threads 1 --json >"$OUT/$name.measure.json"
-  python3 - "$OUT/$name.trials.json" "$OUT/$name.measure.json" "$name" <<'PY'
+  bin/hwnas trials --db "$OUT/$name.db" --study "$name" --json >"$OUT/$name.quiet.json"
+  python3 - "$OUT/$name.trials.json" "$OUT/$name.quiet.json" "$name" <<'PY'
 import json, sys, statistics
-trials = json.load(open(sys.argv[1]))
-trials = trials.get("trials", trials) if isinstance(trials, dict) else trials
-rec = {}
-for t in trials:
-    for l in t.get("latencies") or []:
-        if l["batch"] == 1 and l["device"]["cores"] == 1:
-            rec[t["number"]] = l["stats"]["median_ns"]
-quiet = {m["trial"]: m["latency"]["median_ns"] for m in json.load(open(sys.argv[2])) if not m.get("error")}
+def figures(path):
+    trials = json.load(open(path))
+    trials = trials.get("trials", trials) if isinstance(trials, dict) else trials
+    out = {}
+    for t in trials:
+        for l in t.get("latencies") or []:
+            if l["batch"] == 1 and l["device"]["cores"] == 1 and l.get("runtime", "hwnas") == "hwnas":
+                st = l["stats"]
+                out[t["number"]] = st.get("latency_ns") or st["median_ns"]
+    return out
+rec, quiet = figures(sys.argv[1]), figures(sys.argv[2])
 diffs = sorted((rec[n] - q) / q for n, q in quiet.items() if n in rec)
 within = sum(abs(d) <= 0.05 for d in diffs)
-print(f"{sys.argv[3]}: {len(diffs)} trials; recorded vs quiet median latency: median diff {100*statistics.median(diffs):+.1f}%, "
+print(f"{sys.argv[3]}: {len(diffs)} trials; recorded vs quiet latency: median diff {100*statistics.median(diffs):+.1f}%, "
       f"median |diff| {100*statistics.median(abs(d) for d in diffs):.1f}%, within ±5%: {within}/{len(diffs)}")
 PY
 done
