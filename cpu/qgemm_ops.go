@@ -192,36 +192,30 @@ func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw, groups int, pack pa
 	return e
 }
 
-// packedSize is the length of n rows of k weights packed by packB.
+// packedSize is the length, in elements, of n rows of k weights packed by
+// packB or packB16: k rounded up to 4, times n rounded up to 16.
 func packedSize(n, k int) int { return (k + 3) / 4 * 4 * ((n + 15) &^ 15) }
 
-// packB packs n rows of k int8 weights for hw_qgemm_packed_vnni: column j
-// (a row of w) contributes 4 k-consecutive bytes per quad p/4 at
-// 4·(p/4)·np + 4·j + p%4, np = n rounded up to 16; the padding is zero.
-func packB(w []int8, n, k int) []int8 {
-	np := (n + 15) &^ 15
-	out := make([]int8, packedSize(n, k))
-	for j := 0; j < n; j++ {
-		for p := 0; p < k; p++ {
-			out[(p/4)*4*np+4*j+p%4] = w[j*k+p]
-		}
-	}
-	return out
-}
-
-// packedSize16 is the length of n rows of k weights packed by packB16.
-func packedSize16(n, k int) int { return (k + 3) / 4 * 4 * ((n + 15) &^ 15) }
+// packB packs n rows of k int8 weights for hw_qgemm_packed_vnni (and
+// hw_qgemm_packed_pairsafe_avx2): column j (a row of w) contributes 4
+// k-consecutive bytes per quad p/4 at 4·(p/4)·np + 4·j + p%4, np = n
+// rounded up to 16; the padding is zero.
+func packB(w []int8, n, k int) []int8 { return packInterleaved[int8](w, n, k, 4) }
 
 // packB16 packs n rows of k int8 weights, widened to int16, for
-// hw_qgemm_packed16_avx2: column j (a row of w) contributes 2
-// k-consecutive values per pair p/2 at 2·(p/2)·np + 2·j + p%2, np = n
-// rounded up to 16; the padding (to k rounded up to 4) is zero.
-func packB16(w []int8, n, k int) []int16 {
+// hw_qgemm_packed16_avx2: the same layout with pairs, 2 k-consecutive
+// values of column j per pair p/2 at 2·(p/2)·np + 2·j + p%2.
+func packB16(w []int8, n, k int) []int16 { return packInterleaved[int16](w, n, k, 2) }
+
+// packInterleaved lays out n rows of k weights as groups of g
+// k-consecutive values per column, columns side by side (np = n rounded up
+// to 16), one row of groups after another; the padding is zero.
+func packInterleaved[T int8 | int16](w []int8, n, k, g int) []T {
 	np := (n + 15) &^ 15
-	out := make([]int16, packedSize16(n, k))
+	out := make([]T, packedSize(n, k))
 	for j := 0; j < n; j++ {
 		for p := 0; p < k; p++ {
-			out[(p/2)*2*np+2*j+p%2] = int16(w[j*k+p])
+			out[(p/g)*g*np+g*j+p%g] = T(w[j*k+p])
 		}
 	}
 	return out
