@@ -53,7 +53,7 @@ func BenchmarkProgramConv(b *testing.B) {
 		plan := &accel.Plan{Name: s.name, Tensors: []accel.Shape{s.in, {s.k, cp.OutH(), cp.OutW()}}, Input: 0, Output: 1,
 			Ops: []accel.Op{{Name: "conv", Kind: accel.OpConv, In: []int{0}, Out: []int{1}, Conv: accel.ConvParams{K: s.k, KH: s.ks, KW: s.ks,
 				StrideH: s.stride, StrideW: s.stride, PadH: s.pad, PadW: s.pad, Groups: max(g, 1)}, W: w, B: bias, Act: act}}}
-		benchPlan(b, plan)
+		benchPlan(b, plan, programAndHost)
 	}
 }
 
@@ -71,32 +71,40 @@ func BenchmarkProgramLinear(b *testing.B) {
 			w[i] = r.Float32() - 0.5
 		}
 		benchPlan(b, &accel.Plan{Name: s.name, Tensors: []accel.Shape{{s.in}, {s.out}}, Input: 0, Output: 1,
-			Ops: []accel.Op{{Name: "fc", Kind: accel.OpLinear, In: []int{0}, Out: []int{1}, W: w, B: make([]float32, s.out)}}})
+			Ops: []accel.Op{{Name: "fc", Kind: accel.OpLinear, In: []int{0}, Out: []int{1}, W: w, B: make([]float32, s.out)}}}, programAndHost)
 	}
 }
 
-// benchPlan times plan compiled by the backend and on the host program
-// over the plain kernels ("nchw", the naive twin), at batch 1 and 64, at
-// every level, reporting µs per image.
-func benchPlan(b *testing.B, plan *accel.Plan) {
+// benchTwin is one way of compiling a plan that benchPlan times.
+type benchTwin struct {
+	name    string
+	compile func(k *Kernels, p *accel.Plan, batch int) (accel.Program, error)
+}
+
+// programAndHost are the twins of BenchmarkProgramConv/Linear: the plan
+// compiled by the backend, and on the host program over the plain NCHW
+// kernels (the naive twin).
+var programAndHost = []benchTwin{
+	{"program", compileProgram},
+	{"nchw", func(k *Kernels, p *accel.Plan, batch int) (accel.Program, error) {
+		return accel.NewHostProgram(k, p, batch)
+	}},
+}
+
+// benchPlan times plan compiled by each twin at batch 1 and 64, at every
+// level, reporting µs per image.
+func benchPlan(b *testing.B, plan *accel.Plan, twins []benchTwin) {
 	old := ISA()
 	defer SetISA(old)
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, level := range SupportedISAs() {
 		for _, batch := range []int{1, 64} {
-			for _, twin := range []string{"program", "nchw"} {
-				b.Run(fmt.Sprintf("%s/%s/b%d/%s", plan.Name, level, batch, twin), func(b *testing.B) {
+			for _, twin := range twins {
+				b.Run(fmt.Sprintf("%s/%s/b%d/%s", plan.Name, level, batch, twin.name), func(b *testing.B) {
 					if err := SetISA(level); err != nil {
 						b.Fatal(err)
 					}
-					k := NewKernels(1)
-					var prog accel.Program
-					var err error
-					if twin == "program" {
-						prog, err = compileProgram(k, plan, batch)
-					} else {
-						prog, err = accel.NewHostProgram(k, plan, batch)
-					}
+					prog, err := twin.compile(NewKernels(1), plan, batch)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -123,8 +131,6 @@ func benchPlan(b *testing.B, plan *accel.Plan) {
 // sparse kernels ("sparse") and once dense ("dense"), at batch 1 and 64
 // and every level: the crossover is where sparseMaxDensity belongs.
 func BenchmarkProgramSparse(b *testing.B) {
-	old := sparseMaxDensity
-	defer func() { sparseMaxDensity = old }()
 	r := rand.New(rand.NewPCG(7, 8))
 	type shape struct {
 		name  string
@@ -165,37 +171,21 @@ func BenchmarkProgramSparse(b *testing.B) {
 				sw.RowPtr[o+1] = int32(len(sw.Val))
 			}
 			op.Sparse = sw
-			plan := &accel.Plan{Name: s.name, Tensors: []accel.Shape{s.in, out}, Input: 0, Output: 1, Ops: []accel.Op{op}}
-			for _, level := range SupportedISAs() {
-				for _, batch := range []int{1, 64} {
-					for _, kind := range []string{"sparse", "dense"} {
-						b.Run(fmt.Sprintf("%s/d%.1f/%s/b%d/%s", s.name, density, level, batch, kind), func(b *testing.B) {
-							sparseMaxDensity.spatial = map[string]float64{"sparse": 1, "dense": 0}[kind]
-							sparseMaxDensity.matmul = sparseMaxDensity.spatial
-							defer SetISA(ISA())
-							if err := SetISA(level); err != nil {
-								b.Fatal(err)
-							}
-							prog, err := compileProgram(NewKernels(1), plan, batch)
-							if err != nil {
-								b.Fatal(err)
-							}
-							in := make([]float32, batch*prog.InputSize())
-							for i := range in {
-								in[i] = r.Float32()
-							}
-							y := make([]float32, batch*prog.OutputSize())
-							b.ResetTimer()
-							for range b.N {
-								if err := prog.Run(in, y); err != nil {
-									b.Fatal(err)
-								}
-							}
-							b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N*batch), "µs/image")
-						})
-					}
-				}
-			}
+			plan := &accel.Plan{Name: fmt.Sprintf("%s/d%.1f", s.name, density), Tensors: []accel.Shape{s.in, out}, Input: 0, Output: 1, Ops: []accel.Op{op}}
+			benchPlan(b, plan, sparseAndDense)
 		}
+	}
+}
+
+// sparseAndDense compile a pruned plan forced onto the sparse kernels, and
+// onto the dense ones.
+var sparseAndDense = []benchTwin{{"sparse", compileWithSparseMax(1)}, {"dense", compileWithSparseMax(0)}}
+
+func compileWithSparseMax(limit float64) func(k *Kernels, p *accel.Plan, batch int) (accel.Program, error) {
+	return func(k *Kernels, p *accel.Plan, batch int) (accel.Program, error) {
+		old := sparseMaxDensity
+		defer func() { sparseMaxDensity = old }()
+		sparseMaxDensity.spatial, sparseMaxDensity.matmul = limit, limit
+		return compileProgram(k, p, batch)
 	}
 }
