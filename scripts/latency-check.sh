@@ -91,7 +91,10 @@ print(f"  reference {b['reference']}: run 1 {[r['latency_ns'] for r in a['refere
       f"usual {a['usual_ns']} → {b['usual_ns']} ns; load {a['loadavg']} / {b['loadavg']}")
 p = b["predictor"]
 if p["trials"]:
-    print(f"  predictor: {p['within_10pct']} of {p['trials']} trials within ±10% (mean |error| {p['mean_abs_error_pct']:.1f}%)")
+    print(f"  predictor from the table as it stood: {p['within_10pct']} of {p['trials']} trials within ±10% (mean |error| {p['mean_abs_error_pct']:.1f}%)")
+h = b.get("predictor_held_out") or {}
+if h.get("trials"):
+    print(f"  predictor after these trials, each from the others' op times: {h['within_10pct']} of {h['trials']} within ±10% (mean |error| {h['mean_abs_error_pct']:.1f}%)")
 sys.exit(1 if misses or untied else 0)
 EOF
 }

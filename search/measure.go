@@ -123,6 +123,9 @@ type MeasureSummary struct {
 	// figures of a group flagged disturbed for it (0: none).
 	Slowdown  float64         `json:"group_slowdown,omitempty"`
 	Predictor PredictorReport `json:"predictor"`
+	// HeldOut is the predictor after this run: each measured trial
+	// predicted from the other trials' op times measured now (HeldOut).
+	HeldOut PredictorReport `json:"predictor_held_out"`
 	// References are the reference's figures, one per interleaved group.
 	References []accel.LatencyStats `json:"references"`
 	// UsualNs is the reference's usual figure on the device after this
@@ -166,6 +169,8 @@ func MeasureStudy(ctx context.Context, db *store.DB, study string, o MeasureOpti
 	if group <= 0 {
 		group = 64
 	}
+	var runs []OpRun
+	defer func() { sum.HeldOut = HeldOut(runs) }()
 	for i := 0; i < len(trials); i += group {
 		if err := ctx.Err(); err != nil {
 			return sum, err
@@ -197,6 +202,9 @@ func MeasureStudy(ctx context.Context, db *store.DB, study string, o MeasureOpti
 					sum.Remeasured++
 				}
 				sum.Predictor.add(x.Trial, x.PredictionError())
+				if len(y.ops) > 0 && !x.Kept && x.Latency.Figure() > 0 {
+					runs = append(runs, OpRun{Trial: x.Trial, Figure: float64(x.Latency.Figure()), Ops: y.ops})
+				}
 			}
 			if each != nil {
 				each(x)

@@ -59,55 +59,65 @@ func TestOpKeyAndPrediction(t *testing.T) {
 	}
 }
 
-// TestPredictorFitsKernelClasses: ops the table does not hold are
-// estimated by the fitted model of their class; a class that follows
-// t = a + b·MACs + c·elements is recovered exactly, classes are kept
-// apart (1×1 from k×k), and a class with too few entries borrows a
-// broader one.
-func TestPredictorFitsKernelClasses(t *testing.T) {
+// TestPredictorEstimatesFromNeighbours: an op the table does not hold is
+// estimated from the three entries of its class nearest in size, each
+// scaled by multiply-adds; classes are kept apart (1×1 from k×k), a
+// 5×5 conv is k×k too, and a class without two entries borrows a broader
+// one.
+func TestPredictorEstimatesFromNeighbours(t *testing.T) {
 	conv := func(cin, cout, hw, k int) string {
 		p := &accel.Plan{Tensors: []accel.Shape{{cin, hw, hw}, {cout, hw, hw}}, Input: 0, Output: 1,
 			Ops: []accel.Op{{Kind: accel.OpConv, In: []int{0}, Out: []int{1}, Conv: accel.ConvParams{K: cout, KH: k, KW: k, PadH: k / 2, PadW: k / 2}}}}
 		return OpKey(p, &p.Ops[0])
 	}
-	law := func(key string, a, b, c float64) float64 {
+	macs := func(key string) float64 {
 		sig, ok := parseOpKey(key)
 		if !ok {
 			t.Fatalf("key %q does not parse", key)
 		}
-		f := sig.features()
-		return a + b*f[1] + c*f[2]
+		return sig.features()[1]
 	}
+	// k×k convs: small ones at 0.05 ns per multiply-add, large ones
+	// (three of them, the nearest to a large op) at 0.02; 1×1 convs at 0.5.
 	table := map[string]float64{}
-	for _, x := range [][4]int{{8, 16, 14, 3}, {16, 16, 14, 3}, {16, 32, 7, 3}, {32, 32, 7, 3}, {8, 8, 28, 3}} {
+	for _, x := range [][4]int{{8, 8, 7, 3}, {8, 16, 7, 3}, {16, 16, 7, 3}} {
 		k := conv(x[0], x[1], x[2], x[3])
-		table[k] = law(k, 300, 0.02, 0.5)
+		table[k] = 0.05 * macs(k)
 	}
-	for _, x := range [][4]int{{8, 16, 14, 1}, {16, 32, 7, 1}, {32, 64, 7, 1}, {16, 8, 14, 1}} {
+	for _, x := range [][4]int{{32, 32, 28, 3}, {32, 64, 28, 3}, {64, 64, 28, 3}} {
 		k := conv(x[0], x[1], x[2], x[3])
-		table[k] = law(k, 100, 0.05, 0)
+		table[k] = 0.02 * macs(k)
+	}
+	for _, x := range [][4]int{{8, 16, 14, 1}, {16, 32, 7, 1}, {32, 64, 7, 1}} {
+		k := conv(x[0], x[1], x[2], x[3])
+		table[k] = 0.5 * macs(k)
 	}
 	pr := NewPredictor(table)
 	for _, tc := range []struct {
-		key     string
-		a, b, c float64
+		key  string
+		rate float64
 	}{
-		{conv(24, 24, 14, 3), 300, 0.02, 0.5},
-		{conv(24, 48, 7, 1), 100, 0.05, 0},
+		{conv(48, 48, 28, 3), 0.02}, // large: the large k×k entries
+		{conv(12, 12, 7, 3), 0.05},  // small: the small ones
+		{conv(48, 48, 28, 5), 0.02}, // 5×5 is k×k
+		{conv(24, 48, 7, 1), 0.5},   // 1×1: its own class
 	} {
-		want := law(tc.key, tc.a, tc.b, tc.c)
-		if got := pr.estimate(tc.key); math.Abs(got-want) > 1e-6*want {
+		want := tc.rate * macs(tc.key)
+		if got := pr.estimate(tc.key); math.Abs(got-want) > 1e-3*want {
 			t.Errorf("%s: estimated %v, want %v", tc.key, got, want)
 		}
 	}
-	// A 5×5 conv is k×k too; a grouped one has no class of its own yet and
-	// takes the conv model over every conv entry: positive, finite.
-	if got := pr.estimate(conv(16, 16, 14, 5)); math.Abs(got-law(conv(16, 16, 14, 5), 300, 0.02, 0.5)) > 1e-6*got {
-		t.Errorf("5×5 conv estimated %v", got)
-	}
+	// A grouped conv has no class of its own with two entries and takes
+	// the conv entries: positive, finite.
 	g := strings.Replace(conv(16, 16, 14, 3), "|g1|", "|g4|", 1)
 	if got := pr.estimate(g); !(got > 0) || math.IsInf(got, 0) {
 		t.Errorf("grouped conv estimated %v", got)
+	}
+	// A table of one entry: the class model over every op, fitted on it
+	// (a constant or in proportion to the multiply-adds, 4× here).
+	one := NewPredictor(map[string]float64{conv(8, 8, 7, 3): 1000})
+	if got := one.estimate(conv(16, 16, 7, 3)); !(got >= 1000-1e-6 && got <= 4000+1e-6) {
+		t.Errorf("one-entry table estimated %v, want 1000–4000 ns", got)
 	}
 	// The fit is by relative error, coefficients non-negative.
 	m := fitOpModel([][3]float64{{1, 10, 0}, {1, 20, 0}, {1, 30, 0}}, []float64{100, 90, 80})
@@ -140,5 +150,41 @@ func TestParseLatencyTarget(t *testing.T) {
 	}
 	if s := (LatencyTarget{Ratio: 0.25, Reference: "lenet5"}).String(); s != "0.25xlenet5" {
 		t.Errorf("String %q", s)
+	}
+}
+
+// TestChargeOverhead: per-op medians that add up to more than the figure
+// lose the difference as a constant per op (a tenth of the median at
+// least), then add up to the figure.
+func TestChargeOverhead(t *testing.T) {
+	ops := chargeOverhead([]OpTime{{Key: "big", Ns: 1000}, {Key: "mid", Ns: 130}, {Key: "tiny", Ns: 20}}, 1150, 1060)
+	sum := 0.0
+	for _, o := range ops {
+		sum += o.Ns
+	}
+	if math.Abs(sum-1060) > 1e-9 {
+		t.Fatalf("ops add up to %v, want the figure 1060: %+v", sum, ops)
+	}
+	// 30 ns per op: 970, 100, and the tiny op kept at a tenth, 2 ns;
+	// then scaled by 1060/1072.
+	for i, want := range []float64{970, 100, 2} {
+		if w := want * 1060 / 1072; math.Abs(ops[i].Ns-w) > 1e-9 {
+			t.Errorf("%s: %v ns, want %v", ops[i].Key, ops[i].Ns, w)
+		}
+	}
+}
+
+// TestHeldOut: each run is predicted from the others' op times; a run
+// whose ops the others hold at the same times is predicted exactly, one
+// whose op none of them has is estimated.
+func TestHeldOut(t *testing.T) {
+	same := []OpTime{{Key: "relu|in[8×7×7]|out[8×7×7]|from:conv", Ns: 100}, {Key: "linear|in[392]|out[10]|from:relu", Ns: 400}}
+	runs := []OpRun{{Trial: 0, Figure: 500, Ops: same}, {Trial: 1, Figure: 500, Ops: same}, {Trial: 2, Figure: 500, Ops: same}}
+	rep := HeldOut(runs)
+	if rep.Trials != 3 || rep.Within10 != 3 || rep.MeanAbsPct > 1e-9 {
+		t.Fatalf("identical runs held out: %+v", rep)
+	}
+	if rep := HeldOut(runs[:1]); rep.Trials != 0 {
+		t.Fatalf("one run has nothing to be predicted from: %+v", rep)
 	}
 }

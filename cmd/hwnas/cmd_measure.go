@@ -209,7 +209,10 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 		fmt.Fprintf(w, "the trials ran %.0f%% slower than their earlier figures (median): the machine was slower, measured disturbed\n", 100*sum.Slowdown)
 	}
 	if sum.Runtime == store.RuntimeHwnas {
-		fmt.Fprintf(w, "predictor on %s: %s\n", sum.Device.Name, sum.Predictor)
+		fmt.Fprintf(w, "predictor on %s, from the table as it stood: %s\n", sum.Device.Name, sum.Predictor)
+		if sum.HeldOut.Trials > 0 {
+			fmt.Fprintf(w, "predictor after these %d trials, each predicted from the others' op times: %s\n", sum.HeldOut.Trials, sum.HeldOut)
+		}
 	}
 	return nil
 }
