@@ -125,6 +125,16 @@ func putLatency(tx *tx, trialID int64, l Latency, at string) error {
 	if err != nil {
 		return fmt.Errorf("trial id %d latency on %s batch %d: %w", trialID, l.Device.Name, l.Batch, err)
 	}
+	if l.Reference == "" || l.RefLatency <= 0 {
+		return nil
+	}
+	// The reference's figure joins its history on the device once per
+	// measurement (the rows of one measurement share the figure).
+	if _, err := tx.Exec(`INSERT INTO reference_figures (device_fingerprint, batch, runtime, reference, ref_ns, measured_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_fingerprint, batch, runtime, reference, ref_ns) DO NOTHING`,
+		l.Device.Fingerprint, l.Batch, l.RuntimeName(), l.Reference, int64(l.RefLatency), at); err != nil {
+		return fmt.Errorf("trial id %d: reference %s figure on %s: %w", trialID, l.Reference, l.Device.Name, err)
+	}
 	return nil
 }
 
@@ -214,14 +224,16 @@ func (d *DB) latencies(ctx context.Context, where string, args ...any) (map[int6
 
 // ReferenceHistory returns the figures a reference model had on a device
 // (at batch, in runtime) in its latest n measurements, newest first: each
-// latency records the reference measured in the same rounds (ref_ns), and
-// the trials of one measurement share it.
+// latency stored records the reference measured in the same rounds, and
+// the figure joins the device's reference_figures once (the trials of one
+// measurement share it), where it stays when a later measurement replaces
+// the trials' latencies.
 func (d *DB) ReferenceHistory(ctx context.Context, fingerprint string, batch int, runtime, reference string, n int) ([]time.Duration, error) {
 	if runtime == "" {
 		runtime = RuntimeHwnas
 	}
-	rows, err := d.query(ctx, `SELECT ref_ns FROM latencies WHERE device_fingerprint = ? AND batch = ? AND runtime = ?
-		AND reference = ? AND ref_ns > 0 GROUP BY ref_ns ORDER BY MAX(measured_at) DESC LIMIT ?`,
+	rows, err := d.query(ctx, `SELECT ref_ns FROM reference_figures WHERE device_fingerprint = ? AND batch = ? AND runtime = ?
+		AND reference = ? ORDER BY measured_at DESC, ref_ns LIMIT ?`,
 		fingerprint, batch, runtime, reference, n)
 	if err != nil {
 		return nil, err

@@ -18,7 +18,10 @@ type ImportStats struct {
 	Weights     int `json:"weights"`
 	Devices     int `json:"devices"`
 	OpLatencies int `json:"op_latencies"`
-	Checkpoints int `json:"checkpoints"`
+	// ReferenceFigures are the reference models' figures on the devices
+	// (the history their usual figures come from).
+	ReferenceFigures int `json:"reference_figures"`
+	Checkpoints      int `json:"checkpoints"`
 	// Skipped counts source trials not imported because they were not
 	// finished there (pending, running or waiting for measurement).
 	Skipped int `json:"skipped"`
@@ -27,7 +30,8 @@ type ImportStats struct {
 // Import merges src into d in one transaction: devices, studies (by name),
 // their finished trials (by study and number) with metrics and weights,
 // every latency of those trials (by trial, device, batch and runtime),
-// per-op tables and, for studies new to d, their checkpoints. What d
+// per-op tables, the reference models' figures and, for studies new to d,
+// their checkpoints. What d
 // already has is kept: rows are only added, never replaced, so importing
 // twice adds nothing the second time. A study of the same name whose
 // stored configuration differs is refused (they are not the same search).
@@ -38,6 +42,11 @@ func (d *DB) Import(ctx context.Context, src *DB) (ImportStats, error) {
 		return st, err
 	}
 	ops, err := src.rawRows(ctx, `SELECT device_fingerprint, signature, median_ns, updated_at FROM op_latencies ORDER BY 1, 2`)
+	if err != nil {
+		return st, err
+	}
+	refs, err := src.rawRows(ctx, `SELECT device_fingerprint, batch, runtime, reference, ref_ns, measured_at FROM reference_figures
+		ORDER BY 1, 2, 3, 4, 5`)
 	if err != nil {
 		return st, err
 	}
@@ -93,6 +102,14 @@ func (d *DB) Import(ctx context.Context, src *DB) (ImportStats, error) {
 				return err
 			}
 			st.OpLatencies += n
+		}
+		for _, r := range refs {
+			n, err := execCount(tx, `INSERT INTO reference_figures (device_fingerprint, batch, runtime, reference, ref_ns, measured_at)
+				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_fingerprint, batch, runtime, reference, ref_ns) DO NOTHING`, r...)
+			if err != nil {
+				return err
+			}
+			st.ReferenceFigures += n
 		}
 		for i, s := range studies {
 			name := asString(s[1])

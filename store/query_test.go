@@ -285,5 +285,16 @@ func TestLatencyFigures(t *testing.T) {
 		if err != nil || len(pred) != 2 || meas[0] != 9*time.Microsecond || pred[0] != lb.Predicted {
 			t.Fatalf("recent predictions %v %v %v", pred, meas, err)
 		}
+		// A later measurement replaces both trials' rows (one reference
+		// figure for the two): the earlier figures stay in the history.
+		time.Sleep(2 * time.Millisecond)
+		for _, id := range []int64{a.ID, b.ID} {
+			if err := d.PutLatency(ctx, id, roundsLat(dev, 7*time.Microsecond, 45*time.Microsecond)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if h, err := d.ReferenceHistory(ctx, dev.Fingerprint, 1, "", "lenet5", 10); err != nil || !slices.Equal(h, []time.Duration{45 * time.Microsecond, 41 * time.Microsecond, 40 * time.Microsecond}) {
+			t.Fatalf("reference history after a second measurement %v %v", h, err)
+		}
 	})
 }

@@ -327,6 +327,40 @@ ALTER TABLE metrics ADD COLUMN estimate INTEGER NOT NULL DEFAULT 0 CHECK (estima
 `, postgres: `
 ALTER TABLE metrics ADD COLUMN estimate INTEGER NOT NULL DEFAULT 0 CHECK (estimate IN (0, 1));
 `},
+	// 6: reference_figures keeps every figure the reference model got on
+	// a device (one per measurement: the rows of a measurement share it),
+	// the history its usual figure comes from. Taken from the latencies
+	// alone it was lost when a measure replaced the trials' rows, and the
+	// ratios' base jumped with it. Filled from the latencies there are.
+	{sqlite: `
+CREATE TABLE reference_figures (
+	device_fingerprint TEXT NOT NULL REFERENCES devices(fingerprint),
+	batch              INTEGER NOT NULL CHECK (batch > 0),
+	runtime            TEXT NOT NULL CHECK (runtime <> ''),
+	reference          TEXT NOT NULL CHECK (reference <> ''),
+	ref_ns             INTEGER NOT NULL CHECK (ref_ns > 0),
+	measured_at        TEXT NOT NULL,
+	PRIMARY KEY (device_fingerprint, batch, runtime, reference, ref_ns)
+);
+CREATE INDEX reference_figures_by_time ON reference_figures (device_fingerprint, batch, runtime, reference, measured_at);
+INSERT INTO reference_figures (device_fingerprint, batch, runtime, reference, ref_ns, measured_at)
+	SELECT device_fingerprint, batch, runtime, reference, ref_ns, MAX(measured_at) FROM latencies
+	WHERE ref_ns > 0 AND reference <> '' GROUP BY device_fingerprint, batch, runtime, reference, ref_ns;
+`, postgres: `
+CREATE TABLE reference_figures (
+	device_fingerprint TEXT NOT NULL REFERENCES devices(fingerprint),
+	batch              INTEGER NOT NULL CHECK (batch > 0),
+	runtime            TEXT NOT NULL CHECK (runtime <> ''),
+	reference          TEXT NOT NULL CHECK (reference <> ''),
+	ref_ns             BIGINT NOT NULL CHECK (ref_ns > 0),
+	measured_at        TEXT NOT NULL,
+	PRIMARY KEY (device_fingerprint, batch, runtime, reference, ref_ns)
+);
+CREATE INDEX reference_figures_by_time ON reference_figures (device_fingerprint, batch, runtime, reference, measured_at);
+INSERT INTO reference_figures (device_fingerprint, batch, runtime, reference, ref_ns, measured_at)
+	SELECT device_fingerprint, batch, runtime, reference, ref_ns, MAX(measured_at) FROM latencies
+	WHERE ref_ns > 0 AND reference <> '' GROUP BY device_fingerprint, batch, runtime, reference, ref_ns;
+`},
 }
 
 // SchemaVersion is the schema version this build writes and reads.

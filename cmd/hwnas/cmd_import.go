@@ -59,7 +59,7 @@ func runImport(ctx context.Context, w io.Writer, other string, opts importOption
 	if opts.JSON {
 		return writeJSON(w, st)
 	}
-	_, err = fmt.Fprintf(w, "imported from %s into %s: %d studies, %d trials, %d latencies, %d weights, %d devices, %d op latencies, %d checkpoints (%d unfinished trials left out)\n",
-		src.Path(), dst.Path(), st.Studies, st.Trials, st.Latencies, st.Weights, st.Devices, st.OpLatencies, st.Checkpoints, st.Skipped)
+	_, err = fmt.Fprintf(w, "imported from %s into %s: %d studies, %d trials, %d latencies, %d weights, %d devices, %d op latencies, %d reference figures, %d checkpoints (%d unfinished trials left out)\n",
+		src.Path(), dst.Path(), st.Studies, st.Trials, st.Latencies, st.Weights, st.Devices, st.OpLatencies, st.ReferenceFigures, st.Checkpoints, st.Skipped)
 	return err
 }

@@ -388,7 +388,7 @@ func TestPinnedStudyWaitsForMeasurer(t *testing.T) {
 	}
 	// Import into another database twice.
 	other := filepath.Join(dir, "main.db")
-	for i, want := range []string{"1 studies, 3 trials, 3 latencies, 3 weights", "0 studies, 0 trials, 0 latencies, 0 weights, 0 devices, 0 op latencies, 0 checkpoints"} {
+	for i, want := range []string{"1 studies, 3 trials, 3 latencies, 3 weights", "0 studies, 0 trials, 0 latencies, 0 weights, 0 devices, 0 op latencies, 0 reference figures, 0 checkpoints"} {
 		out.Reset()
 		if err := runImport(ctx, &out, path, importOptions{DB: other}); err != nil || !strings.Contains(out.String(), want) {
 			t.Fatalf("import %d: %q (%v), want %q", i+1, out.String(), err, want)
