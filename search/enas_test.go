@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"hwnas/accel"
 	"hwnas/nas"
 	"hwnas/store"
 )
@@ -287,5 +288,42 @@ func TestKendallTau(t *testing.T) {
 	}
 	if got := KendallTau([]float64{1, 1, 1}, []float64{1, 2, 3}); !math.IsNaN(got) {
 		t.Errorf("τ of a constant sample = %v, want NaN", got)
+	}
+}
+
+// TestLatencyCache: a compressed network measured once in a run is not
+// measured again (same architecture, recipe and batch); another recipe or
+// batch is another network, and a disturbed figure is not kept.
+func TestLatencyCache(t *testing.T) {
+	a, err := nas.BuiltinArchFor("lenet5", nas.DataShape{Input: []int{1, 28, 28}, Classes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := latencyCache{}
+	k := lc.key(a, json.RawMessage(`[{"layer":"conv1","bits":8}]`), 1)
+	if k == "" || k != lc.key(a, json.RawMessage(`[{"layer":"conv1","bits":8}]`), 1) {
+		t.Fatalf("key %q is not stable", k)
+	}
+	if k == lc.key(a, json.RawMessage(`[{"layer":"conv1","bits":32}]`), 1) || k == lc.key(a, json.RawMessage(`[{"layer":"conv1","bits":8}]`), 8) {
+		t.Fatal("another recipe or batch has the same key")
+	}
+	var res TrialResult
+	if lc.reuse(k, &res) {
+		t.Fatal("reused a latency never measured")
+	}
+	measured := &TrialResult{Latencies: []store.Latency{{Batch: 1, Stats: accel.LatencyStats{Latency: 5 * time.Microsecond}}}, PredictedNs: 5100, Attempts: 1,
+		PerOp: []OpTime{{Key: "x", Ns: 5000}}}
+	lc.keep(k, measured)
+	if !lc.reuse(k, &res) || !res.LatencyReused || len(res.Latencies) != 1 || res.Latencies[0].Figure() != 5*time.Microsecond || res.PredictedNs != 5100 || res.PerOp != nil {
+		t.Fatalf("reused %+v", res)
+	}
+	measured.Latencies[0].Stats.Latency = 6 * time.Microsecond // the cache holds its own copy
+	if res2 := (TrialResult{}); !lc.reuse(k, &res2) || res2.Latencies[0].Figure() != 5*time.Microsecond {
+		t.Fatalf("cache shares the measured slice: %+v", res2)
+	}
+	k2 := lc.key(a, nil, 1)
+	lc.keep(k2, &TrialResult{Latencies: []store.Latency{{Batch: 1, Disturbed: true}}})
+	if lc.reuse(k2, &res) {
+		t.Fatal("a disturbed figure was kept")
 	}
 }

@@ -88,7 +88,7 @@ func SupernetRank(ctx context.Context, db *store.DB, o RankOptions) (*RankResult
 		}
 		row := RankRow{Decisions: d}
 		t0 := time.Now()
-		est, err := evaluateSubnet(ctx, sub, spec, in.calib, in.train, in.val, nil)
+		est, err := evaluateSubnet(ctx, sub, spec, in.calib, in.train, in.val, nil, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -93,13 +93,17 @@ type TrialResult struct {
 	PerOp     []OpTime        `json:"per_op,omitempty"`
 	// PredictedNs is the predictor's estimate of hwnas's figure (0 while
 	// the device's table is empty); PredCoverage the fraction of the
-	// plan's ops the table knew exactly (the others come from the fitted
-	// per-kind models).
+	// plan's ops the table knew exactly (the others are estimated from
+	// their kernel class's entries).
 	PredictedNs  float64 `json:"predicted_ns,omitempty"`
 	PredCoverage float64 `json:"prediction_coverage,omitempty"`
 	// Attempts at the latency measurement (more than one: the reference
 	// ran slower than usual and the rounds were run again).
 	Attempts int `json:"attempts,omitempty"`
+	// LatencyReused says the latencies are those measured earlier in the
+	// same run for the same compressed network (the weight-sharing search
+	// re-samples its favourites; see latencyCache).
+	LatencyReused bool `json:"latency_reused,omitempty"`
 
 	Arch    *nas.Arch       `json:"arch,omitempty"` // after structured pruning
 	Recipe  json.RawMessage `json:"recipe,omitempty"`

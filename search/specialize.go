@@ -177,7 +177,7 @@ func Specialize(ctx context.Context, db *store.DB, o SpecializeOptions) (*Specia
 				if err != nil {
 					return nil, err
 				}
-				r, err := evaluateSubnet(ctx, sub, s, in.calib, in.train, in.val, be)
+				r, err := evaluateSubnet(ctx, sub, s, in.calib, in.train, in.val, be, nil)
 				if err != nil {
 					return nil, err
 				}
