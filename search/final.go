@@ -32,7 +32,11 @@ type FinalOptions struct {
 	// Augment adds that many randomly shifted copies of the training
 	// images (ShiftAugment, ±AugmentShift pixels); 0: none.
 	Augment int
-	Timeout time.Duration // default 4× the trial limit
+	// Optimizer of the final training, "sgd" or "adam" ("": the study's
+	// proxy optimizer). A long training generalises better with SGD and
+	// momentum on the cosine schedule than with Adam.
+	Optimizer string
+	Timeout   time.Duration // default 4× the trial limit
 }
 
 // finalMarker is the decisions JSON of a final trial.
@@ -44,6 +48,7 @@ type finalMarker struct {
 	FineTune  int       `json:"fine_tune_epochs,omitempty"`
 	LR        float64   `json:"lr,omitempty"`
 	Augment   int       `json:"augment,omitempty"`
+	Optimizer string    `json:"optimizer,omitempty"`
 }
 
 // parseDecisions reads a trial's decisions: a plain index vector, or a
@@ -78,7 +83,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 			return fmt.Errorf("trial %d: decisions: %w", t.Number, err)
 		}
 		if fm != nil {
-			if fm.Epochs == fo.Epochs && fm.Subset == fo.Subset && max(1, fm.FineTune) == max(1, fo.FineTuneEpochs) && fm.LR == fo.LR && fm.Augment == fo.Augment {
+			if fm.Epochs == fo.Epochs && fm.Subset == fo.Subset && max(1, fm.FineTune) == max(1, fo.FineTuneEpochs) && fm.LR == fo.LR && fm.Augment == fo.Augment && fm.Optimizer == fo.Optimizer {
 				finals[fm.FinalOf] = t
 			}
 			continue
@@ -97,7 +102,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		return nil
 	case tr == nil:
 		d, _, _ := parseDecisions(best.Decisions)
-		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset, FineTune: fo.FineTuneEpochs, LR: fo.LR, Augment: fo.Augment})
+		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset, FineTune: fo.FineTuneEpochs, LR: fo.LR, Augment: fo.Augment, Optimizer: fo.Optimizer})
 		if err != nil {
 			return err
 		}
@@ -119,6 +124,9 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	if fm.Augment > 0 {
 		images += fmt.Sprintf(" and %d shifted cop(ies) of each", fm.Augment)
 	}
+	if fm.Optimizer != "" {
+		images += ", " + fm.Optimizer
+	}
 	fmt.Fprintf(c.log, "final training of trial %s as trial %s: %d epoch(s) on %s\n", best.Name(), tr.Name(), fm.Epochs, images)
 	cfg, err := c.cfg.Space.Decode(fm.Decisions)
 	if err != nil {
@@ -137,6 +145,9 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		spec.LR = fm.LR
 	}
 	spec.Augment = fm.Augment
+	if fm.Optimizer != "" {
+		spec.Optimizer = fm.Optimizer
+	}
 	if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
 		return err
 	}
