@@ -60,12 +60,17 @@ PY
 # Latencies recorded during the parallel searches against a quiet
 # re-measurement of the same trials (hwnas measure replaces the row, so
 # the recorded figures are read first).
+# The quiet re-measurement in both settings: all trials in one group of
+# interleaved rounds (measure's default), and each alone beside the
+# reference (--group 1), as the search measured it. Each on its own copy.
 for name in "w2-r1" "w2-noquiet"; do
   bin/hwnas trials --db "$OUT/$name.db" --study "$name" --json >"$OUT/$name.trials.json"
-  echo "quiet re-measurement of $name, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
-  bin/hwnas measure --db "$OUT/$name.db" --study "$name" --threads 1 --json >"$OUT/$name.measure.json"
-  bin/hwnas trials --db "$OUT/$name.db" --study "$name" --json >"$OUT/$name.quiet.json"
-  python3 - "$OUT/$name.trials.json" "$OUT/$name.quiet.json" "$name" <<'PY'
+  for group in 64 1; do
+    cp "$OUT/$name.db" "$OUT/$name-g$group.db"
+    echo "quiet re-measurement of $name, --group $group, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+    bin/hwnas measure --db "$OUT/$name-g$group.db" --study "$name" --threads 1 --group "$group" --json >"$OUT/$name-g$group.measure.json"
+    bin/hwnas trials --db "$OUT/$name-g$group.db" --study "$name" --json >"$OUT/$name-g$group.quiet.json"
+    python3 - "$OUT/$name.trials.json" "$OUT/$name-g$group.quiet.json" "$name --group $group" <<'PY'
 import json, sys, statistics
 def figures(path):
     trials = json.load(open(path))
@@ -83,4 +88,5 @@ within = sum(abs(d) <= 0.05 for d in diffs)
 print(f"{sys.argv[3]}: {len(diffs)} trials; recorded vs quiet latency: median diff {100*statistics.median(diffs):+.1f}%, "
       f"median |diff| {100*statistics.median(abs(d) for d in diffs):.1f}%, within ±5%: {within}/{len(diffs)}")
 PY
+  done
 done

@@ -22,6 +22,7 @@ type measureOptions struct {
 	Runtime, Reference string
 	Threads, Batch     int
 	Rounds             int
+	Group              int
 	Follow             bool
 	Lease, Poll        time.Duration
 	JSON               bool
@@ -48,7 +49,7 @@ that device too. --runtime onnxruntime times each trial's ONNX export in
 onnxruntime instead of hwnas's kernels, recorded as a latency of its own
 (hwnas best --runtime onnxruntime).
 
-Trials are measured in groups of 64 in interleaved rounds beside a reference
+Trials are measured in groups (--group, 64) in interleaved rounds beside a reference
 model (--reference, default the study's: lenet5), so that a machine busier
 for a while slows them all alike: each latency is a low quantile of the
 rounds' fastest runs, recorded with its 95% interval and its ratio to the
@@ -89,6 +90,7 @@ over after --lease.`,
 	f.StringVar(&opts.Runtime, "runtime", store.RuntimeHwnas, runtimeFlagHelp)
 	f.StringVar(&opts.Reference, "reference", "", "built-in model measured beside the trials (default: the study's, lenet5)")
 	f.IntVar(&opts.Rounds, "rounds", 0, "interleaved rounds per group (0: 81)")
+	f.IntVar(&opts.Group, "group", 64, "trials measured in the same interleaved rounds (1: each trial alone beside the reference, as a search measures it; 0: 64)")
 	f.BoolVar(&opts.Follow, "follow", false, "keep measuring the study's trials as they finish, until it is over")
 	f.DurationVar(&opts.Lease, "lease", search.DefaultLease, "with --follow: how long a claimed measurement stays this measurer's")
 	f.DurationVar(&opts.Poll, "poll", time.Second, "with --follow: how often to look for new trials")
@@ -102,6 +104,9 @@ over after --lease.`,
 func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 	if opts.Batch < 0 {
 		return badInputf("--batch %d must not be negative", opts.Batch)
+	}
+	if opts.Group < 0 {
+		return badInputf("--group %d must not be negative", opts.Group)
 	}
 	if opts.Rounds < 0 {
 		return badInputf("--rounds %d must not be negative", opts.Rounds)
@@ -162,7 +167,7 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 	if opts.Rounds > 0 {
 		ro.Rounds = opts.Rounds
 	}
-	mo := search.MeasureOptions{Device: opts.Device, Threads: opts.Threads, Batch: opts.Batch, Runtime: rt, Reference: opts.Reference, Rounds: ro}
+	mo := search.MeasureOptions{Device: opts.Device, Threads: opts.Threads, Batch: opts.Batch, Runtime: rt, Reference: opts.Reference, Rounds: ro, Group: opts.Group}
 	each := func(m search.Measurement) {
 		rows = append(rows, m)
 		if opts.Follow && opts.JSON {

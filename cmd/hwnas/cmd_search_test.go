@@ -183,6 +183,7 @@ func TestSearchBadInput(t *testing.T) {
 		{measureOptions{Study: "nope", DB: hw, Device: "tpu"}, "unknown device"},
 		{measureOptions{Study: "nope", DB: fresh("missing.db"), Device: "cpu"}, "does not exist"},
 		{measureOptions{Study: "nope", DB: garbage, Device: "cpu"}, "not an hwnas database"},
+		{measureOptions{Study: "nope", DB: hw, Device: "cpu", Group: -1}, "--group -1"},
 	} {
 		err := runMeasure(context.Background(), io.Discard, tc.opts)
 		if !isBadInput(err) || !strings.Contains(err.Error(), tc.want) {

@@ -112,13 +112,16 @@ func TestTrialNamesAgree(t *testing.T) {
 		t.Errorf("--trial %s with two studies: %v, want a usage error naming them", number, err)
 	}
 
-	// measure names each trial the same way.
-	out.Reset()
-	if err := runMeasure(ctx, &out, measureOptions{Study: "quick", DB: path, Device: "cpu", Threads: 1, Batch: 1, rounds: testRounds}); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "trial "+name+" ") {
-		t.Errorf("hwnas measure does not name %s:\n%s", name, out.String())
+	// measure names each trial the same way, measured alone beside the
+	// reference (--group 1) or together.
+	for _, group := range []int{1, 0} {
+		out.Reset()
+		if err := runMeasure(ctx, &out, measureOptions{Study: "quick", DB: path, Device: "cpu", Threads: 1, Batch: 1, Group: group, rounds: testRounds}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "trial "+name+" ") || !strings.Contains(out.String(), " measured (") {
+			t.Errorf("hwnas measure --group %d does not name %s:\n%s", group, name, out.String())
+		}
 	}
 }
 
