@@ -123,8 +123,8 @@ type MeasureSummary struct {
 	// figures of a group flagged disturbed for it (0: none).
 	Slowdown  float64         `json:"group_slowdown,omitempty"`
 	Predictor PredictorReport `json:"predictor"`
-	// HeldOut is the predictor after this run: each measured trial
-	// predicted from the other trials' op times measured now (HeldOut).
+	// HeldOut is the predictor after this run: each of the study's
+	// trials predicted from the other trials' op times (StudyHeldOut).
 	HeldOut PredictorReport `json:"predictor_held_out"`
 	// References are the reference's figures, one per interleaved group.
 	References []accel.LatencyStats `json:"references"`
@@ -169,8 +169,6 @@ func MeasureStudy(ctx context.Context, db *store.DB, study string, o MeasureOpti
 	if group <= 0 {
 		group = 64
 	}
-	var runs []OpRun
-	defer func() { sum.HeldOut = HeldOut(runs) }()
 	for i := 0; i < len(trials); i += group {
 		if err := ctx.Err(); err != nil {
 			return sum, err
@@ -202,13 +200,15 @@ func MeasureStudy(ctx context.Context, db *store.DB, study string, o MeasureOpti
 					sum.Remeasured++
 				}
 				sum.Predictor.add(x.Trial, x.PredictionError())
-				if len(y.ops) > 0 && !x.Kept && x.Latency.Figure() > 0 {
-					runs = append(runs, OpRun{Trial: x.Trial, Figure: float64(x.Latency.Figure()), Ops: y.ops})
-				}
 			}
 			if each != nil {
 				each(x)
 			}
+		}
+	}
+	if m.rt == store.RuntimeHwnas {
+		if sum.HeldOut, err = StudyHeldOut(ctx, db, st.ID, be.Device().Fingerprint, m.batch); err != nil {
+			return sum, err
 		}
 	}
 	return sum, nil
@@ -336,6 +336,9 @@ func (m *measurer) measure(ctx context.Context, db *store.DB, trials []store.Tri
 			l.Predicted = time.Duration(pred)
 			if ot, ok := g.progs[k].(accel.OpTimedProgram); ok {
 				ops, err := perOpTimes(ot, plans[k], in, m.batch*g.progs[k].OutputSize(), 30, l.Figure())
+				if err == nil {
+					l.Ops, err = json.Marshal(ops)
+				}
 				if err != nil {
 					out[i].Error = err.Error()
 					continue

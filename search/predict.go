@@ -2,6 +2,8 @@ package search
 
 import (
 	"cmp"
+	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"hwnas/accel"
+	"hwnas/store"
 )
 
 // PredictLatency predicts plan p's latency from a device's per-op table
@@ -126,6 +129,25 @@ type OpRun struct {
 	Trial  int
 	Figure float64 // ns
 	Ops    []OpTime
+}
+
+// StudyHeldOut is HeldOut over the per-op times stored with a study's
+// latencies on a device (hwnas's kernels, at batch): the predictor after
+// the study's trials, each predicted from the others.
+func StudyHeldOut(ctx context.Context, db *store.DB, studyID int64, fingerprint string, batch int) (PredictorReport, error) {
+	rows, err := db.StudyOpTimes(ctx, studyID, fingerprint, max(1, batch), maxHeldOut)
+	if err != nil {
+		return PredictorReport{}, err
+	}
+	runs := make([]OpRun, 0, len(rows))
+	for _, r := range rows {
+		var ops []OpTime
+		if json.Unmarshal(r.Ops, &ops) != nil || len(ops) == 0 {
+			continue
+		}
+		runs = append(runs, OpRun{Trial: r.Number, Figure: float64(r.Figure), Ops: ops})
+	}
+	return HeldOut(runs), nil
 }
 
 // maxHeldOut bounds the runs HeldOut predicts (the latest ones): each is

@@ -172,6 +172,10 @@ type Progress struct {
 	// Predictor is the predictor's record on the study's trials (each
 	// predicted before its own op times were known).
 	Predictor PredictorReport `json:"predictor"`
+	// HeldOut is the predictor after the study's trials (the latest
+	// 200): each predicted from the other trials' op times (StudyHeldOut);
+	// filled in when the run ends.
+	HeldOut PredictorReport `json:"predictor_held_out"`
 }
 
 // Summary is what Run returns.
@@ -322,6 +326,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	for _, r := range front {
 		sum.Pareto = append(sum.Pareto, r.Number)
+	}
+	if sum.HeldOut, err = StudyHeldOut(ctx, o.DB, st.ID, st.DeviceFingerprint, cfg.Batch); err != nil {
+		return sum, fmt.Errorf("latency predictor: %w", err)
 	}
 	if err := o.DB.SetStudyStatus(context.WithoutCancel(ctx), st.ID, status); err != nil {
 		return sum, err
@@ -743,7 +750,11 @@ func (c *coordinator) record(ctx context.Context, trialID int64, spec *TrialSpec
 	m := store.Metrics{ValAccuracy: res.ValAccuracy, TestAccuracy: res.TestAccuracy, HasTest: spec.Test,
 		Params: res.Params, CompressedBytes: res.Bytes, MACs: res.MACs, TrainSeconds: res.TrainSeconds, Reward: rew,
 		Estimate: res.Estimate}
-	if err := c.o.DB.FinishTrial(ctx, trialID, m, res.Latencies, res.Weights); err != nil {
+	ls, err := storedLatencies(res)
+	if err != nil {
+		return err
+	}
+	if err := c.o.DB.FinishTrial(ctx, trialID, m, ls, res.Weights); err != nil {
 		return err
 	}
 	return mergeResultOps(ctx, c.o.DB, res)

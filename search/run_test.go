@@ -93,6 +93,11 @@ func TestRunRecordsTrialsAndResumes(t *testing.T) {
 	if sum.Done != 4 || sum.Failed != 1 || sum.Resumed || len(progress) != 4 || progress[3].Done != 4 || len(sum.Pareto) == 0 {
 		t.Fatalf("summary %+v, %d progress calls", sum, len(progress))
 	}
+	// The three measured trials stored their per-op times: each is
+	// predicted from the other two's.
+	if sum.HeldOut.Trials != 3 {
+		t.Fatalf("predictor held out over %d trials, want the 3 measured: %+v", sum.HeldOut.Trials, sum.HeldOut)
+	}
 	trials := checkTrials(t, db, "s", 4)
 	if trials[1].Status != store.Failed || !strings.Contains(trials[1].Error, "crash") || !strings.Contains(trials[1].Error, "forced worker fault") {
 		t.Fatalf("trial 1: %s %q", trials[1].Status, trials[1].Error)

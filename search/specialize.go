@@ -281,7 +281,11 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 	}
 	m2 := store.Metrics{ValAccuracy: tr.ValAccuracy, TestAccuracy: tr.TestAccuracy, HasTest: true, Params: tr.Params,
 		CompressedBytes: tr.Bytes, MACs: tr.MACs, TrainSeconds: tr.TrainSeconds, Reward: rew, Estimate: tr.Estimate}
-	if err := db.FinishTrial(ctx, t.ID, m2, tr.Latencies, tr.Weights); err != nil {
+	ls, err := storedLatencies(tr)
+	if err != nil {
+		return err
+	}
+	if err := db.FinishTrial(ctx, t.ID, m2, ls, tr.Weights); err != nil {
 		return err
 	}
 	if err := mergeResultOps(ctx, db, tr); err != nil {

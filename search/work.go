@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -370,7 +371,11 @@ func (w *worker) run(ctx context.Context, tr store.Trial, claim store.Claim, pla
 		return db.FailClaimed(ctx, claim, te.Error())
 	}
 	m.Reward = rew
-	if err := db.FinishClaimed(ctx, claim, m, res.Latencies, res.Weights); err != nil {
+	ls, err := storedLatencies(res)
+	if err != nil {
+		return err
+	}
+	if err := db.FinishClaimed(ctx, claim, m, ls, res.Weights); err != nil {
 		return err
 	}
 	w.opMu.Lock()
@@ -494,4 +499,24 @@ func predictionError(l store.Latency) float64 {
 		return math.NaN()
 	}
 	return l.PredictionError()
+}
+
+// storedLatencies are res's latencies as stored: hwnas's row carries the
+// per-op times (which travel from a worker process as res.PerOp).
+func storedLatencies(res *TrialResult) ([]store.Latency, error) {
+	ls := slices.Clone(res.Latencies)
+	if len(res.PerOp) == 0 {
+		return ls, nil
+	}
+	for i := range ls {
+		if ls[i].RuntimeName() == store.RuntimeHwnas {
+			ops, err := json.Marshal(res.PerOp)
+			if err != nil {
+				return nil, err
+			}
+			ls[i].Ops = ops
+			break
+		}
+	}
+	return ls, nil
 }

@@ -379,7 +379,7 @@ func TestMigrationKeepsLatencies(t *testing.T) {
 		var undo []string
 		if d.Postgres() {
 			undo = []string{`DROP TABLE reference_figures`, `ALTER TABLE metrics DROP COLUMN estimate`, `DROP INDEX latencies_by_reference`}
-			for _, c := range []string{"latency_ns", "ci_low_ns", "ci_high_ns", "rounds", "reference", "ref_ns", "ratio", "ratio_low", "ratio_high", "disturbed"} {
+			for _, c := range []string{"ops", "latency_ns", "ci_low_ns", "ci_high_ns", "rounds", "reference", "ref_ns", "ratio", "ratio_low", "ratio_high", "disturbed"} {
 				undo = append(undo, `ALTER TABLE latencies DROP COLUMN `+c)
 			}
 			undo = append(undo, `ALTER TABLE studies DROP COLUMN data_info`, `DROP TABLE workers`, `ALTER TABLE trials DROP COLUMN stage`, `ALTER TABLE trials DROP COLUMN lease_until`,

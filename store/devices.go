@@ -110,18 +110,19 @@ func putLatency(tx *tx, trialID int64, l Latency, at string) error {
 	}
 	_, err := tx.Exec(`INSERT INTO latencies (trial_id, device_fingerprint, batch, runtime, median_ns, p90_ns, mad_ns,
 		mean_ns, min_ns, max_ns, runs, outliers, predicted_ns, measured_at,
-		latency_ns, ci_low_ns, ci_high_ns, rounds, reference, ref_ns, ratio, ratio_low, ratio_high, disturbed)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		latency_ns, ci_low_ns, ci_high_ns, rounds, reference, ref_ns, ratio, ratio_low, ratio_high, disturbed, ops)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (trial_id, device_fingerprint, batch, runtime) DO UPDATE SET median_ns = excluded.median_ns,
 		p90_ns = excluded.p90_ns, mad_ns = excluded.mad_ns, mean_ns = excluded.mean_ns, min_ns = excluded.min_ns,
 		max_ns = excluded.max_ns, runs = excluded.runs, outliers = excluded.outliers,
 		predicted_ns = excluded.predicted_ns, measured_at = excluded.measured_at,
 		latency_ns = excluded.latency_ns, ci_low_ns = excluded.ci_low_ns, ci_high_ns = excluded.ci_high_ns,
 		rounds = excluded.rounds, reference = excluded.reference, ref_ns = excluded.ref_ns, ratio = excluded.ratio,
-		ratio_low = excluded.ratio_low, ratio_high = excluded.ratio_high, disturbed = excluded.disturbed`,
+		ratio_low = excluded.ratio_low, ratio_high = excluded.ratio_high, disturbed = excluded.disturbed, ops = excluded.ops`,
 		trialID, l.Device.Fingerprint, l.Batch, l.RuntimeName(), int64(s.Median), int64(s.P90), int64(s.MAD), int64(s.Mean),
 		int64(s.Min), int64(s.Max), s.Runs, s.Outliers, pred, at,
-		int64(s.Figure()), int64(s.Low), int64(s.High), s.Rounds, l.Reference, int64(l.RefLatency), ratio.Value, ratio.Low, ratio.High, disturbed)
+		int64(s.Figure()), int64(s.Low), int64(s.High), s.Rounds, l.Reference, int64(l.RefLatency), ratio.Value, ratio.Low, ratio.High, disturbed,
+		string(l.Ops))
 	if err != nil {
 		return fmt.Errorf("trial id %d latency on %s batch %d: %w", trialID, l.Device.Name, l.Batch, err)
 	}
@@ -218,6 +219,40 @@ func (d *DB) latencies(ctx context.Context, where string, args ...any) (map[int6
 			return nil, err
 		}
 		out[ls.trial] = append(out[ls.trial], l)
+	}
+	return out, rows.Err()
+}
+
+// TrialOps is one trial's measured figure and per-op times (JSON) on a
+// device, as StudyOpTimes returns them.
+type TrialOps struct {
+	Number int             `json:"number"`
+	Figure time.Duration   `json:"latency_ns"`
+	Ops    json.RawMessage `json:"ops"`
+}
+
+// StudyOpTimes returns the per-op times stored with a study's latencies
+// on a device (hwnas's kernels, at batch), oldest measurement first, at
+// most the latest n.
+func (d *DB) StudyOpTimes(ctx context.Context, studyID int64, fingerprint string, batch, n int) ([]TrialOps, error) {
+	rows, err := d.query(ctx, `SELECT number, latency_ns, ops FROM (SELECT t.number, l.latency_ns, l.ops, l.measured_at
+		FROM latencies l JOIN trials t ON t.id = l.trial_id WHERE t.study_id = ? AND l.device_fingerprint = ? AND l.batch = ?
+		AND l.runtime = ? AND l.ops <> '' AND l.latency_ns > 0 ORDER BY l.measured_at DESC, t.number DESC LIMIT ?) x
+		ORDER BY measured_at, number`, studyID, fingerprint, batch, RuntimeHwnas, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []TrialOps
+	for rows.Next() {
+		var o TrialOps
+		var ns int64
+		var ops string
+		if err := rows.Scan(&o.Number, &ns, &ops); err != nil {
+			return nil, err
+		}
+		o.Figure, o.Ops = durNS(ns), json.RawMessage(ops)
+		out = append(out, o)
 	}
 	return out, rows.Err()
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -295,6 +296,21 @@ func TestLatencyFigures(t *testing.T) {
 		}
 		if h, err := d.ReferenceHistory(ctx, dev.Fingerprint, 1, "", "lenet5", 10); err != nil || !slices.Equal(h, []time.Duration{45 * time.Microsecond, 41 * time.Microsecond, 40 * time.Microsecond}) {
 			t.Fatalf("reference history after a second measurement %v %v", h, err)
+		}
+		// Per-op times stored with a latency come back by study, oldest
+		// first, the latest n; rows without them are left out.
+		time.Sleep(2 * time.Millisecond)
+		withOps := roundsLat(dev, 6*time.Microsecond, 45*time.Microsecond)
+		withOps.Ops = json.RawMessage(`[{"key":"conv","ns":6000}]`)
+		if err := d.PutLatency(ctx, b.ID, withOps); err != nil {
+			t.Fatal(err)
+		}
+		ops, err := d.StudyOpTimes(ctx, s.ID, dev.Fingerprint, 1, 10)
+		if err != nil || len(ops) != 1 || ops[0].Number != b.Number || ops[0].Figure != 6*time.Microsecond || string(ops[0].Ops) != string(withOps.Ops) {
+			t.Fatalf("study op times %+v %v", ops, err)
+		}
+		if ops, _ := d.StudyOpTimes(ctx, s.ID, dev.Fingerprint, 1, 0); len(ops) != 0 {
+			t.Fatalf("the latest 0: %+v", ops)
 		}
 	})
 }

@@ -332,7 +332,10 @@ ALTER TABLE metrics ADD COLUMN estimate INTEGER NOT NULL DEFAULT 0 CHECK (estima
 	// the history its usual figure comes from. Taken from the latencies
 	// alone it was lost when a measure replaced the trials' rows, and the
 	// ratios' base jumped with it. Filled from the latencies there are.
+	// latencies.ops holds the measurement's per-op times (JSON, '' when
+	// none), from which the predictor is judged on trials it has not seen.
 	{sqlite: `
+ALTER TABLE latencies ADD COLUMN ops TEXT NOT NULL DEFAULT '';
 CREATE TABLE reference_figures (
 	device_fingerprint TEXT NOT NULL REFERENCES devices(fingerprint),
 	batch              INTEGER NOT NULL CHECK (batch > 0),
@@ -347,6 +350,7 @@ INSERT INTO reference_figures (device_fingerprint, batch, runtime, reference, re
 	SELECT device_fingerprint, batch, runtime, reference, ref_ns, MAX(measured_at) FROM latencies
 	WHERE ref_ns > 0 AND reference <> '' GROUP BY device_fingerprint, batch, runtime, reference, ref_ns;
 `, postgres: `
+ALTER TABLE latencies ADD COLUMN ops TEXT NOT NULL DEFAULT '';
 CREATE TABLE reference_figures (
 	device_fingerprint TEXT NOT NULL REFERENCES devices(fingerprint),
 	batch              INTEGER NOT NULL CHECK (batch > 0),

@@ -128,6 +128,9 @@ type Latency struct {
 	// slower than its usual figure on the device (interference from other
 	// work), after re-measuring did not help.
 	Disturbed bool `json:"disturbed,omitempty"`
+	// Ops are the measurement's per-op times as JSON (hwnas's kernels),
+	// stored with the row and read back by StudyOpTimes only.
+	Ops json.RawMessage `json:"-"`
 }
 
 // Figure is the latency figure rankings use (Stats.Figure).

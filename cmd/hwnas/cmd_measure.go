@@ -216,7 +216,7 @@ func runMeasure(ctx context.Context, w io.Writer, opts measureOptions) error {
 	if sum.Runtime == store.RuntimeHwnas {
 		fmt.Fprintf(w, "predictor on %s, from the table as it stood: %s\n", sum.Device.Name, sum.Predictor)
 		if sum.HeldOut.Trials > 0 {
-			fmt.Fprintf(w, "predictor after these %d trials, each predicted from the others' op times: %s\n", sum.HeldOut.Trials, sum.HeldOut)
+			fmt.Fprintf(w, "predictor after the study's %d trials, each predicted from the other trials' op times: %s\n", sum.HeldOut.Trials, sum.HeldOut)
 		}
 	}
 	return nil
