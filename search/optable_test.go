@@ -61,9 +61,9 @@ func TestOpKeyAndPrediction(t *testing.T) {
 
 // TestPredictorEstimatesFromNeighbours: an op the table does not hold is
 // estimated from the three entries of its class nearest in size, each
-// scaled by multiply-adds; classes are kept apart (1×1 from k×k), a
-// 5×5 conv is k×k too, and a class without two entries borrows a broader
-// one.
+// scaled by multiply-adds when within 2× of the op, shifted by the class
+// model otherwise; classes are kept apart (1×1 from k×k), a 5×5 conv is
+// k×k too, and a class without two entries borrows a broader one.
 func TestPredictorEstimatesFromNeighbours(t *testing.T) {
 	conv := func(cin, cout, hw, k int) string {
 		p := &accel.Plan{Tensors: []accel.Shape{{cin, hw, hw}, {cout, hw, hw}}, Input: 0, Output: 1,
@@ -80,11 +80,11 @@ func TestPredictorEstimatesFromNeighbours(t *testing.T) {
 	// k×k convs: small ones at 0.05 ns per multiply-add, large ones
 	// (three of them, the nearest to a large op) at 0.02; 1×1 convs at 0.5.
 	table := map[string]float64{}
-	for _, x := range [][4]int{{8, 8, 7, 3}, {8, 16, 7, 3}, {16, 16, 7, 3}} {
+	for _, x := range [][4]int{{8, 8, 7, 3}, {8, 12, 7, 3}, {12, 12, 7, 3}} {
 		k := conv(x[0], x[1], x[2], x[3])
 		table[k] = 0.05 * macs(k)
 	}
-	for _, x := range [][4]int{{32, 32, 28, 3}, {32, 64, 28, 3}, {64, 64, 28, 3}} {
+	for _, x := range [][4]int{{32, 40, 28, 3}, {40, 40, 28, 3}, {40, 48, 28, 3}} {
 		k := conv(x[0], x[1], x[2], x[3])
 		table[k] = 0.02 * macs(k)
 	}
@@ -97,15 +97,21 @@ func TestPredictorEstimatesFromNeighbours(t *testing.T) {
 		key  string
 		rate float64
 	}{
-		{conv(48, 48, 28, 3), 0.02}, // large: the large k×k entries
-		{conv(12, 12, 7, 3), 0.05},  // small: the small ones
-		{conv(48, 48, 28, 5), 0.02}, // 5×5 is k×k
-		{conv(24, 48, 7, 1), 0.5},   // 1×1: its own class
+		{conv(40, 44, 28, 3), 0.02}, // large: the large k×k entries
+		{conv(10, 10, 7, 3), 0.05},  // small: the small ones
+		{conv(16, 48, 7, 1), 0.5},   // 1×1: its own class (one neighbour 2.7× larger, shifted)
 	} {
 		want := tc.rate * macs(tc.key)
 		if got := pr.estimate(tc.key); math.Abs(got-want) > 1e-3*want {
 			t.Errorf("%s: estimated %v, want %v", tc.key, got, want)
 		}
+	}
+	// A 5×5 conv is k×k too: its large neighbours are 2.5–3.8× smaller,
+	// so they are shifted by the class model's slope, which lies between
+	// the two regimes' rates (the model's intercept lowers it a little).
+	k5 := conv(40, 44, 28, 5)
+	if got := pr.estimate(k5) / macs(k5); got < 0.01 || got > 0.05 {
+		t.Errorf("5×5 conv estimated at %v ns per multiply-add, want 0.01–0.05", got)
 	}
 	// A grouped conv has no class of its own with two entries and takes
 	// the conv entries: positive, finite.
