@@ -179,9 +179,11 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		opts.FinalEpochs < 0 || opts.FinalSubset < 0 || opts.FinalLR < 0 || opts.FinalAugment < 0 {
 		return badInputf("--trials, --hours, --epochs, --subset, --val-subset, --batch and --final-* must not be negative")
 	}
-	for flag, o := range map[string]string{"--optimizer": opts.Optimizer, "--final-optimizer": opts.FinalOptimizer} {
-		if o != "" && o != "sgd" && o != "adam" {
-			return badInputf("%s %q: use sgd or adam", flag, o)
+	for _, o := range [][2]string{{"--optimizer", opts.Optimizer}, {"--final-optimizer", opts.FinalOptimizer}} {
+		if o[1] != "" {
+			if err := checkOptimizer(o[0], o[1]); err != nil {
+				return err
+			}
 		}
 	}
 	target, err := search.ParseLatencyTarget(opts.LatencyTarget)

@@ -133,8 +133,8 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 	if opts.LR < 0 {
 		return badInputf("--lr %g: must not be negative", opts.LR)
 	}
-	if opts.Optimizer != "sgd" && opts.Optimizer != "adam" {
-		return badInputf("--optimizer %q: use sgd or adam", opts.Optimizer)
+	if err := checkOptimizer("--optimizer", opts.Optimizer); err != nil {
+		return err
 	}
 	if opts.LR == 0 && opts.Optimizer == "sgd" {
 		opts.LR = defaultTrainLR
@@ -234,6 +234,15 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 		100*testAcc, testLoss, test.N, rep.SecondsPerEpoch, rep.Seconds)
 	if rep.Saved != "" {
 		fmt.Fprintf(w, "weights saved to %s (architecture: %s)\n", rep.Saved, rep.SavedArch)
+	}
+	return nil
+}
+
+// checkOptimizer refuses an optimizer nas.Train does not know, naming
+// the flag that gave it.
+func checkOptimizer(flag, name string) error {
+	if name != "sgd" && name != "adam" {
+		return badInputf("%s %q: use sgd or adam", flag, name)
 	}
 	return nil
 }
