@@ -5,6 +5,7 @@ package cpu
 /*
 #include "act.h"
 #include "nchwc.h"
+#include "qgemm.h"
 */
 import "C"
 
@@ -469,7 +470,20 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 	cp.N, cp.C, cp.H, cp.W = n, s[0], s[1], s[2]
 	dw := cp.Groups > 1 && depthwise(cp)
 	sparse := c.sparse(op)
+	// An int8 convolution whose integer GEMM does not pay (the "grid"
+	// form: depthwise, 1×1 and stem convolutions) runs as qConv2DGrid
+	// computes it, on the blocked float kernels: its input put on the
+	// uint8 grid (fakeQuant) and its weights Scale[o]·Q[o,i].
+	var grid *accel.QuantWeights
+	if op.Quant != nil && qconvForm(cp, op.Quant) == "grid" {
+		grid = op.Quant
+	}
 	switch {
+	case grid != nil:
+		c.kernels[i] = "int8/grid-blocked"
+		if dw {
+			c.kernels[i] = "int8/grid-blocked-depthwise"
+		}
 	case op.Quant != nil:
 		c.kernels[i] = "int8/" + qconvForm(cp, op.Quant)
 	case sparse != nil:
@@ -481,7 +495,20 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 	default:
 		c.kernels[i] = "blocked"
 	}
-	if op.Quant != nil || sparse != nil || (cp.Groups > 1 && !dw) {
+	if op.Quant != nil && grid == nil && levelPacking() != packNone {
+		// The integer GEMM on blocked tensors (qConv2DBlocked): no
+		// layout conversion on either side.
+		x := c.need(op.In[0], true, i)
+		y := c.define(op.Out[0], true)
+		block := c.block
+		c.add(i, func(sp span) {
+			cp := cp
+			cp.N = sp.n()
+			must(qConv2DBlocked(sp.k.threads(), cp, block, sp.of(x), x.stride, op.Quant, op.B, op.Act, sp.of(y), y.stride))
+		}, x, y)
+		return nil
+	}
+	if (op.Quant != nil && grid == nil) || sparse != nil || (cp.Groups > 1 && !dw) {
 		x := c.need(op.In[0], false, i)
 		y := c.define(op.Out[0], false)
 		c.add(i, func(sp span) {
@@ -517,10 +544,14 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 		}
 		return x
 	}
+	w := op.W
+	if grid != nil {
+		w = gridWeights(grid)
+	}
 	if dw {
-		x := input(c.need(op.In[0], true, i))
+		x := input(c.fakeQuant(c.need(op.In[0], true, i), s, grid, i))
 		y := c.define(op.Out[0], true)
-		w := packDepthwiseWeights(op.W, cp.C, cp.KH, cp.KW, c.block)
+		w := packDepthwiseWeights(w, cp.C, cp.KH, cp.KW, c.block)
 		taps := make([]C.int, 2*cp.KH*cp.KW)
 		nt := C.hw_nc_dwconv_taps(isa, &ccp, &taps[0])
 		cb := blocks(cp.C, c.block)
@@ -535,9 +566,9 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 	if x.blocked || cp.C >= c.block {
 		x = c.need(op.In[0], true, i)
 	}
-	x = input(x)
+	x = input(c.fakeQuant(x, s, grid, i))
 	y := c.define(op.Out[0], true)
-	w := packConvWeights(op.W, cp.K, cp.C, cp.KH, cp.KW, c.block)
+	w = packConvWeights(w, cp.K, cp.C, cp.KH, cp.KW, c.block)
 	xb := C.int(0)
 	if x.blocked {
 		xb = 1
@@ -550,6 +581,35 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 		C.hw_nc_conv(isa, &ccp, xb, fptr(x.at(sp)), C.long(x.stride), fptr(w), &taps[0], nt, fptr(bias), act, fptr(y.at(sp)), C.long(y.stride), r0, r1)
 	}), x, y)
 	return nil
+}
+
+// fakeQuant returns x (of per-sample shape s) put on q's uint8 input grid,
+// x̂ = (clamp(rint(x/InScale) + InZero, 0, 255) − InZero)·InScale, in a new
+// buffer of x's layout (a step charged to op), or x itself when q is nil.
+// Zeros stay zeros, so the padding lanes of a blocked tensor and the
+// border a padded convolution adds later are on the grid too.
+func (c *compiler) fakeQuant(x *tbuf, s accel.Shape, q *accel.QuantWeights, op int) *tbuf {
+	if q == nil {
+		return x
+	}
+	y := c.alloc(s, x.blocked)
+	isa, stride, scale, zero := c.isa, C.long(x.stride), C.float(q.InScale), C.int(q.InZero)
+	c.add(op, c.tasks(1, minItems(int64(x.stride)), func(sp span, n0, n1 C.long) {
+		xs, ys := x.at(sp), y.at(sp)
+		C.hw_fakequant_f32(isa, (n1-n0)*stride, fptr(xs[n0*stride:]), scale, zero, fptr(ys[n0*stride:]))
+	}), x, y)
+	return y
+}
+
+// gridWeights returns the float weights Scale[o]·Q[o,i] of q (exact in
+// float32 for ≤ 8-bit integers).
+func gridWeights(q *accel.QuantWeights) []float32 {
+	w := make([]float32, len(q.Q))
+	per := len(q.Q) / len(q.Scale)
+	for i, v := range q.Q {
+		w[i] = q.Scale[i/per] * float32(v)
+	}
+	return w
 }
 
 // sparseMaxDensity is the largest fraction of non-zero weights at which a

@@ -42,6 +42,16 @@ void hw_im2col_u8(const uint8_t *x, int c, int h, int w, int kh, int kw,
 /* hw_chw_to_hwc_u8 transposes one c×h×w uint8 image to h×w×c. */
 void hw_chw_to_hwc_u8(const uint8_t *x, int c, int hw, uint8_t *y);
 
+/* hw_quantize_hwc_u8 quantizes one image of c channels × hw pixels held in
+ * the blocked layout (channel blocks of b, each hw pixels × b lanes: value
+ * (ch, i) at x[(ch/b)·hw·b + i·b + ch mod b]) as hw_quantize_u8 does, and
+ * writes it channels-last: y[i·c + ch]. The lanes past c are not read into
+ * y. At the AVX-512 level b must be 16 and at AVX2 8 (the blocked
+ * kernels' widths) for the vector paths; any other b runs the generic one. */
+void hw_quantize_hwc_u8(int isa, const float *x, int c, long hw, int b, float scale, int zero, uint8_t *y);
+void hw_quantize_hwc_u8_avx2(const float *x, int c, long hw, float scale, int zero, uint8_t *y);
+void hw_quantize_hwc_u8_avx512(const float *x, int c, long hw, float scale, int zero, uint8_t *y);
+
 /* hw_im2col_hwc_u8 writes, for one h×w×c (channels-last) uint8 image, the
  * (oh·ow)×(kh·kw·cg) patch matrix of the cg channels starting at c0: row =
  * output pixel, column = (ky, kx, channel), so each tap is one contiguous

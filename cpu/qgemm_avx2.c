@@ -57,6 +57,31 @@ void hw_quantize_u8_avx2(long n, const float *x, float scale, int zero, uint8_t 
     hw_quantize_u8_generic(n - i, x + i, scale, zero, q + i);
 }
 
+/* One vector per (channel block, pixel), as hw_quantize_u8_avx2; a block
+ * of fewer than 8 channels (the last) is stored through a scratch word. */
+void hw_quantize_hwc_u8_avx2(const float *x, int c, long hw, float scale, int zero, uint8_t *y) {
+    const __m256 s = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-512.0f), hi = _mm256_set1_ps(512.0f);
+    const __m256i z = _mm256_set1_epi32(zero);
+    for (int c0 = 0; c0 < c; c0 += 8) {
+        int n = c - c0 < 8 ? c - c0 : 8;
+        const float *xb = x + (long)c0 * hw;
+        for (long i = 0; i < hw; i++) {
+            __m256 t = _mm256_div_ps(_mm256_loadu_ps(xb + i * 8), s);
+            t = _mm256_min_ps(_mm256_max_ps(t, lo), hi);
+            __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(t), z);
+            __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+            __m128i p8 = _mm_packus_epi16(p16, p16);
+            if (n == 8) {
+                _mm_storel_epi64((__m128i *)(y + i * c + c0), p8);
+            } else {
+                uint8_t tmp[16];
+                _mm_storeu_si128((__m128i *)tmp, p8);
+                memcpy(y + i * c + c0, tmp, (size_t)n);
+            }
+        }
+    }
+}
+
 #define CASE(MR, NR)                                                            \
     case (MR) * 8 + (NR):                                                       \
         tile_avx2(MR, NR, k, ap, lda, bp, ldb, cp, rsc, csc);                   \

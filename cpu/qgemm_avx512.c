@@ -94,6 +94,25 @@ void hw_quantize_u8_avx512(long n, const float *x, float scale, int zero, uint8_
     }
 }
 
+/* One masked vector per (channel block, pixel): the body of
+ * hw_quantize_u8_avx512 on the block's 16 lanes, stored at the pixel's
+ * channels-last row. */
+void hw_quantize_hwc_u8_avx512(const float *x, int c, long hw, float scale, int zero, uint8_t *y) {
+    const __m512 s = _mm512_set1_ps(scale), lo = _mm512_set1_ps(-512.0f), hi = _mm512_set1_ps(512.0f);
+    const __m512i z = _mm512_set1_epi32(zero), zero_i = _mm512_setzero_si512(), max_i = _mm512_set1_epi32(255);
+    for (int c0 = 0; c0 < c; c0 += 16) {
+        __mmask16 m = c - c0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (c - c0)) - 1);
+        const float *xb = x + (long)c0 * hw;
+        for (long i = 0; i < hw; i++) {
+            __m512 t = _mm512_div_ps(_mm512_maskz_loadu_ps(m, xb + i * 16), s);
+            t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+            __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(t), z);
+            v = _mm512_min_epi32(_mm512_max_epi32(v, zero_i), max_i);
+            _mm_mask_storeu_epi8(y + i * c + c0, m, _mm512_cvtepi32_epi8(v));
+        }
+    }
+}
+
 /* Channels-last im2col for cg ≤ 64 channels per group: each tap is one
  * masked 64-byte load and store instead of a memcpy call. */
 void hw_im2col_hwc_u8_avx512(const uint8_t *x, int c, int c0, int cg, int h, int w,

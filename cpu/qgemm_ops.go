@@ -379,6 +379,63 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 	return nil
 }
 
+// qConv2DBlocked is qConv2DInt on tensors in the blocked layout of the
+// compiled programs (channel blocks of `block` lanes, see nchwc.h), for
+// levels with a broadcast GEMM (levelPacking() ≠ packNone): x holds pn.N
+// images xstride floats apart, y receives them ystride apart. The input is
+// quantized straight into channels-last order (hw_quantize_hwc_u8: no
+// transpose, no conversion to the plain layout), and the epilogue writes
+// each block of output channels into its blocked rows, so an int8
+// convolution between blocked float ones costs no layout conversion. The
+// integers, sums and epilogue are those of qConv2DInt: the results are the
+// same, element for element. The padding lanes of y are not written (the
+// program's buffers keep them zero).
+func qConv2DBlocked(threads int, pn accel.ConvParams, block int, x []float32, xstride int, q *accel.QuantWeights, bias []float32, act accel.Act, y []float32, ystride int) error {
+	const kernel = "qconv2d"
+	pack := levelPacking()
+	if pack == packNone {
+		return fmt.Errorf("%s: the blocked int8 path needs a broadcast GEMM, which level %s lacks", kernel, ISA())
+	}
+	cg, kg := pn.C/pn.Groups, pn.K/pn.Groups
+	kk := cg * pn.KH * pn.KW
+	oh, ow := pn.OutH(), pn.OutW()
+	hw, pix := pn.H*pn.W, oh*ow
+	if pn.N > 0 && (len(x) < (pn.N-1)*xstride+blocks(pn.C, block)*block*hw || len(y) < (pn.N-1)*ystride+blocks(pn.K, block)*block*pix) {
+		return fmt.Errorf("%s: blocked buffers of %d and %d floats are too short for %d images", kernel, len(x), len(y), pn.N)
+	}
+	prep := prepareQuant(q, pn.K, kk, pn.KH, pn.KW, pn.Groups, pack)
+	k4 := (kk + 3) &^ 3
+	xt := getU8(pn.C * hw)
+	defer u8Pool.Put(xt)
+	col := getU8(pix * k4)
+	defer u8Pool.Put(col)
+	acc := getI32(pn.K * pix)
+	defer i32Pool.Put(acc)
+	isa := cISA()
+	for img := 0; img < pn.N; img++ {
+		C.hw_quantize_hwc_u8(isa, (*C.float)(&x[img*xstride]), C.int(pn.C), C.long(hw), C.int(block), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&(*xt)[0]))
+		for g := 0; g < pn.Groups; g++ {
+			C.hw_im2col_hwc_u8(isa, (*C.uint8_t)(&(*xt)[0]), C.int(pn.C), C.int(g*cg), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
+				C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
+				C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]), C.int(k4))
+			broadcastGemm(threads, prep, g, pix, kg, k4, *col, k4, (*acc)[g*kg:], pn.K)
+		}
+		// Accumulator (channel r, pixel j) is acc[j·K + r]; block b of
+		// the output holds channels b·block… as pixel-major rows of
+		// `block` lanes.
+		for r0 := 0; r0 < pn.K; r0 += block {
+			rows := min(block, pn.K-r0)
+			var bp *C.float
+			if len(bias) > 0 {
+				bp = (*C.float)(&bias[r0])
+			}
+			C.hw_qepilogue(C.int(rows), C.int(pix), (*C.int32_t)(&(*acc)[r0]), 1, C.long(pn.K), (*C.int32_t)(&prep.sums[r0]), C.int(q.InZero),
+				C.float(q.InScale), (*C.float)(&q.Scale[r0]), bp, C.int(act), (*C.float)(&y[img*ystride+r0*pix]), 1, C.long(block))
+		}
+	}
+	return nil
+}
+
 // Minimum reduction length and output channels per group for which the
 // integer GEMM of qConv2D beats the float convolution kernels at batch 1
 // (BenchmarkQConvSmall): below them the im2col, the per-group calls and the
@@ -411,12 +468,7 @@ var (
 // rounding of it, far inside one quantization step.
 func qConv2DGrid(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights, kk int, bias []float32, act accel.Act, y []float32) error {
 	prep := prepareQuant(q, p.K, kk, 1, 1, 1, packNone)
-	prep.fwOnce.Do(func() {
-		prep.fw = make([]float32, len(q.Q))
-		for i, v := range q.Q {
-			prep.fw[i] = q.Scale[i/kk] * float32(v)
-		}
-	})
+	prep.fwOnce.Do(func() { prep.fw = gridWeights(q) })
 	xf := getF32(len(x))
 	defer f32Pool.Put(xf)
 	C.hw_fakequant_f32(cISA(), C.long(len(x)), (*C.float)(&x[0]), C.float(q.InScale), C.int(q.InZero), (*C.float)(&(*xf)[0]))

@@ -154,8 +154,9 @@ func batchNormBackward(p *pass, c, hw int, dy, dx []float32) {
 	}
 }
 
-// batchNormLower folds the batch norm into the float conv or linear op
-// that alone feeds it (see foldBatchNorm), or emits OpBatchNorm with
+// batchNormLower folds the batch norm into the conv or linear op that alone
+// feeds it (see foldBatchNorm; int8 ops take it in their per-channel
+// scales, see foldQuant), or emits OpBatchNorm with
 // Scale = s and Shift = β − s·mean.
 func batchNormLower(l *lowering, n *Node) error {
 	lp := l.m.layers[n.Index]
@@ -167,14 +168,61 @@ func batchNormLower(l *lowering, n *Node) error {
 		scale[ch] = float32(s)
 		shift[ch] = float32(float64(beta[ch]) - s*float64(mean[ch]))
 	}
-	if op := l.fusable(n.In[0], accel.OpConv, accel.OpLinear); op != nil && op.Quant == nil {
-		foldBatchNorm(op, scale, mean, beta)
-		op.Act = n.Act
-		l.merged(n.Out[0], op)
-		return nil
+	if op := l.fusable(n.In[0], accel.OpConv, accel.OpLinear); op != nil {
+		q, ok := foldQuant(op.Quant, scale)
+		if ok {
+			op.Quant = q
+			foldBatchNorm(op, scale, mean, beta)
+			op.Act = n.Act
+			l.merged(n.Out[0], op)
+			return nil
+		}
 	}
 	l.emit(accel.Op{Name: n.Layer.Name, Kind: accel.OpBatchNorm, In: l.ins(n), Out: []int{l.newTensor(n.Out[0])}, Act: n.Act, Scale: scale, Shift: shift})
 	return nil
+}
+
+// foldQuant returns the int8 form q with a batch norm's per-output-channel
+// scale s folded into it: Scale'[o] = |s[o]|·Scale[o], and the integer row
+// negated where s[o] < 0, so that Scale'[o]·Q'[o] = s[o]·Scale[o]·Q[o]
+// exactly while scales stay positive (as ONNX's DequantizeLinear and
+// onnxruntime's integer kernels expect). The integers and the input
+// quantization are unchanged otherwise: the int8 kernels compute
+// conv(x)·Scale'[o] + B'[o], which is the batch norm of the unfolded op up
+// to float rounding. q is not modified (the plan owns the copy). It
+// reports false, leaving the batch norm as its own op, when a scale is zero
+// or not finite, or a negated row would leave the integers' range (−128);
+// a nil q folds trivially.
+func foldQuant(q *accel.QuantWeights, s []float32) (*accel.QuantWeights, bool) {
+	if q == nil {
+		return nil, true
+	}
+	k := len(s)
+	if k == 0 || len(q.Scale) != k || len(q.Q)%k != 0 {
+		return nil, false
+	}
+	per := len(q.Q) / k
+	c := *q
+	c.Q = append([]int8(nil), q.Q...)
+	c.Scale = make([]float32, k)
+	for o, so := range s {
+		a := float64(so)
+		if a == 0 || math.IsNaN(a) || math.IsInf(a, 0) {
+			return nil, false
+		}
+		c.Scale[o] = float32(math.Abs(a) * float64(q.Scale[o]))
+		if a > 0 {
+			continue
+		}
+		row := c.Q[o*per : (o+1)*per]
+		for j, v := range row {
+			if v == math.MinInt8 {
+				return nil, false
+			}
+			row[j] = -v
+		}
+	}
+	return &c, true
 }
 
 // foldBatchNorm merges a batch norm (per-output-channel scale s, running

@@ -14,7 +14,8 @@ import (
 //     into it: with s = γ/√(var+ε), W'[k,…] = s[k]·W[k,…] and
 //     B'[k] = s[k]·(B[k] − mean[k]) + β[k]. Other batch norms become
 //     OpBatchNorm with Scale = s and Shift = β − s·mean. Layers with int8
-//     weights (m.Quant) are not folded (their scales stay as quantized).
+//     weights (m.Quant) keep their integers: s goes into their per-channel
+//     scales (|s|, the row negated where s < 0; see foldQuant).
 //   - Activation fusion: an activation layer whose input is produced by a
 //     conv, linear, batch-norm or add op without an activation, and read
 //     by nothing else, becomes that op's Act.

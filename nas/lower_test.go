@@ -3,6 +3,7 @@ package nas
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"hwnas/accel"
@@ -142,5 +143,93 @@ func TestLowerCarriesCompressedForms(t *testing.T) {
 	}
 	if plan.Ops[1].Quant != q || plan.Ops[2].Sparse == nil || plan.Ops[2].Sparse.Rows != 10 || plan.Ops[0].Quant != nil {
 		t.Fatal("compressed forms not attached to their layers' ops")
+	}
+}
+
+// TestLowerFoldsBatchNormIntoInt8 lowers a conv with int8 weights followed
+// by a batch norm (some scales negative): the batch norm goes into the
+// int8 op's per-channel scales and bias, rows negated where the scale is
+// negative, the model's own int8 form untouched, and the plan computes
+// what the float model with the dequantized weights computes on inputs
+// already on the op's uint8 grid.
+func TestLowerFoldsBatchNormIntoInt8(t *testing.T) {
+	a, err := ParseArch([]byte(`{"version":1,"name":"q","input":[4,6,6],"classes":3,"layers":[
+		{"name":"c","type":"conv","out":6,"kernel":3,"pad":1,"bias":false},{"name":"bn","type":"batchnorm","act":"relu"},
+		{"name":"g","type":"gap"},{"name":"f","type":"linear","out":3}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(4, 8))
+	m := testModel(t, a, 1)
+	randomiseBN(m, r)
+	gamma := m.Param("bn.gamma").Data
+	gamma[1], gamma[4] = -gamma[1], -gamma[4]
+	w := m.Param("c.w").Data
+	per := len(w) / 6
+	q := &accel.QuantWeights{Bits: 8, Q: make([]int8, len(w)), Scale: make([]float32, 6), InScale: 0.04, InZero: 20}
+	for o := range 6 {
+		q.Scale[o] = 0.002 * float32(o+1)
+		for j := range per {
+			v := int8(r.IntN(255) - 127)
+			q.Q[o*per+j], w[o*per+j] = v, q.Scale[o]*float32(v)
+		}
+	}
+	q0 := append([]int8(nil), q.Q...)
+	s0 := append([]float32(nil), q.Scale...)
+	m.Quant["c"] = q
+	plan, err := Lower(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := plan.Ops[0]
+	if len(plan.Ops) != 3 || op.Kind != accel.OpConv || op.Act != accel.ActReLU || op.Quant == nil || op.Quant == q {
+		t.Fatalf("plan ops %v: want the batch norm folded into a copy of the int8 conv's form", plan.Ops)
+	}
+	for o := range 6 {
+		if !(op.Quant.Scale[o] > 0) {
+			t.Errorf("channel %d: folded scale %g, want > 0", o, op.Quant.Scale[o])
+		}
+		neg := o == 1 || o == 4
+		for j := range per {
+			want := q0[o*per+j]
+			if neg {
+				want = -want
+			}
+			if op.Quant.Q[o*per+j] != want {
+				t.Fatalf("channel %d weight %d: %d, want %d (negated: %v)", o, j, op.Quant.Q[o*per+j], want, neg)
+			}
+		}
+	}
+	if !slices.Equal(q.Q, q0) || !slices.Equal(q.Scale, s0) {
+		t.Fatal("lowering changed the model's int8 form")
+	}
+	n := 2
+	x := make([]float32, n*4*6*6)
+	for i := range x {
+		x[i] = float32(r.IntN(256)-int(q.InZero)) * q.InScale
+	}
+	want, err := m.Forward(x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := accel.NewHostProgram(ref.Kernels{}, plan, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, n*3)
+	if err := prog.Run(x, got); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxRelDiff(got, want); d > 1e-5 {
+		t.Errorf("int8 plan with the folded batch norm differs from the float model by %.3g relative\n got %v\nwant %v", d, got, want)
+	}
+	// A row holding −128 cannot be negated: the batch norm stays an op.
+	q.Q[1*per] = math.MinInt8
+	plan, err = Lower(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Ops) != 4 || plan.Ops[1].Kind != accel.OpBatchNorm || plan.Ops[0].Quant != q {
+		t.Errorf("with −128 in a negated row: plan ops %v, want the batch norm kept as its own op", plan.Ops)
 	}
 }
