@@ -3,11 +3,13 @@
 package onnx
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"hwnas/accel"
+	"hwnas/nas"
 	"hwnas/nas/compress"
 )
 
@@ -179,4 +181,69 @@ func checkIntegerKernels(t *testing.T, p *accel.Plan, model []byte) {
 			t.Errorf("op %d %s runs on %v in onnxruntime, want an integer kernel", i, p.Ops[i].Name, kernels[i])
 		}
 	}
+}
+
+// TestInt8FoldedBatchNorm exports a network of the search's kind (strided
+// 3×3 convs, a depthwise-separable block, each followed by a batch norm)
+// with int8 weights: the batch norms fold into the int8 ops' per-channel
+// scales (one channel's batch norm scale made negative, the function kept,
+// so its integer row is negated), and onnxruntime computes what hwnas's
+// int8 program computes, as TestInt8MatchesHwnas asks.
+func TestInt8FoldedBatchNorm(t *testing.T) {
+	a, err := nas.ParseArch([]byte(`{"version":1,"name":"convbn","input":[1,28,28],"classes":10,"layers":[
+		{"name":"c1","type":"conv","out":16,"kernel":3,"stride":2,"pad":1,"bias":false},{"name":"bn1","type":"batchnorm","act":"relu"},
+		{"name":"c2","type":"conv","out":24,"kernel":3,"stride":2,"pad":1,"bias":false},{"name":"bn2","type":"batchnorm","act":"relu"},
+		{"name":"dw","type":"dwconv","kernel":3,"stride":2,"pad":1,"bias":false},{"name":"bn3","type":"batchnorm","act":"relu"},
+		{"name":"pw","type":"conv","out":32,"kernel":1,"bias":false},{"name":"bn4","type":"batchnorm","act":"relu"},
+		{"name":"flat","type":"flatten"},{"name":"fc","type":"linear","out":10}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := trainedArch(t, a, sized(3000, 600))
+	// Channel 5 of c2: W, γ and the running mean negated — the same
+	// function, with a negative batch-norm scale.
+	w, per := m.Param("c2.w").Data, 16*9
+	for j := 5 * per; j < 6*per; j++ {
+		w[j] = -w[j]
+	}
+	m.Param("bn2.gamma").Data[5] *= -1
+	m.Param("bn2.mean").Data[5] *= -1
+	r, err := compress.ParseRecipe("quant=int8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := compress.Apply(context.Background(), m, r, calibration(t, 200), mnist(t, sized(1000, 200)), compress.Config{NoFineTune: true, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := nas.Lower(res.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	int8Ops := 0
+	for _, op := range p.Ops {
+		if op.Kind == accel.OpBatchNorm {
+			t.Errorf("batch norm %q left unfolded after an int8 op", op.Name)
+		}
+		if op.Quant != nil {
+			int8Ops++
+		}
+	}
+	if int8Ops != 5 {
+		t.Errorf("%d int8 ops, want 5 (four convs and the classifier)", int8Ops)
+	}
+	if q, mq := p.Ops[1].Quant, res.Model.Quant["c2"]; q == nil || mq == nil {
+		t.Error("c2 has no int8 form in the model or the plan")
+	} else {
+		for j := 5 * per; j < 6*per; j++ {
+			if q.Q[j] != -mq.Q[j] || q.Q[j+per] != mq.Q[j+per] {
+				t.Fatalf("c2 weight %d: plan %d/%d, model %d/%d: want channel 5 (negative batch-norm scale) negated, channel 6 not", j, q.Q[j], q.Q[j+per], mq.Q[j], mq.Q[j+per])
+			}
+		}
+	}
+	path, model, _ := exportFile(t, t.TempDir(), p, Metadata{Recipe: r.String()})
+	checkFiles(t, path)
+	set := mnist(t, sized(10000, 1000))
+	compareQuantized(t, p, model, set.Images, set.N)
+	checkIntegerKernels(t, p, model)
 }

@@ -374,6 +374,13 @@ func trainedModel(t testing.TB, name string, n int) *nas.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return trainedArch(t, a, n)
+}
+
+// trainedArch is trainedModel for any architecture.
+func trainedArch(t testing.TB, a *nas.Arch, n int) *nas.Model {
+	t.Helper()
+	name := a.Name
 	m, err := nas.NewModel(a, 1)
 	if err != nil {
 		t.Fatal(err)
