@@ -18,6 +18,7 @@ import (
 // benchSearchOptions configure `hwnas bench search`.
 type benchSearchOptions struct {
 	DB, Data, Out, Device, Prefix string
+	Space                         string
 	Title, Resize, Normalize      string
 	Strategies                    []string
 	Seeds, Trials                 int
@@ -56,6 +57,7 @@ name by default); other sections of the file are left as they are.`,
 	f.StringVar(&opts.Out, "out", "", "write the Markdown report here (e.g. docs/SEARCH.md)")
 	f.StringVar(&opts.Device, "device", "cpu", "device to measure on")
 	f.StringVar(&opts.Prefix, "prefix", "bench", "study name prefix")
+	f.StringVar(&opts.Space, "space", "", "search space JSON file (default: the built-in space scaled to the data set's shape)")
 	f.StringSliceVar(&opts.Strategies, "strategies", []string{"rl", "random", "evolution"}, "strategies to compare")
 	f.IntVar(&opts.Seeds, "seeds", 3, "seeds per strategy (1, 2, …)")
 	f.IntVar(&opts.Trials, "trials", 30, "trials per strategy and seed")
@@ -91,11 +93,15 @@ func runBenchSearch(ctx context.Context, w io.Writer, opts benchSearchOptions) e
 	if _, err := accel.Lookup(name); err != nil {
 		return badInput(err)
 	}
+	space, err := loadSpaceFlag(opts.Space)
+	if err != nil {
+		return err
+	}
 	d, err := loadData(opts.Data, opts.Resize)
 	if err != nil {
 		return err
 	}
-	space, err := studySpace(nil, d, opts.Normalize)
+	space, err = studySpace(space, d, opts.Normalize)
 	if err != nil {
 		return err
 	}
@@ -125,11 +131,15 @@ func runBenchSearch(ctx context.Context, w io.Writer, opts benchSearchOptions) e
 		for _, r := range rep.Runs {
 			total += r.Seconds
 		}
-		header := fmt.Sprintf("Command: `hwnas bench search --data %s --trials %d --seeds %d --subset %d --latency-target %v --max-bytes %d`  \n"+
+		spaceArg := ""
+		if opts.Space != "" {
+			spaceArg = " --space " + opts.Space
+		}
+		header := fmt.Sprintf("Command: `hwnas bench search --data %s%s --trials %d --seeds %d --subset %d --epochs %d --latency-target %v --max-bytes %d`  \n"+
 			"Data: %s.  \n"+
 			"Machine: %s, %d thread(s) for training and latency (shared with other work, so latencies are noisy); %s; "+
 			"the trials took %.0f minutes in all.\n",
-			opts.Data, opts.Trials, opts.Seeds, opts.Subset, opts.LatencyTarget, opts.MaxBytes, d.Info.String(), dev.Name, dev.Cores,
+			opts.Data, spaceArg, opts.Trials, opts.Seeds, opts.Subset, opts.Epochs, opts.LatencyTarget, opts.MaxBytes, d.Info.String(), dev.Name, dev.Cores,
 			time.Now().UTC().Format("2006-01-02"), total/60)
 		title := opts.Title
 		if title == "" {

@@ -223,12 +223,9 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	if _, err := accel.Lookup(name); err != nil {
 		return badInput(err)
 	}
-	var space *search.Space
-	if opts.Space != "" {
-		var err error
-		if space, err = search.LoadSpace(opts.Space); err != nil {
-			return badInput(err)
-		}
+	space, err := loadSpaceFlag(opts.Space)
+	if err != nil {
+		return err
 	}
 	if _, err := search.NewStrategy(opts.Strategy, []int{1}, 0); err != nil {
 		return badInput(err)
@@ -359,6 +356,19 @@ func trialName(study string, number int) string {
 // built for the data set's shape; a space file must match it. Either gets
 // the data set's normalisation when --normalize says so (and the space
 // has none of its own).
+// loadSpaceFlag loads a --space file, or returns nil (the built-in space)
+// for "".
+func loadSpaceFlag(path string) (*search.Space, error) {
+	if path == "" {
+		return nil, nil
+	}
+	space, err := search.LoadSpace(path)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return space, nil
+}
+
 func studySpace(space *search.Space, d *data.Data, normalize string) (*search.Space, error) {
 	shape, err := dataShape(d, normalize)
 	if err != nil {

@@ -474,6 +474,10 @@ func TestBenchSearch(t *testing.T) {
 	if err := runBenchSearch(context.Background(), io.Discard, o); !isBadInput(err) {
 		t.Fatalf("--seeds 0: %v", err)
 	}
+	o.Seeds, o.Space = 1, filepath.Join(dir, "no-such-space.json")
+	if err := runBenchSearch(context.Background(), io.Discard, o); !isBadInput(err) || !strings.Contains(err.Error(), "no-such-space.json") {
+		t.Fatalf("--space of a missing file: %v", err)
+	}
 }
 
 // TestWorkerOut: the worker writes its result to --out; a trial it cannot
