@@ -15,6 +15,7 @@ import (
 
 	"hwnas/accel"
 	"hwnas/nas"
+	"hwnas/nas/compress"
 	"hwnas/nas/data"
 )
 
@@ -33,6 +34,7 @@ type trainOptions struct {
 	Resize    string
 	Augment   string // --augment: auto, none, crop[=P],flip
 	Normalize string // --normalize: auto, on, off
+	Teacher   string // --teacher: FILE[:T=…][:a=…][:arch=…], distillation
 	JSON      bool
 	// Progress, when not nil, receives a progress bar (a terminal).
 	Progress io.Writer
@@ -48,6 +50,7 @@ type trainReport struct {
 	DataInfo        data.Info          `json:"data_info"`
 	Normalize       *nas.Normalization `json:"normalize,omitempty"`
 	Augment         string             `json:"augment"`
+	Teacher         string             `json:"teacher,omitempty"`
 	TrainImages     int                `json:"train_images"`
 	Optimizer       string             `json:"optimizer"`
 	LR              float64            `json:"lr"`
@@ -115,6 +118,7 @@ bench ort read.`,
 	f.StringVar(&opts.Optimizer, "optimizer", "sgd", "sgd or adam")
 	f.IntVar(&opts.Threads, "threads", 0, "kernel threads (0: all cores)")
 	f.IntVar(&opts.Subset, "subset", 0, "train on the first N training images only (0: all)")
+	f.StringVar(&opts.Teacher, "teacher", "", "distil from a trained teacher: FILE[:T=4][:a=0.7][:arch=NAME|FILE] (hwnas train --save weights; its architecture is FILE.arch.json unless arch= names one); the loss is a·T²·KL(teacher‖student) + (1−a)·cross-entropy")
 	f.BoolVar(&opts.JSON, "json", false, "print JSON")
 	rootCmd.AddCommand(cmd)
 }
@@ -171,6 +175,20 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 	m.Kernels = k
 	cfg := nas.TrainConfig{Epochs: opts.Epochs, BatchSize: opts.Batch, LR: opts.LR, Optimizer: opts.Optimizer,
 		Seed: opts.Seed, Augment: aug}
+	if opts.Teacher != "" {
+		ds, err := compress.ParseDistill(opts.Teacher)
+		if err != nil {
+			return badInputf("--teacher %s: %v", opts.Teacher, err)
+		}
+		if ds.TeacherArch == "" {
+			if _, err := os.Stat(ds.Teacher + ".arch.json"); err == nil {
+				ds.TeacherArch = ds.Teacher + ".arch.json"
+			}
+		}
+		if cfg.Loss, err = compress.DistillLossFunc(ds, m, k); err != nil {
+			return badInputf("--teacher %s: %v", opts.Teacher, err)
+		}
+	}
 	if opts.Subset > 0 {
 		train = train.Subset(opts.Subset)
 	}
@@ -179,6 +197,9 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 		fmt.Fprintf(w, "data %s\n", d.Info.String())
 		fmt.Fprintf(w, "training %s (%d params, %d MACs/image) on %s: %d images, %d epochs, %s lr %g, batch %d, augment %s, normalised input %v, %d threads\n",
 			arch.Name, m.NumParams(), m.Graph.MACs(), opts.Data, train.N, opts.Epochs, opts.Optimizer, cfg.LR, opts.Batch, aug, arch.Normalize != nil, dev.Cores)
+		if opts.Teacher != "" {
+			fmt.Fprintf(w, "distilling from %s\n", opts.Teacher)
+		}
 	}
 	var bar *progressbar.ProgressBar
 	progress := func(p nas.Progress) {
@@ -212,7 +233,7 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 		return err
 	}
 	rep := trainReport{Arch: arch.Name, ArchHash: arch.Hash(), Params: m.NumParams(), MACs: m.Graph.MACs(), Data: opts.Data,
-		DataInfo: d.Info, Normalize: arch.Normalize, Augment: aug.String(),
+		DataInfo: d.Info, Normalize: arch.Normalize, Augment: aug.String(), Teacher: opts.Teacher,
 		TrainImages: train.N, Optimizer: opts.Optimizer, LR: cfg.LR, Batch: opts.Batch, Seed: opts.Seed, Threads: dev.Cores,
 		Device: dev, Epochs: res.Epochs, ValAccuracy: res.ValAcc, TestAccuracy: testAcc, TestLoss: testLoss, Seconds: res.Seconds}
 	for _, e := range res.Epochs {

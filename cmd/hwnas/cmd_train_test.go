@@ -85,6 +85,29 @@ func TestRunTrainAndBenchModel(t *testing.T) {
 		}
 	}
 
+	// Distillation from the saved model (its architecture from the
+	// .arch.json beside it): the loss is the teacher's, not plain
+	// cross-entropy, and the toy set is still learnt.
+	lossOf := func(teacher string) (float64, trainReport) {
+		t.Helper()
+		var buf bytes.Buffer
+		o := opts
+		o.JSON, o.Save, o.Epochs, o.Subset, o.Teacher = true, "", 1, 400, teacher
+		if err := runTrain(context.Background(), &buf, o); err != nil {
+			t.Fatal(err)
+		}
+		var r trainReport
+		if err := json.Unmarshal(buf.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Epochs[0].TrainLoss, r
+	}
+	plain, _ := lossOf("")
+	kd, krep := lossOf(weights + ":T=2:a=0.9")
+	if krep.Teacher != weights+":T=2:a=0.9" || kd == plain || krep.TestAccuracy < 0.8 {
+		t.Errorf("distilled: teacher %q, loss %.4f (plain %.4f), test accuracy %.3f", krep.Teacher, kd, plain, krep.TestAccuracy)
+	}
+
 	// bench model with the saved weights.
 	out.Reset()
 	lat := accel.LatencyOptions{Warmup: 1, MinRuns: 3, MinTime: time.Millisecond}
@@ -137,6 +160,9 @@ func TestTrainBenchModelBadInput(t *testing.T) {
 		{"missing data", &trainOptions{Data: filepath.Join(dir, "nowhere")}, nil, "make data"},
 		{"epochs", &trainOptions{Epochs: -1}, nil, "--epochs"},
 		{"optimizer", &trainOptions{Optimizer: "rmsprop"}, nil, "--optimizer"},
+		{"teacher missing", &trainOptions{Teacher: filepath.Join(dir, "none.hwnw")}, nil, "none.hwnw"},
+		{"teacher temperature", &trainOptions{Teacher: corrupt + ":T=-1"}, nil, "temperature"},
+		{"teacher corrupt", &trainOptions{Teacher: corrupt}, nil, "checksum mismatch"},
 		{"bench unknown arch", nil, &benchModelOptions{Arch: "vgg"}, "unknown architecture"},
 		{"bench corrupt weights", nil, &benchModelOptions{Weights: corrupt}, "checksum mismatch"},
 		{"bench wrong magic", nil, &benchModelOptions{Weights: wrongMagic}, "not a hwnas weights file"},
@@ -159,6 +185,7 @@ func TestTrainBenchModelBadInput(t *testing.T) {
 				if tc.train.Optimizer != "" {
 					o.Optimizer = tc.train.Optimizer
 				}
+				o.Teacher = tc.train.Teacher
 				err = runTrain(context.Background(), &bytes.Buffer{}, o)
 			} else {
 				o := benchModelOptions{Arch: "lenet5", Batch: 1, Threads: 1, Device: "cpu", Latency: accel.LatencyOptions{Warmup: 1, MinRuns: 1, MinTime: time.Microsecond}}

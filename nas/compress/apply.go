@@ -200,7 +200,7 @@ func Apply(ctx context.Context, m *nas.Model, r *Recipe, train, val *data.Set, c
 	a.tc = cfg.Train
 	a.tc.Epochs = cfg.FineTuneEpochs
 	if r.Distill != nil {
-		if a.tc.Loss, err = distillLoss(r.Distill, m, kern); err != nil {
+		if a.tc.Loss, err = DistillLossFunc(r.Distill, m, kern); err != nil {
 			return nil, err
 		}
 	}

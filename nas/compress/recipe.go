@@ -147,7 +147,7 @@ func ParseRecipe(s string) (*Recipe, error) {
 			return nil, fmt.Errorf("recipe item %q: want key=value (or huffman)", item)
 		}
 		if key == "distill" {
-			d, err := parseDistill(val)
+			d, err := ParseDistill(val)
 			if err != nil {
 				return nil, err
 			}
@@ -256,7 +256,9 @@ func setChoice(c *LayerChoice, key, val string) error {
 	return err
 }
 
-func parseDistill(val string) (*DistillSpec, error) {
+// ParseDistill parses the distill= form, TEACHER.hwnw[:T=4][:a=0.7][:arch=NAME]
+// (the defaults T = 4, α = 0.7), and checks its values.
+func ParseDistill(val string) (*DistillSpec, error) {
 	parts := strings.Split(val, ":")
 	d := &DistillSpec{Teacher: parts[0], T: 4, Alpha: 0.7}
 	if d.Teacher == "" {
@@ -279,7 +281,21 @@ func parseDistill(val string) (*DistillSpec, error) {
 			return nil, fmt.Errorf("recipe distill=%s: %s is not a number", val, p)
 		}
 	}
-	return d, nil
+	return d, d.Check()
+}
+
+// Check validates the spec's values: a teacher file, a positive
+// temperature, α in [0, 1].
+func (d *DistillSpec) Check() error {
+	switch {
+	case d.Teacher == "":
+		return fmt.Errorf("recipe distill: no teacher weights file")
+	case !(d.T > 0):
+		return fmt.Errorf("recipe distill: temperature %g must be positive", d.T)
+	case !(d.Alpha >= 0 && d.Alpha <= 1):
+		return fmt.Errorf("recipe distill: alpha %g out of range [0, 1]", d.Alpha)
+	}
+	return nil
 }
 
 // check validates the values of every choice, without a model.
@@ -298,14 +314,7 @@ func (r *Recipe) check() error {
 		}
 	}
 	if d := r.Distill; d != nil {
-		switch {
-		case d.Teacher == "":
-			return fmt.Errorf("recipe distill: no teacher weights file")
-		case !(d.T > 0):
-			return fmt.Errorf("recipe distill: temperature %g must be positive", d.T)
-		case !(d.Alpha >= 0 && d.Alpha <= 1):
-			return fmt.Errorf("recipe distill: alpha %g out of range [0, 1]", d.Alpha)
-		}
+		return d.Check()
 	}
 	return nil
 }

@@ -118,9 +118,10 @@ func channelScores(ctx context.Context, m *nas.Model, layers []string, r *Recipe
 	return scores, nil
 }
 
-// distillLoss loads the teacher of spec (its architecture, or the
-// student's) and returns the training loss α·T²·KL + (1−α)·CE against it.
-func distillLoss(spec *DistillSpec, student *nas.Model, k accel.Kernels) (nas.LossFunc, error) {
+// DistillLossFunc loads the teacher of spec (its architecture, or the
+// student's) and returns the training loss α·T²·KL + (1−α)·CE against it,
+// the teacher run on every batch with kernels k (nas.TrainConfig.Loss).
+func DistillLossFunc(spec *DistillSpec, student *nas.Model, k accel.Kernels) (nas.LossFunc, error) {
 	a := student.Arch.Clone()
 	if spec.TeacherArch != "" {
 		// A built-in teacher is built for the student's input, classes
