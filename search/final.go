@@ -36,6 +36,9 @@ type FinalOptions struct {
 	// proxy optimizer). A long training generalises better with SGD and
 	// momentum on the cosine schedule than with Adam.
 	Optimizer string
+	// BatchSize is the final training's mini-batch (0: the study's proxy
+	// batch).
+	BatchSize int
 	Timeout   time.Duration // default 4× the trial limit
 }
 
@@ -49,6 +52,7 @@ type finalMarker struct {
 	LR        float64   `json:"lr,omitempty"`
 	Augment   int       `json:"augment,omitempty"`
 	Optimizer string    `json:"optimizer,omitempty"`
+	BatchSize int       `json:"batch_size,omitempty"`
 }
 
 // parseDecisions reads a trial's decisions: a plain index vector, or a
@@ -83,7 +87,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 			return fmt.Errorf("trial %d: decisions: %w", t.Number, err)
 		}
 		if fm != nil {
-			if fm.Epochs == fo.Epochs && fm.Subset == fo.Subset && max(1, fm.FineTune) == max(1, fo.FineTuneEpochs) && fm.LR == fo.LR && fm.Augment == fo.Augment && fm.Optimizer == fo.Optimizer {
+			if fm.Epochs == fo.Epochs && fm.Subset == fo.Subset && max(1, fm.FineTune) == max(1, fo.FineTuneEpochs) && fm.LR == fo.LR && fm.Augment == fo.Augment && fm.Optimizer == fo.Optimizer && fm.BatchSize == fo.BatchSize {
 				finals[fm.FinalOf] = t
 			}
 			continue
@@ -102,7 +106,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		return nil
 	case tr == nil:
 		d, _, _ := parseDecisions(best.Decisions)
-		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset, FineTune: fo.FineTuneEpochs, LR: fo.LR, Augment: fo.Augment, Optimizer: fo.Optimizer})
+		raw, err := json.Marshal(finalMarker{FinalOf: best.Number, Decisions: d, Epochs: fo.Epochs, Subset: fo.Subset, FineTune: fo.FineTuneEpochs, LR: fo.LR, Augment: fo.Augment, Optimizer: fo.Optimizer, BatchSize: fo.BatchSize})
 		if err != nil {
 			return err
 		}
@@ -127,6 +131,9 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	if fm.Optimizer != "" {
 		images += ", " + fm.Optimizer
 	}
+	if fm.BatchSize > 0 {
+		images += fmt.Sprintf(", batch %d", fm.BatchSize)
+	}
 	fmt.Fprintf(c.log, "final training of trial %s as trial %s: %d epoch(s) on %s\n", best.Name(), tr.Name(), fm.Epochs, images)
 	cfg, err := c.cfg.Space.Decode(fm.Decisions)
 	if err != nil {
@@ -147,6 +154,9 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	spec.Augment = fm.Augment
 	if fm.Optimizer != "" {
 		spec.Optimizer = fm.Optimizer
+	}
+	if fm.BatchSize > 0 {
+		spec.BatchSize = fm.BatchSize
 	}
 	if spec.Recipe, err = json.Marshal(cand.Layers); err != nil {
 		return err
