@@ -36,6 +36,8 @@ type TrialSpec struct {
 	BatchSize int     `json:"batch_size,omitempty"`
 	// FineTuneEpochs after each compression step (0: 1).
 	FineTuneEpochs int `json:"fine_tune_epochs,omitempty"`
+	// FineTuneLR is the compression fine-tuning's rate (0: LR/5).
+	FineTuneLR float64 `json:"fine_tune_lr,omitempty"`
 	// Augment adds that many randomly shifted copies (±AugmentShift
 	// pixels) of the training images (ShiftAugment) for training and
 	// fine-tuning; 0: none.

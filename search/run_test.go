@@ -193,12 +193,12 @@ func TestRunRecordsTrialsAndResumes(t *testing.T) {
 	// Another final learning rate and shifted copies are another budget:
 	// it trains again and records both.
 	o = testOptions(t, db, "s", StudyConfig{}, 6)
-	o.Final = FinalOptions{Epochs: 2, Subset: 600, LR: 0.001, Augment: 1, BatchSize: 16}
+	o.Final = FinalOptions{Epochs: 2, Subset: 600, LR: 0.001, Augment: 1, BatchSize: 16, FineTuneLR: 1e-4}
 	if sum, err = Run(ctx, o); err != nil || sum.Final == nil || sum.Final.Of != best {
 		t.Fatalf("final with lr: %+v, %v", sum, err)
 	}
 	trials = checkTrials(t, db, "s", 8)
-	if _, fm, err := parseDecisions(trials[7].Decisions); err != nil || fm == nil || fm.LR != 0.001 || fm.Augment != 1 || fm.BatchSize != 16 || fm.FinalOf != best {
+	if _, fm, err := parseDecisions(trials[7].Decisions); err != nil || fm == nil || fm.LR != 0.001 || fm.Augment != 1 || fm.BatchSize != 16 || fm.FineLR != 1e-4 || fm.FinalOf != best {
 		t.Fatalf("final trial with lr: %+v %v", fm, err)
 	}
 }

@@ -217,7 +217,8 @@ func checkFinite(m *nas.Model) error {
 }
 
 // compressModel applies the spec's per-layer recipe with compress.Apply
-// (fine-tuning on the proxy subset at a fifth of the training rate, two
+// (fine-tuning on the proxy subset at FineTuneLR, by default a fifth of the
+// training rate, two
 // gradual pruning rounds, Huffman coding), distilling from the study's
 // teacher when the candidate asks for it.
 func compressModel(ctx context.Context, m *nas.Model, spec *TrialSpec, train, val *data.Set, aug data.Augment) (*compress.Result, error) {
@@ -235,6 +236,9 @@ func compressModel(ctx context.Context, m *nas.Model, spec *TrialSpec, train, va
 		distill = &compress.DistillSpec{Teacher: spec.Teacher, TeacherArch: TeacherArch, T: 4, Alpha: 0.7}
 	}
 	lr := spec.LR / 5
+	if spec.FineTuneLR > 0 {
+		lr = spec.FineTuneLR
+	}
 	cfg := compress.Config{Train: nas.TrainConfig{Optimizer: spec.Optimizer, LR: lr, BatchSize: spec.BatchSize,
 		Seed: spec.Seed, Subset: spec.Subset, Augment: aug}, FineTuneEpochs: spec.FineTuneEpochs, PruneRounds: 2, Threads: spec.Threads}
 	return compress.Apply(ctx, m, CompressRecipe(layers, distill), train, val, cfg)

@@ -47,6 +47,7 @@ type searchOptions struct {
 	FinalOptimizer              string
 	FinalAugment                int
 	FinalBatch                  int
+	FinalFineTuneLR             float64
 	Workers                     int
 	Lease                       time.Duration
 	MeasureDevice               string
@@ -152,6 +153,7 @@ failed with reason "skipped" and counted in the summary.`,
 	f.IntVar(&opts.FinalFineTune, "final-fine-tune", 2, "fine-tuning epochs after each compression step in the final training")
 	f.Float64Var(&opts.FinalLR, "final-lr", 0.003, "learning rate of the final training (0: --lr)")
 	f.StringVar(&opts.FinalOptimizer, "final-optimizer", "", "optimizer of the final training: sgd (momentum 0.9, cosine schedule; for long final trainings, e.g. with --final-lr 0.05) or adam (default: --optimizer)")
+	f.Float64Var(&opts.FinalFineTuneLR, "final-fine-tune-lr", 0, "learning rate of the compression fine-tuning after the final training (0: the final rate / 25)")
 	f.IntVar(&opts.FinalBatch, "final-batch", 0, "mini-batch size of the final training (0: --train-batch)")
 	f.IntVar(&opts.FinalAugment, "final-augment", 1, "randomly shifted (±2 px) copies of each training image added for the final training (0: none)")
 	f.IntVar(&opts.Workers, "workers", 1, "trials run at once in worker processes here, each on --threads cores of its own (0: none here; hwnas worker processes elsewhere run them)")
@@ -178,7 +180,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		return badInputf("--study is required")
 	}
 	if opts.Trials < 0 || opts.Hours < 0 || opts.Epochs < 0 || opts.Subset < 0 || opts.ValSubset < 0 || opts.Batch < 0 ||
-		opts.FinalEpochs < 0 || opts.FinalSubset < 0 || opts.FinalLR < 0 || opts.FinalAugment < 0 || opts.FinalBatch < 0 {
+		opts.FinalEpochs < 0 || opts.FinalSubset < 0 || opts.FinalLR < 0 || opts.FinalAugment < 0 || opts.FinalBatch < 0 || opts.FinalFineTuneLR < 0 {
 		return badInputf("--trials, --hours, --epochs, --subset, --val-subset, --batch and --final-* must not be negative")
 	}
 	for _, o := range [][2]string{{"--optimizer", opts.Optimizer}, {"--final-optimizer", opts.FinalOptimizer}} {
@@ -293,7 +295,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits:  search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
 		Workers: opts.Workers, NoLocalWorkers: opts.coordOnly, Lease: opts.Lease, NoPin: opts.NoPin, NoQuiet: opts.NoQuiet,
-		Final: search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR, Augment: opts.FinalAugment, Optimizer: opts.FinalOptimizer, BatchSize: opts.FinalBatch}}
+		Final: search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR, Augment: opts.FinalAugment, Optimizer: opts.FinalOptimizer, BatchSize: opts.FinalBatch, FineTuneLR: opts.FinalFineTuneLR}}
 	bar := opts.progress == 1
 	if opts.progress < 0 {
 		f, ok := opts.stderr.(*os.File)
