@@ -159,3 +159,22 @@ func mustNamed(t *testing.T, s *Space, d Decisions) map[string]string {
 	}
 	return n
 }
+
+// TestShippedSpaces loads every space file in spaces/ (the README's
+// searches use them): each parses and validates.
+func TestShippedSpaces(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "spaces", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no space files in ../spaces (%v)", err)
+	}
+	for _, f := range files {
+		s, err := LoadSpace(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
