@@ -199,7 +199,7 @@ func TestInt8FoldedBatchNorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := trainedArch(t, a, sized(3000, 600))
+	m := trainedArch(t, a, 3000) // also under -short: a weakly trained network has near-ties that any rounding difference flips
 	// Channel 5 of c2: W, γ and the running mean negated — the same
 	// function, with a negative batch-norm scale.
 	w, per := m.Param("c2.w").Data, 16*9
