@@ -180,10 +180,8 @@ func runTrain(ctx context.Context, w io.Writer, opts trainOptions) error {
 		if err != nil {
 			return badInputf("--teacher %s: %v", opts.Teacher, err)
 		}
-		if ds.TeacherArch == "" {
-			if _, err := os.Stat(ds.Teacher + ".arch.json"); err == nil {
-				ds.TeacherArch = ds.Teacher + ".arch.json"
-			}
+		if beside := archBesideWeights(ds.Teacher); ds.TeacherArch == "" && fileExists(beside) {
+			ds.TeacherArch = beside
 		}
 		if cfg.Loss, err = compress.DistillLossFunc(ds, m, k); err != nil {
 			return badInputf("--teacher %s: %v", opts.Teacher, err)
