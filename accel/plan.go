@@ -58,6 +58,17 @@ type QuantWeights struct {
 	InZero  int32
 }
 
+// Float returns the float weights q stands for, Scale[o]·Q[o,i] (exact in
+// float32 for ≤ 8-bit integers and fp16 scales).
+func (q *QuantWeights) Float() []float32 {
+	w := make([]float32, len(q.Q))
+	per := len(q.Q) / max(1, len(q.Scale))
+	for i, v := range q.Q {
+		w[i] = q.Scale[i/per] * float32(v)
+	}
+	return w
+}
+
 // PairSafe reports whether every weight of q lies in [−64, 64], where the
 // sum of two products u·w with uint8 activations (255·64·2 = 32640) fits
 // in 16 bits: such weights run exactly on the integer kernels that add

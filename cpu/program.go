@@ -475,8 +475,11 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 	// computes it, on the blocked float kernels: its input put on the
 	// uint8 grid (fakeQuant) and its weights Scale[o]·Q[o,i].
 	var grid *accel.QuantWeights
-	if op.Quant != nil && qconvForm(cp, op.Quant) == "grid" {
-		grid = op.Quant
+	form := ""
+	if op.Quant != nil {
+		if form = qconvForm(cp, op.Quant); form == "grid" {
+			grid = op.Quant
+		}
 	}
 	switch {
 	case grid != nil:
@@ -485,7 +488,7 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 			c.kernels[i] = "int8/grid-blocked-depthwise"
 		}
 	case op.Quant != nil:
-		c.kernels[i] = "int8/" + qconvForm(cp, op.Quant)
+		c.kernels[i] = "int8/" + form
 	case sparse != nil:
 		c.kernels[i] = "sparse"
 	case cp.Groups > 1 && !dw:
@@ -546,7 +549,7 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 	}
 	w := op.W
 	if grid != nil {
-		w = gridWeights(grid)
+		w = grid.Float()
 	}
 	if dw {
 		x := input(c.fakeQuant(c.need(op.In[0], true, i), s, grid, i))
@@ -599,17 +602,6 @@ func (c *compiler) fakeQuant(x *tbuf, s accel.Shape, q *accel.QuantWeights, op i
 		C.hw_fakequant_f32(isa, (n1-n0)*stride, fptr(xs[n0*stride:]), scale, zero, fptr(ys[n0*stride:]))
 	}), x, y)
 	return y
-}
-
-// gridWeights returns the float weights Scale[o]·Q[o,i] of q (exact in
-// float32 for ≤ 8-bit integers).
-func gridWeights(q *accel.QuantWeights) []float32 {
-	w := make([]float32, len(q.Q))
-	per := len(q.Q) / len(q.Scale)
-	for i, v := range q.Q {
-		w[i] = q.Scale[i/per] * float32(v)
-	}
-	return w
 }
 
 // sparseMaxDensity is the largest fraction of non-zero weights at which a

@@ -468,7 +468,7 @@ var (
 // rounding of it, far inside one quantization step.
 func qConv2DGrid(threads int, p accel.ConvParams, x []float32, q *accel.QuantWeights, kk int, bias []float32, act accel.Act, y []float32) error {
 	prep := prepareQuant(q, p.K, kk, 1, 1, 1, packNone)
-	prep.fwOnce.Do(func() { prep.fw = gridWeights(q) })
+	prep.fwOnce.Do(func() { prep.fw = q.Float() })
 	xf := getF32(len(x))
 	defer f32Pool.Put(xf)
 	C.hw_fakequant_f32(cISA(), C.long(len(x)), (*C.float)(&x[0]), C.float(q.InScale), C.int(q.InZero), (*C.float)(&(*xf)[0]))

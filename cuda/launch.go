@@ -280,7 +280,7 @@ func (b *planBuilder) conv(op *accel.Op) error {
 		total := c.N * c.C * c.H * c.W
 		b.needScratch(4 * int64(total))
 		b.emit("fake_quant", elementwiseGrid(total, b.lim.SMs), x, scratchArg(0), iarg(total), floatArg(op.Quant.InScale), iarg(int(op.Quant.InZero)))
-		x, w = scratchArg(0), dequant(op.Quant, c.K)
+		x, w = scratchArg(0), op.Quant.Float()
 	}
 	bias := b.optConst("bias", op.B)
 	oh, ow := c.OutH(), c.OutW()
@@ -395,14 +395,4 @@ func packQuant(q *accel.QuantWeights, rows, kd int) (packed []int32, rowScale []
 		rowCorr[o] = (128 - q.InZero) * sum
 	}
 	return packed, rowScale, rowCorr
-}
-
-// dequant returns Scale[o]·Q for rows output channels.
-func dequant(q *accel.QuantWeights, rows int) []float32 {
-	per := len(q.Q) / rows
-	w := make([]float32, len(q.Q))
-	for i, v := range q.Q {
-		w[i] = q.Scale[i/per] * float32(v)
-	}
-	return w
 }

@@ -468,10 +468,7 @@ func decodeTensor(m *nas.Model, p *nas.Param, b []byte) (int, error) {
 		for k, i := range idx {
 			q.Q[i] = symbolInt(syms[k], qb)
 		}
-		per := total / rows
-		for i, v := range q.Q {
-			p.Data[i] = q.Scale[i/per] * float32(v)
-		}
+		copy(p.Data, q.Float())
 		layer := p.Name[:len(p.Name)-len(kindOf(p.Name))-1]
 		m.Quant[layer] = q
 	case fmtShared:

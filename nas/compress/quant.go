@@ -3,6 +3,8 @@ package compress
 import (
 	"fmt"
 	"math"
+
+	"hwnas/accel"
 )
 
 // SupportedBits lists the weight bit widths quantization accepts: 1 (sign ×
@@ -84,12 +86,7 @@ func QuantizePerChannel(w []float32, channels, bits int) (q []int8, scale []floa
 
 // Dequantize returns scale[o]·q[o,i].
 func Dequantize(q []int8, scale []float32) []float32 {
-	w := make([]float32, len(q))
-	per := len(q) / len(scale)
-	for i, v := range q {
-		w[i] = scale[i/per] * float32(v)
-	}
-	return w
+	return (&accel.QuantWeights{Q: q, Scale: scale}).Float()
 }
 
 // FakeQuant replaces w in place by its quantize–dequantize image at bits

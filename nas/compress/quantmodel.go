@@ -36,8 +36,7 @@ func quantizeWeights(w *nas.Param, bits int, inScale float32, inZero int32) (*ac
 		}
 		scale[o] = s16
 	}
-	for i, v := range q {
-		w.Data[i] = scale[i/per] * float32(v)
-	}
-	return &accel.QuantWeights{Bits: bits, Q: q, Scale: scale, InScale: inScale, InZero: inZero}, nil
+	qw := &accel.QuantWeights{Bits: bits, Q: q, Scale: scale, InScale: inScale, InZero: inZero}
+	copy(w.Data, qw.Float())
+	return qw, nil
 }
