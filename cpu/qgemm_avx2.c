@@ -42,35 +42,31 @@ tile_avx2(const int MR, const int NR, int k, const uint8_t *a, int lda,
         }
 }
 
+/* quant8 quantizes the 8 floats at x as hw_quantize_u8 specifies; the
+ * low 8 bytes of the result hold them (the saturating packs clamp to
+ * [0, 255]). */
+static inline __attribute__((always_inline)) __m128i quant8(const float *x, float scale, int zero) {
+    __m256 t = _mm256_div_ps(_mm256_loadu_ps(x), _mm256_set1_ps(scale));
+    t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-512.0f)), _mm256_set1_ps(512.0f));
+    __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(t), _mm256_set1_epi32(zero)); /* half to even */
+    __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    return _mm_packus_epi16(p16, p16);
+}
+
 void hw_quantize_u8_avx2(long n, const float *x, float scale, int zero, uint8_t *q) {
-    const __m256 s = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-512.0f), hi = _mm256_set1_ps(512.0f);
-    const __m256i z = _mm256_set1_epi32(zero);
     long i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 t = _mm256_div_ps(_mm256_loadu_ps(x + i), s);
-        t = _mm256_min_ps(_mm256_max_ps(t, lo), hi);
-        __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(t), z); /* half to even */
-        /* Saturating packs clamp to [0, 255]. */
-        __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        _mm_storel_epi64((__m128i *)(q + i), _mm_packus_epi16(p16, p16));
-    }
+    for (; i + 8 <= n; i += 8) _mm_storel_epi64((__m128i *)(q + i), quant8(x + i, scale, zero));
     hw_quantize_u8_generic(n - i, x + i, scale, zero, q + i);
 }
 
-/* One vector per (channel block, pixel), as hw_quantize_u8_avx2; a block
- * of fewer than 8 channels (the last) is stored through a scratch word. */
+/* One vector per (channel block, pixel); a block of fewer than 8 channels
+ * (the last) is stored through a scratch word. */
 void hw_quantize_hwc_u8_avx2(const float *x, int c, long hw, float scale, int zero, uint8_t *y) {
-    const __m256 s = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-512.0f), hi = _mm256_set1_ps(512.0f);
-    const __m256i z = _mm256_set1_epi32(zero);
     for (int c0 = 0; c0 < c; c0 += 8) {
         int n = c - c0 < 8 ? c - c0 : 8;
         const float *xb = x + (long)c0 * hw;
         for (long i = 0; i < hw; i++) {
-            __m256 t = _mm256_div_ps(_mm256_loadu_ps(xb + i * 8), s);
-            t = _mm256_min_ps(_mm256_max_ps(t, lo), hi);
-            __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(t), z);
-            __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-            __m128i p8 = _mm_packus_epi16(p16, p16);
+            __m128i p8 = quant8(xb + i * 8, scale, zero);
             if (n == 8) {
                 _mm_storel_epi64((__m128i *)(y + i * c + c0), p8);
             } else {

@@ -80,36 +80,32 @@ tile_bw(const int MR, const int NR, int k, const uint8_t *a, int lda,
         }                                                                       \
     }
 
+/* quant16 quantizes the floats of x under mask m (the other lanes read as
+ * zero) as hw_quantize_u8 specifies: clamp(rint(x/scale) + zero, 0, 255),
+ * one byte per lane. The constants are hoisted out of the callers' loops. */
+static inline __attribute__((always_inline)) __m128i quant16(__mmask16 m, const float *x, float scale, int zero) {
+    __m512 t = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x), _mm512_set1_ps(scale));
+    t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-512.0f)), _mm512_set1_ps(512.0f));
+    /* cvtps rounds half to even in the default rounding mode. */
+    __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(zero));
+    v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_setzero_si512()), _mm512_set1_epi32(255));
+    return _mm512_cvtepi32_epi8(v);
+}
+
 void hw_quantize_u8_avx512(long n, const float *x, float scale, int zero, uint8_t *q) {
-    const __m512 s = _mm512_set1_ps(scale), lo = _mm512_set1_ps(-512.0f), hi = _mm512_set1_ps(512.0f);
-    const __m512i z = _mm512_set1_epi32(zero), zero_i = _mm512_setzero_si512(), max_i = _mm512_set1_epi32(255);
     for (long i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512 t = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), s);
-        t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
-        /* cvtps rounds half to even in the default rounding mode. */
-        __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(t), z);
-        v = _mm512_min_epi32(_mm512_max_epi32(v, zero_i), max_i);
-        _mm_mask_storeu_epi8(q + i, m, _mm512_cvtepi32_epi8(v));
+        _mm_mask_storeu_epi8(q + i, m, quant16(m, x + i, scale, zero));
     }
 }
 
-/* One masked vector per (channel block, pixel): the body of
- * hw_quantize_u8_avx512 on the block's 16 lanes, stored at the pixel's
+/* One masked vector per (channel block, pixel), stored at the pixel's
  * channels-last row. */
 void hw_quantize_hwc_u8_avx512(const float *x, int c, long hw, float scale, int zero, uint8_t *y) {
-    const __m512 s = _mm512_set1_ps(scale), lo = _mm512_set1_ps(-512.0f), hi = _mm512_set1_ps(512.0f);
-    const __m512i z = _mm512_set1_epi32(zero), zero_i = _mm512_setzero_si512(), max_i = _mm512_set1_epi32(255);
     for (int c0 = 0; c0 < c; c0 += 16) {
         __mmask16 m = c - c0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (c - c0)) - 1);
         const float *xb = x + (long)c0 * hw;
-        for (long i = 0; i < hw; i++) {
-            __m512 t = _mm512_div_ps(_mm512_maskz_loadu_ps(m, xb + i * 16), s);
-            t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
-            __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(t), z);
-            v = _mm512_min_epi32(_mm512_max_epi32(v, zero_i), max_i);
-            _mm_mask_storeu_epi8(y + i * c + c0, m, _mm512_cvtepi32_epi8(v));
-        }
+        for (long i = 0; i < hw; i++) _mm_mask_storeu_epi8(y + i * c + c0, m, quant16(m, xb + i * 16, scale, zero));
     }
 }
 

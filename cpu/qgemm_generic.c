@@ -177,35 +177,10 @@ void hw_im2col_hwc_u8(int isa, const uint8_t *x, int c, int c0, int cg, int h, i
     hw_im2col_hwc_u8_generic(x, c, c0, cg, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, pad, col, ld);
 }
 
-/* copy_taps copies n bytes without a call for n ≤ 64: two fixed-size
- * moves that overlap in the middle (neither reads nor writes past n), so
- * the few channels of a tap cost two loads and two stores. */
-static inline void copy_taps(uint8_t *dst, const uint8_t *src, int n) {
-    if (n >= 32 && n <= 64) {
-        memcpy(dst, src, 32);
-        memcpy(dst + n - 32, src + n - 32, 32);
-    } else if (n >= 16 && n < 32) {
-        memcpy(dst, src, 16);
-        memcpy(dst + n - 16, src + n - 16, 16);
-    } else if (n >= 8 && n < 16) {
-        memcpy(dst, src, 8);
-        memcpy(dst + n - 8, src + n - 8, 8);
-    } else if (n >= 4 && n < 8) {
-        memcpy(dst, src, 4);
-        memcpy(dst + n - 4, src + n - 4, 4);
-    } else if (n < 4) {
-        for (int i = 0; i < n; i++) dst[i] = src[i];
-    } else {
-        memcpy(dst, src, (size_t)n);
-    }
-}
-
 void hw_im2col_hwc_u8_generic(const uint8_t *x, int c, int c0, int cg, int h, int w,
                               int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                               int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld) {
     long kk = (long)kh * kw * cg;
-    uint8_t pads[64];
-    memset(pads, pad, sizeof pads);
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
             uint8_t *row = col + ((long)oy * ow + ox) * ld;
@@ -214,14 +189,10 @@ void hw_im2col_hwc_u8_generic(const uint8_t *x, int c, int c0, int cg, int h, in
                 int iy = oy * sh - ph + ky * dh;
                 for (int kx = 0; kx < kw; kx++, row += cg) {
                     int ix = ox * sw - pw + kx * dw;
-                    if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
-                        if (cg <= 64)
-                            copy_taps(row, pads, cg);
-                        else
-                            memset(row, pad, cg);
-                    } else {
-                        copy_taps(row, x + ((long)iy * w + ix) * c + c0, cg);
-                    }
+                    if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                        memset(row, pad, cg);
+                    else
+                        memcpy(row, x + ((long)iy * w + ix) * c + c0, cg);
                 }
             }
         }
