@@ -55,6 +55,26 @@ var builtins = map[string]builtin{
 		{"name":"fc1","type":"linear","out":300,"act":"relu"},
 		{"name":"fc2","type":"linear","out":100,"act":"relu"},
 		{"name":"fc3","type":"linear","out":10}]}`)},
+	// The drift control of latency measurements (search.ProbeModel): a
+	// small network of the default search space's kind — a 5×5 stride-2
+	// stem, two depthwise-separable blocks, a 5×5 stride-2 convolution
+	// and a linear head: 33,138 parameters, 0.56 M multiply-accumulates
+	// on MNIST.
+	"probe": {shape: MNISTShape, doc: "the drift control measured beside every trial: a small network of the default space's kind", build: fromJSON(`{"version":1,"name":"probe","input":[1,28,28],"classes":10,"layers":[
+		{"name":"conv1","type":"conv","out":12,"kernel":5,"stride":2,"pad":2,"bias":false},
+		{"name":"bn1","type":"batchnorm","act":"relu"},
+		{"name":"dws1.dw","type":"dwconv","kernel":3,"stride":2,"pad":1,"bias":false},
+		{"name":"dws1.dw.bn","type":"batchnorm","act":"relu"},
+		{"name":"dws1.pw","type":"conv","out":32,"kernel":1,"bias":false},
+		{"name":"dws1.pw.bn","type":"batchnorm","act":"relu"},
+		{"name":"dws2.dw","type":"dwconv","kernel":3,"pad":1,"bias":false},
+		{"name":"dws2.dw.bn","type":"batchnorm","act":"relu"},
+		{"name":"dws2.pw","type":"conv","out":32,"kernel":1,"bias":false},
+		{"name":"dws2.pw.bn","type":"batchnorm","act":"relu"},
+		{"name":"conv2","type":"conv","out":32,"kernel":5,"stride":2,"pad":2,"bias":false},
+		{"name":"bn2","type":"batchnorm","act":"relu"},
+		{"name":"flatten","type":"flatten"},
+		{"name":"fc","type":"linear","out":10}]}`)},
 	"vgg16":       {shape: CIFARShape, doc: "VGG-16 for CIFAR with batch norm (Li et al. 2017, network slimming)", build: vgg16},
 	"resnet20":    {shape: CIFARShape, doc: "ResNet-20 for CIFAR (He et al. 2016; 1×1 projection shortcuts)", build: resnet20},
 	"mobilenetv2": {shape: CIFARShape, doc: "MobileNetV2; mobilenetv2:W sets the width multiplier W", width: true, build: mobilenetV2},

@@ -419,7 +419,7 @@ func (r *enasRun) run(ctx context.Context, tr store.Trial, cfg Config, cand *Can
 	if spec.OpTable, err = c.opTable(ctx); err != nil {
 		return err
 	}
-	if spec.Measure.History, err = referenceHistory(ctx, c.o.DB, c.st.DeviceFingerprint, max(1, spec.Batch), spec.Measure); err != nil {
+	if err = loadHistory(ctx, c.o.DB, c.st.DeviceFingerprint, max(1, spec.Batch), &spec.Measure); err != nil {
 		return err
 	}
 	t0 := time.Now()

@@ -177,7 +177,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	if spec.OpTable, err = c.opTable(ctx); err != nil {
 		return err
 	}
-	if spec.Measure.History, err = referenceHistory(ctx, c.o.DB, c.st.DeviceFingerprint, spec.Batch, spec.Measure); err != nil {
+	if err = loadHistory(ctx, c.o.DB, c.st.DeviceFingerprint, spec.Batch, &spec.Measure); err != nil {
 		return err
 	}
 	lim := c.o.Limits

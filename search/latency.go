@@ -89,6 +89,9 @@ type LatencySpec struct {
 	// measurements by runtime, newest first (store.DB.ReferenceHistory):
 	// their median is the reference's usual figure on the device.
 	History map[string][]time.Duration `json:"history,omitempty"`
+	// ProbeHistory holds the drift control's (store.ProbeModel) figures
+	// the same way: their median is its usual figure on the device.
+	ProbeHistory map[string][]time.Duration `json:"probe_history,omitempty"`
 	// Tolerance: a reference figure above its usual one·(1+Tolerance)
 	// means the machine was busier than usual (default 0.15).
 	Tolerance float64 `json:"tolerance,omitempty"`
@@ -164,6 +167,36 @@ func referencePlan(name string, shape nas.DataShape) (*accel.Plan, error) {
 	return p, nil
 }
 
+// controls are the models measured beside the candidates in every
+// interleaved measurement: the reference (the base of the ratios and the
+// sign of a busy machine) and the probe (store.ProbeModel), whose figure
+// over its usual one is the drift the candidates' figures are divided by.
+//
+// Why a probe beside the reference: on the shared 2-core development VM
+// the whole machine's speed drifts by up to ±10% over tens of seconds,
+// and a trial measured alone (0.3 s of rounds) catches whatever moment it
+// gets — 24 trials measured one by one three times against one measure of
+// them all (hwnas measure's group, which spans the drift) were within ±5%
+// for 10–19 of 24. LeNet-5, memory-bound (1.7 MB of weights in a 2 MB
+// L2), does not move with the small compute-bound candidates (it moved
+// the other way as often as not); a network of the candidates' own kind
+// does: divided by its drift the same three passes were within ±5% for
+// 24 of 24 (worst 3.3%).
+type controls struct{ ref, probe *accel.Plan }
+
+// controlPlans builds the reference (name) and the probe for shape.
+func controlPlans(name string, shape nas.DataShape) (controls, error) {
+	ref, err := referencePlan(name, shape)
+	if err != nil {
+		return controls{}, err
+	}
+	probe, err := referencePlan(store.ProbeModel, shape)
+	if err != nil {
+		return controls{}, fmt.Errorf("drift control: %w", err)
+	}
+	return controls{ref, probe}, nil
+}
+
 // groupResult is one interleaved measurement of models beside the
 // reference.
 type groupResult struct {
@@ -183,9 +216,16 @@ type groupResult struct {
 	close func()
 }
 
-// measureGroup compiles plans and the reference in every runtime of spec
-// and measures them all in the same interleaved rounds
-// (accel.MeasureRounds), each on input in.
+// measureGroup compiles plans and the controls (the reference and the
+// probe) in every runtime of spec and measures them all in the same
+// interleaved rounds (accel.MeasureRounds), each on input in.
+//
+// Each model's figure and interval are its floors over the drift: the
+// probe's figure in these rounds over its usual figure on the device
+// (the median of its latest historyLen + 1 figures, this one included),
+// so that a trial measured in a fast or a slow moment of the machine gets
+// the figure the device gives in its usual state (see controls). The raw
+// statistics (median, minimum, …) stay as measured.
 //
 // The reference says how busy the machine is: when its figure is more
 // than the tolerance above its usual figure on the device (the median of
@@ -202,7 +242,7 @@ type groupResult struct {
 // landed and with how much of the L2 a neighbour took — while the small
 // candidates moved by 5% at most and not with it, so ratios to the
 // reference of the moment moved more than the figures themselves.
-func measureGroup(be accel.Backend, plans []*accel.Plan, ref *accel.Plan, batch, threads int, in []float32, spec LatencySpec,
+func measureGroup(be accel.Backend, plans []*accel.Plan, ctl controls, batch, threads int, in []float32, spec LatencySpec,
 	turn func() (func(), error)) (*groupResult, error) {
 	rts := spec.runtimes()
 	tol, attempts, copies := spec.Tolerance, spec.Attempts, spec.RefCopies
@@ -222,21 +262,26 @@ func measureGroup(be accel.Backend, plans []*accel.Plan, ref *accel.Plan, batch,
 			p.Close()
 		}
 	}
-	// subjects: for each runtime, the reference's copies then the models.
+	// subjects: for each runtime, the reference's copies, the probe, then
+	// the models.
 	var subjects []accel.Subject
+	lead := copies + 1 // subjects of a runtime before its models
 	for _, rt := range rts {
-		for i, p := range append(slices.Repeat([]*accel.Plan{ref}, copies), plans...) {
+		for i, p := range append(append(slices.Repeat([]*accel.Plan{ctl.ref}, copies), ctl.probe), plans...) {
 			prog, err := openProgram(rt, be, p, batch, threads)
 			if err != nil {
 				g.close()
 				if i < copies {
 					return nil, fmt.Errorf("%s: reference %s: %w", rt, spec.reference(), err)
 				}
+				if i == copies {
+					return nil, fmt.Errorf("%s: drift control %s: %w", rt, store.ProbeModel, err)
+				}
 				return nil, fmt.Errorf("%s: %w", rt, err)
 			}
 			open = append(open, prog)
-			if rt == store.RuntimeHwnas && i >= copies {
-				g.progs[i-copies] = prog
+			if rt == store.RuntimeHwnas && i >= lead {
+				g.progs[i-lead] = prog
 			}
 			if len(in) != batch*prog.InputSize() {
 				g.close()
@@ -245,7 +290,7 @@ func measureGroup(be accel.Backend, plans []*accel.Plan, ref *accel.Plan, batch,
 			subjects = append(subjects, accel.ProgramSubject(rt+"/"+p.Name, prog, in))
 		}
 	}
-	per := len(plans) + copies
+	per := len(plans) + lead
 	refIdx := func(k int) []int { // the reference copies of runtime k
 		ix := make([]int, copies)
 		for c := range ix {
@@ -311,8 +356,14 @@ func measureGroup(be accel.Backend, plans []*accel.Plan, ref *accel.Plan, batch,
 		h := spec.History[rt]
 		usual := usualFigure(append([]time.Duration{rs.Latency}, h[:min(len(h), historyLen)]...))
 		g.refs[rt], g.usual[rt] = rs, usual
+		probe := best.Stats[k*per+copies].Latency
+		ph := spec.ProbeHistory[rt]
+		drift := float64(probe) / float64(usualFigure(append([]time.Duration{probe}, ph[:min(len(ph), historyLen)]...)))
 		for i := range plans {
-			st := best.Stats[k*per+copies+i]
+			st := best.Stats[k*per+lead+i]
+			st.Latency = time.Duration(float64(st.Latency) / drift)
+			st.Low = time.Duration(float64(st.Low) / drift)
+			st.High = time.Duration(float64(st.High) / drift)
 			u := float64(usual)
 			ratio := accel.Ratio{Value: float64(st.Latency) / u, Low: float64(st.Low) / u, High: float64(st.High) / u}
 			runtime := rt
@@ -320,7 +371,8 @@ func measureGroup(be accel.Backend, plans []*accel.Plan, ref *accel.Plan, batch,
 				runtime = ""
 			}
 			g.rows[i] = append(g.rows[i], store.Latency{Device: dev, Batch: batch, Runtime: runtime, Stats: st,
-				Reference: spec.reference(), RefLatency: rs.Latency, Ratio: &ratio, Disturbed: g.disturbed})
+				Reference: spec.reference(), RefLatency: rs.Latency, Ratio: &ratio, Disturbed: g.disturbed,
+				Probe: probe, Drift: drift})
 		}
 	}
 	return g, nil

@@ -16,15 +16,16 @@ import (
 
 // TestMeasureGroup measures real models beside the reference on the CPU
 // in both runtimes: one row per runtime, ratios over the reference's
-// usual figure, and the disturbance rule (a reference far slower than its
-// usual figure is measured again, then flagged).
+// usual figure, figures divided by the probe's drift, and the disturbance
+// rule (a reference far slower than its usual figure is measured again,
+// then flagged).
 func TestMeasureGroup(t *testing.T) {
 	be, err := accel.Open("cpu", accel.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer be.Close()
-	ref, err := referencePlan("lenet5", nas.MNISTShape)
+	ref, err := controlPlans("lenet5", nas.MNISTShape)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +60,32 @@ func TestMeasureGroup(t *testing.T) {
 	}
 	if r := ort.Ratio.Value; math.Abs(r-float64(ort.Figure())/float64(ort.RefLatency)) > 1e-12 || ort.RefLatency != g.refs[RuntimeOnnx].Latency {
 		t.Errorf("onnxruntime ratio %v for %v over %v", r, ort.Figure(), ort.RefLatency)
+	}
+	// No probe history: the probe's figure is its own usual one, the
+	// figures are as measured.
+	if hw.Probe <= 0 || hw.Drift != 1 || ort.Probe <= 0 || ort.Drift != 1 {
+		t.Fatalf("probe %v drift %v / onnxruntime probe %v drift %v", hw.Probe, hw.Drift, ort.Probe, ort.Drift)
+	}
+	g.close()
+
+	// The probe's usual figure twice what it took now: the machine ran
+	// at twice its usual speed, the drift is about 1/2 and each figure is
+	// the measured one over it.
+	p1 := hw.Probe
+	spec = LatencySpec{Rounds: quick, ProbeHistory: map[string][]time.Duration{store.RuntimeHwnas: {2 * p1, 2 * p1, 2 * p1}}}
+	g, err = measureGroup(be, []*accel.Plan{mlp}, ref, 1, 1, in, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw2 := g.rows[0][0]
+	if want := float64(hw2.Probe) / float64(2*p1); hw2.Drift != want {
+		t.Errorf("drift %v, want the probe's %v over its usual %v = %v", hw2.Drift, hw2.Probe, 2*p1, want)
+	}
+	if r := float64(hw2.Figure()) / float64(hw.Figure()); r < 1.4 || r > 2.8 {
+		t.Errorf("figure %v at drift %.2f against %v at drift 1: ×%.2f, want about 2", hw2.Figure(), hw2.Drift, hw.Figure(), r)
+	}
+	if hw2.Stats.Min >= hw2.Figure() || hw2.Stats.Low > hw2.Figure() || hw2.Stats.High < hw2.Figure() {
+		t.Errorf("the raw floor %v stays as measured, the interval [%v, %v] holds the figure %v", hw2.Stats.Min, hw2.Stats.Low, hw2.Stats.High, hw2.Figure())
 	}
 	g.close()
 

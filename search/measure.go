@@ -279,14 +279,14 @@ func (m *measurer) measure(ctx context.Context, db *store.DB, trials []store.Tri
 		return out, nil, nil
 	}
 	var err error
-	if m.ls.History, err = referenceHistory(ctx, db, dev.Fingerprint, m.batch, m.ls); err != nil {
+	if err = loadHistory(ctx, db, dev.Fingerprint, m.batch, &m.ls); err != nil {
 		return nil, nil, err
 	}
 	table, err := opTable(ctx, db, dev.Fingerprint)
 	if err != nil {
 		return nil, nil, err
 	}
-	ref, err := referencePlan(m.ls.reference(), shape)
+	ctl, err := controlPlans(m.ls.reference(), shape)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -294,7 +294,7 @@ func (m *measurer) measure(ctx context.Context, db *store.DB, trials []store.Tri
 	for i := range in {
 		in[i] = float32(i%17) / 17
 	}
-	g, err := measureGroup(m.be, plans, ref, m.batch, m.o.Threads, in, m.ls, nil)
+	g, err := measureGroup(m.be, plans, ctl, m.batch, m.o.Threads, in, m.ls, nil)
 	if err != nil {
 		// One model that does not run spoils the group: measure each
 		// alone to find it.
@@ -324,7 +324,7 @@ func (m *measurer) measure(ctx context.Context, db *store.DB, trials []store.Tri
 	}
 	var again map[int]bool
 	if !claimed && !g.disturbed {
-		if again, err = m.remeasureMovers(trials, idx, plans, ref, in, g); err != nil {
+		if again, err = m.remeasureMovers(trials, idx, plans, ctl, in, g); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -423,7 +423,7 @@ func earlierFigure(t store.Trial, fingerprint string, batch int, rt string) (tim
 // figures, as load only ever slows a run down, with its ratio to the
 // reference's usual figure of g. It returns the plan indexes measured
 // again.
-func (m *measurer) remeasureMovers(trials []store.Trial, idx []int, plans []*accel.Plan, ref *accel.Plan, in []float32, g *groupResult) (map[int]bool, error) {
+func (m *measurer) remeasureMovers(trials []store.Trial, idx []int, plans []*accel.Plan, ctl controls, in []float32, g *groupResult) (map[int]bool, error) {
 	dev := m.be.Device()
 	var movers []int
 	for k, i := range idx {
@@ -441,7 +441,7 @@ func (m *measurer) remeasureMovers(trials []store.Trial, idx []int, plans []*acc
 	}
 	ls := m.ls
 	ls.Rounds.Seed += 1 << 20
-	g2, err := measureGroup(m.be, sub, ref, m.batch, m.o.Threads, in, ls, nil)
+	g2, err := measureGroup(m.be, sub, ctl, m.batch, m.o.Threads, in, ls, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -308,7 +308,7 @@ func (w *worker) run(ctx context.Context, tr store.Trial, claim store.Claim, pla
 	if spec.OpTable, err = opTable(ctx, db, w.st.DeviceFingerprint); err != nil {
 		return err
 	}
-	if spec.Measure.History, err = referenceHistory(ctx, db, w.st.DeviceFingerprint, max(1, spec.Batch), spec.Measure); err != nil {
+	if err = loadHistory(ctx, db, w.st.DeviceFingerprint, max(1, spec.Batch), &spec.Measure); err != nil {
 		return err
 	}
 	if spec.Skip, err = w.skipRule(ctx, spec); err != nil {
@@ -418,20 +418,25 @@ func describeLatencies(ls []store.Latency) string {
 	return strings.Join(parts, ", ")
 }
 
-// referenceHistory looks up the reference's latest figures on the device
-// in each runtime ls measures.
-func referenceHistory(ctx context.Context, db *store.DB, fingerprint string, batch int, ls LatencySpec) (map[string][]time.Duration, error) {
-	out := map[string][]time.Duration{}
+// loadHistory looks up the reference's and the probe's latest figures on
+// the device in each runtime ls measures (their usual figures).
+func loadHistory(ctx context.Context, db *store.DB, fingerprint string, batch int, ls *LatencySpec) error {
+	ls.History, ls.ProbeHistory = map[string][]time.Duration{}, map[string][]time.Duration{}
 	for _, rt := range ls.runtimes() {
-		h, err := db.ReferenceHistory(ctx, fingerprint, batch, rt, ls.reference(), historyLen)
-		if err != nil {
-			return nil, err
-		}
-		if len(h) > 0 {
-			out[rt] = h
+		for _, h := range []struct {
+			model string
+			into  map[string][]time.Duration
+		}{{ls.reference(), ls.History}, {store.ProbeModel, ls.ProbeHistory}} {
+			figs, err := db.ReferenceHistory(ctx, fingerprint, batch, rt, h.model, historyLen)
+			if err != nil {
+				return err
+			}
+			if len(figs) > 0 {
+				h.into[rt] = figs
+			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // trialSpec is the trial process's spec for a candidate of the study with

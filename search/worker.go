@@ -317,11 +317,11 @@ func measure(spec *TrialSpec, plan *accel.Plan, val *data.Set, res *TrialResult)
 // short.
 func measureOn(be accel.Backend, plan *accel.Plan, shape nas.DataShape, batch, threads int, in []float32, ls LatencySpec, table map[string]float64,
 	res *TrialResult, turn func() (func(), error)) error {
-	ref, err := referencePlan(ls.reference(), shape)
+	ctl, err := controlPlans(ls.reference(), shape)
 	if err != nil {
 		return err
 	}
-	g, err := measureGroup(be, []*accel.Plan{plan}, ref, batch, threads, in, ls, turn)
+	g, err := measureGroup(be, []*accel.Plan{plan}, ctl, batch, threads, in, ls, turn)
 	if err != nil {
 		return err
 	}

@@ -375,11 +375,11 @@ func TestMigrationKeepsLatencies(t *testing.T) {
 		s := newStudy(t, d, "old")
 		dev := testDevice("Test CPU", "cpu", 2)
 		tr := addDone(t, d, s.ID, dev, 0.9, 100, 10*time.Microsecond)
-		// Undo migrations 6, 5, 4, 3 and 2 by hand, as a version-1 database looked.
+		// Undo migrations 7, 6, 5, 4, 3 and 2 by hand, as a version-1 database looked.
 		var undo []string
 		if d.Postgres() {
 			undo = []string{`DROP TABLE reference_figures`, `ALTER TABLE metrics DROP COLUMN estimate`, `DROP INDEX latencies_by_reference`}
-			for _, c := range []string{"ops", "latency_ns", "ci_low_ns", "ci_high_ns", "rounds", "reference", "ref_ns", "ratio", "ratio_low", "ratio_high", "disturbed"} {
+			for _, c := range []string{"probe_ns", "drift", "ops", "latency_ns", "ci_low_ns", "ci_high_ns", "rounds", "reference", "ref_ns", "ratio", "ratio_low", "ratio_high", "disturbed"} {
 				undo = append(undo, `ALTER TABLE latencies DROP COLUMN `+c)
 			}
 			undo = append(undo, `ALTER TABLE studies DROP COLUMN data_info`, `DROP TABLE workers`, `ALTER TABLE trials DROP COLUMN stage`, `ALTER TABLE trials DROP COLUMN lease_until`,
@@ -408,7 +408,8 @@ func TestMigrationKeepsLatencies(t *testing.T) {
 		}
 		got, err := d.GetTrial(ctx, tr.ID)
 		if err != nil || len(got.Latencies) != 1 || got.Latencies[0].Runtime != RuntimeHwnas || got.Latencies[0].Stats.Median != 10*time.Microsecond ||
-			got.Latencies[0].Stats.Latency != 10*time.Microsecond || got.Latencies[0].Ratio != nil || got.Latencies[0].Stats.Rounds != 0 {
+			got.Latencies[0].Stats.Latency != 10*time.Microsecond || got.Latencies[0].Ratio != nil || got.Latencies[0].Stats.Rounds != 0 ||
+			got.Latencies[0].Probe != 0 || got.Latencies[0].Drift != 1 {
 			t.Fatalf("after migration: %+v %v", got.Latencies, err)
 		}
 	})

@@ -110,31 +110,37 @@ func putLatency(tx *tx, trialID int64, l Latency, at string) error {
 	}
 	_, err := tx.Exec(`INSERT INTO latencies (trial_id, device_fingerprint, batch, runtime, median_ns, p90_ns, mad_ns,
 		mean_ns, min_ns, max_ns, runs, outliers, predicted_ns, measured_at,
-		latency_ns, ci_low_ns, ci_high_ns, rounds, reference, ref_ns, ratio, ratio_low, ratio_high, disturbed, ops)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		latency_ns, ci_low_ns, ci_high_ns, rounds, reference, ref_ns, ratio, ratio_low, ratio_high, disturbed, ops, probe_ns, drift)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (trial_id, device_fingerprint, batch, runtime) DO UPDATE SET median_ns = excluded.median_ns,
 		p90_ns = excluded.p90_ns, mad_ns = excluded.mad_ns, mean_ns = excluded.mean_ns, min_ns = excluded.min_ns,
 		max_ns = excluded.max_ns, runs = excluded.runs, outliers = excluded.outliers,
 		predicted_ns = excluded.predicted_ns, measured_at = excluded.measured_at,
 		latency_ns = excluded.latency_ns, ci_low_ns = excluded.ci_low_ns, ci_high_ns = excluded.ci_high_ns,
 		rounds = excluded.rounds, reference = excluded.reference, ref_ns = excluded.ref_ns, ratio = excluded.ratio,
-		ratio_low = excluded.ratio_low, ratio_high = excluded.ratio_high, disturbed = excluded.disturbed, ops = excluded.ops`,
+		ratio_low = excluded.ratio_low, ratio_high = excluded.ratio_high, disturbed = excluded.disturbed, ops = excluded.ops,
+		probe_ns = excluded.probe_ns, drift = excluded.drift`,
 		trialID, l.Device.Fingerprint, l.Batch, l.RuntimeName(), int64(s.Median), int64(s.P90), int64(s.MAD), int64(s.Mean),
 		int64(s.Min), int64(s.Max), s.Runs, s.Outliers, pred, at,
 		int64(s.Figure()), int64(s.Low), int64(s.High), s.Rounds, l.Reference, int64(l.RefLatency), ratio.Value, ratio.Low, ratio.High, disturbed,
-		string(l.Ops))
+		string(l.Ops), int64(l.Probe), l.DriftFactor())
 	if err != nil {
 		return fmt.Errorf("trial id %d latency on %s batch %d: %w", trialID, l.Device.Name, l.Batch, err)
 	}
-	if l.Reference == "" || l.RefLatency <= 0 {
-		return nil
-	}
-	// The reference's figure joins its history on the device once per
-	// measurement (the rows of one measurement share the figure).
-	if _, err := tx.Exec(`INSERT INTO reference_figures (device_fingerprint, batch, runtime, reference, ref_ns, measured_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_fingerprint, batch, runtime, reference, ref_ns) DO NOTHING`,
-		l.Device.Fingerprint, l.Batch, l.RuntimeName(), l.Reference, int64(l.RefLatency), at); err != nil {
-		return fmt.Errorf("trial id %d: reference %s figure on %s: %w", trialID, l.Reference, l.Device.Name, err)
+	// The reference's and the probe's figures join their histories on the
+	// device once per measurement (the rows of one measurement share them).
+	for _, f := range []struct {
+		name string
+		ns   time.Duration
+	}{{l.Reference, l.RefLatency}, {ProbeModel, l.Probe}} {
+		if f.name == "" || f.ns <= 0 {
+			continue
+		}
+		if _, err := tx.Exec(`INSERT INTO reference_figures (device_fingerprint, batch, runtime, reference, ref_ns, measured_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_fingerprint, batch, runtime, reference, ref_ns) DO NOTHING`,
+			l.Device.Fingerprint, l.Batch, l.RuntimeName(), f.name, int64(f.ns), at); err != nil {
+			return fmt.Errorf("trial id %d: %s figure on %s: %w", trialID, f.name, l.Device.Name, err)
+		}
 	}
 	return nil
 }
@@ -152,7 +158,7 @@ func (d *DB) PutLatency(ctx context.Context, trialID int64, l Latency) error {
 
 const latencyColumns = `l.trial_id, l.batch, l.runtime, l.median_ns, l.p90_ns, l.mad_ns, l.mean_ns, l.min_ns, l.max_ns,
 	l.runs, l.outliers, l.predicted_ns, l.latency_ns, l.ci_low_ns, l.ci_high_ns, l.rounds, l.reference, l.ref_ns,
-	l.ratio, l.ratio_low, l.ratio_high, l.disturbed, dv.description`
+	l.ratio, l.ratio_low, l.ratio_high, l.disturbed, l.probe_ns, l.drift, dv.description`
 
 // latencyScan receives latencyColumns from a row.
 type latencyScan struct {
@@ -162,6 +168,7 @@ type latencyScan struct {
 	fig, ciLo, ciHi, ref        int64
 	ratio                       accel.Ratio
 	disturbed                   int
+	probe                       int64
 	pred                        sql.NullInt64
 	desc                        string
 	known                       map[string]accel.Device // decoded descriptions, reused when non-nil
@@ -170,7 +177,7 @@ type latencyScan struct {
 func (s *latencyScan) dest() []any {
 	return []any{&s.trial, &s.l.Batch, &s.l.Runtime, &s.med, &s.p90, &s.mad, &s.mean, &s.lo, &s.hi, &s.l.Stats.Runs,
 		&s.l.Stats.Outliers, &s.pred, &s.fig, &s.ciLo, &s.ciHi, &s.l.Stats.Rounds, &s.l.Reference, &s.ref,
-		&s.ratio.Value, &s.ratio.Low, &s.ratio.High, &s.disturbed, &s.desc}
+		&s.ratio.Value, &s.ratio.Low, &s.ratio.High, &s.disturbed, &s.probe, &s.l.Drift, &s.desc}
 }
 
 func (s *latencyScan) latency() (Latency, error) {
@@ -178,7 +185,7 @@ func (s *latencyScan) latency() (Latency, error) {
 	l.Stats.Median, l.Stats.P90, l.Stats.MAD = durNS(s.med), durNS(s.p90), durNS(s.mad)
 	l.Stats.Mean, l.Stats.Min, l.Stats.Max = durNS(s.mean), durNS(s.lo), durNS(s.hi)
 	l.Stats.Latency, l.Stats.Low, l.Stats.High = durNS(s.fig), durNS(s.ciLo), durNS(s.ciHi)
-	l.RefLatency, l.Disturbed = durNS(s.ref), s.disturbed != 0
+	l.RefLatency, l.Disturbed, l.Probe = durNS(s.ref), s.disturbed != 0, durNS(s.probe)
 	if s.ratio.Value > 0 {
 		r := s.ratio
 		l.Ratio = &r

@@ -72,7 +72,7 @@ func (d *DB) Import(ctx context.Context, src *DB) (ImportStats, error) {
 		}
 		if x.lats, err = src.rawRows(ctx, `SELECT l.trial_id, l.device_fingerprint, l.batch, l.runtime, l.median_ns, l.p90_ns, l.mad_ns,
 			l.mean_ns, l.min_ns, l.max_ns, l.runs, l.outliers, l.predicted_ns, l.measured_at, l.latency_ns, l.ci_low_ns, l.ci_high_ns,
-			l.rounds, l.reference, l.ref_ns, l.ratio, l.ratio_low, l.ratio_high, l.disturbed, l.ops
+			l.rounds, l.reference, l.ref_ns, l.ratio, l.ratio_low, l.ratio_high, l.disturbed, l.ops, l.probe_ns, l.drift
 			FROM latencies l JOIN trials t ON t.id = l.trial_id WHERE t.study_id = ?`, id); err != nil {
 			return st, err
 		}
@@ -182,8 +182,8 @@ func (d *DB) Import(ctx context.Context, src *DB) (ImportStats, error) {
 				l[0] = id
 				n, err := execCount(tx, `INSERT INTO latencies (trial_id, device_fingerprint, batch, runtime, median_ns, p90_ns, mad_ns,
 					mean_ns, min_ns, max_ns, runs, outliers, predicted_ns, measured_at, latency_ns, ci_low_ns, ci_high_ns,
-					rounds, reference, ref_ns, ratio, ratio_low, ratio_high, disturbed, ops)
-					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+					rounds, reference, ref_ns, ratio, ratio_low, ratio_high, disturbed, ops, probe_ns, drift)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 					ON CONFLICT (trial_id, device_fingerprint, batch, runtime) DO NOTHING`, l...)
 				if err != nil {
 					return err

@@ -120,7 +120,7 @@ func TestRefusesForeignAndNewerDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Close()
-	rawSQLite(t, newerWAL, "PRAGMA user_version = 7")
+	rawSQLite(t, newerWAL, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion+1))
 
 	tests := []struct {
 		path   string
@@ -131,7 +131,7 @@ func TestRefusesForeignAndNewerDatabases(t *testing.T) {
 		{otherApp, ErrNotHwnas, "application id 0x000004d2"},
 		{text, ErrNotHwnas, "not an SQLite file"},
 		{newer, ErrNewerSchema, "schema version 99"},
-		{newerWAL, ErrNewerSchema, "schema version 7"},
+		{newerWAL, ErrNewerSchema, fmt.Sprintf("schema version %d", SchemaVersion+1)},
 	}
 	for _, tc := range tests {
 		for name, open := range map[string]func(string) (*DB, error){"Open": Open, "OpenReadOnly": OpenReadOnly} {

@@ -229,7 +229,7 @@ func sameLatency(a, b Latency) bool {
 	}
 	return a.Device.Fingerprint == b.Device.Fingerprint && a.Batch == b.Batch && a.RuntimeName() == b.RuntimeName() &&
 		a.Stats == b.Stats && a.Predicted == b.Predicted && a.Reference == b.Reference && a.RefLatency == b.RefLatency &&
-		ra == rb && a.Disturbed == b.Disturbed
+		ra == rb && a.Disturbed == b.Disturbed && a.Probe == b.Probe && a.DriftFactor() == b.DriftFactor()
 }
 
 // TestLatencyFigures: a latency measured in rounds keeps its figure,
@@ -245,6 +245,7 @@ func TestLatencyFigures(t *testing.T) {
 		// a's figure is lower, its median higher: a ranks first.
 		la := roundsLat(dev, 8*time.Microsecond, 40*time.Microsecond)
 		la.Stats.Median = 30 * time.Microsecond
+		la.Probe, la.Drift = 11*time.Microsecond, 0.95
 		lb := roundsLat(dev, 9*time.Microsecond, 41*time.Microsecond)
 		lb.Disturbed = true
 		lo := roundsLat(dev, 5*time.Microsecond, 20*time.Microsecond)
@@ -281,6 +282,14 @@ func TestLatencyFigures(t *testing.T) {
 		}
 		if h, _ := d.ReferenceHistory(ctx, dev.Fingerprint, 1, "onnxruntime", "lenet5", 10); len(h) != 1 || h[0] != 20*time.Microsecond {
 			t.Fatalf("onnxruntime reference history %v", h)
+		}
+		// The probe's figure keeps its own history; rows without one add
+		// nothing to it.
+		if h, err := d.ReferenceHistory(ctx, dev.Fingerprint, 1, "", ProbeModel, 10); err != nil || !slices.Equal(h, []time.Duration{11 * time.Microsecond}) {
+			t.Fatalf("probe history %v %v", h, err)
+		}
+		if got.Latencies[0].Drift != 0.95 || got.Latencies[1].Drift != 1 {
+			t.Fatalf("drift read back %v, %v; want 0.95 and 1", got.Latencies[0].Drift, got.Latencies[1].Drift)
 		}
 		pred, meas, err := d.RecentPredictions(ctx, dev.Fingerprint, 1, 10)
 		if err != nil || len(pred) != 2 || meas[0] != 9*time.Microsecond || pred[0] != lb.Predicted {

@@ -365,6 +365,19 @@ INSERT INTO reference_figures (device_fingerprint, batch, runtime, reference, re
 	SELECT device_fingerprint, batch, runtime, reference, ref_ns, MAX(measured_at) FROM latencies
 	WHERE ref_ns > 0 AND reference <> '' GROUP BY device_fingerprint, batch, runtime, reference, ref_ns;
 `},
+	// 7: latencies.probe_ns is the drift control's figure in the
+	// measurement's rounds (the built-in "probe", whose figures join
+	// reference_figures as reference 'probe') and drift that figure over
+	// the probe's usual one on the device: latency_ns, ci_low_ns and
+	// ci_high_ns are the measured floors divided by drift (1: as
+	// measured; rows from before have 0 and 1).
+	{sqlite: `
+ALTER TABLE latencies ADD COLUMN probe_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN drift REAL NOT NULL DEFAULT 1;
+`, postgres: `
+ALTER TABLE latencies ADD COLUMN probe_ns BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE latencies ADD COLUMN drift DOUBLE PRECISION NOT NULL DEFAULT 1;
+`},
 }
 
 // SchemaVersion is the schema version this build writes and reads.

@@ -128,13 +128,34 @@ type Latency struct {
 	// slower than its usual figure on the device (interference from other
 	// work), after re-measuring did not help.
 	Disturbed bool `json:"disturbed,omitempty"`
+	// Probe is the drift control's figure in the same rounds (the
+	// built-in ProbeModel, built for the trial's data shape) and Drift
+	// that figure over the probe's usual figure on the device: Stats'
+	// Latency, Low and High are the measured floors divided by Drift, the
+	// figure the device gives in its usual state. 0 and 0 (read as 1)
+	// when measured without a probe.
+	Probe time.Duration `json:"probe_ns,omitempty"`
+	Drift float64       `json:"drift,omitempty"`
 	// Ops are the measurement's per-op times as JSON (hwnas's kernels),
 	// stored with the row and read back by StudyOpTimes only.
 	Ops json.RawMessage `json:"-"`
 }
 
+// DriftFactor is l.Drift, 1 when none was measured.
+func (l Latency) DriftFactor() float64 {
+	if l.Drift <= 0 {
+		return 1
+	}
+	return l.Drift
+}
+
 // Figure is the latency figure rankings use (Stats.Figure).
 func (l Latency) Figure() time.Duration { return l.Stats.Figure() }
+
+// ProbeModel names the built-in architecture measured beside every trial
+// as the drift control; its figures are kept with the reference
+// figures under this name.
+const ProbeModel = "probe"
 
 // RuntimeHwnas names hwnas's own kernels as the runtime of a latency.
 const RuntimeHwnas = "hwnas"
