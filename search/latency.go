@@ -1,6 +1,7 @@
 package search
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"regexp"
@@ -100,10 +101,14 @@ type LatencySpec struct {
 	// whose reference ran fastest is kept.
 	Attempts int `json:"attempts,omitempty"`
 	// RefCopies is how many separately compiled copies of the reference
-	// are measured (default 2): their figures differ by where their
-	// buffers land in the caches (up to 5% apart for LeNet-5, whose 1.7 MB
-	// of weights nearly fill a 2 MB L2), and the reference's figure is
-	// their mean.
+	// are measured (default 1), the reference's figure being their mean:
+	// copies differ by where their buffers land in the caches (up to 5%
+	// apart for LeNet-5, whose 1.7 MB of weights nearly fill a 2 MB L2).
+	// One copy is enough since the ratios rest on the median of the
+	// reference's latest figures, each from a copy of its own, and the
+	// drift on the probe; a second copy made a search trial's rounds a
+	// third longer (LeNet-5's bursts were half of them), and with
+	// --workers the other workers stand still for them.
 	RefCopies int `json:"ref_copies,omitempty"`
 }
 
@@ -253,7 +258,7 @@ func measureGroup(be accel.Backend, plans []*accel.Plan, ctl controls, batch, th
 		attempts = 3
 	}
 	if copies <= 0 {
-		copies = 2
+		copies = 1
 	}
 	g := &groupResult{progs: make([]accel.Program, len(plans))}
 	var open []accel.Program
@@ -465,4 +470,32 @@ func MeasureReference(spec string, threads, batch int, rt, reference string, sha
 		return accel.LatencyStats{}, err
 	}
 	return res.Stats[0], nil
+}
+
+// renormalize re-expresses the study's latencies on its device measured
+// beside the probe in the probe's usual figure there now
+// (store.DB.RenormalizeDrift), in every runtime ls measures, so that all
+// of a study's figures rest on one usual figure: a trial measured early,
+// while the probe's history was a few figures from one moment of the
+// machine, was divided by that moment's speed. It returns the rows
+// changed. The trials' rewards stay the ones the strategy observed (a
+// search's summary and its per-trial lines name them), from the figure of
+// the moment.
+func renormalize(ctx context.Context, db *store.DB, st store.Study, batch int, ls LatencySpec) (int, error) {
+	if err := loadHistory(ctx, db, st.DeviceFingerprint, batch, &ls); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, rt := range ls.runtimes() {
+		h := ls.ProbeHistory[rt]
+		if len(h) == 0 {
+			continue
+		}
+		k, err := db.RenormalizeDrift(ctx, st.ID, st.DeviceFingerprint, batch, rt, usualFigure(h))
+		if err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
 }

@@ -187,7 +187,10 @@ type Summary struct {
 	Pareto   []int        `json:"pareto"`
 	Final    *FinalResult `json:"final,omitempty"`
 	Requeued int          `json:"requeued"`
-	Seconds  float64      `json:"seconds"`
+	// Renormalized counts the latency rows re-expressed in the probe's
+	// usual figure at the end (renormalize).
+	Renormalized int     `json:"renormalized"`
+	Seconds      float64 `json:"seconds"`
 }
 
 // maxInvalidInARow stops a search whose strategy proposes nothing valid.
@@ -318,6 +321,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 				return sum, fmt.Errorf("final training: %w", err)
 			}
 		}
+	}
+	if sum.Renormalized, err = renormalize(ctx, o.DB, st, max(1, cfg.Batch), cfg.latencySpec()); err != nil {
+		return sum, fmt.Errorf("renormalising the latencies: %w", err)
 	}
 	sum.Seconds = time.Since(start).Seconds()
 	front, err := o.DB.ParetoFront(ctx, st.Name, st.DeviceFingerprint, cfg.Batch, cfg.Runtime, store.ByValidation)

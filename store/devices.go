@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -396,4 +397,66 @@ func (d *DB) LatestCheckpoint(ctx context.Context, studyID int64) (Checkpoint, e
 	}
 	c.Created = parseTime(created)
 	return c, err
+}
+
+// RenormalizeDrift re-expresses the latencies of a study's trials on a
+// device, batch and runtime that were measured beside the probe
+// (ProbeModel) in one usual figure of the probe: each row's figure,
+// interval and ratio become its measured floors × usual / probe_ns, and
+// its drift probe_ns / usual. A search calls it when it ends, with the
+// probe's usual figure then: the first trials of a device's first study
+// were measured while the probe had no history to speak of, each against
+// the few figures before it. It returns how many rows changed.
+func (d *DB) RenormalizeDrift(ctx context.Context, studyID int64, fingerprint string, batch int, runtime string, usual time.Duration) (int, error) {
+	if usual <= 0 {
+		return 0, fmt.Errorf("renormalising latencies: usual probe figure %v, want > 0", usual)
+	}
+	if runtime == "" {
+		runtime = RuntimeHwnas
+	}
+	n := 0
+	err := d.write(ctx, func(tx *tx) error {
+		n = 0
+		rows, err := tx.Query(`SELECT l.trial_id, l.latency_ns, l.ci_low_ns, l.ci_high_ns, l.ratio, l.ratio_low, l.ratio_high, l.probe_ns, l.drift
+			FROM latencies l JOIN trials t ON t.id = l.trial_id
+			WHERE t.study_id = ? AND l.device_fingerprint = ? AND l.batch = ? AND l.runtime = ? AND l.probe_ns > 0`,
+			studyID, fingerprint, batch, runtime)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			id                  int64
+			fig, lo, hi, probe  int64
+			ratio, rlo, rhi, dr float64
+		}
+		var rs []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.fig, &r.lo, &r.hi, &r.ratio, &r.rlo, &r.rhi, &r.probe, &r.dr); err != nil {
+				rows.Close()
+				return err
+			}
+			rs = append(rs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range rs {
+			drift := float64(r.probe) / float64(usual)
+			f := r.dr / drift // old figure × f = floors / new drift
+			if r.dr <= 0 || math.Abs(f-1) < 1e-9 {
+				continue
+			}
+			scale := func(v int64) int64 { return int64(math.Round(float64(v) * f)) }
+			if _, err := tx.Exec(`UPDATE latencies SET latency_ns = ?, ci_low_ns = ?, ci_high_ns = ?, ratio = ?, ratio_low = ?, ratio_high = ?, drift = ?
+				WHERE trial_id = ? AND device_fingerprint = ? AND batch = ? AND runtime = ?`,
+				scale(r.fig), scale(r.lo), scale(r.hi), r.ratio*f, r.rlo*f, r.rhi*f, drift, r.id, fingerprint, batch, runtime); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -320,6 +321,68 @@ func TestLatencyFigures(t *testing.T) {
 		}
 		if ops, _ := d.StudyOpTimes(ctx, s.ID, dev.Fingerprint, 1, 0); len(ops) != 0 {
 			t.Fatalf("the latest 0: %+v", ops)
+		}
+	})
+}
+
+// TestRenormalizeDrift: a study's rows measured beside the probe are
+// re-expressed in one usual figure of the probe (figure, interval and
+// ratio scaled by old drift / new drift); rows without a probe, other
+// studies' rows and a second call with the same figure change nothing.
+func TestRenormalizeDrift(t *testing.T) {
+	eachStore(t, func(t *testing.T, d *DB) {
+		s := newStudy(t, d, "drift")
+		other := newStudy(t, d, "other")
+		dev := testDevice("Test CPU", "cpu", 2)
+		a := addDone(t, d, s.ID, dev, 0.9, 100, 10*time.Microsecond)
+		b := addDone(t, d, s.ID, dev, 0.9, 100, 10*time.Microsecond)
+		c := addDone(t, d, s.ID, dev, 0.9, 100, 10*time.Microsecond)
+		o := addDone(t, d, other.ID, dev, 0.9, 100, 10*time.Microsecond)
+		// a: probe 10 µs as its own usual figure (drift 1); b: probe 12 µs
+		// against a usual 10 µs (drift 1.2); c: no probe.
+		la := roundsLat(dev, 20*time.Microsecond, 80*time.Microsecond)
+		la.Probe, la.Drift = 10*time.Microsecond, 1
+		lb := roundsLat(dev, 30*time.Microsecond, 80*time.Microsecond)
+		lb.Probe, lb.Drift = 12*time.Microsecond, 1.2
+		lc := roundsLat(dev, 40*time.Microsecond, 80*time.Microsecond)
+		lo := la
+		for _, x := range []struct {
+			id int64
+			l  Latency
+		}{{a.ID, la}, {b.ID, lb}, {c.ID, lc}, {o.ID, lo}} {
+			if err := d.PutLatency(ctx, x.id, x.l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The probe's usual figure is 11 µs after all: a's floors were
+		// measured 10/11 of the usual speed's time, b's 12/11.
+		n, err := d.RenormalizeDrift(ctx, s.ID, dev.Fingerprint, 1, "", 11*time.Microsecond)
+		if err != nil || n != 2 {
+			t.Fatalf("renormalised %d rows, %v; want 2", n, err)
+		}
+		for _, x := range []struct {
+			id    int64
+			fig   time.Duration
+			drift float64
+			from  Latency
+		}{{a.ID, 22 * time.Microsecond, 10.0 / 11, la}, {b.ID, 33 * time.Microsecond, 12.0 / 11, lb}, {c.ID, 40 * time.Microsecond, 1, lc}, {o.ID, 20 * time.Microsecond, 1, lo}} {
+			tr, err := d.GetTrial(ctx, x.id)
+			if err != nil || len(tr.Latencies) != 1 {
+				t.Fatalf("trial %d: %+v %v", x.id, tr.Latencies, err)
+			}
+			l := tr.Latencies[0]
+			f := float64(x.fig) / float64(x.from.Stats.Latency)
+			if l.Figure() != x.fig || math.Abs(l.Drift-x.drift) > 1e-12 || math.Abs(float64(l.Stats.High)-float64(x.from.Stats.High)*f) > 1 ||
+				math.Abs(l.Ratio.Value-x.from.Ratio.Value*f) > 1e-12 || l.Stats.Median != x.from.Stats.Median || l.Probe != x.from.Probe {
+				t.Errorf("trial %d: figure %v drift %v high %v ratio %v median %v; want %v, %v, ×%.3f of %v and %v, median %v",
+					x.id, l.Figure(), l.Drift, l.Stats.High, l.Ratio.Value, l.Stats.Median, x.fig, x.drift, f, x.from.Stats.High, x.from.Ratio.Value, x.from.Stats.Median)
+			}
+		}
+		if n, err := d.RenormalizeDrift(ctx, s.ID, dev.Fingerprint, 1, "", 11*time.Microsecond); err != nil || n != 0 {
+			t.Errorf("again: %d rows changed, %v", n, err)
+		}
+		if _, err := d.RenormalizeDrift(ctx, s.ID, dev.Fingerprint, 1, "", 0); err == nil {
+			t.Error("a usual figure of 0 accepted")
 		}
 	})
 }
