@@ -3,8 +3,9 @@
 # `--workers 1` at the same settings and seed, interleaved in one sitting
 # (ROUNDS rounds, alternating which goes first), then whether the latencies
 # the parallel search recorded match a quiet `hwnas measure` of the same
-# trials (and the same for --no-quiet, the parallel search without the
-# quiet slot). Prints /proc/loadavg beside every figure: on a shared
+# trials (and the same for --quiet on, the parallel search with the quiet
+# slot forced on; its default, auto, leaves it off where each worker is
+# pinned to a core of its own). Prints /proc/loadavg beside every figure: on a shared
 # machine other work disturbs both.
 #
 #   scripts/bench-workers.sh            # TRIALS=24 SUBSET=2000 ROUNDS=2
@@ -45,7 +46,7 @@ for r in $(seq 1 "$ROUNDS"); do
     run "w2-r$r" 2; run "w1-r$r" 1
   fi
 done
-run "w2-noquiet" 2 --no-quiet
+run "w2-quieton" 2 --quiet on
 
 python3 - "$OUT" "$ROUNDS" <<'PY'
 import json, sys
@@ -63,7 +64,7 @@ PY
 # The quiet re-measurement in both settings: all trials in one group of
 # interleaved rounds (measure's default), and each alone beside the
 # reference (--group 1), as the search measured it. Each on its own copy.
-for name in "w2-r1" "w2-noquiet"; do
+for name in "w2-r1" "w2-quieton"; do
   bin/hwnas trials --db "$OUT/$name.db" --study "$name" --json >"$OUT/$name.trials.json"
   for group in 64 1; do
     cp "$OUT/$name.db" "$OUT/$name-g$group.db"

@@ -69,7 +69,7 @@ func TestQuietSlot(t *testing.T) {
 }
 
 // TestRunParallelWorkers: two local workers run a real study (quiet slot
-// and pinning on): every trial is done once, both slots took trials, and
+// forced on, pinning where the machine has two cores): every trial is done once, both slots took trials, and
 // the strategy observed all of them in order (its checkpoint's next
 // trial).
 func TestRunParallelWorkers(t *testing.T) {
@@ -77,7 +77,7 @@ func TestRunParallelWorkers(t *testing.T) {
 	db := openDB(t, t.TempDir()+"/hwnas.db")
 	ctx := context.Background()
 	o := testOptions(t, db, "par", testConfig(dir, "evolution"), 6)
-	o.Workers = 2
+	o.Workers, o.Quiet = 2, QuietOn
 	sum, err := Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -100,5 +100,33 @@ func TestRunParallelWorkers(t *testing.T) {
 	}
 	if ws, _ := db.LiveWorkers(ctx, st.ID, store.RoleTrain, time.Hour); len(ws) != 0 {
 		t.Fatalf("workers still registered after the run: %+v", ws)
+	}
+}
+
+// TestQuietMode: auto pauses the others only for slots that share cores;
+// on and off are what they say; anything else is refused.
+func TestQuietMode(t *testing.T) {
+	for _, c := range []struct {
+		mode   string
+		slots  int
+		pinned bool
+		want   bool
+	}{
+		{"", 2, true, false}, {"auto", 2, false, true}, {"auto", 8, true, false}, {"auto", 1, false, false},
+		{"on", 2, true, true}, {"on", 1, false, true}, {"off", 4, false, false},
+	} {
+		m, err := ParseQuietMode(c.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, why := m.use(c.slots, c.pinned); got != c.want || why == "" {
+			t.Errorf("%q with %d slots (pinned %v): %v (%s), want %v", c.mode, c.slots, c.pinned, got, why, c.want)
+		}
+	}
+	if _, err := ParseQuietMode("yes"); err == nil || !strings.Contains(err.Error(), `"yes"`) {
+		t.Errorf("quiet mode yes: %v", err)
+	}
+	if m := (WorkOptions{NoQuiet: true, Quiet: QuietOn}).quietMode(); m != QuietOff {
+		t.Errorf("NoQuiet gives %q, want off", m)
 	}
 }

@@ -42,8 +42,10 @@ type WorkOptions struct {
 	// Lease (0: DefaultLease) and Poll, how often an idle slot looks for
 	// a trial (0: half a second).
 	Lease, Poll time.Duration
-	// NoPin and NoQuiet turn core pinning and the quiet slot off.
+	// NoPin turns core pinning off. Quiet says when the slots measure in
+	// one QuietSlot (QuietAuto by default); NoQuiet is QuietOff.
 	NoPin, NoQuiet bool
+	Quiet          QuietMode
 	// UntilDone returns once the study is no longer running and no trial
 	// is left to claim; otherwise Work runs until ctx ends. A study that
 	// does not exist yet is waited for (workers may start before the
@@ -142,8 +144,21 @@ func Work(ctx context.Context, o WorkOptions) error {
 		return fmt.Errorf("study %q: stored space: %w", st.Name, err)
 	}
 	w := &worker{o: o, st: st, cfg: cfg, reward: cfg.Reward.Reward()}
-	if !o.NoQuiet {
+	threads := cfg.Threads
+	cpus := make([][]int, o.Slots)
+	pinned := o.Slots > 1
+	for i := range cpus {
+		if !o.NoPin {
+			cpus[i] = SlotCPUs(i, o.Slots, threads)
+		}
+		pinned = pinned && cpus[i] != nil
+	}
+	quiet, why := o.quietMode().use(o.Slots, pinned)
+	if quiet {
 		w.quiet = NewQuietSlot()
+	}
+	if o.Slots > 1 {
+		fmt.Fprintf(o.Log, "worker: %d slots, quiet slot %s (%s)\n", o.Slots, map[bool]string{true: "on", false: "off"}[quiet], why)
 	}
 	host, _ := os.Hostname()
 	ids := make([]string, o.Slots)
@@ -178,18 +193,13 @@ func Work(ctx context.Context, o WorkOptions) error {
 			}
 		}
 	}()
-	threads := cfg.Threads
 	var wg sync.WaitGroup
 	errs := make([]error, o.Slots)
 	for i := range o.Slots {
-		var cpus []int
-		if !o.NoPin {
-			cpus = SlotCPUs(i, o.Slots, threads)
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = w.slot(ctx, ids[i], procPlace{cpus: cpus, quiet: w.quiet})
+			errs[i] = w.slot(ctx, ids[i], procPlace{cpus: cpus[i], quiet: w.quiet})
 		}()
 	}
 	wg.Wait()

@@ -52,6 +52,7 @@ type searchOptions struct {
 	Lease                       time.Duration
 	MeasureDevice               string
 	NoPin, NoQuiet              bool
+	Quiet                       string
 	// rounds shortens the latency measurement (tests).
 	rounds accel.RoundsOptions
 	ENAS   search.ENASConfig
@@ -160,7 +161,8 @@ failed with reason "skipped" and counted in the summary.`,
 	f.DurationVar(&opts.Lease, "lease", search.DefaultLease, "a worker that stops heartbeating for this long loses its trial to another")
 	f.StringVar(&opts.MeasureDevice, "measure-device", "", "a new study's latency comes from this device (fingerprint or name from hwnas devices there), measured by hwnas measure --follow on it; rewards wait for it")
 	f.BoolVar(&opts.NoPin, "no-pin", false, "do not pin worker processes to distinct cores")
-	f.BoolVar(&opts.NoQuiet, "no-quiet", false, "let workers measure latency while others train (no quiet slot)")
+	f.StringVar(&opts.Quiet, "quiet", "auto", "when workers measure latency one at a time, the others paused: auto (only when they share cores; pinned each to cores of its own, the probe measured beside every trial divides out what they share), on or off")
+	f.BoolVar(&opts.NoQuiet, "no-quiet", false, "the same as --quiet off (the old spelling)")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
 	f.IntVar(&opts.ENAS.Steps, "enas-steps", 0, "enas: shared-weight training batches per round (0: one pass over --subset, at most 100)")
 	f.IntVar(&opts.ENAS.Samples, "enas-samples", 0, "enas: candidates evaluated (trials) per round (0: 5)")
@@ -175,6 +177,10 @@ failed with reason "skipped" and counted in the summary.`,
 func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	if opts.stderr == nil {
 		opts.stderr = io.Discard
+	}
+	quiet, err := search.ParseQuietMode(opts.Quiet)
+	if err != nil {
+		return badInputf("--quiet: %v", err)
 	}
 	if opts.Study == "" {
 		return badInputf("--study is required")
@@ -294,7 +300,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, DataInfo: info, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits:  search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
-		Workers: opts.Workers, NoLocalWorkers: opts.coordOnly, Lease: opts.Lease, NoPin: opts.NoPin, NoQuiet: opts.NoQuiet,
+		Workers: opts.Workers, NoLocalWorkers: opts.coordOnly, Lease: opts.Lease, NoPin: opts.NoPin, NoQuiet: opts.NoQuiet, Quiet: quiet,
 		Final: search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR, Augment: opts.FinalAugment, Optimizer: opts.FinalOptimizer, BatchSize: opts.FinalBatch, FineTuneLR: opts.FinalFineTuneLR}}
 	bar := opts.progress == 1
 	if opts.progress < 0 {

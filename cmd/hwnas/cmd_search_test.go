@@ -128,6 +128,7 @@ func TestSearchBadInput(t *testing.T) {
 		{"newer schema", searchOptions{}, newer, "newer"},
 		{"negative final lr", searchOptions{FinalLR: -0.1}, fresh("j.db"), "--final-*"},
 		{"bad latency target", searchOptions{LatencyTarget: "fast"}, fresh("l.db"), "--latency-target"},
+		{"bad quiet mode", searchOptions{Quiet: "sometimes"}, fresh("q.db"), `--quiet: quiet mode "sometimes": want auto, on or off`},
 		{"unknown final optimizer", searchOptions{FinalOptimizer: "lbfgs"}, fresh("o.db"), "--final-optimizer \"lbfgs\""},
 		{"unknown reference", searchOptions{LatencyTarget: "0.2xlenet7"}, fresh("m.db"), "lenet7"},
 		{"two references", searchOptions{LatencyTarget: "0.2xlenet5", Reference: "resnet20"}, fresh("n.db"), "one reference"},
@@ -151,7 +152,7 @@ func TestSearchBadInput(t *testing.T) {
 				o.Trials = 0
 			}
 			o.Space, o.Data, o.FinalLR, o.FinalOptimizer = tc.opts.Space, tc.opts.Data, tc.opts.FinalLR, tc.opts.FinalOptimizer
-			o.Reference, o.Runtime, o.SkipOver = tc.opts.Reference, tc.opts.Runtime, tc.opts.SkipOver
+			o.Reference, o.Runtime, o.SkipOver, o.Quiet = tc.opts.Reference, tc.opts.Runtime, tc.opts.SkipOver, tc.opts.Quiet
 			if tc.opts.LatencyTarget != "" {
 				o.LatencyTarget = tc.opts.LatencyTarget
 			}

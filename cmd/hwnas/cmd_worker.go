@@ -22,6 +22,7 @@ type workerOptions struct {
 	TrialTimeout   time.Duration
 	TrialMemory    int64
 	NoPin, NoQuiet bool
+	Quiet          string
 	worker         []string // the trial process command (tests)
 	workerEnv      []string
 	stderr         io.Writer
@@ -67,7 +68,8 @@ forces a fault for tests.`,
 	f.DurationVar(&opts.TrialTimeout, "trial-timeout", 15*time.Minute, "time limit of one trial")
 	f.Int64Var(&opts.TrialMemory, "trial-memory", 8<<30, "address-space limit of one trial process in bytes")
 	f.BoolVar(&opts.NoPin, "no-pin", false, "do not pin trial processes to distinct cores")
-	f.BoolVar(&opts.NoQuiet, "no-quiet", false, "let trial processes measure while others train")
+	f.StringVar(&opts.Quiet, "quiet", "auto", "when trial processes measure one at a time, the others paused: auto (only when they share cores), on or off")
+	f.BoolVar(&opts.NoQuiet, "no-quiet", false, "the same as --quiet off (the old spelling)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -79,6 +81,10 @@ func runWorker(ctx context.Context, opts workerOptions) error {
 	if opts.Workers < 1 || opts.Lease < 3*time.Millisecond || opts.TrialTimeout < 0 || opts.TrialMemory < 0 {
 		return badInputf("--workers must be ≥ 1, --lease positive, --trial-timeout and --trial-memory not negative")
 	}
+	quiet, err := search.ParseQuietMode(opts.Quiet)
+	if err != nil {
+		return badInputf("--quiet: %v", err)
+	}
 	db, err := openWriteDB(opts.DB)
 	if err != nil {
 		return err
@@ -86,7 +92,7 @@ func runWorker(ctx context.Context, opts workerOptions) error {
 	defer db.Close()
 	err = search.Work(ctx, search.WorkOptions{DB: db, Study: opts.Study, Slots: opts.Workers, Worker: opts.worker,
 		WorkerEnv: opts.workerEnv, Limits: search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
-		Lease: opts.Lease, NoPin: opts.NoPin, NoQuiet: opts.NoQuiet, UntilDone: true, Log: opts.stderr})
+		Lease: opts.Lease, NoPin: opts.NoPin, NoQuiet: opts.NoQuiet, Quiet: quiet, UntilDone: true, Log: opts.stderr})
 	if errors.Is(err, store.ErrNotFound) {
 		return badInput(err)
 	}
