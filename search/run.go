@@ -595,7 +595,7 @@ func openStudy(ctx context.Context, o Options, logw io.Writer) (store.Study, Stu
 	if err := CheckRuntime(cfg.Runtime); err != nil {
 		return st, cfg, false, err
 	}
-	if _, err := referencePlan(cfg.reference(), cfg.Space.dataShape()); err != nil {
+	if _, err := controlPlans(cfg.reference(), cfg.Space.dataShape()); err != nil {
 		return st, cfg, false, err
 	}
 	dev, err := describeDevice(cfg.Device)
