@@ -130,6 +130,12 @@ func usualFigure(figs []time.Duration) time.Duration {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// usualCounting is the usual figure counting a measurement's figure fig:
+// the median of fig and the latest historyLen figures of history.
+func usualCounting(fig time.Duration, history []time.Duration) time.Duration {
+	return usualFigure(append([]time.Duration{fig}, history[:min(len(history), historyLen)]...))
+}
+
 func (s LatencySpec) reference() string {
 	if s.Reference == "" {
 		return DefaultReference
@@ -358,12 +364,10 @@ func measureGroup(be accel.Backend, plans []*accel.Plan, ctl controls, batch, th
 	g.refs, g.usual = map[string]accel.LatencyStats{}, map[string]time.Duration{}
 	for k, rt := range rts {
 		rs := refStats(best, k)
-		h := spec.History[rt]
-		usual := usualFigure(append([]time.Duration{rs.Latency}, h[:min(len(h), historyLen)]...))
+		usual := usualCounting(rs.Latency, spec.History[rt])
 		g.refs[rt], g.usual[rt] = rs, usual
 		probe := best.Stats[k*per+copies].Latency
-		ph := spec.ProbeHistory[rt]
-		drift := float64(probe) / float64(usualFigure(append([]time.Duration{probe}, ph[:min(len(ph), historyLen)]...)))
+		drift := float64(probe) / float64(usualCounting(probe, spec.ProbeHistory[rt]))
 		for i := range plans {
 			st := best.Stats[k*per+lead+i]
 			st.Latency = time.Duration(float64(st.Latency) / drift)
