@@ -190,7 +190,7 @@ func ParseQuietMode(s string) (QuietMode, error) {
 }
 
 // use says whether slots trial processes (pinned each to cores of its
-// own or not) measure in a quiet slot, and why.
+// own or not) measure in a quiet slot, and why ("" is QuietAuto).
 func (m QuietMode) use(slots int, pinned bool) (bool, string) {
 	switch {
 	case m == QuietOff:
@@ -203,15 +203,4 @@ func (m QuietMode) use(slots int, pinned bool) (bool, string) {
 		return false, "each slot pinned to cores of its own; the probe divides out what they share"
 	}
 	return true, "the slots share cores"
-}
-
-// quietMode is o.Quiet, QuietOff when NoQuiet.
-func (o WorkOptions) quietMode() QuietMode {
-	if o.NoQuiet {
-		return QuietOff
-	}
-	if o.Quiet == "" {
-		return QuietAuto
-	}
-	return o.Quiet
 }

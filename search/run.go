@@ -137,12 +137,12 @@ type Options struct {
 	Limits    WorkerLimits
 	// Workers is how many trials run at once in worker processes of this
 	// machine (0: 1); NoLocalWorkers leaves every trial to `hwnas worker`
-	// processes elsewhere (PostgreSQL). See Work for Lease, Poll, NoPin,
-	// NoQuiet and Quiet.
+	// processes elsewhere (PostgreSQL). See Work for Lease, Poll, NoPin
+	// and Quiet.
 	Workers        int
 	NoLocalWorkers bool
 	Lease, Poll    time.Duration
-	NoPin, NoQuiet bool
+	NoPin          bool
 	Quiet          QuietMode
 	// Final, when Epochs > 0, trains the winner again after the search.
 	Final FinalOptions
@@ -292,7 +292,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		local = max(1, o.Workers)
 		go func() {
 			workErr <- Work(workCtx, WorkOptions{DB: o.DB, Study: st.Name, Slots: local, Worker: worker, WorkerEnv: o.WorkerEnv,
-				Limits: o.Limits, Lease: o.Lease, Poll: o.Poll, NoPin: o.NoPin, NoQuiet: o.NoQuiet, Quiet: o.Quiet, Log: logw,
+				Limits: o.Limits, Lease: o.Lease, Poll: o.Poll, NoPin: o.NoPin, Quiet: o.Quiet, Log: logw,
 				wake: wake, finished: finished})
 		}()
 	} else {

@@ -43,9 +43,9 @@ type WorkOptions struct {
 	// a trial (0: half a second).
 	Lease, Poll time.Duration
 	// NoPin turns core pinning off. Quiet says when the slots measure in
-	// one QuietSlot (QuietAuto by default); NoQuiet is QuietOff.
-	NoPin, NoQuiet bool
-	Quiet          QuietMode
+	// one QuietSlot ("": QuietAuto).
+	NoPin bool
+	Quiet QuietMode
 	// UntilDone returns once the study is no longer running and no trial
 	// is left to claim; otherwise Work runs until ctx ends. A study that
 	// does not exist yet is waited for (workers may start before the
@@ -153,7 +153,7 @@ func Work(ctx context.Context, o WorkOptions) error {
 		}
 		pinned = pinned && cpus[i] != nil
 	}
-	quiet, why := o.quietMode().use(o.Slots, pinned)
+	quiet, why := o.Quiet.use(o.Slots, pinned)
 	if quiet {
 		w.quiet = NewQuietSlot()
 	}

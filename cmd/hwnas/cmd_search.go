@@ -178,9 +178,9 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	if opts.stderr == nil {
 		opts.stderr = io.Discard
 	}
-	quiet, err := search.ParseQuietMode(opts.Quiet)
+	quiet, err := quietFlag(opts.Quiet, opts.NoQuiet)
 	if err != nil {
-		return badInputf("--quiet: %v", err)
+		return err
 	}
 	if opts.Study == "" {
 		return badInputf("--study is required")
@@ -300,7 +300,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, DataInfo: info, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits:  search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
-		Workers: opts.Workers, NoLocalWorkers: opts.coordOnly, Lease: opts.Lease, NoPin: opts.NoPin, NoQuiet: opts.NoQuiet, Quiet: quiet,
+		Workers: opts.Workers, NoLocalWorkers: opts.coordOnly, Lease: opts.Lease, NoPin: opts.NoPin, Quiet: quiet,
 		Final: search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR, Augment: opts.FinalAugment, Optimizer: opts.FinalOptimizer, BatchSize: opts.FinalBatch, FineTuneLR: opts.FinalFineTuneLR}}
 	bar := opts.progress == 1
 	if opts.progress < 0 {

@@ -17,6 +17,7 @@ import (
 
 	"hwnas/internal/testproc"
 	"hwnas/nas/data"
+	"hwnas/search"
 	"hwnas/store"
 )
 
@@ -505,5 +506,19 @@ func TestWorkerOut(t *testing.T) {
 	}
 	if _, err := os.Stat(out + "2"); err == nil {
 		t.Fatal("a result file was written for a malformed spec")
+	}
+}
+
+// TestQuietFlag: --no-quiet is --quiet off whatever --quiet says; an
+// unknown mode is a usage error naming it.
+func TestQuietFlag(t *testing.T) {
+	if m, err := quietFlag("on", true); err != nil || m != search.QuietOff {
+		t.Errorf("--quiet on --no-quiet: %q, %v; want off", m, err)
+	}
+	if m, err := quietFlag("", false); err != nil || m != search.QuietAuto {
+		t.Errorf("no flag: %q, %v; want auto", m, err)
+	}
+	if _, err := quietFlag("yes", false); !isBadInput(err) || !strings.Contains(err.Error(), `"yes"`) {
+		t.Errorf("--quiet yes: %v", err)
 	}
 }

@@ -81,9 +81,9 @@ func runWorker(ctx context.Context, opts workerOptions) error {
 	if opts.Workers < 1 || opts.Lease < 3*time.Millisecond || opts.TrialTimeout < 0 || opts.TrialMemory < 0 {
 		return badInputf("--workers must be ≥ 1, --lease positive, --trial-timeout and --trial-memory not negative")
 	}
-	quiet, err := search.ParseQuietMode(opts.Quiet)
+	quiet, err := quietFlag(opts.Quiet, opts.NoQuiet)
 	if err != nil {
-		return badInputf("--quiet: %v", err)
+		return err
 	}
 	db, err := openWriteDB(opts.DB)
 	if err != nil {
@@ -92,7 +92,7 @@ func runWorker(ctx context.Context, opts workerOptions) error {
 	defer db.Close()
 	err = search.Work(ctx, search.WorkOptions{DB: db, Study: opts.Study, Slots: opts.Workers, Worker: opts.worker,
 		WorkerEnv: opts.workerEnv, Limits: search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
-		Lease: opts.Lease, NoPin: opts.NoPin, NoQuiet: opts.NoQuiet, Quiet: quiet, UntilDone: true, Log: opts.stderr})
+		Lease: opts.Lease, NoPin: opts.NoPin, Quiet: quiet, UntilDone: true, Log: opts.stderr})
 	if errors.Is(err, store.ErrNotFound) {
 		return badInput(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"hwnas/search"
 	"io"
 	"os"
 	"strings"
@@ -40,4 +41,17 @@ func stderrBar(n int, desc string) *progressbar.ProgressBar {
 	}
 	return progressbar.NewOptions(n, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetDescription(desc),
 		progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+}
+
+// quietFlag is the quiet mode of --quiet and --no-quiet (the old spelling
+// of --quiet off, which wins), a usage error for an unknown mode.
+func quietFlag(quiet string, noQuiet bool) (search.QuietMode, error) {
+	if noQuiet {
+		return search.QuietOff, nil
+	}
+	m, err := search.ParseQuietMode(quiet)
+	if err != nil {
+		return "", badInputf("--quiet: %v", err)
+	}
+	return m, nil
 }
