@@ -490,7 +490,7 @@ func evaluateSubnet(ctx context.Context, sub *Subnet, spec *TrialSpec, calib, tr
 		}
 	}
 	cr, err := compress.Apply(ctx, m, CompressRecipe(layers, nil), train, val,
-		compress.Config{NoFineTune: true, FinalOnly: true, PruneRounds: 1, Threads: spec.Threads, Train: nas.TrainConfig{Seed: spec.Seed}})
+		compress.Config{NoFineTune: true, RecalibrateBN: calib.N, FinalOnly: true, PruneRounds: 1, Threads: spec.Threads, Train: nas.TrainConfig{Seed: spec.Seed}})
 	if err != nil {
 		return nil, fmt.Errorf("compressing the inherited weights: %w", err)
 	}

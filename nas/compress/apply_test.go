@@ -2,6 +2,7 @@ package compress
 
 import (
 	"context"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -153,24 +154,7 @@ func TestApplyChannelsLowRankInt8(t *testing.T) {
 // physical result and that the pruned network still classifies.
 func TestApplyChannelCriteriaOnBNNet(t *testing.T) {
 	train, val := smallMNIST(t)
-	a, err := nas.ParseArch([]byte(`{"version":1,"name":"bnnet","input":[1,28,28],"classes":10,"layers":[
-		{"name":"c1","type":"conv","out":8,"kernel":5,"bias":false},
-		{"name":"bn1","type":"batchnorm","act":"relu"},
-		{"name":"p1","type":"maxpool","size":2},
-		{"name":"c2","type":"conv","out":16,"kernel":5,"bias":false},
-		{"name":"bn2","type":"batchnorm","act":"relu"},
-		{"name":"p2","type":"maxpool","size":2},
-		{"name":"fc","type":"linear","out":10}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := nas.NewModel(a, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := nas.Train(context.Background(), m, train, nil, nas.TrainConfig{Epochs: 2, Seed: 1}, nil); err != nil {
-		t.Fatal(err)
-	}
+	m := trainedBNNet(t, train, 2)
 	for _, c := range []struct {
 		recipe string
 		c1, c2 int
@@ -225,4 +209,80 @@ func TestApplyChannelCriteriaOnBNNet(t *testing.T) {
 	if _, err := Apply(context.Background(), m, r, train, val, Config{}); err == nil || !strings.Contains(err.Error(), "batch norm") {
 		t.Errorf("bn criterion on the classifier: %v", err)
 	}
+}
+
+// With NoFineTune and RecalibrateBN, the batch-norm statistics after
+// pruning are those of the pruned network on the first training images:
+// the result scores what the pruned model with recalibrated statistics
+// scores, and not what it scores with the statistics it had before.
+func TestApplyRecalibratesBNWithoutFineTuning(t *testing.T) {
+	train, val := smallMNIST(t)
+	m := trainedBNNet(t, train, 1)
+	r, err := ParseRecipe("c1.prune=0.7,c2.prune=0.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const calib = 512
+	apply := func(recal int) float64 {
+		res, err := Apply(context.Background(), m, r, train, val, Config{NoFineTune: true, RecalibrateBN: recal, PruneRounds: 1, FinalOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.ValAccAfter
+	}
+	stale, recal := apply(0), apply(calib)
+
+	// The same by hand: the pruned copy, its statistics recalibrated.
+	want, err := cloneModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"c1.w", "c2.w"} {
+		w := want.Param(name)
+		th, err := MagnitudeThreshold([][]float32{w.Data}, 0.7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		PruneMagnitude(w.Data, th)
+	}
+	if err := want.RecalibrateBN(train.Images[:calib*train.SampleSize()], calib, nas.EvalBatch); err != nil {
+		t.Fatal(err)
+	}
+	kern, closeK, err := nas.DefaultKernels(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeK()
+	wantAcc, err := EvaluatePlan(want, val, kern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(recal-wantAcc) > 0.002 || recal == stale {
+		t.Fatalf("recalibrated: %.4f, by hand %.4f, statistics left as they were %.4f", recal, wantAcc, stale)
+	}
+	t.Logf("70%% pruned without fine-tuning: %.4f with recalibrated statistics, %.4f with the old ones", recal, stale)
+}
+
+// trainedBNNet is a small conv net with batch norm trained for epochs.
+func trainedBNNet(t *testing.T, train *data.Set, epochs int) *nas.Model {
+	t.Helper()
+	a, err := nas.ParseArch([]byte(`{"version":1,"name":"bnnet","input":[1,28,28],"classes":10,"layers":[
+		{"name":"c1","type":"conv","out":8,"kernel":5,"bias":false},
+		{"name":"bn1","type":"batchnorm","act":"relu"},
+		{"name":"p1","type":"maxpool","size":2},
+		{"name":"c2","type":"conv","out":16,"kernel":5,"bias":false},
+		{"name":"bn2","type":"batchnorm","act":"relu"},
+		{"name":"p2","type":"maxpool","size":2},
+		{"name":"fc","type":"linear","out":10}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := nas.NewModel(a, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nas.Train(context.Background(), m, train, nil, nas.TrainConfig{Epochs: epochs, Seed: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
