@@ -223,8 +223,16 @@ func TestENASSearch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.Metrics == nil || spec.Metrics.Estimate || len(spec.Latencies) != 1 || spec.Latencies[0].Device.Fingerprint != sp.Device.Fingerprint {
+	if spec.Metrics == nil || spec.Metrics.Estimate != !sp.FineTuned || len(spec.Latencies) != 1 || spec.Latencies[0].Device.Fingerprint != sp.Device.Fingerprint {
 		t.Fatalf("specialised trial %+v", spec)
+	}
+	// The better of the inherited and the fine-tuned weights is recorded;
+	// the inherited ones compressed again score what the estimate said.
+	if want := max(sp.InheritedVal, sp.FineTunedVal); sp.ValAccuracy != want || spec.Metrics.ValAccuracy != want || sp.FineTuned != (sp.FineTunedVal > sp.InheritedVal) {
+		t.Fatalf("recorded val %.4f (stored %.4f), inherited %.4f, fine-tuned %.4f, fine_tuned %v", sp.ValAccuracy, spec.Metrics.ValAccuracy, sp.InheritedVal, sp.FineTunedVal, sp.FineTuned)
+	}
+	if math.Abs(sp.InheritedVal-sp.Estimate) > 0.02 {
+		t.Fatalf("inherited weights compressed again score %.4f, their estimate was %.4f", sp.InheritedVal, sp.Estimate)
 	}
 	blob, err := db.TrialWeights(ctx, spec.ID)
 	if err != nil {

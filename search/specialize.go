@@ -59,8 +59,14 @@ type SpecializeResult struct {
 	Device accel.Device `json:"device"`
 	// Estimate is the winner's supernet estimate (validation accuracy of
 	// its inherited, compressed weights); ValAccuracy and TestAccuracy
-	// are those of the recorded model (after the fine-tuning).
+	// are those of the recorded model: the inherited weights compressed
+	// again (InheritedVal) or the fine-tuned ones (FineTunedVal, when
+	// fine-tuning was asked for), whichever is better on validation
+	// (FineTuned says which).
 	Estimate       float64   `json:"estimate"`
+	InheritedVal   float64   `json:"inherited_val_accuracy"`
+	FineTunedVal   float64   `json:"fine_tuned_val_accuracy,omitempty"`
+	FineTuned      bool      `json:"fine_tuned"`
 	ValAccuracy    float64   `json:"val_accuracy"`
 	TestAccuracy   float64   `json:"test_accuracy"`
 	LatencyNs      int64     `json:"latency_ns"`
@@ -235,20 +241,34 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 		return err
 	}
 	t0 := time.Now()
-	lr := cfg.LR / 5
+	// The inherited weights compressed as the estimate was (no fine-tuning,
+	// batch norm recalibrated), then the fine-tuned ones: the better on
+	// validation is recorded. The shared weights of a long-trained
+	// supernet can be better than a brief fine-tune leaves them.
+	cr, err := compress.Apply(ctx, m, CompressRecipe(cand.Layers, nil), in.train, in.val, compress.Config{NoFineTune: true,
+		RecalibrateBN: in.calib.N, PruneRounds: 1, Threads: o.Threads, Train: nas.TrainConfig{Seed: o.Seed}})
+	if err != nil {
+		return fmt.Errorf("compressing: %w", err)
+	}
+	res.InheritedVal = cr.ValAccAfter
 	if o.FineTuneEpochs > 0 {
+		lr := cfg.LR / 5
 		if _, err := nas.Train(ctx, m, in.train, nil, nas.TrainConfig{Epochs: o.FineTuneEpochs, Seed: o.Seed, Optimizer: cfg.Optimizer,
 			LR: lr, BatchSize: cfg.BatchSize, Augment: in.aug, ConstantLR: true}, nil); err != nil {
 			return fmt.Errorf("fine-tuning: %w", err)
 		}
-	}
-	cr, err := compress.Apply(ctx, m, CompressRecipe(cand.Layers, nil), in.train, in.val, compress.Config{NoFineTune: o.FineTuneEpochs == 0,
-		PruneRounds: 1, Threads: o.Threads, Train: nas.TrainConfig{Seed: o.Seed, Optimizer: cfg.Optimizer, LR: lr, BatchSize: cfg.BatchSize, Augment: in.aug}})
-	if err != nil {
-		return fmt.Errorf("compressing: %w", err)
+		tuned, err := compress.Apply(ctx, m, CompressRecipe(cand.Layers, nil), in.train, in.val, compress.Config{PruneRounds: 1, Threads: o.Threads,
+			Train: nas.TrainConfig{Seed: o.Seed, Optimizer: cfg.Optimizer, LR: lr, BatchSize: cfg.BatchSize, Augment: in.aug}})
+		if err != nil {
+			return fmt.Errorf("compressing the fine-tuned weights: %w", err)
+		}
+		res.FineTunedVal = tuned.ValAccAfter
+		if tuned.ValAccAfter > cr.ValAccAfter {
+			cr, res.FineTuned = tuned, true
+		}
 	}
 	tr := &TrialResult{ValAccuracy: cr.ValAccAfter, Params: cr.ParamsAfter, Bytes: int64(cr.Bytes), MACs: cr.Model.Graph.MACs(),
-		Arch: cr.Model.Arch, Estimate: o.FineTuneEpochs == 0, TrainSeconds: time.Since(t0).Seconds()}
+		Arch: cr.Model.Arch, Estimate: !res.FineTuned, TrainSeconds: time.Since(t0).Seconds()}
 	if tr.TestAccuracy, err = compress.EvaluatePlan(cr.Model, in.test, sn.Kernels); err != nil {
 		return fmt.Errorf("test: %w", err)
 	}
@@ -262,7 +282,11 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 	if err != nil {
 		return err
 	}
-	marker, err := json.Marshal(specializeMarker{FinalOf: -1, Decisions: res.Decisions, Epochs: o.FineTuneEpochs,
+	epochs := 0
+	if res.FineTuned {
+		epochs = o.FineTuneEpochs
+	}
+	marker, err := json.Marshal(specializeMarker{FinalOf: -1, Decisions: res.Decisions, Epochs: epochs,
 		SpecializedFor: res.Device.Fingerprint, MaxLatencyNs: int64(o.MaxLatency), MaxBytes: o.MaxBytes})
 	if err != nil {
 		return err

@@ -39,8 +39,9 @@ evolution over its sub-networks, each evaluated with the shared weights (batch
 norm recalibrated, the candidate's compression applied to its inherited
 weights) and measured on --device only; nothing of the supernet is trained.
 The most accurate candidate within --max-latency (and --max-bytes) is
-fine-tuned from its inherited weights for --fine-tune-epochs, compressed,
-measured again and recorded as a trial of the study with that device's
+fine-tuned from its inherited weights for --fine-tune-epochs and compressed;
+whichever of the fine-tuned and the inherited weights scores better on
+validation is measured again and recorded as a trial of the study with that device's
 latency, so hwnas best --device and hwnas export --trial treat it like any
 other trial. A device is its fingerprint: --threads 2 or HWNAS_ISA=avx2 make
 another one of the same machine.`,
@@ -65,7 +66,7 @@ another one of the same machine.`,
 	f.IntVar(&opts.Evaluations, "evaluations", 100, "candidates evaluated with the supernet's weights at most")
 	f.Float64Var(&opts.Minutes, "minutes", 10, "time bound of the search in minutes")
 	f.IntVar(&opts.Population, "population", 16, "population of the evolution")
-	f.IntVar(&opts.FineTune, "fine-tune-epochs", 1, "epochs of fine-tuning of the winner from its inherited weights (0: none)")
+	f.IntVar(&opts.FineTune, "fine-tune-epochs", 1, "epochs of fine-tuning of the winner from its inherited weights (0: none); the better of the fine-tuned and the inherited weights on validation is recorded")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the evolution and the fine-tuning")
 	f.BoolVar(&opts.JSON, "json", false, "print the result as JSON")
 	_ = cmd.MarkFlagRequired("study")
@@ -117,8 +118,16 @@ func runSpecialize(ctx context.Context, w io.Writer, opts specializeOptions) err
 	if !res.WithinBounds {
 		bound = "OVER the bounds when measured again"
 	}
-	_, err = fmt.Fprintf(w, "trial %s for %s: supernet estimate %.2f%%, after %d epoch(s) of fine-tuning val %.2f%% test %.2f%%, %d bytes, latency %v (%s); %d candidates evaluated (%d within the bounds) in %.0fs, %.0fs in all\n",
-		res.Name, res.Device.Name, 100*res.Estimate, res.FineTuneEpochs, 100*res.ValAccuracy, 100*res.TestAccuracy, res.Bytes,
+	kept := "its inherited weights"
+	if res.FineTuned {
+		kept = fmt.Sprintf("fine-tuned for %d epoch(s)", res.FineTuneEpochs)
+	}
+	tuned := ""
+	if res.FineTuneEpochs > 0 {
+		tuned = fmt.Sprintf("; inherited %.2f%%, fine-tuned %.2f%%", 100*res.InheritedVal, 100*res.FineTunedVal)
+	}
+	_, err = fmt.Fprintf(w, "trial %s for %s: supernet estimate %.2f%%, recorded with %s: val %.2f%% test %.2f%%%s, %d bytes, latency %v (%s); %d candidates evaluated (%d within the bounds) in %.0fs, %.0fs in all\n",
+		res.Name, res.Device.Name, 100*res.Estimate, kept, 100*res.ValAccuracy, 100*res.TestAccuracy, tuned, res.Bytes,
 		time.Duration(res.LatencyNs).Round(100*time.Nanosecond), bound, res.Evaluated, res.Feasible, res.SearchSeconds, res.Seconds)
 	return err
 }
