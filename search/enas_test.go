@@ -60,6 +60,23 @@ func TestSupernetBindsEverySubnet(t *testing.T) {
 	if bound < 30 {
 		t.Fatalf("only %d of 60 points were valid", bound)
 	}
+	// The built sub-networks kept are bounded, the most recent kept.
+	var last *Subnet
+	for i := 0; i < 3*maxSubnets; i++ {
+		cfg, err := space.Decode(uniform(rng, space.Sizes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, err := sn.Sub(cfg); err == nil {
+			if again, _ := sn.Sub(cfg); again != s {
+				t.Fatal("a sub-network just built was not kept")
+			}
+			last = s
+		}
+	}
+	if len(sn.subs) > maxSubnets || last == nil {
+		t.Fatalf("%d sub-networks kept (at most %d)", len(sn.subs), maxSubnets)
+	}
 
 	largest := Config{Input: space.Input, Classes: 10, Head: HeadFlatten}
 	for _, st := range space.Stages {

@@ -40,6 +40,7 @@ type Supernet struct {
 	Weights *nas.SharedWeights
 	Kernels accel.Kernels // nil: nas's default
 	subs    map[string]*Subnet
+	uses    uint64
 }
 
 // Subnet is one candidate bound to the supernet: a standalone model whose
@@ -49,10 +50,15 @@ type Subnet struct {
 	Candidate *Candidate
 	Model     *nas.Model
 	bind      *nas.Binding
+	used      uint64 // the supernet's Sub count when it was last returned
 }
 
-// maxSubnets bounds the built sub-networks a supernet keeps for reuse.
-const maxSubnets = 256
+// maxSubnets bounds the built sub-networks a supernet keeps for reuse,
+// the least recently used going first. Each keeps its model's training
+// and evaluation buffers (tens of MB for an MNIST-sized network): 256 of
+// them held 5 GB in a 4-minute MNIST run, and building one again costs
+// about as much as one training step.
+const maxSubnets = 32
 
 // NewSupernet builds the supernet of space with weights initialised from
 // seed as nas.NewModel initialises the largest network of each block type
@@ -159,8 +165,10 @@ func (sn *Supernet) Sub(cfg Config) (*Subnet, error) {
 		return nil, err
 	}
 	key := string(cand.Arch.JSON())
+	sn.uses++
 	if s := sn.subs[key]; s != nil {
 		s.Candidate = cand // the same network; the compression may differ
+		s.used = sn.uses
 		return s, nil
 	}
 	m, err := nas.NewModel(cand.Arch, 0)
@@ -173,9 +181,15 @@ func (sn *Supernet) Sub(cfg Config) (*Subnet, error) {
 		return nil, err
 	}
 	if len(sn.subs) >= maxSubnets {
-		clear(sn.subs)
+		oldest := ""
+		for k, s := range sn.subs {
+			if oldest == "" || s.used < sn.subs[oldest].used {
+				oldest = k
+			}
+		}
+		delete(sn.subs, oldest)
 	}
-	s := &Subnet{Candidate: cand, Model: m, bind: b}
+	s := &Subnet{Candidate: cand, Model: m, bind: b, used: sn.uses}
 	sn.subs[key] = s
 	return s, nil
 }
