@@ -66,8 +66,9 @@ func (e ENASConfig) withDefaults(trainN, batch int) ENASConfig {
 
 // ENAS is the controller of the weight-sharing search: the RL strategy's
 // LSTM and REINFORCE, whose checkpoint also carries the supernet's
-// weights and the round, so a search killed at any moment resumes with
-// the shared weights of its last observation.
+// weights and the round, saved once per round: a search killed at any
+// moment resumes with the shared weights of its last full round, the
+// controller replaying the trials finished since.
 type ENAS struct {
 	*RL
 	Round int
@@ -282,6 +283,13 @@ func (c *coordinator) enas(ctx context.Context) error {
 				return err
 			}
 		}
+		// One checkpoint per round, after its samples (the supernet's
+		// weights are a megabyte or more: saved after every trial, they
+		// took a third of the run). A run killed within a round resumes
+		// from the last one, replaying the trials observed since.
+		if err := c.checkpoint(context.WithoutCancel(ctx)); err != nil {
+			return err
+		}
 	}
 }
 
@@ -370,7 +378,7 @@ func (r *enasRun) sample(ctx context.Context) error {
 		return err
 	}
 	if cand == nil { // invalid: failed already
-		_, err = r.c.observeFinished(ctx)
+		_, err = r.c.observe(ctx)
 		return err
 	}
 	return r.run(ctx, tr, cfg, cand)
@@ -456,7 +464,7 @@ func (r *enasRun) run(ctx context.Context, tr store.Trial, cfg Config, cand *Can
 		fmt.Fprintf(c.log, "trial %s: supernet estimate: reward %.4f val %.2f%% %d bytes latency %v%s (%.1fs)\n",
 			tr.Name(), rew, 100*res.ValAccuracy, res.Bytes, row.Figure().Round(100*time.Nanosecond), reused, time.Since(t0).Seconds())
 	}
-	_, err = c.observeFinished(ctx)
+	_, err = c.observe(ctx)
 	return err
 }
 

@@ -477,6 +477,22 @@ func (c *coordinator) addProposal(ctx context.Context) (tr store.Trial, cfg Conf
 // nextObserve on, in number order, stopping at the first unfinished one,
 // and checkpoints it once after them. It returns how many it observed.
 func (c *coordinator) observeFinished(ctx context.Context) (int, error) {
+	n, err := c.observe(ctx)
+	if n > 0 && err == nil {
+		err = c.checkpoint(ctx)
+	}
+	return n, err
+}
+
+// checkpoint saves the strategy's state as of the trials observed.
+func (c *coordinator) checkpoint(ctx context.Context) error {
+	return saveCheckpoint(ctx, c.o.DB, c.st.ID, c.strat, c.nextObserve)
+}
+
+// observe is observeFinished without the checkpoint: a strategy whose
+// checkpoint is costly (enas's carries the supernet's weights) saves it
+// itself, less often; a resume replays the trials observed since.
+func (c *coordinator) observe(ctx context.Context) (int, error) {
 	trials, err := c.o.DB.ListTrials(ctx, c.st.ID, store.TrialFilter{From: c.nextObserve})
 	if err != nil {
 		return 0, err
@@ -516,9 +532,6 @@ func (c *coordinator) observeFinished(ctx context.Context) (int, error) {
 		if c.o.Progress != nil {
 			c.o.Progress(c.sum.Progress)
 		}
-	}
-	if n > 0 {
-		return n, saveCheckpoint(ctx, c.o.DB, c.st.ID, c.strat, c.nextObserve)
 	}
 	return n, nil
 }
