@@ -131,48 +131,70 @@ func (pr *Predictor) predictKeys(keys []string) (ns, coverage float64) {
 }
 
 // OpRun is one trial's measured figure and per-op times, as a table
-// learns them.
+// learns them. A sweep run (Sweep) is learnt from and never predicted:
+// it is no trial.
 type OpRun struct {
 	Trial  int
 	Figure float64 // ns
 	Ops    []OpTime
+	Sweep  bool
 }
 
-// StudyHeldOut is HeldOut over the per-op times stored with a study's
-// latencies on a device (hwnas's kernels, at batch): the predictor after
-// the study's trials, each predicted from the others.
-func StudyHeldOut(ctx context.Context, db *store.DB, studyID int64, fingerprint string, batch int) (PredictorReport, error) {
-	rows, err := db.StudyOpTimes(ctx, studyID, fingerprint, max(1, batch), maxHeldOut)
-	if err != nil {
-		return PredictorReport{}, err
-	}
+// opRuns decodes stored per-op times (rows whose JSON does not decode, or
+// holds no op, are left out).
+func opRuns(rows []store.TrialOps, sweep bool) []OpRun {
 	runs := make([]OpRun, 0, len(rows))
 	for _, r := range rows {
 		var ops []OpTime
 		if json.Unmarshal(r.Ops, &ops) != nil || len(ops) == 0 {
 			continue
 		}
-		runs = append(runs, OpRun{Trial: r.Number, Figure: float64(r.Figure), Ops: ops})
+		runs = append(runs, OpRun{Trial: r.Number, Figure: float64(r.Figure), Ops: ops, Sweep: sweep})
 	}
-	return HeldOut(runs), nil
+	return runs
+}
+
+// StudyHeldOut is HeldOut over the per-op times stored with a study's
+// latencies on a device (hwnas's kernels, at batch), after the device's
+// predictor sweep runs: the predictor after the study's trials, each
+// predicted from the others and the sweep.
+func StudyHeldOut(ctx context.Context, db *store.DB, studyID int64, fingerprint string, batch int) (PredictorReport, error) {
+	rows, err := db.StudyOpTimes(ctx, studyID, fingerprint, max(1, batch), maxHeldOut)
+	if err != nil {
+		return PredictorReport{}, err
+	}
+	runs, err := sweepOps(ctx, db, fingerprint, batch)
+	if err != nil {
+		return PredictorReport{}, err
+	}
+	return HeldOut(append(runs, opRuns(rows, false)...)), nil
 }
 
 // maxHeldOut bounds the runs HeldOut predicts (the latest ones): each is
 // predicted from a table of all the others.
 const maxHeldOut = 200
 
-// HeldOut reports how well the predictor does after the runs: each run
-// (of the latest maxHeldOut) is predicted from a table learnt from every
-// other run's op times, merged in order as the device's table is
-// (MergeOpTimes), and compared with its figure.
+// HeldOut reports how well the predictor does after the runs: each trial
+// run (of the latest maxHeldOut) is predicted from a table learnt from
+// every other run's op times, the sweep runs first (as the device's table
+// learnt them before the study's first trial), merged in order as the
+// device's table is (MergeOpTimes), and compared with its figure.
 func HeldOut(runs []OpRun) PredictorReport {
-	runs = runs[max(0, len(runs)-maxHeldOut):]
 	var rep PredictorReport
+	var sweeps, trials []OpRun
+	for _, r := range runs {
+		if r.Sweep {
+			sweeps = append(sweeps, r)
+		} else {
+			trials = append(trials, r)
+		}
+	}
+	runs = append(sweeps, trials[max(0, len(trials)-maxHeldOut):]...)
 	if len(runs) < 2 {
 		return rep
 	}
 	for i, r := range runs {
-		if !(r.Figure > 0) || len(r.Ops) == 0 {
+		if r.Sweep || !(r.Figure > 0) || len(r.Ops) == 0 {
 			continue
 		}
 		table := map[string]time.Duration{}

@@ -55,6 +55,10 @@ type StudyConfig struct {
 	// latency is more than SkipOver times the budget, once the device's
 	// predictor has proved itself (0: never skip).
 	SkipOver float64 `json:"skip_over,omitempty"`
+	// PredictorSweep untrained networks of the space are measured on the
+	// device before the first trial, so the latency predictor knows the
+	// space's ops from the start (0: none; see coordinator.sweep).
+	PredictorSweep int `json:"predictor_sweep,omitempty"`
 	// Trials is the budget the study was started with (a bare resume
 	// finishes it).
 	Trials int `json:"trials,omitempty"`
@@ -281,6 +285,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		fmt.Fprintf(logw, "study %s: replayed %d finished trial(s) into the strategy\n", st.Name, n)
 	}
 	c.doneAtStart = sum.Done
+	if err := c.sweep(ctx); err != nil {
+		return sum, err
+	}
 
 	local := 0
 	workErr := make(chan error, 1)

@@ -375,10 +375,10 @@ func TestMigrationKeepsLatencies(t *testing.T) {
 		s := newStudy(t, d, "old")
 		dev := testDevice("Test CPU", "cpu", 2)
 		tr := addDone(t, d, s.ID, dev, 0.9, 100, 10*time.Microsecond)
-		// Undo migrations 7, 6, 5, 4, 3 and 2 by hand, as a version-1 database looked.
+		// Undo migrations 8, 7, 6, 5, 4, 3 and 2 by hand, as a version-1 database looked.
 		var undo []string
 		if d.Postgres() {
-			undo = []string{`DROP TABLE reference_figures`, `ALTER TABLE metrics DROP COLUMN estimate`, `DROP INDEX latencies_by_reference`}
+			undo = []string{`DROP TABLE sweep_runs`, `DROP TABLE reference_figures`, `ALTER TABLE metrics DROP COLUMN estimate`, `DROP INDEX latencies_by_reference`}
 			for _, c := range []string{"probe_ns", "drift", "ops", "latency_ns", "ci_low_ns", "ci_high_ns", "rounds", "reference", "ref_ns", "ratio", "ratio_low", "ratio_high", "disturbed"} {
 				undo = append(undo, `ALTER TABLE latencies DROP COLUMN `+c)
 			}
@@ -391,7 +391,7 @@ func TestMigrationKeepsLatencies(t *testing.T) {
 			v1 := migrations[0].sqlite
 			create := v1[strings.Index(v1, "CREATE TABLE latencies ("):]
 			create = create[:strings.Index(create, ");")+2]
-			undo = []string{`DROP TABLE reference_figures`, `ALTER TABLE metrics DROP COLUMN estimate`, `ALTER TABLE studies DROP COLUMN data_info`, `DROP TABLE workers`, `ALTER TABLE trials DROP COLUMN stage`, `ALTER TABLE trials DROP COLUMN lease_until`,
+			undo = []string{`DROP TABLE sweep_runs`, `DROP TABLE reference_figures`, `ALTER TABLE metrics DROP COLUMN estimate`, `ALTER TABLE studies DROP COLUMN data_info`, `DROP TABLE workers`, `ALTER TABLE trials DROP COLUMN stage`, `ALTER TABLE trials DROP COLUMN lease_until`,
 				strings.Replace(create, "latencies", "latencies1", 1),
 				`INSERT INTO latencies1 SELECT trial_id, device_fingerprint, batch, median_ns, p90_ns, mad_ns, mean_ns, min_ns, max_ns,
 					runs, outliers, predicted_ns, measured_at FROM latencies`,

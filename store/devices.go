@@ -265,6 +265,46 @@ func (d *DB) StudyOpTimes(ctx context.Context, studyID int64, fingerprint string
 	return out, rows.Err()
 }
 
+// PutSweepRun records one network of the predictor's sweep on a device:
+// its figure at batch and its per-op times (JSON), under the digest of
+// the search space it was drawn from.
+func (d *DB) PutSweepRun(ctx context.Context, dev accel.Device, batch int, space string, figure time.Duration, ops json.RawMessage) error {
+	if batch <= 0 || figure <= 0 || len(ops) == 0 {
+		return fmt.Errorf("sweep run on %s: batch %d, figure %v and %d bytes of op times (all must be positive)", dev.Name, batch, figure, len(ops))
+	}
+	return d.write(ctx, func(tx *tx) error {
+		at := fmtTime(now())
+		if err := putDevice(tx, dev, at); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`INSERT INTO sweep_runs (device_fingerprint, batch, space, latency_ns, ops, measured_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			dev.Fingerprint, batch, space, int64(figure), string(ops), at)
+		return err
+	})
+}
+
+// SweepRuns returns the predictor's sweep runs on a device at batch,
+// oldest first: of one search space (its digest), or of every space when
+// space is empty. Their Number is −1: they are no trial.
+func (d *DB) SweepRuns(ctx context.Context, fingerprint string, batch int, space string) ([]TrialOps, error) {
+	rows, err := d.query(ctx, `SELECT latency_ns, ops FROM sweep_runs WHERE device_fingerprint = ? AND batch = ?
+		AND (? = '' OR space = ?) ORDER BY measured_at`, fingerprint, batch, space, space)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []TrialOps
+	for rows.Next() {
+		var ns int64
+		var ops string
+		if err := rows.Scan(&ns, &ops); err != nil {
+			return nil, err
+		}
+		out = append(out, TrialOps{Number: -1, Figure: durNS(ns), Ops: json.RawMessage(ops)})
+	}
+	return out, rows.Err()
+}
+
 // ReferenceHistory returns the figures a reference model had on a device
 // (at batch, in runtime) in its latest n measurements, newest first: each
 // latency stored records the reference measured in the same rounds, and

@@ -322,6 +322,27 @@ func TestLatencyFigures(t *testing.T) {
 		if ops, _ := d.StudyOpTimes(ctx, s.ID, dev.Fingerprint, 1, 0); len(ops) != 0 {
 			t.Fatalf("the latest 0: %+v", ops)
 		}
+		// The predictor's sweep runs come back by device, batch and
+		// space (every space for ""), oldest first, numbered −1.
+		for i, sp := range []string{"space-a", "space-b", "space-a"} {
+			time.Sleep(2 * time.Millisecond)
+			if err := d.PutSweepRun(ctx, dev, 1, sp, time.Duration(i+1)*time.Microsecond, json.RawMessage(`[{"key":"conv","ns":1000}]`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.PutSweepRun(ctx, dev, 1, "space-a", 0, json.RawMessage(`[]`)); err == nil {
+			t.Fatal("a sweep run without a figure was stored")
+		}
+		sw, err := d.SweepRuns(ctx, dev.Fingerprint, 1, "space-a")
+		if err != nil || len(sw) != 2 || sw[0].Figure != time.Microsecond || sw[1].Figure != 3*time.Microsecond || sw[0].Number != -1 {
+			t.Fatalf("sweep runs of space-a %+v %v", sw, err)
+		}
+		if sw, _ := d.SweepRuns(ctx, dev.Fingerprint, 1, ""); len(sw) != 3 {
+			t.Fatalf("sweep runs of every space %+v", sw)
+		}
+		if sw, _ := d.SweepRuns(ctx, dev.Fingerprint, 64, ""); len(sw) != 0 {
+			t.Fatalf("sweep runs at batch 64 %+v", sw)
+		}
 	})
 }
 

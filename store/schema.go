@@ -378,6 +378,32 @@ ALTER TABLE latencies ADD COLUMN drift REAL NOT NULL DEFAULT 1;
 ALTER TABLE latencies ADD COLUMN probe_ns BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE latencies ADD COLUMN drift DOUBLE PRECISION NOT NULL DEFAULT 1;
 `},
+	// 8: sweep_runs are the predictor's sweep on a device: untrained
+	// networks of a search space (space: its digest), compressed and
+	// measured at the study's start so the per-op table knows the space's
+	// ops before the first trial; their per-op times (ops, JSON) join a
+	// study's held-out report as what the table learnt from.
+	{sqlite: `
+CREATE TABLE sweep_runs (
+	device_fingerprint TEXT NOT NULL REFERENCES devices(fingerprint),
+	batch              INTEGER NOT NULL CHECK (batch > 0),
+	space              TEXT NOT NULL,
+	latency_ns         INTEGER NOT NULL CHECK (latency_ns > 0),
+	ops                TEXT NOT NULL,
+	measured_at        TEXT NOT NULL
+);
+CREATE INDEX sweep_runs_by_device ON sweep_runs (device_fingerprint, batch, space, measured_at);
+`, postgres: `
+CREATE TABLE sweep_runs (
+	device_fingerprint TEXT NOT NULL REFERENCES devices(fingerprint),
+	batch              INTEGER NOT NULL CHECK (batch > 0),
+	space              TEXT NOT NULL,
+	latency_ns         BIGINT NOT NULL CHECK (latency_ns > 0),
+	ops                TEXT NOT NULL,
+	measured_at        TEXT NOT NULL
+);
+CREATE INDEX sweep_runs_by_device ON sweep_runs (device_fingerprint, batch, space, measured_at);
+`},
 }
 
 // SchemaVersion is the schema version this build writes and reads.

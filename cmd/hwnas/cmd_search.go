@@ -28,6 +28,7 @@ type searchOptions struct {
 	LatencyTarget               string
 	Runtime, Reference          string
 	SkipOver                    float64
+	PredictorSweep              int
 	MaxBytes                    int64
 	Reward                      string
 	Space                       string
@@ -132,6 +133,7 @@ failed with reason "skipped" and counted in the summary.`,
 	f.StringVar(&opts.Runtime, "runtime", store.RuntimeHwnas, "runtime whose latency the reward uses: hwnas (its own kernels) or onnxruntime (each trial's ONNX export)")
 	f.StringVar(&opts.Reference, "reference", "", "built-in model measured beside every trial (default: the budget's, else lenet5)")
 	f.Float64Var(&opts.SkipOver, "skip-over", 0, "skip training candidates predicted above this many times the budget, once the predictor earned it (0: never)")
+	f.IntVar(&opts.PredictorSweep, "predictor-sweep", search.DefaultPredictorSweep, "untrained networks of the space measured on the device before the first trial, so the latency predictor knows the space's ops (once per device, space and batch; 0: none)")
 	f.Int64Var(&opts.MaxBytes, "max-bytes", 0, "size budget of the reward in bytes (0: none)")
 	f.StringVar(&opts.Reward, "reward", "soft", "reward form: soft or hard")
 	f.StringVar(&opts.Space, "space", "", "search space JSON file (default: the built-in space scaled to the data set's shape)")
@@ -216,6 +218,9 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	if err != nil {
 		return err
 	}
+	if opts.PredictorSweep < 0 {
+		return badInputf("--predictor-sweep %d: give a count ≥ 0 (0: no sweep)", opts.PredictorSweep)
+	}
 	if opts.SkipOver < 0 || (opts.SkipOver > 0 && opts.SkipOver < 1) {
 		return badInputf("--skip-over %v: give a factor ≥ 1 (0: never skip)", opts.SkipOver)
 	}
@@ -290,7 +295,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		Epochs: opts.Epochs, Subset: opts.Subset, ValSubset: opts.ValSubset,
 		Optimizer: opts.Optimizer, LR: opts.LR, BatchSize: opts.TrainBatch,
 		Batch: opts.Batch, Threads: opts.Threads, Trials: opts.Trials, MeasureDevice: opts.MeasureDevice,
-		Runtime: runtime, Reference: reference, SkipOver: opts.SkipOver, Rounds: opts.rounds}
+		Runtime: runtime, Reference: reference, SkipOver: opts.SkipOver, PredictorSweep: opts.PredictorSweep, Rounds: opts.rounds}
 	if opts.Strategy == search.StrategyENAS {
 		cfg.ENAS = &opts.ENAS
 	}
