@@ -39,11 +39,14 @@ type ENASConfig struct {
 	LR float64 `json:"lr,omitempty"`
 	// Uniform is the fraction of training steps whose sub-network is
 	// drawn uniformly from the space instead of from the controller
-	// (default 0: none, pure ENAS). A controller that has settled on a
-	// few choices (one head, one block type) leaves the other slots
-	// untrained, and the candidates using them are estimated far below
-	// what they reach on their own; uniform steps keep them trained (at
-	// the cost of fewer steps on what the controller favours).
+	// (default 0: none, pure ENAS; hwnas search's --enas-uniform
+	// defaults to 0.5). A controller that has settled on a few choices
+	// (one head, one block type) leaves the other slots untrained, and
+	// the candidates using them are estimated far below what they reach
+	// on their own; uniform steps keep them trained (at the cost of fewer
+	// steps on what the controller favours). On the default MNIST space,
+	// 12 minutes each, Kendall's τ over 20 sub-networks was 0.281 pure
+	// and 0.451 with half the steps uniform.
 	Uniform float64 `json:"uniform,omitempty"`
 }
 

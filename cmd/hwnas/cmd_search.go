@@ -169,7 +169,7 @@ failed with reason "skipped" and counted in the summary.`,
 	f.IntVar(&opts.ENAS.Steps, "enas-steps", 0, "enas: shared-weight training batches per round (0: one pass over --subset, at most 100)")
 	f.IntVar(&opts.ENAS.Samples, "enas-samples", 0, "enas: candidates evaluated (trials) per round (0: 5)")
 	f.Float64Var(&opts.ENAS.LR, "enas-lr", 0, "enas: SGD learning rate of the shared weights (0: 0.05)")
-	f.Float64Var(&opts.ENAS.Uniform, "enas-uniform", 0, "enas: fraction of shared-weight steps on uniformly drawn sub-networks rather than the controller's (0: none, pure ENAS)")
+	f.Float64Var(&opts.ENAS.Uniform, "enas-uniform", 0.5, "enas: fraction of shared-weight steps on uniformly drawn sub-networks rather than the controller's (0: none, pure ENAS; the default half keeps the slots the controller has left trained, which ranks sub-networks better)")
 	_ = cmd.MarkFlagRequired("study")
 	rootCmd.AddCommand(cmd)
 }

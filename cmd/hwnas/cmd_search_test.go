@@ -135,6 +135,7 @@ func TestSearchBadInput(t *testing.T) {
 		{"two references", searchOptions{LatencyTarget: "0.2xlenet5", Reference: "resnet20"}, fresh("n.db"), "one reference"},
 		{"unknown runtime", searchOptions{Runtime: "tflite"}, fresh("o.db"), "tflite"},
 		{"skip factor below 1", searchOptions{SkipOver: 0.5}, fresh("p.db"), "--skip-over"},
+		{"negative predictor sweep", searchOptions{PredictorSweep: -1}, fresh("r.db"), "--predictor-sweep -1"},
 		{"unknown head", searchOptions{Space: unknownHead}, fresh("k.db"), `unknown head "pool"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,6 +155,7 @@ func TestSearchBadInput(t *testing.T) {
 			}
 			o.Space, o.Data, o.FinalLR, o.FinalOptimizer = tc.opts.Space, tc.opts.Data, tc.opts.FinalLR, tc.opts.FinalOptimizer
 			o.Reference, o.Runtime, o.SkipOver, o.Quiet = tc.opts.Reference, tc.opts.Runtime, tc.opts.SkipOver, tc.opts.Quiet
+			o.PredictorSweep = tc.opts.PredictorSweep
 			if tc.opts.LatencyTarget != "" {
 				o.LatencyTarget = tc.opts.LatencyTarget
 			}
