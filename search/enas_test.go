@@ -147,7 +147,7 @@ func TestENASSearch(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(dir, StrategyENAS)
 	cfg.ValSubset = 100
-	cfg.ENAS = &ENASConfig{Steps: 8, Samples: 2, CalibImages: 64}
+	cfg.ENAS = &ENASConfig{Steps: 8, Samples: 2, CalibImages: 64, Warmup: 1}
 	o := testOptions(t, db, "e", cfg, 4)
 	o.Final = FinalOptions{Epochs: 1, Subset: 300}
 	sum, err := Run(ctx, o)
@@ -186,7 +186,7 @@ func TestENASSearch(t *testing.T) {
 	if err := json.Unmarshal(cs.Strategy, &ec); err != nil {
 		t.Fatal(err)
 	}
-	if ec.Round != 2 || len(ec.Supernet) == 0 {
+	if ec.Round != 3 || len(ec.Supernet) == 0 { // one warm-up round, two of two candidates
 		t.Fatalf("checkpoint at round %d with %d bytes of shared weights", ec.Round, len(ec.Supernet))
 	}
 
@@ -222,8 +222,8 @@ func TestENASSearch(t *testing.T) {
 	ck2, _ := db.LatestCheckpoint(ctx, st.ID)
 	_ = json.Unmarshal(ck2.Blob, &cs)
 	_ = json.Unmarshal(cs.Strategy, &ec)
-	if ec.Round != 3 {
-		t.Fatalf("resumed at round %d, want 3", ec.Round)
+	if ec.Round != 4 {
+		t.Fatalf("resumed at round %d, want 4", ec.Round)
 	}
 
 	// Specialised for a second device (two threads: another fingerprint),
@@ -350,5 +350,15 @@ func TestLatencyCache(t *testing.T) {
 	lc.keep(k2, &TrialResult{Latencies: []store.Latency{{Batch: 1, Disturbed: true}}})
 	if lc.reuse(k2, &res) {
 		t.Fatal("a disturbed figure was kept")
+	}
+}
+
+// TestENASWarmupDefault: the default warm-up is warmupSteps of training
+// in whole rounds; a negative one is none; a given one is kept.
+func TestENASWarmupDefault(t *testing.T) {
+	for _, c := range []struct{ steps, warmup, want int }{{100, 0, 10}, {79, 0, 13}, {8, 0, 125}, {100, -1, 0}, {100, 3, 3}} {
+		if got := (ENASConfig{Steps: c.steps, Warmup: c.warmup}).withDefaults(5000, 64).Warmup; got != c.want {
+			t.Errorf("steps %d, warmup %d: %d warm-up rounds, want %d", c.steps, c.warmup, got, c.want)
+		}
 	}
 }

@@ -169,6 +169,7 @@ failed with reason "skipped" and counted in the summary.`,
 	f.IntVar(&opts.ENAS.Steps, "enas-steps", 0, "enas: shared-weight training batches per round (0: one pass over --subset, at most 100)")
 	f.IntVar(&opts.ENAS.Samples, "enas-samples", 0, "enas: candidates evaluated (trials) per round (0: 5)")
 	f.Float64Var(&opts.ENAS.LR, "enas-lr", 0, "enas: SGD learning rate of the shared weights (0: 0.05)")
+	f.IntVar(&opts.ENAS.Warmup, "enas-warmup", 0, "enas: rounds of shared-weight training on uniformly drawn sub-networks before the first candidate is evaluated (0: 1000 steps' worth; -1: none)")
 	f.Float64Var(&opts.ENAS.Uniform, "enas-uniform", 0.5, "enas: fraction of shared-weight steps on uniformly drawn sub-networks rather than the controller's (0: none, pure ENAS; the default half keeps the slots the controller has left trained, which ranks sub-networks better)")
 	_ = cmd.MarkFlagRequired("study")
 	rootCmd.AddCommand(cmd)
@@ -224,8 +225,8 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	if opts.SkipOver < 0 || (opts.SkipOver > 0 && opts.SkipOver < 1) {
 		return badInputf("--skip-over %v: give a factor ≥ 1 (0: never skip)", opts.SkipOver)
 	}
-	if opts.ENAS.Steps < 0 || opts.ENAS.Samples < 0 || opts.ENAS.LR < 0 || opts.ENAS.Uniform < 0 || opts.ENAS.Uniform > 1 {
-		return badInputf("--enas-steps, --enas-samples and --enas-lr must not be negative, --enas-uniform must be in [0,1]")
+	if opts.ENAS.Steps < 0 || opts.ENAS.Samples < 0 || opts.ENAS.LR < 0 || opts.ENAS.Uniform < 0 || opts.ENAS.Uniform > 1 || opts.ENAS.Warmup < -1 {
+		return badInputf("--enas-steps, --enas-samples and --enas-lr must not be negative, --enas-uniform must be in [0,1], --enas-warmup at least -1")
 	}
 	reward := search.RewardConfig{Mode: search.RewardMode(opts.Reward), LatencyTargetNs: int64(target.Abs), LatencyTargetRatio: target.Ratio, MaxBytes: opts.MaxBytes}
 	if err := reward.Reward().Validate(); err != nil {
