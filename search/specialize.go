@@ -244,7 +244,9 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 	// The inherited weights compressed as the estimate was (no fine-tuning,
 	// batch norm recalibrated), then the fine-tuned ones: the better on
 	// validation is recorded. The shared weights of a long-trained
-	// supernet can be better than a brief fine-tune leaves them.
+	// supernet can be better than a brief fine-tune leaves them. Either
+	// way the recorded figures are the recorded model's own (not an
+	// estimate of another model's), so hwnas best lists it.
 	cr, err := compress.Apply(ctx, m, CompressRecipe(cand.Layers, nil), in.train, in.val, compress.Config{NoFineTune: true,
 		RecalibrateBN: in.calib.N, PruneRounds: 1, Threads: o.Threads, Train: nas.TrainConfig{Seed: o.Seed}})
 	if err != nil {
@@ -268,7 +270,7 @@ func recordSpecialized(ctx context.Context, db *store.DB, st store.Study, cfg St
 		}
 	}
 	tr := &TrialResult{ValAccuracy: cr.ValAccAfter, Params: cr.ParamsAfter, Bytes: int64(cr.Bytes), MACs: cr.Model.Graph.MACs(),
-		Arch: cr.Model.Arch, Estimate: !res.FineTuned, TrainSeconds: time.Since(t0).Seconds()}
+		Arch: cr.Model.Arch, TrainSeconds: time.Since(t0).Seconds()}
 	if tr.TestAccuracy, err = compress.EvaluatePlan(cr.Model, in.test, sn.Kernels); err != nil {
 		return fmt.Errorf("test: %w", err)
 	}
