@@ -120,12 +120,13 @@ test-arm64: deps
 	done
 
 # A 3-trial search with the arm64 binary under qemu, end to end (worker
-# processes, training, compression, latency, SQLite): a functional check.
+# processes, training, compression, latency, the predictor's sweep, SQLite):
+# a functional check (a sweep of 2 networks: each takes seconds under qemu).
 SEARCH_ARM64_DB ?= bin/search-arm64.db
 search-arm64: arm64 data
 	rm -f $(SEARCH_ARM64_DB)*
 	scripts/qemu-arm64.sh max $(ARM64_BIN) search --db $(SEARCH_ARM64_DB) --study arm64 --data $(DATA) \
-	  --trials 3 --subset 500 --val-subset 500 --epochs 1
+	  --trials 3 --subset 500 --val-subset 500 --epochs 1 --predictor-sweep 2
 	scripts/qemu-arm64.sh max $(ARM64_BIN) best --db $(SEARCH_ARM64_DB) --device cpu -n 3
 
 deps:
