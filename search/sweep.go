@@ -98,7 +98,11 @@ func (c *coordinator) sweep(ctx context.Context) error {
 		}
 		res, err := sweepOne(ctx, be, cand, spec, train, val, cfg.Seed+uint64(tries))
 		if err != nil {
-			return fmt.Errorf("predictor sweep, network %d: %w", measured+1, err)
+			// The sweep only teaches the predictor: a network it cannot
+			// compress or measure is left out, and the search goes on
+			// (its trial, if the strategy proposes it, reports the error).
+			fmt.Fprintf(c.log, "study %s: predictor sweep: %s left out: %v\n", c.st.Name, cand.Arch.Name, err)
+			continue
 		}
 		l, ok := res.Row("")
 		if !ok || len(res.PerOp) == 0 {
