@@ -76,6 +76,19 @@ func (w *worker) skipRule(ctx context.Context, spec *TrialSpec) (*SkipRule, erro
 	return r, nil
 }
 
+// compressUntrained is a candidate's compressed structure without
+// training: its model built with weights from seed, its recipe applied
+// without fine-tuning (64 calibration images). Pruning, sharing and int8
+// make the same kernels and densities whatever the weights' values.
+func compressUntrained(ctx context.Context, arch *nas.Arch, layers []LayerRecipe, seed uint64, train, val *data.Set, threads int) (*compress.Result, error) {
+	m, err := nas.NewModel(arch, seed)
+	if err != nil {
+		return nil, err
+	}
+	return compress.Apply(ctx, m, CompressRecipe(layers, nil), train, val,
+		compress.Config{NoFineTune: true, FinalOnly: true, PruneRounds: 1, CalibSamples: 64, Threads: threads})
+}
+
 // checkSkip predicts the candidate's latency before it is trained: its
 // recipe is applied to the untrained model without fine-tuning (the
 // compressed structure — pruned channels, factorised layers, int8 or
@@ -87,26 +100,15 @@ func checkSkip(ctx context.Context, spec *TrialSpec, train, val *data.Set) error
 	if r == nil || len(spec.OpTable) == 0 || !(r.limit() > 0) {
 		return nil
 	}
-	m, err := nas.NewModel(spec.Arch, spec.Seed)
-	if err != nil {
-		return nil // the training reports it
-	}
-	kern, closeKern, err := nas.DefaultKernels(spec.Threads)
-	if err != nil {
-		return err
-	}
-	defer closeKern()
-	m.Kernels = kern
 	var layers []LayerRecipe
 	if len(spec.Recipe) > 0 {
 		if err := json.Unmarshal(spec.Recipe, &layers); err != nil {
 			return fmt.Errorf("recipe: %w", err)
 		}
 	}
-	cr, err := compress.Apply(ctx, m, CompressRecipe(layers, nil), train.Subset(256), val.Subset(64),
-		compress.Config{NoFineTune: true, CalibSamples: 64, Threads: spec.Threads})
+	cr, err := compressUntrained(ctx, spec.Arch, layers, spec.Seed, train.Subset(256), val.Subset(64), spec.Threads)
 	if err != nil {
-		return nil // the real compression reports it
+		return nil // the training and the real compression report it
 	}
 	plan, err := nas.Lower(cr.Model)
 	if err != nil {

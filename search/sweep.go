@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"hwnas/accel"
-	"hwnas/nas"
-	"hwnas/nas/compress"
 	"hwnas/nas/data"
 	"hwnas/store"
 )
@@ -131,12 +129,7 @@ func (c *coordinator) sweep(ctx context.Context) error {
 // sweepOne builds cand untrained (weights from seed), compresses it with
 // its recipe without fine-tuning and measures it on be.
 func sweepOne(ctx context.Context, be accel.Backend, cand *Candidate, spec *TrialSpec, train, val *data.Set, seed uint64) (*TrialResult, error) {
-	m, err := nas.NewModel(cand.Arch, seed)
-	if err != nil {
-		return nil, err
-	}
-	cr, err := compress.Apply(ctx, m, CompressRecipe(cand.Layers, nil), train, val,
-		compress.Config{NoFineTune: true, FinalOnly: true, PruneRounds: 1, CalibSamples: 64, Threads: spec.Threads})
+	cr, err := compressUntrained(ctx, cand.Arch, cand.Layers, seed, train, val, spec.Threads)
 	if err != nil {
 		return nil, fmt.Errorf("compressing: %w", err)
 	}
