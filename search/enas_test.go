@@ -149,7 +149,7 @@ func TestENASSearch(t *testing.T) {
 	cfg.ValSubset = 100
 	cfg.ENAS = &ENASConfig{Steps: 8, Samples: 2, CalibImages: 64, Warmup: 1}
 	o := testOptions(t, db, "e", cfg, 4)
-	o.Final = FinalOptions{Epochs: 1, Subset: 300}
+	o.Final = FinalOptions{Epochs: 1, Subset: 300, Top: 1}
 	sum, err := Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)

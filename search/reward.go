@@ -79,6 +79,24 @@ func (r Reward) Of(acc float64, l store.Latency, bytes int64) (float64, error) {
 	return r.Compute(acc, l.Figure(), bytes)
 }
 
+// Within reports whether a model with latency l and size bytes keeps the
+// bounds of a hard reward: its latency at most the target (its ratio to
+// the reference when the budget is relative) and its size within
+// MaxBytes. A soft reward trades latency and size against accuracy and
+// bounds nothing, so every model is within it.
+func (r Reward) Within(l store.Latency, bytes int64) bool {
+	if r.Mode != RewardHard {
+		return true
+	}
+	if r.MaxBytes > 0 && bytes > r.MaxBytes {
+		return false
+	}
+	if r.LatencyRatio > 0 {
+		return l.Ratio != nil && l.Ratio.Value <= r.LatencyRatio
+	}
+	return l.Figure() <= r.LatencyTarget
+}
+
 // Compute returns the reward of a model with accuracy acc in [0,1],
 // latency lat and size bytes against the absolute LatencyTarget. It fails
 // on NaN accuracy and non-positive latency or size, which no real model

@@ -76,3 +76,29 @@ func TestRewardRelative(t *testing.T) {
 		t.Error("negative ratio accepted")
 	}
 }
+
+// TestRewardWithin: a hard reward's bounds are its latency target (figure
+// or ratio) and its size budget; a soft reward bounds nothing.
+func TestRewardWithin(t *testing.T) {
+	l := store.Latency{Stats: accel.LatencyStats{Latency: 30 * time.Microsecond}, Ratio: &accel.Ratio{Value: 0.4}}
+	for _, c := range []struct {
+		r     Reward
+		bytes int64
+		want  bool
+	}{
+		{Reward{Mode: RewardHard, LatencyTarget: 30 * time.Microsecond}, 1 << 20, true},
+		{Reward{Mode: RewardHard, LatencyTarget: 29 * time.Microsecond}, 1, false},
+		{Reward{Mode: RewardHard, LatencyTarget: time.Millisecond, MaxBytes: 1000}, 1000, true},
+		{Reward{Mode: RewardHard, LatencyTarget: time.Millisecond, MaxBytes: 1000}, 1001, false},
+		{Reward{Mode: RewardHard, LatencyRatio: 0.4}, 1, true},
+		{Reward{Mode: RewardHard, LatencyRatio: 0.39, LatencyTarget: time.Millisecond}, 1, false}, // the ratio is the budget
+		{Reward{Mode: RewardSoft, LatencyTarget: time.Microsecond, MaxBytes: 10}, 1000, true},
+	} {
+		if got := c.r.Within(l, c.bytes); got != c.want {
+			t.Errorf("%+v.Within(30µs, ratio 0.4, %d bytes) = %v, want %v", c.r, c.bytes, got, c.want)
+		}
+	}
+	if (Reward{Mode: RewardHard, LatencyRatio: 1}).Within(store.Latency{Stats: l.Stats}, 1) {
+		t.Error("a latency without a ratio is within a relative budget")
+	}
+}

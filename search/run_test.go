@@ -1,6 +1,7 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"os/exec"
@@ -327,4 +328,87 @@ func runTestCoordinator(spec string) error {
 		Worker: []string{exe}, WorkerEnv: []string{workerEnv + "=1"}, Limits: WorkerLimits{Timeout: time.Minute}}
 	_, err = Run(context.Background(), o)
 	return err
+}
+
+// TestFinalFallsBackOverBounds: under a hard reward, a final model over
+// the latency target is kept as a trial and the next-best trial with other
+// decisions is trained, up to FinalOptions.Tries models; a second run
+// trains none again.
+func TestFinalFallsBackOverBounds(t *testing.T) {
+	dir := miniMNIST(t)
+	db := openDB(t, filepath.Join(t.TempDir(), "hwnas.db"))
+	ctx := context.Background()
+	cfg := testConfig(dir, "random")
+	cfg.Reward = RewardConfig{Mode: RewardHard, LatencyTargetNs: 1} // no model runs in 1 ns
+	o := testOptions(t, db, "f", cfg, 4)
+	o.Final = FinalOptions{Epochs: 1, Subset: 300, Tries: 2}
+	sum, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Final == nil || sum.Final.WithinBounds || sum.Final.LatencyNs <= 1 {
+		t.Fatalf("final %+v, want one over the 1 ns target", sum.Final)
+	}
+	trials := checkTrials(t, db, "f", 6)
+	// The search's trials by reward, distinct decisions: the finals train
+	// the first two, in that order.
+	ranked := slices.Clone(trials[:4])
+	slices.SortStableFunc(ranked, func(a, b store.Trial) int { return cmp.Compare(b.Metrics.Reward, a.Metrics.Reward) })
+	var want []int
+	seen := map[string]bool{}
+	for _, tr := range ranked {
+		if d, _, _ := parseDecisions(tr.Decisions); !seen[d.key()] {
+			seen[d.key()] = true
+			want = append(want, tr.Number)
+		}
+	}
+	if len(want) < 2 {
+		t.Fatalf("the random strategy proposed one network 4 times (seed %d)", cfg.Seed)
+	}
+	for i, tr := range trials[4:] {
+		_, fm, err := parseDecisions(tr.Decisions)
+		if err != nil || fm == nil || fm.FinalOf != want[i] || tr.Status != store.Done || tr.Metrics == nil || !tr.Metrics.HasTest {
+			t.Fatalf("final %d: %+v %v, status %s, want the final of trial %d", i, fm, err, tr.Status, want[i])
+		}
+	}
+	// None within the bounds: the final model is the better on validation.
+	if fin := betterFinal(trials[4], trials[5]); sum.Final.Trial != fin.Number || sum.Final.ValAccuracy != fin.Metrics.ValAccuracy {
+		t.Fatalf("summary's final %+v, want trial %d", sum.Final, fin.Number)
+	}
+	// Both finals are done: a second run reads them back and trains none.
+	o = testOptions(t, db, "f", cfg, 4)
+	o.Final = FinalOptions{Epochs: 1, Subset: 300, Tries: 2}
+	if sum, err = Run(ctx, o); err != nil || sum.Final != nil {
+		t.Fatalf("second run: final %+v, %v", sum.Final, err)
+	}
+	checkTrials(t, db, "f", 6)
+
+	// Top 2 under a soft reward (no bounds): the two best are trained and
+	// the final model is the better on validation.
+	cfg.Reward = RewardConfig{Mode: RewardSoft, LatencyTargetNs: int64(50 * time.Microsecond)}
+	o = testOptions(t, db, "g", cfg, 4)
+	o.Final = FinalOptions{Epochs: 1, Subset: 300, Top: 2}
+	if sum, err = Run(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	trials = checkTrials(t, db, "g", 6)
+	if trials[4].Metrics == nil || trials[5].Metrics == nil || sum.Final == nil || !sum.Final.WithinBounds {
+		t.Fatalf("finals %+v %+v, summary %+v", trials[4].Metrics, trials[5].Metrics, sum.Final)
+	}
+	if fin := betterFinal(trials[4], trials[5]); sum.Final.Trial != fin.Number || sum.Final.ValAccuracy != fin.Metrics.ValAccuracy {
+		t.Fatalf("final model %+v, want trial %d (validation %v and %v)", sum.Final, fin.Number, trials[4].Metrics.ValAccuracy, trials[5].Metrics.ValAccuracy)
+	}
+	// Unset, an enas study trains its best three, any other its winner.
+	if a, b := (FinalOptions{}).top(StrategyENAS), (FinalOptions{}).top("rl"); a != DefaultENASFinalTop || b != 1 {
+		t.Fatalf("default final top: enas %d, rl %d", a, b)
+	}
+}
+
+// betterFinal is the final trial with the better validation accuracy, the
+// earlier among equals.
+func betterFinal(a, b store.Trial) store.Trial {
+	if b.Metrics.ValAccuracy > a.Metrics.ValAccuracy {
+		return b
+	}
+	return a
 }

@@ -81,6 +81,9 @@ type Decision struct {
 // the index of the chosen value.
 type Decisions []int
 
+// key identifies the decisions in a map.
+func (d Decisions) key() string { return fmt.Sprint([]int(d)) }
+
 // StageConfig is the chosen values of one stage.
 type StageConfig struct {
 	Block     string  `json:"block"`

@@ -165,7 +165,7 @@ func Specialize(ctx context.Context, db *store.DB, o SpecializeOptions) (*Specia
 		} else if d, err = evo.Propose(rand.New(rand.NewPCG(o.Seed, uint64(k)))); err != nil {
 			return nil, err
 		}
-		key := fmt.Sprint(d)
+		key := d.key()
 		fit, ok := seen[key]
 		if !ok {
 			fit = -1
@@ -392,10 +392,10 @@ func searchedBest(ctx context.Context, db *store.DB, st store.Study, n int) ([]D
 	seen := map[string]bool{}
 	for _, t := range trials {
 		d, fm, err := parseDecisions(t.Decisions)
-		if err != nil || fm != nil || t.Metrics == nil || seen[fmt.Sprint(d)] {
+		if err != nil || fm != nil || t.Metrics == nil || seen[d.key()] {
 			continue
 		}
-		seen[fmt.Sprint(d)] = true
+		seen[d.key()] = true
 		if out = append(out, d); len(out) == n {
 			break
 		}

@@ -49,6 +49,7 @@ type searchOptions struct {
 	FinalAugment                int
 	FinalBatch                  int
 	FinalFineTuneLR             float64
+	FinalTries, FinalTop        int
 	Workers                     int
 	Lease                       time.Duration
 	MeasureDevice               string
@@ -158,6 +159,8 @@ failed with reason "skipped" and counted in the summary.`,
 	f.StringVar(&opts.FinalOptimizer, "final-optimizer", "", "optimizer of the final training: sgd (momentum 0.9, cosine schedule; for long final trainings, e.g. with --final-lr 0.05) or adam (default: --optimizer)")
 	f.Float64Var(&opts.FinalFineTuneLR, "final-fine-tune-lr", 0, "learning rate of the compression fine-tuning after the final training (0: the final rate / 25)")
 	f.IntVar(&opts.FinalBatch, "final-batch", 0, "mini-batch size of the final training (0: --train-batch)")
+	f.IntVar(&opts.FinalTop, "final-top", 0, fmt.Sprintf("train this many of the best trials (distinct networks, by reward) on their own and keep the one best on validation within the bounds (0: %d for --strategy enas, whose trial figures are supernet estimates, 1 otherwise)", search.DefaultENASFinalTop))
+	f.IntVar(&opts.FinalTries, "final-tries", 3, "with --reward hard, a final model over the latency target or --max-bytes (its size and latency can differ from its trial's) is kept as a trial and the next winner is trained instead, up to this many final models in all (at least --final-top)")
 	f.IntVar(&opts.FinalAugment, "final-augment", 1, "randomly shifted (±2 px) copies of each training image added for the final training (0: none)")
 	f.IntVar(&opts.Workers, "workers", 1, "trials run at once in worker processes here, each on --threads cores of its own (0: none here; hwnas worker processes elsewhere run them)")
 	f.DurationVar(&opts.Lease, "lease", search.DefaultLease, "a worker that stops heartbeating for this long loses its trial to another")
@@ -189,7 +192,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		return badInputf("--study is required")
 	}
 	if opts.Trials < 0 || opts.Hours < 0 || opts.Epochs < 0 || opts.Subset < 0 || opts.ValSubset < 0 || opts.Batch < 0 ||
-		opts.FinalEpochs < 0 || opts.FinalSubset < 0 || opts.FinalLR < 0 || opts.FinalAugment < 0 || opts.FinalBatch < 0 || opts.FinalFineTuneLR < 0 {
+		opts.FinalEpochs < 0 || opts.FinalSubset < 0 || opts.FinalLR < 0 || opts.FinalAugment < 0 || opts.FinalBatch < 0 || opts.FinalFineTuneLR < 0 || opts.FinalTries < 0 || opts.FinalTop < 0 {
 		return badInputf("--trials, --hours, --epochs, --subset, --val-subset, --batch and --final-* must not be negative")
 	}
 	for _, o := range [][2]string{{"--optimizer", opts.Optimizer}, {"--final-optimizer", opts.FinalOptimizer}} {
@@ -307,7 +310,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits:  search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
 		Workers: opts.Workers, NoLocalWorkers: opts.coordOnly, Lease: opts.Lease, NoPin: opts.NoPin, Quiet: quiet,
-		Final: search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR, Augment: opts.FinalAugment, Optimizer: opts.FinalOptimizer, BatchSize: opts.FinalBatch, FineTuneLR: opts.FinalFineTuneLR}}
+		Final: search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR, Augment: opts.FinalAugment, Optimizer: opts.FinalOptimizer, BatchSize: opts.FinalBatch, FineTuneLR: opts.FinalFineTuneLR, Tries: opts.FinalTries, Top: opts.FinalTop}}
 	bar := opts.progress == 1
 	if opts.progress < 0 {
 		f, ok := opts.stderr.(*os.File)
@@ -353,8 +356,12 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	}
 	if err == nil && sum.Final != nil {
 		f := sum.Final
-		_, err = fmt.Fprintf(w, "final training of trial %s as trial %s: test accuracy %.2f%%, %d bytes, latency %v\n",
-			store.TrialName(sum.Study, f.Of), store.TrialName(sum.Study, f.Trial), 100*f.TestAccuracy, f.Bytes, time.Duration(f.LatencyNs).Round(100*time.Nanosecond))
+		over := ""
+		if !f.WithinBounds {
+			over = " (over the study's bounds)"
+		}
+		_, err = fmt.Fprintf(w, "final training of trial %s as trial %s: test accuracy %.2f%%, %d bytes, latency %v%s\n",
+			store.TrialName(sum.Study, f.Of), store.TrialName(sum.Study, f.Trial), 100*f.TestAccuracy, f.Bytes, time.Duration(f.LatencyNs).Round(100*time.Nanosecond), over)
 	}
 	return err
 }
