@@ -18,12 +18,17 @@ type RankOptions struct {
 	N       int // sub-networks compared (default 20)
 	Seed    uint64
 	Threads int
-	Log     io.Writer
+	// Epochs and Subset set the standalone training's budget (0: the
+	// study's proxy budget, what an rl trial of the study records). A
+	// longer one asks whether the supernet ranks sub-networks as a full
+	// training would, the figure a winner's final training reaches.
+	Epochs, Subset int
+	Log            io.Writer
 }
 
 // RankRow is one sub-network: its supernet estimate and the accuracy it
-// reaches trained on its own with the study's proxy budget (what an rl
-// trial of the study records), both on the study's validation subset.
+// reaches trained on its own (RankResult's budget), both on the study's
+// validation subset.
 type RankRow struct {
 	Decisions         Decisions `json:"decisions"`
 	Estimate          float64   `json:"estimate"`
@@ -34,10 +39,14 @@ type RankRow struct {
 
 // RankResult is SupernetRank's outcome.
 type RankResult struct {
-	Study      string    `json:"study"`
-	Round      int       `json:"round"`
-	Rows       []RankRow `json:"rows"`
-	KendallTau float64   `json:"kendall_tau"`
+	Study string `json:"study"`
+	Round int    `json:"round"`
+	// StandaloneEpochs and StandaloneSubset are the standalone training's
+	// budget (a subset of 0: all training images).
+	StandaloneEpochs int       `json:"standalone_epochs"`
+	StandaloneSubset int       `json:"standalone_subset"`
+	Rows             []RankRow `json:"rows"`
+	KendallTau       float64   `json:"kendall_tau"`
 	// Top1Gap is the standalone accuracy of the best-estimated
 	// sub-network minus the best standalone accuracy of all (≤ 0).
 	Top1Gap float64 `json:"top1_gap"`
@@ -46,8 +55,9 @@ type RankResult struct {
 // SupernetRank measures how well an enas study's supernet ranks
 // sub-networks: N valid points drawn uniformly (seeded), each estimated
 // with the shared weights (as the search's trials are) and trained from
-// scratch with the study's proxy budget and compression (as rl's trials
-// are, latency left out); Kendall's τ-b between the two accuracies.
+// scratch with the study's compression and its proxy budget (as rl's
+// trials are, latency left out) or o's; Kendall's τ-b between the two
+// accuracies.
 func SupernetRank(ctx context.Context, db *store.DB, o RankOptions) (*RankResult, error) {
 	if o.N <= 0 {
 		o.N = 20
@@ -62,7 +72,13 @@ func SupernetRank(ctx context.Context, db *store.DB, o RankOptions) (*RankResult
 	}
 	defer ts.close()
 	st, cfg, ctl, sn, in := ts.st, ts.cfg, ts.ctl, ts.sn, ts.in
-	res := &RankResult{Study: st.Name, Round: ctl.Round}
+	res := &RankResult{Study: st.Name, Round: ctl.Round, StandaloneEpochs: cfg.Epochs, StandaloneSubset: cfg.Subset}
+	if o.Epochs > 0 {
+		res.StandaloneEpochs = o.Epochs
+	}
+	if o.Subset > 0 {
+		res.StandaloneSubset = o.Subset
+	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x72616e6b))
 	for len(res.Rows) < o.N {
 		if err := ctx.Err(); err != nil {
@@ -94,7 +110,9 @@ func SupernetRank(ctx context.Context, db *store.DB, o RankOptions) (*RankResult
 		}
 		row.Estimate, row.EstimateSeconds = est.ValAccuracy, time.Since(t0).Seconds()
 		t0 = time.Now()
-		alone, err := EvaluateTrial(ctx, spec, false)
+		own := *spec
+		own.Epochs, own.Subset = res.StandaloneEpochs, res.StandaloneSubset
+		alone, err := EvaluateTrial(ctx, &own, false)
 		if err != nil {
 			return nil, fmt.Errorf("sub-network %d trained on its own: %w", len(res.Rows)+1, err)
 		}

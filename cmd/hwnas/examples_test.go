@@ -41,6 +41,7 @@ var exampleEdits = []struct{ from, to string }{
 	{"--trials 60 --subset 5000 --final-epochs 2", "--trials 3 --subset 300 --epochs 1 --enas-steps 5 --final-epochs 1 --final-subset 300"},
 	{"--max-latency 20us --evaluations 50", "--max-latency 1s --evaluations 2"},
 	{"--n 20", "--n 2"},
+	{"--epochs 4 --subset 20000", "--epochs 1 --subset 300"},
 }
 
 // commandExamples returns every command's example lines by command path
