@@ -196,6 +196,11 @@ type Summary struct {
 	// usual figure at the end (renormalize).
 	Renormalized int     `json:"renormalized"`
 	Seconds      float64 `json:"seconds"`
+	// Distinct counts the different networks (decisions) among the
+	// study's finished search trials: a strategy that has settled
+	// proposes the same few again (an enas controller's repeats are new
+	// estimates of the same network, not new candidates).
+	Distinct int `json:"distinct_networks"`
 }
 
 // maxInvalidInARow stops a search whose strategy proposes nothing valid.
@@ -343,6 +348,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	if sum.HeldOut, err = StudyHeldOut(ctx, o.DB, st.ID, st.DeviceFingerprint, cfg.Batch); err != nil {
 		return sum, fmt.Errorf("latency predictor: %w", err)
+	}
+	if sum.Distinct, err = distinctNetworks(ctx, o.DB, st.ID); err != nil {
+		return sum, err
 	}
 	if err := o.DB.SetStudyStatus(context.WithoutCancel(ctx), st.ID, status); err != nil {
 		return sum, err
@@ -790,4 +798,20 @@ func (c *coordinator) record(ctx context.Context, trialID int64, spec *TrialSpec
 // opTable returns the study device's per-op table as key → ns.
 func (c *coordinator) opTable(ctx context.Context) (map[string]float64, error) {
 	return opTable(ctx, c.o.DB, c.st.DeviceFingerprint)
+}
+
+// distinctNetworks counts the different decisions among a study's
+// finished search trials (finals left out).
+func distinctNetworks(ctx context.Context, db *store.DB, studyID int64) (int, error) {
+	trials, err := db.ListTrials(ctx, studyID, store.TrialFilter{Status: store.Done})
+	if err != nil {
+		return 0, err
+	}
+	seen := map[string]bool{}
+	for _, t := range trials {
+		if d, fm, err := parseDecisions(t.Decisions); err == nil && fm == nil {
+			seen[d.key()] = true
+		}
+	}
+	return len(seen), nil
 }

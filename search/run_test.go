@@ -365,6 +365,9 @@ func TestFinalFallsBackOverBounds(t *testing.T) {
 	if len(want) < 2 {
 		t.Fatalf("the random strategy proposed one network 4 times (seed %d)", cfg.Seed)
 	}
+	if sum.Distinct != len(want) {
+		t.Fatalf("summary: %d distinct networks, want %d", sum.Distinct, len(want))
+	}
 	for i, tr := range trials[4:] {
 		_, fm, err := parseDecisions(tr.Decisions)
 		if err != nil || fm == nil || fm.FinalOf != want[i] || tr.Status != store.Done || tr.Metrics == nil || !tr.Metrics.HasTest {

@@ -339,8 +339,8 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	if opts.JSON {
 		return writeJSON(w, sum)
 	}
-	_, err = fmt.Fprintf(w, "study %s: %d trials (%d failed, %d invalid, %d skipped as predicted over budget), best reward %.4f (trial %s), %.0f trials/hour; load %s\n",
-		sum.Study, sum.Done, sum.Failed, sum.Invalid, sum.Skipped, sum.BestReward, trialName(sum.Study, sum.BestTrial), sum.TrialsPerHr, loadAvg())
+	_, err = fmt.Fprintf(w, "study %s: %d trials (%d failed, %d invalid, %d skipped as predicted over budget), best reward %.4f (trial %s), %d distinct network(s), %.0f trials/hour; load %s\n",
+		sum.Study, sum.Done, sum.Failed, sum.Invalid, sum.Skipped, sum.BestReward, trialName(sum.Study, sum.BestTrial), sum.Distinct, sum.TrialsPerHr, loadAvg())
 	if err == nil {
 		_, err = fmt.Fprintf(w, "latency predictor (each trial predicted before its own op times were known): %s\n", sum.Predictor)
 	}
