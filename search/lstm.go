@@ -34,6 +34,12 @@ type controller struct {
 	emb, gemb []*mat.Dense // emb[t] for t ≥ 1: sizes[t−1] × E
 	wo, gwo   []*mat.Dense // sizes[t] × H
 	bo, gbo   [][]float64  // sizes[t]
+
+	// capC and capT bound the logits as ENAS's controller does (its
+	// tanh constant and temperature): a = capC·tanh(u/capT) for the
+	// logits u, so no choice's probability falls below about
+	// e^(−2·capC)/k however far training pushes u. 0: unbounded.
+	capC, capT float64
 }
 
 // newController lays out the parameters for the decision sizes and
@@ -89,6 +95,7 @@ type step struct {
 	i, f, g, o  []float64 // activated gates
 	c, tanhC, h []float64
 	p           []float64 // softmax output
+	dcap        []float64 // ∂a/∂u of the logit bound (nil: none)
 }
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
@@ -126,7 +133,7 @@ func (c *controller) forward(choose Decisions, rng *rand.Rand) (Decisions, []ste
 		}
 		logits := mat.NewVecDense(k, nil)
 		logits.MulVec(c.wo[t], mat.NewVecDense(H, s.h))
-		s.p = softmax(logits.RawVector().Data, c.bo[t])
+		s.p, s.dcap = c.probs(logits.RawVector().Data, c.bo[t])
 		if choose != nil {
 			d[t] = choose[t]
 		} else {
@@ -136,6 +143,23 @@ func (c *controller) forward(choose Decisions, rng *rand.Rand) (Decisions, []ste
 		h, cell = s.h, s.c
 	}
 	return d, steps
+}
+
+// probs is the step's softmax over its logits u = logits + bias, bounded
+// by capC·tanh(u/capT) when capC > 0; dcap is that bound's derivative
+// (nil without one).
+func (c *controller) probs(logits, bias []float64) (p, dcap []float64) {
+	if c.capC <= 0 {
+		return softmax(logits, bias), nil
+	}
+	a := make([]float64, len(logits))
+	dcap = make([]float64, len(logits))
+	for j := range a {
+		th := math.Tanh((logits[j] + bias[j]) / c.capT)
+		a[j] = c.capC * th
+		dcap[j] = c.capC / c.capT * (1 - th*th)
+	}
+	return softmax(a, make([]float64, len(a))), dcap
 }
 
 // softmax returns softmax(logits + bias), computed stably.
@@ -215,6 +239,9 @@ func (c *controller) backward(d Decisions, adv, beta float64) (float64, error) {
 			dl[j] = -adv * (ind - pj)
 			if pj > 0 {
 				dl[j] += beta * pj * (math.Log(pj) + ent)
+			}
+			if s.dcap != nil {
+				dl[j] *= s.dcap[j]
 			}
 		}
 		floats.Add(c.gbo[t], dl)

@@ -17,6 +17,11 @@ type RLConfig struct {
 	Entropy       float64 `json:"entropy"`        // entropy bonus weight
 	BaselineDecay float64 `json:"baseline_decay"` // moving-average baseline decay γ
 	GradClip      float64 `json:"grad_clip"`      // global gradient norm clip (0: none)
+	// LogitCap and Temperature bound the controller's logits to
+	// LogitCap·tanh(u/Temperature), as ENAS's controller does (2.5 and
+	// 5): the policy cannot collapse onto one network (0: unbounded).
+	LogitCap    float64 `json:"logit_cap,omitempty"`
+	Temperature float64 `json:"temperature,omitempty"`
 }
 
 // DefaultRLConfig suits searches of a few hundred trials: a small LSTM and
@@ -50,10 +55,19 @@ type RL struct {
 // seed.
 func NewRL(sizes []int, cfg RLConfig, seed uint64) *RL {
 	c := newController(sizes, cfg.Hidden, cfg.Embed, seed)
+	c.bound(cfg)
 	return &RL{cfg: cfg, ctl: c, m: make([]float64, len(c.params)), v: make([]float64, len(c.params))}
 }
 
 func (r *RL) Name() string { return "rl" }
+
+// bound sets the controller's logit bound from cfg.
+func (c *controller) bound(cfg RLConfig) {
+	c.capC, c.capT = cfg.LogitCap, cfg.Temperature
+	if c.capC > 0 && c.capT <= 0 {
+		c.capT = 1
+	}
+}
 
 // Propose samples one point from the controller.
 func (r *RL) Propose(rng *rand.Rand) (Decisions, error) {
@@ -161,6 +175,7 @@ func (r *RL) Restore(data []byte) error {
 		return fmt.Errorf("rl checkpoint: %d parameters, want %d", len(c.Params), len(ctl.params))
 	}
 	copy(ctl.params, c.Params)
+	ctl.bound(c.Config)
 	r.cfg, r.ctl, r.m, r.v = c.Config, ctl, c.M, c.V
 	r.steps, r.base, r.dev2, r.seen = c.Steps, c.Baseline, c.Dev2, c.Seen
 	return nil

@@ -38,7 +38,7 @@ func NewStrategy(name string, sizes []int, seed uint64) (Strategy, error) {
 	case "evolution":
 		return NewEvolution(sizes, 20, 5), nil
 	case StrategyENAS:
-		return &ENAS{RL: NewRL(sizes, DefaultRLConfig(), seed)}, nil
+		return &ENAS{RL: NewRL(sizes, ENASControllerConfig(), seed)}, nil
 	}
 	return nil, fmt.Errorf("unknown strategy %q (known: %s)", name, strings.Join(StrategyNames, ", "))
 }
@@ -97,4 +97,15 @@ func (r *Random) Restore(data []byte) error {
 		return fmt.Errorf("random checkpoint: %w", err)
 	}
 	return nil
+}
+
+// ENASControllerConfig is the enas strategy's controller: the rl
+// controller with ENAS's bound on its logits (tanh constant 2.5,
+// temperature 5). Trained on thousands of cheap estimates, an unbounded
+// policy collapses: a one-hour Fashion-MNIST run proposed 128 distinct
+// networks in 8,675 trials.
+func ENASControllerConfig() RLConfig {
+	c := DefaultRLConfig()
+	c.LogitCap, c.Temperature = 2.5, 5
+	return c
 }

@@ -15,11 +15,15 @@ func TestControllerGradient(t *testing.T) {
 		hidden, emb  int
 		d            Decisions
 		adv, entropy float64
+		capC, capT   float64 // the logit bound (0: none)
 	}{
-		{[]int{3, 2, 4}, 5, 3, Decisions{2, 0, 3}, 1.3, 0.05},
-		{[]int{5, 1, 2, 3, 2}, 4, 6, Decisions{1, 0, 1, 2, 0}, -0.7, 0.2},
+		{[]int{3, 2, 4}, 5, 3, Decisions{2, 0, 3}, 1.3, 0.05, 0, 0},
+		{[]int{5, 1, 2, 3, 2}, 4, 6, Decisions{1, 0, 1, 2, 0}, -0.7, 0.2, 0, 0},
+		{[]int{3, 2, 4}, 5, 3, Decisions{2, 0, 3}, 1.3, 0.05, 2.5, 5},
+		{[]int{5, 1, 2, 3, 2}, 4, 6, Decisions{1, 0, 1, 2, 0}, -0.7, 0.2, 0.8, 0.1},
 	} {
 		c := newController(tc.sizes, tc.hidden, tc.emb, 7)
+		c.bound(RLConfig{LogitCap: tc.capC, Temperature: tc.capT})
 		if _, err := c.backward(tc.d, tc.adv, tc.entropy); err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +45,36 @@ func TestControllerGradient(t *testing.T) {
 				t.Fatalf("sizes %v: param %d: backprop %.9g, finite difference %.9g", tc.sizes, i, c.grads[i], num)
 			}
 		}
-		t.Logf("sizes %v: %d parameters, worst absolute error %.2g", tc.sizes, len(c.params), worst)
+		t.Logf("sizes %v, cap %v: %d parameters, worst absolute error %.2g", tc.sizes, tc.capC, len(c.params), worst)
+	}
+}
+
+// TestControllerLogitBound: however far the logits are pushed, the bounded
+// controller keeps every choice's probability at least
+// e^(−2·cap)/(1 + (k−1)·e^(−2·cap)); the unbounded one does not.
+func TestControllerLogitBound(t *testing.T) {
+	for _, capC := range []float64{0, 2.5} {
+		c := newController([]int{4, 3}, 5, 3, 7)
+		c.bound(RLConfig{LogitCap: capC, Temperature: 5})
+		for i := range c.bo[0] {
+			c.bo[0][i] = float64(100 * i) // choice 3 far ahead
+		}
+		_, steps := c.forward(Decisions{0, 0}, nil)
+		low := slices.Min(steps[0].p)
+		floor := math.Exp(-2*capC) / (1 + 3*math.Exp(-2*capC))
+		if bounded := low >= floor*(1-1e-9); bounded != (capC > 0) {
+			t.Errorf("cap %v: least probability %.3g, floor %.3g", capC, low, floor)
+		}
+	}
+	// ENAS's controller is bounded; a checkpoint restores its bound.
+	e := NewRL([]int{3, 2}, ENASControllerConfig(), 1)
+	ck, err := e.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRL([]int{3, 2}, DefaultRLConfig(), 1)
+	if err := r.Restore(ck); err != nil || r.ctl.capC != 2.5 || r.ctl.capT != 5 {
+		t.Fatalf("restored bound %v/%v, %v", r.ctl.capC, r.ctl.capT, err)
 	}
 }
 
