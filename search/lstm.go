@@ -145,6 +145,14 @@ func (c *controller) forward(choose Decisions, rng *rand.Rand) (Decisions, []ste
 	return d, steps
 }
 
+// bound sets the controller's logit bound from cfg.
+func (c *controller) bound(cfg RLConfig) {
+	c.capC, c.capT = cfg.LogitCap, cfg.Temperature
+	if c.capC > 0 && c.capT <= 0 {
+		c.capT = 1
+	}
+}
+
 // probs is the step's softmax over its logits u = logits + bias, bounded
 // by capC·tanh(u/capT) when capC > 0; dcap is that bound's derivative
 // (nil without one).

@@ -61,14 +61,6 @@ func NewRL(sizes []int, cfg RLConfig, seed uint64) *RL {
 
 func (r *RL) Name() string { return "rl" }
 
-// bound sets the controller's logit bound from cfg.
-func (c *controller) bound(cfg RLConfig) {
-	c.capC, c.capT = cfg.LogitCap, cfg.Temperature
-	if c.capC > 0 && c.capT <= 0 {
-		c.capT = 1
-	}
-}
-
 // Propose samples one point from the controller.
 func (r *RL) Propose(rng *rand.Rand) (Decisions, error) {
 	d, _ := r.ctl.forward(nil, rng)
