@@ -112,7 +112,11 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 	if err != nil {
 		return err
 	}
-	var ranked []*store.Trial
+	type candidate struct {
+		t   *store.Trial
+		key string // its decisions
+	}
+	var ranked []candidate
 	finals := map[string]*store.Trial{} // by the decisions they train
 	for i := range trials {
 		t := &trials[i]
@@ -127,7 +131,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 			continue
 		}
 		if t.Status == store.Done && t.Metrics != nil {
-			ranked = append(ranked, t)
+			ranked = append(ranked, candidate{t, d.key()})
 		}
 	}
 	if len(ranked) == 0 {
@@ -135,7 +139,7 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		return nil
 	}
 	// Best reward first; the earlier trial first among equals.
-	slices.SortStableFunc(ranked, func(a, b *store.Trial) int { return cmp.Compare(b.Metrics.Reward, a.Metrics.Reward) })
+	slices.SortStableFunc(ranked, func(a, b candidate) int { return cmp.Compare(b.t.Metrics.Reward, a.t.Metrics.Reward) })
 	top := fo.top(c.cfg.Strategy)
 	tries := max(top, fo.Tries)
 	var (
@@ -144,16 +148,16 @@ func (c *coordinator) runFinal(ctx context.Context, fo FinalOptions) error {
 		within, models int
 	)
 	seen := map[string]bool{}
-	for _, best := range ranked {
+	for _, rc := range ranked {
 		if within == top || models == tries {
 			break
 		}
-		d, _, _ := parseDecisions(best.Decisions)
-		if seen[d.key()] {
+		if seen[rc.key] {
 			continue
 		}
-		seen[d.key()] = true
-		res, ran, err := c.finalOf(ctx, fo, best, finals[d.key()])
+		seen[rc.key] = true
+		best := rc.t
+		res, ran, err := c.finalOf(ctx, fo, best, finals[rc.key])
 		if err != nil {
 			return err
 		}
