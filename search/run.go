@@ -148,6 +148,12 @@ type Options struct {
 	Lease, Poll    time.Duration
 	NoPin          bool
 	Quiet          QuietMode
+	// TrainRepeats trains a network the strategy proposes again as a new
+	// trial. By default a network the study has trained already is not
+	// trained again: the strategy is told the mean reward of its trials
+	// and proposes again (see maxReusedInARow). The enas strategy's
+	// repeats are always new estimates.
+	TrainRepeats bool
 	// Final, when Epochs > 0, trains the winner again after the search.
 	Final FinalOptions
 	// Progress, when set, is called after every trial.
@@ -201,7 +207,17 @@ type Summary struct {
 	// proposes the same few again (an enas controller's repeats are new
 	// estimates of the same network, not new candidates).
 	Distinct int `json:"distinct_networks"`
+	// Reused counts the proposals of networks the study had trained
+	// already, answered from their trials instead of training them again
+	// (Options.TrainRepeats), in this run.
+	Reused int `json:"reused_proposals"`
 }
+
+// maxReusedInARow bounds the proposals of already-trained networks that
+// are answered from the study's trials in a row; the next one is trained
+// again, so a strategy that has settled on a few networks keeps spending
+// the budget on fresh measurements of them rather than spinning.
+const maxReusedInARow = 100
 
 // maxInvalidInARow stops a search whose strategy proposes nothing valid.
 const maxInvalidInARow = 1000
@@ -277,13 +293,15 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if len(reqIDs) > 0 {
 		fmt.Fprintf(logw, "study %s: re-queued %d trial(s) of workers that are gone\n", st.Name, len(reqIDs))
 	}
-	next, err := restoreStrategy(ctx, o.DB, st, strat, sum)
-	if err != nil {
+	c := &coordinator{o: o, st: st, cfg: cfg, strat: strat, worker: worker, log: logw, sum: sum, reward: cfg.Reward.Reward(),
+		runStart: time.Now()}
+	if !o.TrainRepeats && cfg.Strategy != StrategyENAS {
+		c.trained = map[string]trainedNet{}
+	}
+	if c.nextObserve, err = c.restoreStrategy(ctx); err != nil {
 		return nil, err
 	}
-	rw := cfg.Reward.Reward()
-	c := &coordinator{o: o, st: st, cfg: cfg, strat: strat, worker: worker, log: logw, sum: sum, reward: rw, nextObserve: next,
-		runStart: time.Now(), doneAtStart: sum.Done}
+	c.doneAtStart = sum.Done
 	if n, err := c.observeFinished(ctx); err != nil {
 		return sum, err
 	} else if n > 0 {
@@ -460,9 +478,9 @@ func (c *coordinator) addProposal(ctx context.Context) (tr store.Trial, cfg Conf
 	if err != nil {
 		return tr, cfg, nil, err
 	}
-	d, err := c.strat.Propose(rand.New(rand.NewPCG(c.cfg.Seed, uint64(num))))
+	d, err := c.next(ctx, num)
 	if err != nil {
-		return tr, cfg, nil, fmt.Errorf("search: %s proposal: %w", c.strat.Name(), err)
+		return tr, cfg, nil, err
 	}
 	spec := store.TrialSpec{}
 	if spec.Decisions, err = json.Marshal(d); err != nil {
@@ -486,6 +504,32 @@ func (c *coordinator) addProposal(ctx context.Context) (tr store.Trial, cfg Conf
 		return tr, cfg, nil, c.o.DB.FailTrial(ctx, tr.ID, FailInvalid+": "+derr.Error())
 	}
 	return tr, cfg, cand, nil
+}
+
+// next is the strategy's proposal for trial num. A network the study has
+// trained already is not trained again: the strategy observes the mean
+// reward of its trials and proposes again (each retry draws from its own
+// random stream), up to maxReusedInARow times in a row, after which the
+// repeat is trained. The strategy is checkpointed after such
+// observations, so a resume proposes as the run would have.
+func (c *coordinator) next(ctx context.Context, num int) (Decisions, error) {
+	for reused := 0; ; reused++ {
+		d, err := c.strat.Propose(rand.New(rand.NewPCG(c.cfg.Seed, uint64(num)|uint64(reused)<<32)))
+		if err != nil {
+			return nil, fmt.Errorf("search: %s proposal: %w", c.strat.Name(), err)
+		}
+		n, ok := c.trained[d.key()]
+		if !ok || reused == maxReusedInARow {
+			if reused > 0 {
+				err = c.checkpoint(ctx)
+			}
+			return d, err
+		}
+		if err := c.strat.Observe(d, n.sum/float64(n.trials)); err != nil {
+			return nil, fmt.Errorf("search: %s: %w", c.strat.Name(), err)
+		}
+		c.sum.Reused++
+	}
 }
 
 // observeFinished feeds the strategy the finished search trials from
@@ -528,7 +572,7 @@ func (c *coordinator) observe(ctx context.Context) (int, error) {
 		if t.Metrics != nil && t.Status == store.Done {
 			r = t.Metrics.Reward
 		}
-		c.count(t, r)
+		c.count(t, d, r)
 		if err := c.strat.Observe(d, r); err != nil {
 			return n, fmt.Errorf("trial %d: %s: %w", t.Number, c.strat.Name(), err)
 		}
@@ -551,8 +595,16 @@ func (c *coordinator) observe(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// count adds a finished search trial to the summary.
-func (c *coordinator) count(t store.Trial, r float64) {
+// count adds a finished search trial to the summary, and a trained one's
+// reward to what the study knows of its network.
+func (c *coordinator) count(t store.Trial, d Decisions, r float64) {
+	if c.trained != nil && t.Status == store.Done && t.Metrics != nil && !t.Metrics.Estimate {
+		k := d.key()
+		n := c.trained[k]
+		n.sum += r
+		n.trials++
+		c.trained[k] = n
+	}
 	s := c.sum
 	s.Done++
 	s.LastTrial, s.LastReward, s.LastError = t.Number, r, ""
@@ -678,11 +730,13 @@ type checkpointState struct {
 	Strategy    json.RawMessage `json:"strategy"`
 }
 
-// restoreStrategy loads the latest checkpoint into strat and counts the
-// finished search trials it has seen into the summary. It returns the
+// restoreStrategy loads the latest checkpoint into the strategy and counts
+// the finished search trials it has seen into the summary (and the trained
+// networks' rewards, see next). It returns the
 // number of the first trial the checkpoint has not observed; the
 // coordinator replays the finished ones from there (observeFinished).
-func restoreStrategy(ctx context.Context, db *store.DB, st store.Study, strat Strategy, sum *Summary) (int, error) {
+func (c *coordinator) restoreStrategy(ctx context.Context) (int, error) {
+	db, st := c.o.DB, c.st
 	next := 0
 	ck, err := db.LatestCheckpoint(ctx, st.ID)
 	switch {
@@ -691,7 +745,7 @@ func restoreStrategy(ctx context.Context, db *store.DB, st store.Study, strat St
 		if err := json.Unmarshal(ck.Blob, &cs); err != nil {
 			return 0, fmt.Errorf("study %q: checkpoint %d: %w", st.Name, ck.Step, err)
 		}
-		if err := strat.Restore(cs.Strategy); err != nil {
+		if err := c.strat.Restore(cs.Strategy); err != nil {
 			return 0, fmt.Errorf("study %q: checkpoint %d: %w", st.Name, ck.Step, err)
 		}
 		next = cs.NextObserve
@@ -707,9 +761,8 @@ func restoreStrategy(ctx context.Context, db *store.DB, st store.Study, strat St
 	if err != nil {
 		return 0, err
 	}
-	c := &coordinator{st: st, sum: sum}
 	for _, t := range trials {
-		_, fm, err := parseDecisions(t.Decisions)
+		d, fm, err := parseDecisions(t.Decisions)
 		if err != nil {
 			return 0, fmt.Errorf("study %q trial %d: decisions: %w", st.Name, t.Number, err)
 		}
@@ -720,7 +773,7 @@ func restoreStrategy(ctx context.Context, db *store.DB, st store.Study, strat St
 		if t.Metrics != nil && t.Status == store.Done {
 			r = t.Metrics.Reward
 		}
-		c.count(t, r)
+		c.count(t, d, r)
 	}
 	return next, nil
 }
@@ -772,6 +825,16 @@ type coordinator struct {
 	invalidRun  int
 	runStart    time.Time
 	doneAtStart int
+	// trained holds the rewards of the networks the study has trained, by
+	// decisions (nil: repeats are trained again).
+	trained map[string]trainedNet
+}
+
+// trainedNet is what a study knows of one network it has trained: the sum
+// of its trials' rewards and their number.
+type trainedNet struct {
+	sum    float64
+	trials int
 }
 
 // trialSpec is the worker's spec for a candidate with the study's budget.

@@ -415,3 +415,48 @@ func betterFinal(a, b store.Trial) store.Trial {
 	}
 	return a
 }
+
+// TestRunReusesTrainedNetworks searches a space of two networks: once both
+// are trained, a proposal of either is answered from its trials, and only
+// after maxReusedInARow such answers in a row is a repeat trained again.
+// With TrainRepeats every proposal is trained.
+func TestRunReusesTrainedNetworks(t *testing.T) {
+	dir := miniMNIST(t)
+	db := openDB(t, filepath.Join(t.TempDir(), "hwnas.db"))
+	ctx := context.Background()
+	cfg := testConfig(dir, "rl")
+	cfg.Space = &Space{Version: 1, Input: []int{1, 28, 28}, Classes: 10, Distill: []bool{false},
+		Stages: []StageSpace{{Block: []string{BlockConv}, Width: []int{8}, Kernel: []int{3}, Expansion: []int{1}, Repeats: []int{1},
+			Stride: 2, Prune: []float64{0}, Bits: []int{32}, Rank: []float64{1}, Clusters: []int{0, 16}}}}
+	sum, err := Run(ctx, testOptions(t, db, "r", cfg, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trials := checkTrials(t, db, "r", 4)
+	if sum.Distinct != 2 {
+		t.Fatalf("%d distinct networks in 4 trials of a two-network space, want 2", sum.Distinct)
+	}
+	// Two of the four trials repeat a network; each repeat came after
+	// maxReusedInARow proposals answered from the study's trials.
+	if sum.Reused < 2*maxReusedInARow || sum.Reused > 2*maxReusedInARow+50 {
+		t.Fatalf("%d proposals answered from trials, want about %d", sum.Reused, 2*maxReusedInARow)
+	}
+	for _, tr := range trials {
+		if tr.Status != store.Done || tr.Metrics == nil {
+			t.Fatalf("trial %d: %s %q", tr.Number, tr.Status, tr.Error)
+		}
+	}
+	// The strategy's checkpoint holds those answers: resuming with a
+	// larger budget goes on from it.
+	sum, err = Run(ctx, testOptions(t, db, "r", StudyConfig{}, 5))
+	if err != nil || !sum.Resumed || sum.Reused != maxReusedInARow {
+		t.Fatalf("resumed: %+v, %v; want %d more answers before the fifth trial", sum, err, maxReusedInARow)
+	}
+
+	o := testOptions(t, db, "t", cfg, 3)
+	o.TrainRepeats = true
+	if sum, err = Run(ctx, o); err != nil || sum.Reused != 0 || sum.Distinct > 2 {
+		t.Fatalf("with TrainRepeats: %+v, %v", sum, err)
+	}
+	checkTrials(t, db, "t", 3)
+}

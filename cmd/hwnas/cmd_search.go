@@ -54,6 +54,7 @@ type searchOptions struct {
 	Lease                       time.Duration
 	MeasureDevice               string
 	NoPin, NoQuiet              bool
+	TrainRepeats                bool
 	Quiet                       string
 	// rounds shortens the latency measurement (tests).
 	rounds accel.RoundsOptions
@@ -166,6 +167,7 @@ failed with reason "skipped" and counted in the summary.`,
 	f.DurationVar(&opts.Lease, "lease", search.DefaultLease, "a worker that stops heartbeating for this long loses its trial to another")
 	f.StringVar(&opts.MeasureDevice, "measure-device", "", "a new study's latency comes from this device (fingerprint or name from hwnas devices there), measured by hwnas measure --follow on it; rewards wait for it")
 	f.BoolVar(&opts.NoPin, "no-pin", false, "do not pin worker processes to distinct cores")
+	f.BoolVar(&opts.TrainRepeats, "train-repeats", false, "train a network the strategy proposes again as a new trial (default: a network the study has trained already is not trained again; the strategy is told its trials' mean reward and proposes another, up to 100 times in a row)")
 	f.StringVar(&opts.Quiet, "quiet", "auto", "when workers measure latency one at a time, the others paused: auto (only when they share cores; pinned each to cores of its own, the probe measured beside every trial divides out what they share), on or off")
 	f.BoolVar(&opts.NoQuiet, "no-quiet", false, "the same as --quiet off (the old spelling)")
 	f.BoolVar(&opts.JSON, "json", false, "print the summary as JSON")
@@ -309,7 +311,7 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	ro := search.Options{DB: db, Study: opts.Study, Config: cfg, DataInfo: info, Trials: opts.Trials,
 		Duration: time.Duration(opts.Hours * float64(time.Hour)), Worker: opts.worker, WorkerEnv: opts.workerEnv,
 		Limits:  search.WorkerLimits{Timeout: opts.TrialTimeout, MemoryBytes: opts.TrialMemory},
-		Workers: opts.Workers, NoLocalWorkers: opts.coordOnly, Lease: opts.Lease, NoPin: opts.NoPin, Quiet: quiet,
+		Workers: opts.Workers, NoLocalWorkers: opts.coordOnly, Lease: opts.Lease, NoPin: opts.NoPin, Quiet: quiet, TrainRepeats: opts.TrainRepeats,
 		Final: search.FinalOptions{Epochs: opts.FinalEpochs, Subset: opts.FinalSubset, FineTuneEpochs: opts.FinalFineTune, LR: opts.FinalLR, Augment: opts.FinalAugment, Optimizer: opts.FinalOptimizer, BatchSize: opts.FinalBatch, FineTuneLR: opts.FinalFineTuneLR, Tries: opts.FinalTries, Top: opts.FinalTop}}
 	bar := opts.progress == 1
 	if opts.progress < 0 {
@@ -341,6 +343,9 @@ func runSearch(ctx context.Context, w io.Writer, opts searchOptions) error {
 	}
 	_, err = fmt.Fprintf(w, "study %s: %d trials (%d failed, %d invalid, %d skipped as predicted over budget), best reward %.4f (trial %s), %d distinct network(s), %.0f trials/hour; load %s\n",
 		sum.Study, sum.Done, sum.Failed, sum.Invalid, sum.Skipped, sum.BestReward, trialName(sum.Study, sum.BestTrial), sum.Distinct, sum.TrialsPerHr, loadAvg())
+	if err == nil && sum.Reused > 0 {
+		_, err = fmt.Fprintf(w, "%d proposal(s) of networks the study had trained were answered from their trials, not trained again (--train-repeats trains them)\n", sum.Reused)
+	}
 	if err == nil {
 		_, err = fmt.Fprintf(w, "latency predictor (each trial predicted before its own op times were known): %s\n", sum.Predictor)
 	}
