@@ -401,7 +401,7 @@ func TestFinalFallsBackOverBounds(t *testing.T) {
 	if fin := betterFinal(trials[4], trials[5]); sum.Final.Trial != fin.Number || sum.Final.ValAccuracy != fin.Metrics.ValAccuracy {
 		t.Fatalf("final model %+v, want trial %d (validation %v and %v)", sum.Final, fin.Number, trials[4].Metrics.ValAccuracy, trials[5].Metrics.ValAccuracy)
 	}
-	// Unset, an enas study trains its best three, any other its winner.
+	// Unset, an enas study trains its best ten, any other its winner.
 	if a, b := (FinalOptions{}).top(StrategyENAS), (FinalOptions{}).top("rl"); a != DefaultENASFinalTop || b != 1 {
 		t.Fatalf("default final top: enas %d, rl %d", a, b)
 	}
