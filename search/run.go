@@ -568,11 +568,7 @@ func (c *coordinator) observe(ctx context.Context) (int, error) {
 		if t.Status != store.Done && t.Status != store.Failed {
 			break
 		}
-		r := 0.0
-		if t.Metrics != nil && t.Status == store.Done {
-			r = t.Metrics.Reward
-		}
-		c.count(t, d, r)
+		r := c.count(t, d)
 		if err := c.strat.Observe(d, r); err != nil {
 			return n, fmt.Errorf("trial %d: %s: %w", t.Number, c.strat.Name(), err)
 		}
@@ -596,14 +592,18 @@ func (c *coordinator) observe(ctx context.Context) (int, error) {
 }
 
 // count adds a finished search trial to the summary, and a trained one's
-// reward to what the study knows of its network.
-func (c *coordinator) count(t store.Trial, d Decisions, r float64) {
-	if c.trained != nil && t.Status == store.Done && t.Metrics != nil && !t.Metrics.Estimate {
-		k := d.key()
-		n := c.trained[k]
-		n.sum += r
-		n.trials++
-		c.trained[k] = n
+// reward to what the study knows of its network. It returns the trial's
+// reward as the strategy observes it (0 for a failed trial).
+func (c *coordinator) count(t store.Trial, d Decisions) (r float64) {
+	if t.Metrics != nil && t.Status == store.Done {
+		r = t.Metrics.Reward
+		if c.trained != nil && !t.Metrics.Estimate {
+			k := d.key()
+			n := c.trained[k]
+			n.sum += r
+			n.trials++
+			c.trained[k] = n
+		}
 	}
 	s := c.sum
 	s.Done++
@@ -632,6 +632,7 @@ func (c *coordinator) count(t store.Trial, d Decisions, r float64) {
 			s.PredErrorPct = s.Predictor.MeanAbsPct
 		}
 	}
+	return r
 }
 
 // openStudy creates the study or loads it for a resume.
@@ -737,21 +738,8 @@ type checkpointState struct {
 // coordinator replays the finished ones from there (observeFinished).
 func (c *coordinator) restoreStrategy(ctx context.Context) (int, error) {
 	db, st := c.o.DB, c.st
-	next := 0
-	ck, err := db.LatestCheckpoint(ctx, st.ID)
-	switch {
-	case err == nil:
-		var cs checkpointState
-		if err := json.Unmarshal(ck.Blob, &cs); err != nil {
-			return 0, fmt.Errorf("study %q: checkpoint %d: %w", st.Name, ck.Step, err)
-		}
-		if err := c.strat.Restore(cs.Strategy); err != nil {
-			return 0, fmt.Errorf("study %q: checkpoint %d: %w", st.Name, ck.Step, err)
-		}
-		next = cs.NextObserve
-	case errors.Is(err, store.ErrNotFound):
-		return 0, nil
-	default:
+	next, err := loadCheckpoint(ctx, db, st, c.strat)
+	if err != nil {
 		return 0, err
 	}
 	if next <= 0 {
@@ -769,13 +757,30 @@ func (c *coordinator) restoreStrategy(ctx context.Context) (int, error) {
 		if fm != nil || (t.Status != store.Done && t.Status != store.Failed) {
 			continue
 		}
-		r := 0.0
-		if t.Metrics != nil && t.Status == store.Done {
-			r = t.Metrics.Reward
-		}
-		c.count(t, d, r)
+		c.count(t, d)
 	}
 	return next, nil
+}
+
+// loadCheckpoint loads the study's latest checkpoint into strat and
+// returns the number of the first trial it has not observed (0 when the
+// study has none).
+func loadCheckpoint(ctx context.Context, db *store.DB, st store.Study, strat Strategy) (int, error) {
+	ck, err := db.LatestCheckpoint(ctx, st.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	var cs checkpointState
+	if err := json.Unmarshal(ck.Blob, &cs); err != nil {
+		return 0, fmt.Errorf("study %q: checkpoint %d: %w", st.Name, ck.Step, err)
+	}
+	if err := strat.Restore(cs.Strategy); err != nil {
+		return 0, fmt.Errorf("study %q: checkpoint %d: %w", st.Name, ck.Step, err)
+	}
+	return cs.NextObserve, nil
 }
 
 // TeacherPath is where a study keeps its distillation teacher: beside the

@@ -351,7 +351,7 @@ func openTrainedSupernet(ctx context.Context, db *store.DB, study string, thread
 		return nil, fmt.Errorf("study %q was searched with %s, not enas: %w", st.Name, cfg.Strategy, ErrNoSupernet)
 	}
 	ctl := &ENAS{RL: NewRL(cfg.Space.Sizes(), DefaultRLConfig(), cfg.Seed)}
-	if _, err := (&coordinator{o: Options{DB: db}, st: st, strat: ctl, sum: &Summary{}}).restoreStrategy(ctx); err != nil {
+	if _, err := loadCheckpoint(ctx, db, st, ctl); err != nil {
 		return nil, err
 	}
 	if len(ctl.saved) == 0 {
