@@ -49,15 +49,31 @@ int hw_nc_conv_taps(int isa, const hw_conv_t *p, int xb, int *taps)
 {
     const int B = hw_nc_block(isa);
     const long plane = (long)p->H * p->W, pstride = xb ? B : 1, rstride = (long)p->W * pstride;
-    /* Blocked x: one entry a (channel block, ky, kx), covering the block's
-     * channels (contiguous lanes); plain x: one a (channel, ky, kx). */
-    const int groups = xb ? (p->C + B - 1) / B : p->C;
     int n = 0;
+    if (!xb) {
+        /* Plain x, weights [Kb][C][KH][KW][B]: one entry a (channel, ky)
+         * covering the KW values of the kernel row, consecutive in x (no
+         * dilation) as their weight vectors are; one a (channel, ky, kx)
+         * with dilation. */
+        const int row = p->dw == 1;
+        for (int c = 0; c < p->C; c++)
+            for (int ky = 0; ky < p->KH; ky++)
+                for (int kx = 0; kx < (row ? 1 : p->KW); kx++) {
+                    taps[3 * n] = (int)(c * plane + ky * p->dh * rstride + kx * p->dw);
+                    taps[3 * n + 1] = ((c * p->KH + ky) * p->KW + kx) * B;
+                    taps[3 * n + 2] = row ? p->KW : 1;
+                    n++;
+                }
+        return n;
+    }
+    /* Blocked x: one entry a (channel block, ky, kx), covering the block's
+     * channels (contiguous lanes). */
+    const int groups = (p->C + B - 1) / B;
     for (int g = 0; g < groups; g++)
         for (int ky = 0; ky < p->KH; ky++)
             for (int kx = 0; kx < p->KW; kx++) {
-                const int c = xb ? g * B : g, lanes = xb ? (p->C - c < B ? p->C - c : B) : 1;
-                const long cx = xb ? (long)g * plane * B : (long)g * plane;
+                const int c = g * B, lanes = p->C - c < B ? p->C - c : B;
+                const long cx = (long)g * plane * B;
                 taps[3 * n] = (int)(cx + ky * p->dh * rstride + kx * p->dw * pstride);
                 taps[3 * n + 1] = (int)(((((long)(c / B) * p->KH + ky) * p->KW + kx) * B + c % B) * B);
                 taps[3 * n + 2] = lanes;

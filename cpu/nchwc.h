@@ -42,10 +42,13 @@ int hw_nc_block(int isa);
  * groups 1). w is packed
  * [Kb][Cb][KH][KW][B (input channel c mod B)][B (output channel k mod B)],
  * Cb = ⌈C/B⌉, zero where c ≥ C or k ≥ K; bias is Kb·B floats or NULL.
+ * A plain x's w is packed [Kb][C][KH][KW][B (k mod B)] instead.
  * taps holds ntaps triples (input offset, weight offset, channels) in
- * floats, one per (channel block, ky, kx) of a blocked x or (channel, ky,
- * kx) of a plain one, from a window's first input value and from its
- * output block's weights (hw_nc_conv_taps writes them). */
+ * floats, one per (channel block, ky, kx) of a blocked x, or per
+ * (channel, ky) of a plain one (its KW values of a kernel row as
+ * channels; per (channel, ky, kx) when dilated), from a window's first
+ * input value and from its output block's weights (hw_nc_conv_taps
+ * writes them). */
 void hw_nc_conv(int isa, const hw_conv_t *p, int xb, const float *x, long xs, const float *w, const int *taps,
                 int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);
 long hw_nc_conv_tasks(int isa, const hw_conv_t *p);

@@ -1,5 +1,7 @@
 /* AVX2 blocked-layout kernels: nchwc_impl.h with 8-float (ymm) vectors and
- * direct-convolution tiles of 2 blocks × 6 pixels (12 of 16 registers). */
+ * direct-convolution tiles of 2 blocks × 6 pixels (12 of 16 registers) or
+ * 1 block × 8 pixels (8 accumulators: as many as two FMA pipes of latency
+ * 4 keep busy; 12 made GCC spill the row's broadcasts). */
 #include "nchwc.h"
 
 #if HW_X86
@@ -7,6 +9,7 @@
 #define NC_B 8
 #define NC_SUF avx2
 #define NC_TW 6
+#define NC_TW1 8
 #include "nchwc_impl.h"
 
 #include "gemm_x86.h"

@@ -3,6 +3,8 @@
  *   NC_B    floats per vector and per channel block (16, 8 or 4)
  *   NC_SUF  the level's suffix (generic, avx2, avx512)
  *   NC_TW   the widest output tile of the direct convolution (pixels)
+ * and may define
+ *   NC_TW1  the widest tile of one output block (default NC_TW; at most 12)
  * The vectors are GCC vector extensions, so the same source becomes zmm,
  * ymm or paired xmm code under each file's target pragma.
  *
@@ -19,8 +21,8 @@
  * 16 ymm registers, 24 of the 32 zmm ones) and, per tap, loads OB weight
  * vectors and broadcasts TW input values: 2·TW FMAs for TW + 2 loads. The
  * depthwise one keeps TW pixels of one channel block and loads one weight
- * and TW input vectors per tap. A row is tiles of NC_TW pixels and one
- * narrower tile for the rest, each width its own instantiation (the tile
+ * and TW input vectors per tap. A row is tiles of near-equal width, each
+ * width its own instantiation (the tile
  * is an always-inline function called with constant OB and TW, so GCC
  * unrolls it into straight register code). */
 
@@ -28,6 +30,10 @@
 #include <string.h>
 
 #include "act.h"
+
+#ifndef NC_TW1
+#define NC_TW1 NC_TW
+#endif
 
 #define NC_CAT_(a, b) a##b
 #define NC_CAT(a, b) NC_CAT_(a, b)
@@ -101,16 +107,32 @@ NC_INLINE void span(int o, int s, int pad, int d, int k, int n, int *lo, int *hi
 }
 
 /* conv_tap accumulates n input channels (1 ≤ n ≤ NC_B, lanes xp[c] of
- * each pixel, weight vectors wp + c·NC_B) into the tile. */
-NC_INLINE void conv_tap(const int OB, const int TW, const int n, vf acc[2][NC_TW], const float *xp, long xstep,
-                        const float *wp, long wblock)
+ * each pixel, weight vectors wp + c·NC_B) into the tile. Pixel j's values
+ * are xstep floats apart, or XS when XS > 0: a compile-time step makes
+ * every broadcast one displacement from xp (a run-time one takes a
+ * register per pixel, which with the accumulators' 12 vector registers
+ * spilled the loop's pointers to the stack). */
+NC_INLINE void conv_tap(const int OB, const int TW, const long XS, const int n, vf acc[2][NC_TW1], const float *xp,
+                        long xstep, const float *wp, long wblock)
 {
+    if (XS > 0)
+        xstep = XS;
+    const float *wp1 = wp + wblock;
+    /* An opaque copy: GCC would otherwise hoist wblock + c·NC_B, one
+     * invariant per unrolled channel, and spill them to the stack. */
+    __asm__("" : "+r"(wp1));
 #pragma GCC unroll 16
     for (int c = 0; c < n; c++) {
-        const vf w0 = ld(wp + (long)c * NC_B), w1 = OB > 1 ? ld(wp + wblock + (long)c * NC_B) : w0;
+        const vf w0 = ld(wp + c * NC_B), w1 = OB > 1 ? ld(wp1 + c * NC_B) : w0;
+        /* Opaque too: with a plain input's kernel row as channels (XS 1),
+         * pixel j of channel c reads what pixel j+1 of channel c−1 does,
+         * and GCC kept such shared broadcasts in registers, spilling
+         * accumulators for them. */
+        const float *xc = xp + c;
+        __asm__("" : "+r"(xc));
 #pragma GCC unroll 16
         for (int j = 0; j < TW; j++) {
-            const vf v = splat(xp[j * xstep + c]);
+            const vf v = splat(xc[j * xstep]);
             acc[0][j] += v * w0;
             if (OB > 1)
                 acc[1][j] += v * w1;
@@ -129,10 +151,10 @@ NC_INLINE void conv_tap(const int OB, const int TW, const int n, vf acc[2][NC_TW
  * pixel against OB weight vectors. Pixel j's outputs go to y0 + j·ystep
  * and y1 + j·ystep. (A linear layer is the same tile with samples for
  * pixels.) */
-NC_INLINE void conv_tile(const int OB, const int TW, const float *x0, long xstep, const float *wk, long wblock,
+NC_INLINE void conv_tile(const int OB, const int TW, const long XS, const float *x0, long xstep, const float *wk, long wblock,
                          const int *taps, int ntaps, vf b0, vf b1, int act, float *y0, float *y1, long ystep)
 {
-    vf acc[2][NC_TW];
+    vf acc[2][NC_TW1];
 #pragma GCC unroll 16
     for (int j = 0; j < TW; j++) {
         acc[0][j] = b0;
@@ -143,10 +165,14 @@ NC_INLINE void conv_tile(const int OB, const int TW, const float *x0, long xstep
         const float *wp = wk + taps[3 * t + 1];
         const int n = taps[3 * t + 2];
         if (n == NC_B)
-            conv_tap(OB, TW, NC_B, acc, xp, xstep, wp, wblock);
+            conv_tap(OB, TW, XS, NC_B, acc, xp, xstep, wp, wblock);
+        else if (XS > 0 && XS < NC_B && n == 5) /* a plain input's 5-wide kernel row */
+            conv_tap(OB, TW, XS, 5, acc, xp, xstep, wp, wblock);
+        else if (XS > 0 && XS < NC_B && n == 3)
+            conv_tap(OB, TW, XS, 3, acc, xp, xstep, wp, wblock);
         else
             for (int c = 0; c < n; c++)
-                conv_tap(OB, TW, 1, acc, xp + c, xstep, wp + (long)c * NC_B, wblock);
+                conv_tap(OB, TW, XS, 1, acc, xp + c, xstep, wp + (long)c * NC_B, wblock);
     }
 #pragma GCC unroll 16
     for (int j = 0; j < TW; j++) {
@@ -156,37 +182,37 @@ NC_INLINE void conv_tile(const int OB, const int TW, const float *x0, long xstep
     }
 }
 
-/* NC_SWITCH_TW expands CALL(TW) for the run-time width n in 1..NC_TW:
- * one instantiation a width, so a row of any width up to NC_TW is one
- * tile (weights and taps read once). */
-#if NC_TW > 12
+/* NC_SWITCH_TW expands CALL(TW) for the run-time width n in 1..MAX (at
+ * most 12): one instantiation a width, so a row of any width up to MAX is
+ * one tile (weights and taps read once). */
+#if NC_TW1 > 12
 #error "NC_SWITCH_TW covers widths up to 12"
 #endif
-#define NC_SWITCH_TW(n, CALL)              \
+#define NC_SWITCH_TW(n, MAX, CALL)              \
     switch (n) {                           \
     case 12:                               \
-        CALL((12 <= NC_TW ? 12 : 1));      \
+        CALL((12 <= (MAX) ? 12 : 1));      \
         break;                             \
     case 11:                               \
-        CALL((11 <= NC_TW ? 11 : 1));      \
+        CALL((11 <= (MAX) ? 11 : 1));      \
         break;                             \
     case 10:                               \
-        CALL((10 <= NC_TW ? 10 : 1));      \
+        CALL((10 <= (MAX) ? 10 : 1));      \
         break;                             \
     case 9:                                \
-        CALL((9 <= NC_TW ? 9 : 1));        \
+        CALL((9 <= (MAX) ? 9 : 1));        \
         break;                             \
     case 8:                                \
-        CALL((8 <= NC_TW ? 8 : 1));        \
+        CALL((8 <= (MAX) ? 8 : 1));        \
         break;                             \
     case 7:                                \
-        CALL((7 <= NC_TW ? 7 : 1));        \
+        CALL((7 <= (MAX) ? 7 : 1));        \
         break;                             \
     case 6:                                \
-        CALL(6);                           \
+        CALL((6 <= (MAX) ? 6 : 1));                           \
         break;                             \
     case 5:                                \
-        CALL(5);                           \
+        CALL((5 <= (MAX) ? 5 : 1));                           \
         break;                             \
     case 4:                                \
         CALL(4);                           \
@@ -201,22 +227,48 @@ NC_INLINE void conv_tile(const int OB, const int TW, const float *x0, long xstep
         CALL(1);                           \
     }
 
-/* conv_row computes one output row of OB blocks: tiles of NC_TW pixels,
- * the rest as one narrower tile. */
+/* conv_row_xs computes one output row of OB blocks in tiles of near-equal
+ * width, at most NC_TW pixels for two blocks and NC_TW1 for one (8 pixels: 4 + 4, not 6 + 2: a narrow tile has too few
+ * accumulators to hide the multiply-add latency), pixels XS floats apart
+ * (see conv_tap). */
+NC_INLINE void conv_row_xs(const int OB, const long XS, const hw_conv_t *p, const float *xr, long xstep,
+                           const float *wk, long wblock, const int *taps, int ntaps, vf b0, vf b1, int act,
+                           float *y0, float *y1)
+{
+    const int TWMAX = OB > 1 ? NC_TW : NC_TW1;
+    const int OW = p->OW, nt = (OW + TWMAX - 1) / TWMAX, tw0 = OW / nt, wide = OW % nt;
+    int ox = 0;
+    for (int i = 0; i < nt; i++) {
+        const int tw = tw0 + (i < wide);
+#define NC_CONV_TILE(TW)                                                                                          \
+    conv_tile(OB, TW, XS, xr + ox * xstep, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0 + (long)ox * NC_B, \
+              y1 + (long)ox * NC_B, NC_B)
+        NC_SWITCH_TW(tw, TWMAX, NC_CONV_TILE)
+#undef NC_CONV_TILE
+        ox += tw;
+    }
+}
+
+/* conv_row is conv_row_xs with the pixel step a constant for the usual
+ * ones: stride 1 and 2 of a blocked input or of a plain one. */
 NC_INLINE void conv_row(const int OB, const hw_conv_t *p, const float *xr, long xstep, const float *wk,
                         long wblock, const int *taps, int ntaps, vf b0, vf b1, int act, float *y0, float *y1)
 {
-    const int OW = p->OW;
-    int ox = 0;
-    for (; ox + NC_TW <= OW; ox += NC_TW)
-        conv_tile(OB, NC_TW, xr + ox * xstep, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0 + (long)ox * NC_B,
-                  y1 + (long)ox * NC_B, NC_B);
-    if (ox < OW) {
-#define NC_CONV_REST(TW)                                                                                         \
-    conv_tile(OB, TW, xr + ox * xstep, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0 + (long)ox * NC_B, \
-              y1 + (long)ox * NC_B, NC_B)
-        NC_SWITCH_TW(OW - ox, NC_CONV_REST)
-#undef NC_CONV_REST
+    switch (xstep) {
+    case NC_B:
+        conv_row_xs(OB, NC_B, p, xr, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y1);
+        break;
+    case 2 * NC_B:
+        conv_row_xs(OB, 2 * NC_B, p, xr, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y1);
+        break;
+    case 1:
+        conv_row_xs(OB, 1, p, xr, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y1);
+        break;
+    case 2:
+        conv_row_xs(OB, 2, p, xr, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y1);
+        break;
+    default:
+        conv_row_xs(OB, 0, p, xr, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y1);
     }
 }
 
@@ -226,7 +278,8 @@ void NC_FN(conv)(const hw_conv_t *p, int xb, const float *x, long xs, const floa
     const int B = NC_B, Kb = (p->K + B - 1) / B, Cb = (p->C + B - 1) / B;
     const long tasks = (long)(Kb + 1) / 2 * p->OH;
     const long pstride = xb ? B : 1, rstride = (long)p->W * pstride;
-    const long xstep = (long)p->sw * pstride, wblock = (long)Cb * p->KH * p->KW * B * B;
+    const long xstep = (long)p->sw * pstride;
+    const long wblock = (long)(xb ? Cb * B : p->C) * p->KH * p->KW * B;
     const long yplane = (long)p->OH * p->OW * B;
     for (long r = r0; r < r1; r++) {
         const long n = r / tasks;
@@ -264,12 +317,12 @@ void NC_FN(linear)(long n, int fo, const float *x, long xs, const float *w, long
         const vf b0 = bias ? ld(bias + (long)ob * B) : (vf){0};
         if (ob + 1 < Ob) {
             const vf b1 = bias ? ld(bias + (long)(ob + 1) * B) : (vf){0};
-#define NC_LIN(TW) conv_tile(2, TW, x0, xs, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + B, ys)
-            NC_SWITCH_TW(tw, NC_LIN)
+#define NC_LIN(TW) conv_tile(2, TW, 0, x0, xs, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + B, ys)
+            NC_SWITCH_TW(tw, NC_TW, NC_LIN)
 #undef NC_LIN
         } else {
-#define NC_LIN(TW) conv_tile(1, TW, x0, xs, wk, wblock, taps, ntaps, b0, b0, act, y0, y0, ys)
-            NC_SWITCH_TW(tw, NC_LIN)
+#define NC_LIN(TW) conv_tile(1, TW, 0, x0, xs, wk, wblock, taps, ntaps, b0, b0, act, y0, y0, ys)
+            NC_SWITCH_TW(tw, NC_TW, NC_LIN)
 #undef NC_LIN
         }
     }
@@ -315,7 +368,7 @@ void NC_FN(dwconv)(const hw_conv_t *p, const float *x, long xs, const float *w, 
             dw_tile(NC_TW, xr + ox * xstep, xstep, wc, taps, ntaps, b0, act, yr + (long)ox * B);
         if (ox < OW) {
 #define NC_DW_REST(TW) dw_tile(TW, xr + ox * xstep, xstep, wc, taps, ntaps, b0, act, yr + (long)ox * B)
-            NC_SWITCH_TW(OW - ox, NC_DW_REST)
+            NC_SWITCH_TW(OW - ox, NC_TW, NC_DW_REST)
 #undef NC_DW_REST
         }
     }

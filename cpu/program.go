@@ -571,10 +571,12 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 	}
 	x = input(c.fakeQuant(x, s, grid, i))
 	y := c.define(op.Out[0], true)
-	w = packConvWeights(w, cp.K, cp.C, cp.KH, cp.KW, c.block)
 	xb := C.int(0)
 	if x.blocked {
 		xb = 1
+		w = packConvWeights(w, cp.K, cp.C, cp.KH, cp.KW, c.block)
+	} else {
+		w = packPlainConvWeights(w, cp.K, cp.C, cp.KH, cp.KW, c.block)
 	}
 	taps := make([]C.int, 3*cp.C*cp.KH*cp.KW)
 	nt := C.hw_nc_conv_taps(isa, &ccp, xb, &taps[0])
