@@ -9,11 +9,12 @@ import (
 	"hwnas/accel/accetest"
 )
 
-// The blocked program's register tiles run a row as whole tiles of the
-// level's widest width (6 or 12 pixels, or samples for linear layers)
-// and one narrower tile, each width its own unrolled instantiation:
-// output rows of 1 to 25 pixels (and linear batches of 1 to 25 samples)
-// reach every width of every level, with two full tiles before the rest.
+// The blocked program's register tiles run a row as tiles of near-equal
+// width (linear layers: whole tiles of samples and one narrower one),
+// each width its own unrolled instantiation: output rows of 1 to 25
+// pixels (and linear batches of 1 to 25 samples) reach every width of
+// every level, for one output block and for pairs, on plain and blocked
+// inputs.
 func TestProgramTileWidths(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 4))
 	vec := func(n int) []float32 { return kRand(r, n) }
@@ -24,7 +25,8 @@ func TestProgramTileWidths(t *testing.T) {
 		return func(n int) []float32 { return kRand(rand.New(rand.NewPCG(seed, 1)), n*size) }
 	}
 	conv := func(name string, in accel.Shape, cp accel.ConvParams, act accel.Act) accetest.Case {
-		cp.StrideH, cp.StrideW, cp.DilH, cp.DilW = 1, 1, 1, 1
+		cp.StrideH, cp.StrideW = max(cp.StrideH, 1), max(cp.StrideW, 1)
+		cp.DilH, cp.DilW = max(cp.DilH, 1), max(cp.DilW, 1)
 		full := cp
 		full.N, full.C, full.H, full.W = 1, in[0], in[1], in[2]
 		_, nw, _ := full.Sizes()
@@ -49,7 +51,29 @@ func TestProgramTileWidths(t *testing.T) {
 			Plan: &accel.Plan{Name: "linear", Tensors: []accel.Shape{{7}, {9}}, Input: 0, Output: 1,
 				Ops: []accel.Op{{Name: "fc", Kind: accel.OpLinear, In: []int{0}, Out: []int{1}, W: vec(7 * 9),
 					B: vec(9), Act: accel.ActReLU6}}}}
-		cases = append(cases, tileCase{d, 2}, tileCase{dw, 2}, tileCase{lin, w})
+		// 20 output channels: pairs of blocks and a lone one at every
+		// level; a plain 2-channel input's 5-wide kernel rows, and a
+		// 10-channel input (blocked at B = 4 and 8).
+		d5 := conv(fmt.Sprintf("conv5x5_c2_w%d", w), accel.Shape{2, 2, w},
+			accel.ConvParams{K: 20, KH: 5, KW: 5, PadH: 2, PadW: 2, Groups: 1}, accel.ActNone)
+		db := conv(fmt.Sprintf("conv3x3_c10_w%d", w), accel.Shape{10, 1, w},
+			accel.ConvParams{K: 20, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 1}, accel.ActReLU)
+		cases = append(cases, tileCase{d, 2}, tileCase{dw, 2}, tileCase{lin, w}, tileCase{d5, 1}, tileCase{db, 1})
+	}
+	// Strides 2 (the pixel steps the kernel makes constants) and a dilated
+	// plain input (one tap per kernel value, not per kernel row), 7-wide
+	// kernel rows (not unrolled).
+	for _, sc := range []struct {
+		name string
+		in   accel.Shape
+		cp   accel.ConvParams
+	}{
+		{"plain_s2", accel.Shape{3, 9, 13}, accel.ConvParams{K: 20, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, Groups: 1}},
+		{"plain_d2", accel.Shape{3, 9, 13}, accel.ConvParams{K: 20, KH: 3, KW: 3, DilH: 2, DilW: 2, PadH: 2, PadW: 2, Groups: 1}},
+		{"plain_7x7_s2", accel.Shape{1, 15, 15}, accel.ConvParams{K: 12, KH: 7, KW: 7, StrideH: 2, StrideW: 2, PadH: 3, PadW: 3, Groups: 1}},
+		{"blocked_s2", accel.Shape{24, 9, 13}, accel.ConvParams{K: 20, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, Groups: 1}},
+	} {
+		cases = append(cases, tileCase{conv(sc.name, sc.in, sc.cp, accel.ActReLU), 2})
 	}
 	eachLevel(t, func(t *testing.T, k *Kernels) {
 		b := &Backend{kernels: k}
