@@ -39,10 +39,12 @@ void hw_nc_conv(int isa, const hw_conv_t *p, int xb, const float *x, long xs, co
     NC_DISPATCH(conv, p, xb, x, xs, w, taps, ntaps, bias, act, y, ys, r0, r1);
 }
 
+static int tile_width(int isa);
+
 long hw_nc_conv_tasks(int isa, const hw_conv_t *p)
 {
     const int B = hw_nc_block(isa), Kb = (p->K + B - 1) / B;
-    return (long)(Kb + 1) / 2 * p->OH;
+    return (long)(Kb + 1) / 2 * (hw_nc_conv_flat(p, tile_width(isa)) ? 1 : p->OH);
 }
 
 int hw_nc_conv_taps(int isa, const hw_conv_t *p, int xb, int *taps)

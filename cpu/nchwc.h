@@ -36,7 +36,8 @@ int hw_nc_block(int isa);
 
 /* hw_nc_conv computes tasks [r0,r1) of y = act(conv(x, w) + bias), y
  * blocked. A task is one output row of a pair of output blocks (the
- * kernel's tile): T = ⌈Kb/2⌉·OH, Kb = ⌈K/B⌉ (hw_nc_conv_tasks). x is
+ * kernel's tile): T = ⌈Kb/2⌉·OH, Kb = ⌈K/B⌉, or a pair over the whole
+ * sample for narrow outputs (hw_nc_conv_flat, hw_nc_conv_tasks). x is
  * blocked when xb is non-zero, else plain C×H×W (a first layer of fewer
  * channels than a block), and already padded: p's padding must be 0 (and
  * groups 1). w is packed
@@ -52,6 +53,21 @@ int hw_nc_block(int isa);
 void hw_nc_conv(int isa, const hw_conv_t *p, int xb, const float *x, long xs, const float *w, const int *taps,
                 int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);
 long hw_nc_conv_tasks(int isa, const hw_conv_t *p);
+
+/* hw_nc_conv_flat says whether hw_nc_conv, at a level whose widest tile
+ * of a pair of blocks is tw pixels, takes each sample's OH·OW output
+ * pixels as one row whose tiles span output rows, so that tiles stay wide
+ * enough to hide the multiply-add latency: at tw ≤ 8, rows narrower than
+ * two tiles and not a whole one (7×7, 4×4, 8×8 maps at tw = 6); at wider
+ * tiles (AVX-512, NEON: 12 pixels, whose 12 window pointers would not fit
+ * the general registers), rows of at most 4 pixels. Measured at AVX2 on
+ * an AMD EPYC (BenchmarkProgramConv): 3×3 convolutions on 2×2 maps 1.7×
+ * faster, a 5×5 one on a 7×7 map 10% faster. A task is then a pair of
+ * output blocks over the whole sample: T = ⌈Kb/2⌉. */
+static inline int hw_nc_conv_flat(const hw_conv_t *p, int tw)
+{
+    return tw <= 8 ? p->OW < 2 * tw && p->OW % tw != 0 : p->OW <= 4;
+}
 /* hw_nc_conv_taps writes hw_nc_conv's tap table (at most C·KH·KW
  * triples) to taps and returns its length. */
 int hw_nc_conv_taps(int isa, const hw_conv_t *p, int xb, int *taps);

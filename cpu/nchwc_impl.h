@@ -140,6 +140,26 @@ NC_INLINE void conv_tap(const int OB, const int TW, const long XS, const int n, 
     }
 }
 
+/* conv_tap_flat is conv_tap for pixels anywhere in the output: pixel j's
+ * values of the tap at xj[j] + xo + c. */
+NC_INLINE void conv_tap_flat(const int OB, const int TW, const int n, vf acc[2][NC_TW1], const float *const *xj,
+                             long xo, const float *wp, long wblock)
+{
+    const float *wp1 = wp + wblock;
+    __asm__("" : "+r"(wp1)); /* as in conv_tap */
+#pragma GCC unroll 16
+    for (int c = 0; c < n; c++) {
+        const vf w0 = ld(wp + c * NC_B), w1 = OB > 1 ? ld(wp1 + c * NC_B) : w0;
+#pragma GCC unroll 16
+        for (int j = 0; j < TW; j++) {
+            const vf v = splat(xj[j][xo + c]);
+            acc[0][j] += v * w0;
+            if (OB > 1)
+                acc[1][j] += v * w1;
+        }
+    }
+}
+
 /* conv_tile computes output blocks kb..kb+OB−1 (OB weight blocks wblock
  * floats apart, from wk) at TW pixels of a row, the first of which reads
  * its window from x0 and the next ones xstep floats further on. Tap t of
@@ -150,9 +170,11 @@ NC_INLINE void conv_tap(const int OB, const int TW, const long XS, const int n, 
  * channel of a plain one. Each channel is one broadcast input value per
  * pixel against OB weight vectors. Pixel j's outputs go to y0 + j·ystep
  * and y1 + j·ystep. (A linear layer is the same tile with samples for
- * pixels.) */
-NC_INLINE void conv_tile(const int OB, const int TW, const long XS, const float *x0, long xstep, const float *wk, long wblock,
-                         const int *taps, int ntaps, vf b0, vf b1, int act, float *y0, float *y1, long ystep)
+ * pixels.) With FLAT, pixel j's window starts at xj[j] instead (pixels
+ * anywhere in the output, conv_tap_flat), and x0 and xstep are unused. */
+NC_INLINE void conv_tile(const int OB, const int TW, const long XS, const int FLAT, const float *x0, long xstep,
+                         const float *const *xj, const float *wk, long wblock, const int *taps, int ntaps, vf b0,
+                         vf b1, int act, float *y0, float *y1, long ystep)
 {
     vf acc[2][NC_TW1];
 #pragma GCC unroll 16
@@ -160,20 +182,28 @@ NC_INLINE void conv_tile(const int OB, const int TW, const long XS, const float 
         acc[0][j] = b0;
         acc[1][j] = b1;
     }
+#define NC_TAP(N, XO, WP)                                                  \
+    do {                                                                   \
+        if (FLAT)                                                          \
+            conv_tap_flat(OB, TW, N, acc, xj, XO, WP, wblock);             \
+        else                                                               \
+            conv_tap(OB, TW, XS, N, acc, x0 + (XO), xstep, WP, wblock);     \
+    } while (0)
     for (int t = 0; t < ntaps; t++) {
-        const float *xp = x0 + taps[3 * t];
+        const long xo = taps[3 * t];
         const float *wp = wk + taps[3 * t + 1];
         const int n = taps[3 * t + 2];
         if (n == NC_B)
-            conv_tap(OB, TW, XS, NC_B, acc, xp, xstep, wp, wblock);
-        else if (XS > 0 && XS < NC_B && n == 5) /* a plain input's 5-wide kernel row */
-            conv_tap(OB, TW, XS, 5, acc, xp, xstep, wp, wblock);
-        else if (XS > 0 && XS < NC_B && n == 3)
-            conv_tap(OB, TW, XS, 3, acc, xp, xstep, wp, wblock);
+            NC_TAP(NC_B, xo, wp);
+        else if (!FLAT && XS > 0 && XS < NC_B && n == 5) /* a plain input's 5-wide kernel row */
+            NC_TAP(5, xo, wp);
+        else if (!FLAT && XS > 0 && XS < NC_B && n == 3)
+            NC_TAP(3, xo, wp);
         else
             for (int c = 0; c < n; c++)
-                conv_tap(OB, TW, XS, 1, acc, xp + c, xstep, wp + (long)c * NC_B, wblock);
+                NC_TAP(1, xo + c, wp + (long)c * NC_B);
     }
+#undef NC_TAP
 #pragma GCC unroll 16
     for (int j = 0; j < TW; j++) {
         st(y0 + j * ystep, act_v(acc[0][j], act));
@@ -241,8 +271,8 @@ NC_INLINE void conv_row_xs(const int OB, const long XS, const hw_conv_t *p, cons
     for (int i = 0; i < nt; i++) {
         const int tw = tw0 + (i < wide);
 #define NC_CONV_TILE(TW)                                                                                          \
-    conv_tile(OB, TW, XS, xr + ox * xstep, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0 + (long)ox * NC_B, \
-              y1 + (long)ox * NC_B, NC_B)
+    conv_tile(OB, TW, XS, 0, xr + ox * xstep, xstep, NULL, wk, wblock, taps, ntaps, b0, b1, act,         \
+              y0 + (long)ox * NC_B, y1 + (long)ox * NC_B, NC_B)
         NC_SWITCH_TW(tw, TWMAX, NC_CONV_TILE)
 #undef NC_CONV_TILE
         ox += tw;
@@ -272,9 +302,68 @@ NC_INLINE void conv_row(const int OB, const hw_conv_t *p, const float *xr, long 
     }
 }
 
+/* conv_flat computes all OH·OW pixels of OB blocks of one sample in tiles
+ * of near-equal width that span output rows (hw_nc_conv_flat). */
+NC_INLINE void conv_flat(const int OB, const hw_conv_t *p, const float *xn, long rstride, long xstep,
+                         const float *wk, long wblock, const int *taps, int ntaps, vf b0, vf b1, int act,
+                         float *y0, float *y1)
+{
+    const int TWMAX = OB > 1 ? NC_TW : NC_TW1;
+    const int P = p->OH * p->OW, nt = (P + TWMAX - 1) / TWMAX, tw0 = P / nt, wide = P % nt;
+    const float *xj[NC_TW1];
+    int px = 0;
+    for (int i = 0; i < nt; i++) {
+        const int tw = tw0 + (i < wide);
+        for (int j = 0; j < tw; j++) {
+            const int oy = (px + j) / p->OW, ox = (px + j) % p->OW;
+            xj[j] = xn + (long)oy * p->sh * rstride + ox * xstep;
+        }
+#define NC_CONV_FLAT(TW) \
+    conv_tile(OB, TW, 0, 1, NULL, 0, xj, wk, wblock, taps, ntaps, b0, b1, act, y0 + (long)px * NC_B, \
+              y1 + (long)px * NC_B, NC_B)
+        NC_SWITCH_TW(tw, TWMAX, NC_CONV_FLAT)
+#undef NC_CONV_FLAT
+        px += tw;
+    }
+}
+
+/* conv_flat_tasks is NC_FN(conv) for hw_nc_conv_flat outputs: a task is a
+ * pair of output blocks over the whole sample. A function of its own, so
+ * that GCC allocates NC_FN(conv)'s row kernels' registers as without it
+ * (inlined there, LeNet-5's conv1 measured 7% slower, within this VM's
+ * noise). */
+static void __attribute__((noinline)) conv_flat_tasks(const hw_conv_t *p, int xb, const float *x, long xs,
+                                                      const float *w, const int *taps, int ntaps,
+                                                      const float *bias, int act, float *y, long ys, long r0,
+                                                      long r1)
+{
+    const int B = NC_B, Kb = (p->K + B - 1) / B, Cb = (p->C + B - 1) / B;
+    const long tasks = (long)(Kb + 1) / 2;
+    const long pstride = xb ? B : 1, rstride = (long)p->W * pstride, xstep = (long)p->sw * pstride;
+    const long wblock = (long)(xb ? Cb * B : p->C) * p->KH * p->KW * B;
+    const long yplane = (long)p->OH * p->OW * B;
+    for (long r = r0; r < r1; r++) {
+        const long n = r / tasks;
+        const int kb = 2 * (int)(r % tasks);
+        const float *wk = w + (long)kb * wblock;
+        float *y0 = y + n * ys + kb * yplane;
+        const vf b0 = bias ? ld(bias + (long)kb * B) : (vf){0};
+        if (kb + 1 < Kb) {
+            const vf b1 = bias ? ld(bias + (long)(kb + 1) * B) : (vf){0};
+            conv_flat(2, p, x + n * xs, rstride, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + yplane);
+        } else {
+            conv_flat(1, p, x + n * xs, rstride, xstep, wk, wblock, taps, ntaps, b0, b0, act, y0, y0);
+        }
+    }
+}
+
 void NC_FN(conv)(const hw_conv_t *p, int xb, const float *x, long xs, const float *w, const int *taps,
                  int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1)
 {
+    if (hw_nc_conv_flat(p, NC_TW)) {
+        conv_flat_tasks(p, xb, x, xs, w, taps, ntaps, bias, act, y, ys, r0, r1);
+        return;
+    }
     const int B = NC_B, Kb = (p->K + B - 1) / B, Cb = (p->C + B - 1) / B;
     const long tasks = (long)(Kb + 1) / 2 * p->OH;
     const long pstride = xb ? B : 1, rstride = (long)p->W * pstride;
@@ -317,11 +406,11 @@ void NC_FN(linear)(long n, int fo, const float *x, long xs, const float *w, long
         const vf b0 = bias ? ld(bias + (long)ob * B) : (vf){0};
         if (ob + 1 < Ob) {
             const vf b1 = bias ? ld(bias + (long)(ob + 1) * B) : (vf){0};
-#define NC_LIN(TW) conv_tile(2, TW, 0, x0, xs, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + B, ys)
+#define NC_LIN(TW) conv_tile(2, TW, 0, 0, x0, xs, NULL, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + B, ys)
             NC_SWITCH_TW(tw, NC_TW, NC_LIN)
 #undef NC_LIN
         } else {
-#define NC_LIN(TW) conv_tile(1, TW, 0, x0, xs, wk, wblock, taps, ntaps, b0, b0, act, y0, y0, ys)
+#define NC_LIN(TW) conv_tile(1, TW, 0, 0, x0, xs, NULL, wk, wblock, taps, ntaps, b0, b0, act, y0, y0, ys)
             NC_SWITCH_TW(tw, NC_TW, NC_LIN)
 #undef NC_LIN
         }

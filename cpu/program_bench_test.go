@@ -10,7 +10,8 @@ import (
 
 // benchShapes are single convolutions of the shapes searches propose on
 // 28×28 inputs: a 1-channel stem, strided and unstrided depthwise 3×3,
-// pointwise 1×1 on small maps, small 5×5 convolutions, LeNet-5's.
+// pointwise 1×1 on small maps, small 5×5 convolutions, 3×3 ones on the
+// 4×4 and 2×2 maps of deep blocks, LeNet-5's.
 var benchShapes = []struct {
 	name    string
 	in      accel.Shape
@@ -26,6 +27,8 @@ var benchShapes = []struct {
 	{"dw_c24_7_3x3s1", accel.Shape{24, 7, 7}, 24, 3, 1, 1, -1, "relu"},
 	{"pw_c16_7_k24", accel.Shape{16, 7, 7}, 24, 1, 1, 0, 0, "relu"},
 	{"conv_c16_14_k32_5x5s2", accel.Shape{16, 14, 14}, 32, 5, 2, 2, 0, "relu"},
+	{"conv_c32_4_k64_3x3", accel.Shape{32, 4, 4}, 64, 3, 1, 1, 0, "relu"},
+	{"conv_c64_2_k64_3x3", accel.Shape{64, 2, 2}, 64, 3, 1, 1, 0, "relu"},
 	{"lenet_conv1", accel.Shape{1, 28, 28}, 20, 5, 1, 0, 0, "none"},
 	{"lenet_conv2", accel.Shape{20, 12, 12}, 50, 5, 1, 0, 0, "none"},
 }
