@@ -22,9 +22,9 @@
  * vectors and broadcasts TW input values: 2·TW FMAs for TW + 2 loads. The
  * depthwise one keeps TW pixels of one channel block and loads one weight
  * and TW input vectors per tap. A row is tiles of near-equal width, each
- * width its own instantiation (the tile
- * is an always-inline function called with constant OB and TW, so GCC
- * unrolls it into straight register code). */
+ * width its own instantiation (the tile is an always-inline function
+ * called with constant OB and TW, so GCC unrolls it into straight register
+ * code); narrow outputs are tiled across rows (hw_nc_conv_flat). */
 
 #include <math.h>
 #include <string.h>
@@ -182,12 +182,12 @@ NC_INLINE void conv_tile(const int OB, const int TW, const long XS, const int FL
         acc[0][j] = b0;
         acc[1][j] = b1;
     }
-#define NC_TAP(N, XO, WP)                                                  \
-    do {                                                                   \
-        if (FLAT)                                                          \
-            conv_tap_flat(OB, TW, N, acc, xj, XO, WP, wblock);             \
-        else                                                               \
-            conv_tap(OB, TW, XS, N, acc, x0 + (XO), xstep, WP, wblock);     \
+#define NC_TAP(N, XO, WP)                                               \
+    do {                                                                \
+        if (FLAT)                                                       \
+            conv_tap_flat(OB, TW, N, acc, xj, XO, WP, wblock);          \
+        else                                                            \
+            conv_tap(OB, TW, XS, N, acc, x0 + (XO), xstep, WP, wblock); \
     } while (0)
     for (int t = 0; t < ntaps; t++) {
         const long xo = taps[3 * t];
@@ -218,7 +218,7 @@ NC_INLINE void conv_tile(const int OB, const int TW, const long XS, const int FL
 #if NC_TW1 > 12
 #error "NC_SWITCH_TW covers widths up to 12"
 #endif
-#define NC_SWITCH_TW(n, MAX, CALL)              \
+#define NC_SWITCH_TW(n, MAX, CALL)         \
     switch (n) {                           \
     case 12:                               \
         CALL((12 <= (MAX) ? 12 : 1));      \
@@ -239,10 +239,10 @@ NC_INLINE void conv_tile(const int OB, const int TW, const long XS, const int FL
         CALL((7 <= (MAX) ? 7 : 1));        \
         break;                             \
     case 6:                                \
-        CALL((6 <= (MAX) ? 6 : 1));                           \
+        CALL((6 <= (MAX) ? 6 : 1));        \
         break;                             \
     case 5:                                \
-        CALL((5 <= (MAX) ? 5 : 1));                           \
+        CALL((5 <= (MAX) ? 5 : 1));        \
         break;                             \
     case 4:                                \
         CALL(4);                           \
@@ -258,9 +258,9 @@ NC_INLINE void conv_tile(const int OB, const int TW, const long XS, const int FL
     }
 
 /* conv_row_xs computes one output row of OB blocks in tiles of near-equal
- * width, at most NC_TW pixels for two blocks and NC_TW1 for one (8 pixels: 4 + 4, not 6 + 2: a narrow tile has too few
- * accumulators to hide the multiply-add latency), pixels XS floats apart
- * (see conv_tap). */
+ * width, at most NC_TW pixels for two blocks and NC_TW1 for one (8
+ * pixels: 4 + 4, not 6 + 2: a narrow tile has too few accumulators to hide
+ * the multiply-add latency), pixels XS floats apart (see conv_tap). */
 NC_INLINE void conv_row_xs(const int OB, const long XS, const hw_conv_t *p, const float *xr, long xstep,
                            const float *wk, long wblock, const int *taps, int ntaps, vf b0, vf b1, int act,
                            float *y0, float *y1)
@@ -270,8 +270,8 @@ NC_INLINE void conv_row_xs(const int OB, const long XS, const hw_conv_t *p, cons
     int ox = 0;
     for (int i = 0; i < nt; i++) {
         const int tw = tw0 + (i < wide);
-#define NC_CONV_TILE(TW)                                                                                          \
-    conv_tile(OB, TW, XS, 0, xr + ox * xstep, xstep, NULL, wk, wblock, taps, ntaps, b0, b1, act,         \
+#define NC_CONV_TILE(TW)                                                                  \
+    conv_tile(OB, TW, XS, 0, xr + ox * xstep, xstep, NULL, wk, wblock, taps, ntaps, b0, b1, act, \
               y0 + (long)ox * NC_B, y1 + (long)ox * NC_B, NC_B)
         NC_SWITCH_TW(tw, TWMAX, NC_CONV_TILE)
 #undef NC_CONV_TILE
@@ -318,7 +318,7 @@ NC_INLINE void conv_flat(const int OB, const hw_conv_t *p, const float *xn, long
             const int oy = (px + j) / p->OW, ox = (px + j) % p->OW;
             xj[j] = xn + (long)oy * p->sh * rstride + ox * xstep;
         }
-#define NC_CONV_FLAT(TW) \
+#define NC_CONV_FLAT(TW)                                                                           \
     conv_tile(OB, TW, 0, 1, NULL, 0, xj, wk, wblock, taps, ntaps, b0, b1, act, y0 + (long)px * NC_B, \
               y1 + (long)px * NC_B, NC_B)
         NC_SWITCH_TW(tw, TWMAX, NC_CONV_FLAT)
