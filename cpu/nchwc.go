@@ -35,22 +35,6 @@ func packConvWeights(w []float32, k, c, kh, kw, b int) []float32 {
 	return out
 }
 
-// packPlainConvWeights repacks K×C×KH×KW weights for the direct
-// convolution of a plain input (fewer channels than a block):
-// [⌈K/B⌉][C][KH][KW][B (k mod B)], zero where k ≥ K, so that the weight
-// vectors of a kernel row (kx = 0..KW−1) are consecutive, as the input
-// values of the row are (hw_nc_conv_taps).
-func packPlainConvWeights(w []float32, k, c, kh, kw, b int) []float32 {
-	per := c * kh * kw
-	out := make([]float32, blocks(k, b)*per*b)
-	for o := 0; o < k; o++ {
-		for i := 0; i < per; i++ {
-			out[(o/b*per+i)*b+o%b] = w[o*per+i]
-		}
-	}
-	return out
-}
-
 // packDepthwiseWeights repacks C×1×KH×KW depthwise weights as
 // [⌈C/B⌉][KH][KW][B], zero beyond C.
 func packDepthwiseWeights(w []float32, c, kh, kw, b int) []float32 {

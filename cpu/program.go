@@ -576,7 +576,10 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 		xb = 1
 		w = packConvWeights(w, cp.K, cp.C, cp.KH, cp.KW, c.block)
 	} else {
-		w = packPlainConvWeights(w, cp.K, cp.C, cp.KH, cp.KW, c.block)
+		// [Kb][C][KH][KW][B]: a kernel row's weight vectors consecutive,
+		// as its input values are (hw_nc_conv_taps); the linear layout of
+		// K rows of C·KH·KW.
+		w = packLinearWeights(w, cp.K, cp.C*cp.KH*cp.KW, c.block)
 	}
 	taps := make([]C.int, 3*cp.C*cp.KH*cp.KW)
 	nt := C.hw_nc_conv_taps(isa, &ccp, xb, &taps[0])
