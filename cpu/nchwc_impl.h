@@ -327,62 +327,47 @@ NC_INLINE void conv_flat(const int OB, const hw_conv_t *p, const float *xn, long
     }
 }
 
-/* conv_flat_tasks is NC_FN(conv) for hw_nc_conv_flat outputs: a task is a
- * pair of output blocks over the whole sample. A function of its own, so
- * that GCC allocates NC_FN(conv)'s row kernels' registers as without it
- * (inlined there, LeNet-5's conv1 measured 7% slower, within this VM's
- * noise). */
-static void __attribute__((noinline)) conv_flat_tasks(const hw_conv_t *p, int xb, const float *x, long xs,
-                                                      const float *w, const int *taps, int ntaps,
-                                                      const float *bias, int act, float *y, long ys, long r0,
-                                                      long r1)
+/* conv_flat_sample is conv_flat for one or two blocks (OB at run time). A
+ * function of its own, so that GCC allocates NC_FN(conv)'s row kernels'
+ * registers as without it (inlined there, LeNet-5's conv1 measured 7%
+ * slower, within this VM's noise). */
+static void __attribute__((noinline)) conv_flat_sample(int OB, const hw_conv_t *p, const float *xn, long rstride,
+                                                       long xstep, const float *wk, long wblock, const int *taps,
+                                                       int ntaps, vf b0, vf b1, int act, float *y0, float *y1)
 {
-    const int B = NC_B, Kb = (p->K + B - 1) / B, Cb = (p->C + B - 1) / B;
-    const long tasks = (long)(Kb + 1) / 2;
-    const long pstride = xb ? B : 1, rstride = (long)p->W * pstride, xstep = (long)p->sw * pstride;
-    const long wblock = (long)(xb ? Cb * B : p->C) * p->KH * p->KW * B;
-    const long yplane = (long)p->OH * p->OW * B;
-    for (long r = r0; r < r1; r++) {
-        const long n = r / tasks;
-        const int kb = 2 * (int)(r % tasks);
-        const float *wk = w + (long)kb * wblock;
-        float *y0 = y + n * ys + kb * yplane;
-        const vf b0 = bias ? ld(bias + (long)kb * B) : (vf){0};
-        if (kb + 1 < Kb) {
-            const vf b1 = bias ? ld(bias + (long)(kb + 1) * B) : (vf){0};
-            conv_flat(2, p, x + n * xs, rstride, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + yplane);
-        } else {
-            conv_flat(1, p, x + n * xs, rstride, xstep, wk, wblock, taps, ntaps, b0, b0, act, y0, y0);
-        }
-    }
+    if (OB > 1)
+        conv_flat(2, p, xn, rstride, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y1);
+    else
+        conv_flat(1, p, xn, rstride, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y1);
 }
 
 void NC_FN(conv)(const hw_conv_t *p, int xb, const float *x, long xs, const float *w, const int *taps,
                  int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1)
 {
-    if (hw_nc_conv_flat(p, NC_TW)) {
-        conv_flat_tasks(p, xb, x, xs, w, taps, ntaps, bias, act, y, ys, r0, r1);
-        return;
-    }
+    /* A task is one output row of a block pair, or the whole sample's
+     * pixels for a flat output (hw_nc_conv_flat). */
+    const int flat = hw_nc_conv_flat(p, NC_TW), rows = flat ? 1 : p->OH;
     const int B = NC_B, Kb = (p->K + B - 1) / B, Cb = (p->C + B - 1) / B;
-    const long tasks = (long)(Kb + 1) / 2 * p->OH;
+    const long tasks = (long)(Kb + 1) / 2 * rows;
     const long pstride = xb ? B : 1, rstride = (long)p->W * pstride;
     const long xstep = (long)p->sw * pstride;
     const long wblock = (long)(xb ? Cb * B : p->C) * p->KH * p->KW * B;
     const long yplane = (long)p->OH * p->OW * B;
     for (long r = r0; r < r1; r++) {
         const long n = r / tasks;
-        const int t = (int)(r % tasks), kb = 2 * (t / p->OH), oy = t % p->OH;
+        const int t = (int)(r % tasks), kb = 2 * (t / rows), oy = t % rows;
         const float *xr = x + n * xs + (long)oy * p->sh * rstride;
         const float *wk = w + (long)kb * wblock;
         float *y0 = y + n * ys + kb * yplane + (long)oy * p->OW * B;
+        const int ob = kb + 1 < Kb ? 2 : 1;
         const vf b0 = bias ? ld(bias + (long)kb * B) : (vf){0};
-        if (kb + 1 < Kb) {
-            const vf b1 = bias ? ld(bias + (long)(kb + 1) * B) : (vf){0};
+        const vf b1 = bias && ob > 1 ? ld(bias + (long)(kb + 1) * B) : b0;
+        if (flat)
+            conv_flat_sample(ob, p, xr, rstride, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + yplane);
+        else if (ob > 1)
             conv_row(2, p, xr, xstep, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + yplane);
-        } else {
+        else
             conv_row(1, p, xr, xstep, wk, wblock, taps, ntaps, b0, b0, act, y0, y0);
-        }
     }
 }
 
