@@ -12,8 +12,9 @@ import (
 
 // TestProgramInt8Blocked compiles a chain of int8 convolutions of the
 // shapes search candidates have (channel counts that are not whole
-// blocks, a strided 3×3, depthwise, 1×1 on both sides of the integer
-// GEMM's threshold, a grouped 3×3; full 8-bit and pair-safe weights) and
+// blocks, on both sides, a strided 3×3, depthwise, 1×1 on both sides of
+// the integer GEMM's threshold, grouped 3×3s of 20 and of 10 channels a
+// group; full 8-bit and pair-safe weights) and
 // checks, at every level this CPU has, that the program — which runs the
 // integer GEMM on blocked tensors (qConv2DBlocked) and the grid forms on
 // the blocked float kernels — computes what the host program computes
@@ -27,11 +28,12 @@ func TestProgramInt8Blocked(t *testing.T) {
 		act                    accel.Act
 	}
 	specs := []spec{
-		{"int-s2", 20, 24, 3, 2, 1, 127, accel.ActReLU},
-		{"dw", 24, 24, 3, 1, 24, 127, accel.ActReLU6},
-		{"pw-grid", 24, 64, 1, 1, 1, 63, accel.ActReLU},
+		{"int-s2", 20, 26, 3, 2, 1, 127, accel.ActReLU},
+		{"dw", 26, 26, 3, 1, 26, 127, accel.ActReLU6},
+		{"pw-grid", 26, 64, 1, 1, 1, 63, accel.ActReLU},
 		{"pw-int", 64, 40, 1, 1, 1, 127, accel.ActNone},
-		{"grouped", 40, 32, 3, 1, 2, 63, accel.ActReLU},
+		{"grouped", 40, 30, 3, 1, 2, 63, accel.ActReLU},
+		{"int-g3", 30, 24, 3, 1, 3, 127, accel.ActHardSwish},
 	}
 	plan := &accel.Plan{Name: "int8", Tensors: []accel.Shape{{20, 9, 9}}}
 	h := 9

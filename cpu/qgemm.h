@@ -52,17 +52,26 @@ void hw_quantize_hwc_u8(int isa, const float *x, int c, long hw, int b, float sc
 void hw_quantize_hwc_u8_avx2(const float *x, int c, long hw, float scale, int zero, uint8_t *y);
 void hw_quantize_hwc_u8_avx512(const float *x, int c, long hw, float scale, int zero, uint8_t *y);
 
-/* hw_im2col_hwc_u8 writes, for one h×w×c (channels-last) uint8 image, the
+/* hw_im2col_hwc writes, for one h×w×c (channels-last) uint8 image, the
  * (oh·ow)×(kh·kw·cg) patch matrix of the cg channels starting at c0: row =
  * output pixel, column = (ky, kx, channel), so each tap is one contiguous
- * copy of cg bytes. Out-of-image taps get pad (the zero point). Rows are
- * ld ≥ kh·kw·cg bytes apart; the bytes between are set to 0. */
-void hw_im2col_hwc_u8(int isa, const uint8_t *x, int c, int c0, int cg, int h, int w,
-                      int kh, int kw, int sh, int sw, int ph, int pw, int dh,
-                      int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld);
+ * copy of cg values. Out-of-image taps get pad (the zero point). Rows are
+ * ld ≥ kh·kw·cg values apart; the values between are set to 0. col holds
+ * uint8 values, or with wide (AVX2 only) uint16 ones, widened as they are
+ * copied, for hw_qgemm_packed16_avx2. */
+void hw_im2col_hwc(int isa, int wide, const uint8_t *x, int c, int c0, int cg, int h, int w,
+                   int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                   int dw, int oh, int ow, uint8_t pad, void *col, int ld);
 void hw_im2col_hwc_u8_generic(const uint8_t *x, int c, int c0, int cg, int h, int w,
                               int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                               int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld);
+/* hw_im2col_hwc at AVX2, in bytes and widened. */
+void hw_im2col_hwc_u8_avx2(const uint8_t *x, int c, int c0, int cg, int h, int w,
+                           int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                           int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld);
+void hw_im2col_hwc_u16_avx2(const uint8_t *x, int c, int c0, int cg, int h, int w,
+                            int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                            int dw, int oh, int ow, uint8_t pad, uint16_t *col, int ld);
 void hw_im2col_hwc_u8_avx512(const uint8_t *x, int c, int c0, int cg, int h, int w,
                              int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                              int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld);
@@ -72,10 +81,13 @@ void hw_im2col_hwc_u8_avx512(const uint8_t *x, int c, int c0, int cg, int h, int
  *
  *     y[r·yrs + j·ycs] = act(xs·ws[r]·(acc − zero·rowsum[r]) + bias[r])
  *
- * (bias may be NULL). act is an accel.Act value. */
-void hw_qepilogue(int rows, int cols, const int32_t *acc, long ars, long acs,
+ * (bias may be NULL). act is an accel.Act value. Every level computes the
+ * same floats (vectors along r at AVX2 and up when ars == yrs == 1). */
+void hw_qepilogue(int isa, int rows, int cols, const int32_t *acc, long ars, long acs,
                   const int32_t *rowsum, int zero, float xs, const float *ws,
                   const float *bias, int act, float *y, long yrs, long ycs);
+void hw_qepilogue_avx2(int rows, int cols, const int32_t *acc, long acs, const int32_t *rowsum, int zero,
+                       float xs, const float *ws, const float *bias, int act, float *y, long ycs);
 
 /* hw_qgemm_packed_vnni computes, for i < m and j < n,
  *
@@ -102,8 +114,7 @@ void hw_qgemm_packed_vnni(int m, int n, int k4, const uint8_t *a, int lda,
  * broadcast form of hw_qgemm_packed_vnni for AVX2 CPUs: each step
  * broadcasts a pair of a row and multiplies it into 8 columns with one
  * vpmaddwd (16-bit operands, exact int32 pair sums: no saturation for any
- * int8 weight, unlike vpmaddubsw), in 4×16 register tiles (8
- * accumulators: 6×16 ones spill with sixteen ymm registers). AVX2 only. */
+ * int8 weight, unlike vpmaddubsw), in 6×16 register tiles. AVX2 only. */
 void hw_qgemm_packed16_avx2(int m, int n, int k2, const uint16_t *a, int lda,
                             const int16_t *bp, int32_t *c, int ldc);
 

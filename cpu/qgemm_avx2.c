@@ -100,6 +100,152 @@ void hw_qgemm_avx2(int m, int n, int k, const uint8_t *a, int lda,
     }
 }
 
+/* tap_copy writes the n values s[0..n) to d as bytes or, with wide, as
+ * uint16, reading and writing nothing past them: vectors of 16 (or 8, 4)
+ * values, the last one overlapping the one before it rather than a
+ * scalar tail. */
+static inline __attribute__((always_inline)) void tap_copy(const int wide, const uint8_t *s, void *dst, int n) {
+    uint8_t *d8 = dst;
+    uint16_t *d16 = dst;
+#define TAP16(i)                                                                                             \
+    do {                                                                                                     \
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + (i)));                                             \
+        if (wide)                                                                                            \
+            _mm256_storeu_si256((__m256i *)(d16 + (i)), _mm256_cvtepu8_epi16(v));                            \
+        else                                                                                                 \
+            _mm_storeu_si128((__m128i *)(d8 + (i)), v);                                                      \
+    } while (0)
+#define TAP8(i)                                                                                              \
+    do {                                                                                                     \
+        __m128i v = _mm_loadl_epi64((const __m128i *)(s + (i)));                                            \
+        if (wide)                                                                                            \
+            _mm_storeu_si128((__m128i *)(d16 + (i)), _mm_cvtepu8_epi16(v));                                  \
+        else                                                                                                 \
+            _mm_storel_epi64((__m128i *)(d8 + (i)), v);                                                      \
+    } while (0)
+    if (n >= 16) {
+        for (int i = 0; i < n - 16; i += 16)
+            TAP16(i);
+        TAP16(n - 16);
+    } else if (n >= 8) {
+        TAP8(0);
+        TAP8(n - 8);
+    } else {
+        for (int i = 0; i < n; i++) {
+            if (wide)
+                d16[i] = s[i];
+            else
+                d8[i] = s[i];
+        }
+    }
+#undef TAP16
+#undef TAP8
+}
+
+/* tap_fill writes n values v from d (bytes or, with wide, uint16). */
+static inline __attribute__((always_inline)) void tap_fill(const int wide, void *dst, int n, uint8_t v) {
+    if (!wide) {
+        memset(dst, v, (size_t)n);
+        return;
+    }
+    uint16_t *d = dst;
+    const __m256i pv = _mm256_set1_epi16(v);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i *)(d + i), pv);
+    for (; i < n; i++) d[i] = v;
+}
+
+/* im2col_hwc is hw_im2col_hwc at AVX2, with wide the patches widened to
+ * uint16 as hw_qgemm_packed16_avx2 reads them (ld in values): each tap
+ * is copied in vectors (tap_copy), where a byte copy of a few channels
+ * costs a memcpy call, and widening a byte im2col would pass over the
+ * patches twice; a kernel row outside the image is filled at once. */
+static inline __attribute__((always_inline)) void
+im2col_hwc(const int wide, const uint8_t *x, int c, int c0, int cg, int h, int w, int kh, int kw, int sh,
+           int sw, int ph, int pw, int dh, int dw, int oh, int ow, uint8_t pad, void *col, int ld) {
+    const long kk = (long)kh * kw * cg, vsize = wide ? 2 : 1;
+    for (int oy = 0; oy < oh; oy++) {
+        for (int ox = 0; ox < ow; ox++) {
+            char *row = (char *)col + ((long)oy * ow + ox) * ld * vsize;
+            memset(row + kk * vsize, 0, (size_t)((ld - kk) * vsize));
+            for (int ky = 0; ky < kh; ky++, row += (long)kw * cg * vsize) {
+                const int iy = oy * sh - ph + ky * dh;
+                if (iy < 0 || iy >= h) {
+                    tap_fill(wide, row, kw * cg, pad);
+                    continue;
+                }
+                const uint8_t *xr = x + (long)iy * w * c + c0;
+                for (int kx = 0; kx < kw; kx++) {
+                    const int ix = ox * sw - pw + kx * dw;
+                    if (ix >= 0 && ix < w)
+                        tap_copy(wide, xr + (long)ix * c, row + (long)kx * cg * vsize, cg);
+                    else
+                        tap_fill(wide, row + (long)kx * cg * vsize, cg, pad);
+                }
+            }
+        }
+    }
+}
+
+void hw_im2col_hwc_u8_avx2(const uint8_t *x, int c, int c0, int cg, int h, int w, int kh, int kw, int sh,
+                           int sw, int ph, int pw, int dh, int dw, int oh, int ow, uint8_t pad, uint8_t *col,
+                           int ld) {
+    im2col_hwc(0, x, c, c0, cg, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, pad, col, ld);
+}
+
+void hw_im2col_hwc_u16_avx2(const uint8_t *x, int c, int c0, int cg, int h, int w, int kh, int kw, int sh,
+                            int sw, int ph, int pw, int dh, int dw, int oh, int ow, uint8_t pad, uint16_t *col,
+                            int ld) {
+    im2col_hwc(1, x, c, c0, cg, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, pad, col, ld);
+}
+
+/* hw_qepilogue_avx2 is hw_qepilogue for ars == yrs == 1 (channels
+ * contiguous in acc and y: the blocked conv and the linear layouts), 8
+ * channels a vector, the last ones masked (lanes past rows neither read
+ * nor written; only there, as a masked store is microcoded on AMD Zen).
+ * The same operations in the same order as the portable loop, without
+ * contraction into multiply-adds, so the results are identical. */
+__attribute__((optimize("fp-contract=off")))
+void hw_qepilogue_avx2(int rows, int cols, const int32_t *acc, long acs, const int32_t *rowsum, int zero,
+                       float xs, const float *ws, const float *bias, int act, float *y, long ycs) {
+    static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    const __m256 vxs = _mm256_set1_ps(xs), zero_ps = _mm256_setzero_ps(), three = _mm256_set1_ps(3.0f),
+                 six = _mm256_set1_ps(6.0f);
+    const __m256i vzero = _mm256_set1_epi32(zero);
+    for (int r0 = 0; r0 < rows; r0 += 8) {
+        const int n = rows - r0 < 8 ? rows - r0 : 8;
+        const __m256i m = _mm256_loadu_si256((const __m256i *)(lanes + 8 - n));
+        const __m256 s = _mm256_mul_ps(vxs, _mm256_maskload_ps(ws + r0, m));
+        const __m256i off = _mm256_mullo_epi32(vzero, _mm256_maskload_epi32(rowsum + r0, m));
+        const __m256 bb = bias ? _mm256_maskload_ps(bias + r0, m) : zero_ps;
+        for (int j = 0; j < cols; j++) {
+            const int32_t *aj = acc + j * acs + r0;
+            __m256i a = n == 8 ? _mm256_loadu_si256((const __m256i *)aj) : _mm256_maskload_epi32(aj, m);
+            __m256 v = _mm256_add_ps(_mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(a, off))), bb);
+            switch (act) {
+            case 1: /* v > 0 ? v : 0 */
+                v = _mm256_and_ps(v, _mm256_cmp_ps(v, zero_ps, _CMP_GT_OQ));
+                break;
+            case 2: /* v < 0 ? 0 : (v > 6 ? 6 : v) */
+                v = _mm256_andnot_ps(_mm256_cmp_ps(v, zero_ps, _CMP_LT_OQ), v);
+                v = _mm256_blendv_ps(v, six, _mm256_cmp_ps(v, six, _CMP_GT_OQ));
+                break;
+            case 3: { /* v·clamp(v + 3, 0, 6)/6 */
+                __m256 u = _mm256_add_ps(v, three);
+                u = _mm256_andnot_ps(_mm256_cmp_ps(u, zero_ps, _CMP_LT_OQ), u);
+                u = _mm256_blendv_ps(u, six, _mm256_cmp_ps(u, six, _CMP_GT_OQ));
+                v = _mm256_div_ps(_mm256_mul_ps(v, u), six);
+                break;
+            }
+            }
+            if (n == 8)
+                _mm256_storeu_ps(y + j * ycs + r0, v);
+            else
+                _mm256_maskstore_ps(y + j * ycs + r0, m, v);
+        }
+    }
+}
+
 void hw_widen_u8_u16_avx2(long n, const uint8_t *x, uint16_t *y) {
     long i = 0;
     for (; i + 16 <= n; i += 16)
@@ -115,19 +261,21 @@ void hw_widen_u8_u16_avx2(long n, const uint8_t *x, uint16_t *y) {
 static inline __attribute__((always_inline)) void
 ptile(const int MR, const int NV, const int PAIRSAFE, int steps, const uint8_t *a, long lda,
       const uint8_t *bp, long bstride, int32_t *c, int ldc, int ncols) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i acc[4][2];
+    __m256i acc[6][2];
+#pragma GCC unroll 6
     for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_si256();
     for (int s = 0; s < steps; s++, bp += bstride) {
         __m256i b[2];
         for (int v = 0; v < NV; v++) b[v] = _mm256_loadu_si256((const __m256i *)(bp + 32 * v));
+#pragma GCC unroll 6
         for (int r = 0; r < MR; r++) {
             int32_t quad;
             memcpy(&quad, a + r * lda + 4L * s, 4);
             __m256i av = _mm256_set1_epi32(quad);
+#pragma GCC unroll 2
             for (int v = 0; v < NV; v++) {
-                __m256i prod = PAIRSAFE ? _mm256_madd_epi16(_mm256_maddubs_epi16(av, b[v]), ones)
+                __m256i prod = PAIRSAFE ? _mm256_madd_epi16(_mm256_maddubs_epi16(av, b[v]), _mm256_set1_epi16(1))
                                         : _mm256_madd_epi16(av, b[v]);
                 acc[r][v] = _mm256_add_epi32(acc[r][v], prod);
             }
@@ -147,20 +295,25 @@ ptile(const int MR, const int NV, const int PAIRSAFE, int steps, const uint8_t *
         break;
 #define PCASES(PS, MR) PCASE(PS, MR, 1) PCASE(PS, MR, 2)
 
-/* The broadcast GEMM in 4×16 tiles (8 accumulators: 6×16 ones spill with
- * sixteen ymm registers) over steps of 4 bytes of k. */
-static void packed_avx2(int pairsafe, int m, int n, int steps, const uint8_t *a, long lda,
+/* The broadcast GEMM over steps of 4 bytes of k, in tiles of 6×16 for
+ * vpmaddwd (12 accumulators, the two B vectors, the broadcast and one
+ * product: all sixteen ymm registers) and of 4×16 for the pair-safe form,
+ * whose vpmaddubsw product and vector of ones take two more (6×16 spills
+ * there). 6×16 ran 71 against 4×16's 61 GMAC/s (AMD EPYC Zen 3, all
+ * operands in L1). */
+static inline __attribute__((always_inline)) void packed_avx2(const int pairsafe, int m, int n, int steps, const uint8_t *a, long lda,
                         const uint8_t *bp, int32_t *c, int ldc) {
     long bstride = 4L * ((n + 15) & ~15);
+    const int mrmax = pairsafe ? 5 : 6;
     for (int j0 = 0; j0 < n; j0 += 16) {
         int nc = n - j0 < 16 ? n - j0 : 16;
         int nv = (nc + 7) / 8;
         const uint8_t *b = bp + 4L * j0;
-        for (int i0 = 0; i0 < m; i0 += 4) {
-            int mr = m - i0 < 4 ? m - i0 : 4;
+        for (int i0 = 0; i0 < m; i0 += mrmax) {
+            int mr = m - i0 < mrmax ? m - i0 : mrmax;
             switch ((pairsafe * 8 + mr) * 4 + nv) {
-                PCASES(0, 1) PCASES(0, 2) PCASES(0, 3) PCASES(0, 4)
-                PCASES(1, 1) PCASES(1, 2) PCASES(1, 3) PCASES(1, 4)
+                PCASES(0, 1) PCASES(0, 2) PCASES(0, 3) PCASES(0, 4) PCASES(0, 5) PCASES(0, 6)
+                PCASES(1, 1) PCASES(1, 2) PCASES(1, 3) PCASES(1, 4) PCASES(1, 5)
             }
         }
     }

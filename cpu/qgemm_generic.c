@@ -164,12 +164,20 @@ void hw_quantize_hwc_u8(int isa, const float *x, int c, long hw, int b, float sc
     }
 }
 
-void hw_im2col_hwc_u8(int isa, const uint8_t *x, int c, int c0, int cg, int h, int w,
-                      int kh, int kw, int sh, int sw, int ph, int pw, int dh,
-                      int dw, int oh, int ow, uint8_t pad, uint8_t *col, int ld) {
+void hw_im2col_hwc(int isa, int wide, const uint8_t *x, int c, int c0, int cg, int h, int w,
+                   int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                   int dw, int oh, int ow, uint8_t pad, void *col, int ld) {
 #if HW_X86
+    if (wide) {
+        hw_im2col_hwc_u16_avx2(x, c, c0, cg, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, pad, col, ld);
+        return;
+    }
     if (isa >= HW_ISA_AVX512 && cg <= 64) {
         hw_im2col_hwc_u8_avx512(x, c, c0, cg, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, pad, col, ld);
+        return;
+    }
+    if (isa >= HW_ISA_AVX2) {
+        hw_im2col_hwc_u8_avx2(x, c, c0, cg, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, pad, col, ld);
         return;
     }
 #endif
@@ -225,9 +233,16 @@ void hw_im2col_hwc_u8_generic(const uint8_t *x, int c, int c0, int cg, int h, in
         }                                                                       \
     }
 
-void hw_qepilogue(int rows, int cols, const int32_t *acc, long ars, long acs,
+void hw_qepilogue(int isa, int rows, int cols, const int32_t *acc, long ars, long acs,
                   const int32_t *rowsum, int zero, float xs, const float *ws,
                   const float *bias, int act, float *y, long yrs, long ycs) {
+#if HW_X86
+    if (isa >= HW_ISA_AVX2 && ars == 1 && yrs == 1) {
+        hw_qepilogue_avx2(rows, cols, acc, acs, rowsum, zero, xs, ws, bias, act, y, ycs);
+        return;
+    }
+#endif
+    (void)isa;
     switch (act) {
     case 1:
         EPI(v > 0.0f ? v : 0.0f)

@@ -63,19 +63,66 @@ const (
 	packAVX2
 )
 
+// wide reports whether prep's broadcast GEMM is AVX2's vpmaddwd form,
+// which reads the patches as uint16.
+func (p *quantPrep) wide() bool { return p.pack == packAVX2 && !p.pairSafe }
+
+// patches is an im2col buffer for broadcastGemm: bytes, or uint16 values
+// (u16 set) that the im2col widened as it copied them, for the vpmaddwd
+// form.
+type patches struct {
+	u8  *[]uint8
+	u16 *[]uint16
+}
+
+// getPatches returns a buffer of n patch values, uint16 when wide.
+func getPatches(wide bool, n int) patches {
+	if wide {
+		return patches{u16: getU16(n)}
+	}
+	return patches{u8: getU8(n)}
+}
+
+func (p patches) put() {
+	if p.u16 != nil {
+		u16Pool.Put(p.u16)
+	} else {
+		u8Pool.Put(p.u8)
+	}
+}
+
+// im2colHWC writes group g's patch matrix of the channels-last uint8
+// image xt into col (hw_im2col_hwc: widened to uint16 when col holds
+// them), rows ld values apart.
+func im2colHWC(xt []uint8, pn accel.ConvParams, g, oh, ow int, zero int32, col patches, ld int) {
+	cg := pn.C / pn.Groups
+	var dst unsafe.Pointer
+	if col.u16 != nil {
+		dst = unsafe.Pointer(&(*col.u16)[0])
+	} else {
+		dst = unsafe.Pointer(&(*col.u8)[0])
+	}
+	C.hw_im2col_hwc(cISA(), cbool(col.u16 != nil), (*C.uint8_t)(&xt[0]), C.int(pn.C), C.int(g*cg), C.int(cg), C.int(pn.H), C.int(pn.W),
+		C.int(pn.KH), C.int(pn.KW), C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
+		C.int(oh), C.int(ow), C.uint8_t(zero), dst, C.int(ld))
+}
+
 // broadcastGemm computes acc[i·ldc + j] = Σ_p a[i·lda + p]·W_g[j][p] for
-// i < m, j < n (a: m rows of k4 uint8, zero beyond the reduction; W_g:
-// group g of the weights prepareQuant packed for prep.pack, n rows of
-// them) on the level's broadcast GEMM, its rows split across threads:
+// i < m, j < n (a: m rows of k4 patch values, zero beyond the reduction;
+// W_g: group g of the weights prepareQuant packed for prep.pack, n rows
+// of them) on the level's broadcast GEMM, its rows split across threads:
 // VNNI's vpdpbusd, AVX2's vpmaddubsw for pair-safe weights, else AVX2's
-// vpmaddwd on a copy of a widened to uint16.
-func broadcastGemm(threads int, prep *quantPrep, g, m, n, k4 int, a []uint8, lda int, acc []int32, ldc int) {
+// vpmaddwd on a as uint16 (widened here when a holds bytes).
+func broadcastGemm(threads int, prep *quantPrep, g, m, n, k4 int, a patches, lda int, acc []int32, ldc int) {
 	psize := packedSize(n, k4)
 	work := int64(m) * int64(n) * int64(k4)
-	if prep.pack == packAVX2 && !prep.pairSafe {
-		a16 := getU16(m * lda)
-		defer u16Pool.Put(a16)
-		C.hw_widen_u8_u16(cISA(), C.long(m*lda), (*C.uint8_t)(&a[0]), (*C.uint16_t)(&(*a16)[0]))
+	if prep.wide() {
+		a16 := a.u16
+		if a16 == nil {
+			a16 = getU16(m * lda)
+			defer u16Pool.Put(a16)
+			C.hw_widen_u8_u16(cISA(), C.long(m*lda), (*C.uint8_t)(&(*a.u8)[0]), (*C.uint16_t)(&(*a16)[0]))
+		}
 		bp := prep.packed16[g*psize : (g+1)*psize]
 		parallel(threads, m, work, func(i0, i1 int) {
 			C.hw_qgemm_packed16_avx2(C.int(i1-i0), C.int(n), C.int(k4), (*C.uint16_t)(&(*a16)[i0*lda]), C.int(lda),
@@ -85,7 +132,7 @@ func broadcastGemm(threads int, prep *quantPrep, g, m, n, k4 int, a []uint8, lda
 	}
 	bp := prep.packed[g*psize : (g+1)*psize]
 	parallel(threads, m, work, func(i0, i1 int) {
-		ap, bq, cp := (*C.uint8_t)(&a[i0*lda]), (*C.int8_t)(unsafe.Pointer(&bp[0])), (*C.int32_t)(&acc[i0*ldc])
+		ap, bq, cp := (*C.uint8_t)(&(*a.u8)[i0*lda]), (*C.int8_t)(unsafe.Pointer(&bp[0])), (*C.int32_t)(&acc[i0*ldc])
 		if prep.pack == packAVX2 {
 			C.hw_qgemm_packed_pairsafe_avx2(C.int(i1-i0), C.int(n), C.int(k4), ap, C.int(lda), bq, cp, C.int(ldc))
 			return
@@ -273,7 +320,7 @@ func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias [
 		return fmt.Errorf("%s: %w", kernel, err)
 	}
 	sums := prepareQuant(q, out, in, 1, 1, 1, packNone).sums
-	C.hw_qepilogue(C.int(out), C.int(n), (*C.int32_t)(&(*acc)[0]), 1, C.long(out), (*C.int32_t)(&sums[0]), C.int(q.InZero),
+	C.hw_qepilogue(cISA(), C.int(out), C.int(n), (*C.int32_t)(&(*acc)[0]), 1, C.long(out), (*C.int32_t)(&sums[0]), C.int(q.InZero),
 		C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[0]), 1, C.long(out))
 	return nil
 }
@@ -329,13 +376,13 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 	}
 	xq := getU8(pn.C * hw)
 	defer u8Pool.Put(xq)
-	col := getU8(pix * ld)
-	defer u8Pool.Put(col)
-	acc := getI32(pn.K * pix)
-	defer i32Pool.Put(acc)
 	// Several input channels: go channels-last and copy each tap's cg
 	// channels at once; the weights come reordered to match.
 	hwc := prep.hwc != nil
+	col := getPatches(hwc && prep.wide(), pix*ld)
+	defer col.put()
+	acc := getI32(pn.K * pix)
+	defer i32Pool.Put(acc)
 	var xt *[]uint8
 	if hwc {
 		xt = getU8(pn.C * hw)
@@ -352,19 +399,17 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 		}
 		for g := 0; g < pn.Groups; g++ {
 			if hwc {
-				C.hw_im2col_hwc_u8(cISA(), (*C.uint8_t)(&(*xt)[0]), C.int(pn.C), C.int(g*cg), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
-					C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
-					C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]), C.int(ld))
+				im2colHWC(*xt, pn, g, oh, ow, q.InZero, col, ld)
 			} else {
 				C.hw_im2col_u8((*C.uint8_t)(&(*xq)[g*cg*hw]), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
 					C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
-					C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]), C.int(ld))
+					C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col.u8)[0]), C.int(ld))
 			}
 			if pack != packNone {
-				broadcastGemm(threads, prep, g, pix, kg, k4, *col, ld, (*acc)[g*kg:], pn.K)
+				broadcastGemm(threads, prep, g, pix, kg, k4, col, ld, (*acc)[g*kg:], pn.K)
 				continue
 			}
-			if err := QGemm(pix, kg, kk, *col, ld, wq[g*kg*kk:(g+1)*kg*kk], kk, (*acc)[g*kg*pix:], 1, pix, threads); err != nil {
+			if err := QGemm(pix, kg, kk, *col.u8, ld, wq[g*kg*kk:(g+1)*kg*kk], kk, (*acc)[g*kg*pix:], 1, pix, threads); err != nil {
 				return fmt.Errorf("%s: %w", kernel, err)
 			}
 		}
@@ -373,7 +418,7 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 		if pack != packNone {
 			ars, acs = 1, C.long(pn.K)
 		}
-		C.hw_qepilogue(C.int(pn.K), C.int(pix), (*C.int32_t)(&(*acc)[0]), ars, acs, (*C.int32_t)(&prep.sums[0]), C.int(q.InZero),
+		C.hw_qepilogue(cISA(), C.int(pn.K), C.int(pix), (*C.int32_t)(&(*acc)[0]), ars, acs, (*C.int32_t)(&prep.sums[0]), C.int(q.InZero),
 			C.float(q.InScale), (*C.float)(&q.Scale[0]), cfloats(bias), C.int(act), (*C.float)(&y[img*pn.K*pix]), C.long(pix), 1)
 	}
 	return nil
@@ -407,18 +452,16 @@ func qConv2DBlocked(threads int, pn accel.ConvParams, block int, x []float32, xs
 	k4 := (kk + 3) &^ 3
 	xt := getU8(pn.C * hw)
 	defer u8Pool.Put(xt)
-	col := getU8(pix * k4)
-	defer u8Pool.Put(col)
+	col := getPatches(prep.wide(), pix*k4)
+	defer col.put()
 	acc := getI32(pn.K * pix)
 	defer i32Pool.Put(acc)
 	isa := cISA()
 	for img := 0; img < pn.N; img++ {
 		C.hw_quantize_hwc_u8(isa, (*C.float)(&x[img*xstride]), C.int(pn.C), C.long(hw), C.int(block), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&(*xt)[0]))
 		for g := 0; g < pn.Groups; g++ {
-			C.hw_im2col_hwc_u8(isa, (*C.uint8_t)(&(*xt)[0]), C.int(pn.C), C.int(g*cg), C.int(cg), C.int(pn.H), C.int(pn.W), C.int(pn.KH), C.int(pn.KW),
-				C.int(pn.StrideH), C.int(pn.StrideW), C.int(pn.PadH), C.int(pn.PadW), C.int(pn.DilH), C.int(pn.DilW),
-				C.int(oh), C.int(ow), C.uint8_t(q.InZero), (*C.uint8_t)(&(*col)[0]), C.int(k4))
-			broadcastGemm(threads, prep, g, pix, kg, k4, *col, k4, (*acc)[g*kg:], pn.K)
+			im2colHWC(*xt, pn, g, oh, ow, q.InZero, col, k4)
+			broadcastGemm(threads, prep, g, pix, kg, k4, col, k4, (*acc)[g*kg:], pn.K)
 		}
 		// Accumulator (channel r, pixel j) is acc[j·K + r]; block b of
 		// the output holds channels b·block… as pixel-major rows of
@@ -429,7 +472,7 @@ func qConv2DBlocked(threads int, pn accel.ConvParams, block int, x []float32, xs
 			if len(bias) > 0 {
 				bp = (*C.float)(&bias[r0])
 			}
-			C.hw_qepilogue(C.int(rows), C.int(pix), (*C.int32_t)(&(*acc)[r0]), 1, C.long(pn.K), (*C.int32_t)(&prep.sums[r0]), C.int(q.InZero),
+			C.hw_qepilogue(isa, C.int(rows), C.int(pix), (*C.int32_t)(&(*acc)[r0]), 1, C.long(pn.K), (*C.int32_t)(&prep.sums[r0]), C.int(q.InZero),
 				C.float(q.InScale), (*C.float)(&q.Scale[r0]), bp, C.int(act), (*C.float)(&y[img*ystride+r0*pix]), 1, C.long(block))
 		}
 	}
