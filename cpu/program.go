@@ -652,7 +652,7 @@ func (c *compiler) linear(i int, op *accel.Op) {
 	sparse := c.sparse(op)
 	c.kernels[i] = map[bool]string{true: "sparse", false: "blocked"}[sparse != nil]
 	if op.Quant != nil {
-		c.kernels[i] = "int8/" + qlinearForm()
+		c.kernels[i] = "int8/" + qlinearForm(c.batch, op.Quant)
 	}
 	if op.Quant != nil || sparse != nil {
 		x := c.bufs[op.In[0]]
