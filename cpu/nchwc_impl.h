@@ -195,6 +195,8 @@ NC_INLINE void conv_tile(const int OB, const int TW, const long XS, const int FL
         const int n = taps[3 * t + 2];
         if (n == NC_B)
             NC_TAP(NC_B, xo, wp);
+        else if (n == NC_B / 2) /* the last block of 12, 20, 28… channels (24, 40… at 16 lanes) */
+            NC_TAP(NC_B / 2, xo, wp);
         else if (!FLAT && XS > 0 && XS < NC_B && n == 5) /* a plain input's 5-wide kernel row */
             NC_TAP(5, xo, wp);
         else if (!FLAT && XS > 0 && XS < NC_B && n == 3)
