@@ -86,6 +86,7 @@ void hw_im2col_hwc_u8_avx512(const uint8_t *x, int c, int c0, int cg, int h, int
 void hw_qepilogue(int isa, int rows, int cols, const int32_t *acc, long ars, long acs,
                   const int32_t *rowsum, int zero, float xs, const float *ws,
                   const float *bias, int act, float *y, long yrs, long ycs);
+/* hw_qepilogue's AVX2 kernel, for ars == yrs == 1. */
 void hw_qepilogue_avx2(int rows, int cols, const int32_t *acc, long acs, const int32_t *rowsum, int zero,
                        float xs, const float *ws, const float *bias, int act, float *y, long ycs);
 

@@ -100,10 +100,10 @@ void hw_qgemm_avx2(int m, int n, int k, const uint8_t *a, int lda,
     }
 }
 
-/* tap_copy writes the n values s[0..n) to d as bytes or, with wide, as
- * uint16, reading and writing nothing past them: vectors of 16 (or 8, 4)
- * values, the last one overlapping the one before it rather than a
- * scalar tail. */
+/* tap_copy writes the n values s[0..n) to dst as bytes or, with wide, as
+ * uint16, reading and writing nothing past them: vectors of 16 values (of
+ * 8 below 16, one by one below 8), the last one overlapping the one
+ * before it rather than a scalar tail. */
 static inline __attribute__((always_inline)) void tap_copy(const int wide, const uint8_t *s, void *dst, int n) {
     uint8_t *d8 = dst;
     uint16_t *d16 = dst;
@@ -297,12 +297,14 @@ ptile(const int MR, const int NV, const int PAIRSAFE, int steps, const uint8_t *
 
 /* The broadcast GEMM over steps of 4 bytes of k, in tiles of 6×16 for
  * vpmaddwd (12 accumulators, the two B vectors, the broadcast and one
- * product: all sixteen ymm registers) and of 4×16 for the pair-safe form,
- * whose vpmaddubsw product and vector of ones take two more (6×16 spills
- * there). 6×16 ran 71 against 4×16's 61 GMAC/s (AMD EPYC Zen 3, all
- * operands in L1). */
-static inline __attribute__((always_inline)) void packed_avx2(const int pairsafe, int m, int n, int steps, const uint8_t *a, long lda,
-                        const uint8_t *bp, int32_t *c, int ldc) {
+ * product: all sixteen ymm registers) and of 5×16 for the pair-safe form,
+ * whose vector of ones and second product take two more. 6×16 ran 71
+ * against 4×16's 61 GMAC/s (AMD EPYC Zen 3, all operands in L1). Each
+ * form is its own instantiation (pairsafe constant), so the vector of
+ * ones is not kept in a register where it is not used. */
+static inline __attribute__((always_inline)) void packed_avx2(const int pairsafe, int m, int n, int steps,
+                                                              const uint8_t *a, long lda, const uint8_t *bp,
+                                                              int32_t *c, int ldc) {
     long bstride = 4L * ((n + 15) & ~15);
     const int mrmax = pairsafe ? 5 : 6;
     for (int j0 = 0; j0 < n; j0 += 16) {

@@ -176,21 +176,20 @@ func qlinearForm(n int, q *accel.QuantWeights) string {
 	if qisa() == C.HW_QISA_VNNI {
 		return "vnni"
 	}
-	out := len(q.Scale)
-	if prep := prepareQuant(q, out, len(q.Q)/out, 1, 1, 1, packNone); qLinearBroadcast(n, prep) {
-		return map[bool]string{true: "avx2-u8s8", false: "avx2-s16"}[prep.pairSafe]
+	if ps := accel.PairSafe(q.Q); qLinearBroadcast(n, ps) {
+		return map[bool]string{true: "avx2-u8s8", false: "avx2-s16"}[ps]
 	}
 	return "dot-" + ISA()
 }
 
-// qLinearBroadcast reports whether qLinear runs n rows against the
-// weights of prep on AVX2's broadcast GEMM rather than the dot-product
-// one (see qLinearBroadcastMinRows).
-func qLinearBroadcast(n int, prep *quantPrep) bool {
+// qLinearBroadcast reports whether qLinear runs n rows against weights
+// (pair-safe or not, accel.PairSafe) on AVX2's broadcast GEMM rather than
+// the dot-product one (see qLinearBroadcastMinRows).
+func qLinearBroadcast(n int, pairSafe bool) bool {
 	if levelPacking() != packAVX2 {
 		return false
 	}
-	if prep.pairSafe {
+	if pairSafe {
 		return n >= qLinearPairSafeMinRows
 	}
 	return n >= qLinearBroadcastMinRows
@@ -341,15 +340,19 @@ func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias [
 	acc := getI32(n * out)
 	defer i32Pool.Put(acc)
 	prep := prepareQuant(q, out, in, 1, 1, 1, packNone) // cached: its row sums, and whether pair-safe
-	if qLinearBroadcast(n, prep) {
+	if qLinearBroadcast(n, prep.pairSafe) {
 		// Rows of k4 bytes, the padding zero, for the broadcast GEMM.
 		k4 := (in + 3) &^ 3
 		xq := getU8(n * k4)
 		defer u8Pool.Put(xq)
-		for i := 0; i < n; i++ {
-			row := (*xq)[i*k4 : (i+1)*k4]
-			C.hw_quantize_u8(cISA(), C.long(in), (*C.float)(&x[i*in]), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&row[0]))
-			clear(row[in:])
+		rows := n // quantized at once when there is no padding
+		if k4 != in {
+			rows = 1
+		}
+		for i := 0; i < n; i += rows {
+			row := (*xq)[i*k4 : (i+rows)*k4]
+			C.hw_quantize_u8(cISA(), C.long(rows*in), (*C.float)(&x[i*in]), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&row[0]))
+			clear(row[rows*in:])
 		}
 		prep = prepareQuant(q, out, in, 1, 1, 1, packAVX2)
 		broadcastGemm(threads, prep, 0, n, out, k4, patches{u8: xq}, k4, *acc, out)
