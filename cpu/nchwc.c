@@ -112,18 +112,6 @@ long hw_nc_linear_tasks(int isa, long n, int fo)
     return (n + tw - 1) / tw * (((fo + B - 1) / B + 1) / 2);
 }
 
-int hw_nc_linear_taps(int isa, int fi, int *taps)
-{
-    const int B = hw_nc_block(isa);
-    int n = 0;
-    for (int i = 0; i < fi; i += B, n++) {
-        taps[3 * n] = i;
-        taps[3 * n + 1] = i * B;
-        taps[3 * n + 2] = fi - i < B ? fi - i : B;
-    }
-    return n;
-}
-
 void hw_nc_dwconv(int isa, const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps,
                   int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1)
 {

@@ -78,13 +78,15 @@ int hw_nc_conv_taps(int isa, const hw_conv_t *p, int xb, int *taps);
  * pair of output blocks for a tile of the kernel's width of samples
  * (hw_nc_linear_tasks), pair-major: the direct convolution's register
  * tile with samples for pixels, so each weight vector loaded serves a
- * tile of samples and a pair's weights stay in cache across the tiles. w is packed [⌈fo/B⌉][fi][B], wblock = fi·B floats a block;
- * taps are hw_nc_linear_taps's. */
+ * tile of samples and a pair's weights stay in cache across the tiles.
+ * Tap t covers taps[3t+2] (at most B) features of a sample at x +
+ * taps[3t] and their weight vectors at w + taps[3t+1] (+ B a feature) in
+ * each output block, wblock floats apart: w is packed [⌈fo/B⌉][R][B] for
+ * the R features the taps read (the program leaves out a blocked input's
+ * padding lanes, see linearTaps in program.go). */
 void hw_nc_linear(int isa, long n, int fo, const float *x, long xs, const float *w, long wblock, const int *taps,
                   int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);
 long hw_nc_linear_tasks(int isa, long n, int fo);
-/* hw_nc_linear_taps writes the taps of fi features (⌈fi/B⌉ triples). */
-int hw_nc_linear_taps(int isa, int fi, int *taps);
 
 /* hw_nc_dwconv computes tasks [r0,r1) (an output row of one channel
  * block: T = Cb·OH) of a depthwise convolution (G = C = K) of an already

@@ -442,7 +442,7 @@ func (c *compiler) op(i int, op *accel.Op) error {
 		if x.blocked && c.linearOnly(op.Out[0]) {
 			// Read by dense linear layers only: they take the blocked
 			// order as it is, their weights permuted to match
-			// (linearWeights), and nothing is copied.
+			// (linearTaps, linearQuantWeights), and nothing is copied.
 			c.bufs[op.Out[0]] = &tbuf{view: x, blocked: true, c: x.c, hw: x.hw, stride: x.stride}
 			break
 		}
@@ -643,9 +643,9 @@ func (c *compiler) sparse(op *accel.Op) *accel.SparseWeights {
 // linear compiles a linear layer. A float one runs on the blocked tile
 // kernel (hw_nc_linear) over the whole batch at once (each weight vector
 // then serves a tile of samples), reading its input in whichever layout it
-// comes (a blocked one through permuted weights, see linearWeights) and
-// writing a blocked vector; int8 and sparse ones run on their own plain
-// kernels.
+// comes (a blocked one through permuted weights: linearTaps, and
+// linearQuantWeights for int8) and writing a blocked vector; int8 and
+// sparse ones run on their own plain kernels.
 func (c *compiler) linear(i int, op *accel.Op) {
 	p := c.plan
 	fo := p.Tensors[op.Out[0]].Size()
@@ -660,7 +660,7 @@ func (c *compiler) linear(i int, op *accel.Op) {
 		if !x.blocked || sparse != nil {
 			x = c.need(op.In[0], false, i)
 		} else {
-			_, q = c.linearWeights(op, x)
+			q = c.linearQuantWeights(op, x)
 		}
 		y := c.define(op.Out[0], false)
 		fi := x.stride
@@ -672,17 +672,19 @@ func (c *compiler) linear(i int, op *accel.Op) {
 		return
 	}
 	x := c.bufs[op.In[0]]
-	w := op.W
-	if x.blocked {
-		w, _ = c.linearWeights(op, x)
+	fi := len(op.W) / fo
+	cols, taps := linearTaps(x, fi, c.block)
+	w := make([]float32, fo*len(cols))
+	for o := 0; o < fo; o++ {
+		for r, f := range cols {
+			w[o*len(cols)+r] = op.W[o*fi+f]
+		}
 	}
-	fi := x.stride
 	y := c.define(op.Out[0], true)
-	wp := packLinearWeights(w, fo, fi, c.block)
-	taps := make([]C.int, 3*blocks(fi, c.block))
-	nt := C.hw_nc_linear_taps(c.isa, C.int(fi), &taps[0])
+	wp := packLinearWeights(w, fo, len(cols), c.block)
+	nt := C.int(len(taps) / 3)
 	bias := padChannels(op.B, c.block)
-	isa, act, wblock := c.isa, C.int(op.Act), C.long(fi*c.block)
+	isa, act, wblock := c.isa, C.int(op.Act), C.long(len(cols)*c.block)
 	c.addWhole(i, func(sp span) {
 		n := C.long(sp.n())
 		tasks := int(C.hw_nc_linear_tasks(isa, n, C.int(fo)))
@@ -692,6 +694,37 @@ func (c *compiler) linear(i int, op *accel.Op) {
 				fptr(ys), C.long(y.stride), C.long(lo), C.long(hi))
 		})
 	}, x, y)
+}
+
+// linearTaps lays out a float linear layer's fi inputs for hw_nc_linear:
+// cols lists the plain feature index of each packed weight column, in the
+// order the kernel reads the input x, and taps its (x offset, weight
+// offset, features) triples, at most b features each. A blocked x (a
+// flattened feature map, or a blocked vector) is read block by block and
+// pixel by pixel, without the padding lanes of a last partial channel
+// block: at 8 lanes LeNet-5's 50 channels would be 56, and fc1 would read
+// and multiply 12% more weights, all zero.
+func linearTaps(x *tbuf, fi, b int) (cols []int, taps []C.int) {
+	if !x.blocked {
+		cols = make([]int, fi)
+		for i := range cols {
+			cols[i] = i
+		}
+		for i := 0; i < fi; i += b {
+			taps = append(taps, C.int(i), C.int(i*b), C.int(min(b, fi-i)))
+		}
+		return cols, taps
+	}
+	for cb := 0; cb < blocks(x.c, b); cb++ {
+		n := min(b, x.c-cb*b)
+		for p := 0; p < x.hw; p++ {
+			taps = append(taps, C.int((cb*x.hw+p)*b), C.int(len(cols)*b), C.int(n))
+			for l := 0; l < n; l++ {
+				cols = append(cols, (cb*b+l)*x.hw+p)
+			}
+		}
+	}
+	return cols, taps
 }
 
 // linearOnly reports whether every reader of tensor id is a dense
@@ -708,35 +741,23 @@ func (c *compiler) linearOnly(id int) bool {
 	return true
 }
 
-// linearWeights returns op's weights (float and, when it has them, int8)
-// with columns in the order of x, a blocked tensor (a flattened feature
-// map, or a vector): plain column c·hw + p moves to
-// (c/B)·hw·B + p·B + c mod B, and the padding lanes' columns are zero.
-func (c *compiler) linearWeights(op *accel.Op, x *tbuf) ([]float32, *accel.QuantWeights) {
-	b, fi, fo := c.block, x.c*x.hw, len(op.W)/(x.c*x.hw)
-	col := make([]int, fi)
-	for ch := 0; ch < x.c; ch++ {
-		for px := 0; px < x.hw; px++ {
-			col[ch*x.hw+px] = (ch/b)*x.hw*b + px*b + ch%b
-		}
-	}
-	w := make([]float32, fo*x.stride)
-	for o := 0; o < fo; o++ {
-		for f, j := range col {
-			w[o*x.stride+j] = op.W[o*fi+f]
-		}
-	}
-	if op.Quant == nil {
-		return w, nil
-	}
+// linearQuantWeights returns op's int8 weights with columns in the order
+// of x, a blocked tensor (a flattened feature map, or a vector): plain
+// column c·hw + p moves to (c/B)·hw·B + p·B + c mod B, and the padding
+// lanes' columns are zero.
+func (c *compiler) linearQuantWeights(op *accel.Op, x *tbuf) *accel.QuantWeights {
+	b, fi := c.block, x.c*x.hw
+	fo := len(op.Quant.Q) / fi
 	q := *op.Quant
 	q.Q = make([]int8, fo*x.stride)
 	for o := 0; o < fo; o++ {
-		for f, j := range col {
-			q.Q[o*x.stride+j] = op.Quant.Q[o*fi+f]
+		for ch := 0; ch < x.c; ch++ {
+			for px := 0; px < x.hw; px++ {
+				q.Q[o*x.stride+(ch/b)*x.hw*b+px*b+ch%b] = op.Quant.Q[o*fi+ch*x.hw+px]
+			}
 		}
 	}
-	return w, &q
+	return &q
 }
 
 // channels compiles a concatenation or split: blocked when every part
