@@ -375,6 +375,44 @@ void NC_FN(conv)(const hw_conv_t *p, int xb, const float *x, long xs, const floa
 
 int NC_FN(tile)(void) { return NC_TW; }
 
+/* linear_one is conv_tile for one sample of a linear layer (TW 1), with
+ * four sets of accumulators taking the taps in turn. With one, the OB
+ * chains of dependent multiply-adds, one a feature, bound the layer by the
+ * multiply-add's latency (at batch 1 a layer is a matrix-vector product,
+ * and its weights stream from L2 or L3 once). The sets are summed at the
+ * end: the sum's order differs from the tile's, by rounding only. */
+NC_INLINE void linear_one(const int OB, const float *x0, const float *wk, long wblock, const int *taps, int ntaps,
+                          vf b0, vf b1, int act, float *y0, float *y1)
+{
+    vf a0[2][NC_TW1], a1[2][NC_TW1], a2[2][NC_TW1], a3[2][NC_TW1];
+    a0[0][0] = b0;
+    a0[1][0] = b1;
+    a1[0][0] = a1[1][0] = a2[0][0] = a2[1][0] = a3[0][0] = a3[1][0] = (vf){0};
+#define NC_LIN_TAP(A, T)                                                                   \
+    do {                                                                                   \
+        const float *xp = x0 + taps[3 * (T)], *wp = wk + taps[3 * (T) + 1];                \
+        const int n = taps[3 * (T) + 2];                                                   \
+        if (n == NC_B)                                                                     \
+            conv_tap(OB, 1, 0, NC_B, A, xp, 0, wp, wblock);                                \
+        else                                                                               \
+            for (int c = 0; c < n; c++)                                                    \
+                conv_tap(OB, 1, 0, 1, A, xp + c, 0, wp + (long)c * NC_B, wblock);          \
+    } while (0)
+    int t = 0;
+    for (; t + 4 <= ntaps; t += 4) {
+        NC_LIN_TAP(a0, t);
+        NC_LIN_TAP(a1, t + 1);
+        NC_LIN_TAP(a2, t + 2);
+        NC_LIN_TAP(a3, t + 3);
+    }
+    for (; t < ntaps; t++)
+        NC_LIN_TAP(a0, t);
+#undef NC_LIN_TAP
+    st(y0, act_v((a0[0][0] + a1[0][0]) + (a2[0][0] + a3[0][0]), act));
+    if (OB > 1)
+        st(y1, act_v((a0[1][0] + a1[1][0]) + (a2[1][0] + a3[1][0]), act));
+}
+
 void NC_FN(linear)(long n, int fo, const float *x, long xs, const float *w, long wblock, const int *taps,
                    int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1)
 {
@@ -391,7 +429,13 @@ void NC_FN(linear)(long n, int fo, const float *x, long xs, const float *w, long
         const float *wk = w + ob * wblock;
         float *y0 = y + s0 * ys + (long)ob * B;
         const vf b0 = bias ? ld(bias + (long)ob * B) : (vf){0};
-        if (ob + 1 < Ob) {
+        if (tw == 1) {
+            const vf b1 = bias && ob + 1 < Ob ? ld(bias + (long)(ob + 1) * B) : (vf){0};
+            if (ob + 1 < Ob)
+                linear_one(2, x0, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + B);
+            else
+                linear_one(1, x0, wk, wblock, taps, ntaps, b0, b0, act, y0, y0);
+        } else if (ob + 1 < Ob) {
             const vf b1 = bias ? ld(bias + (long)(ob + 1) * B) : (vf){0};
 #define NC_LIN(TW) conv_tile(2, TW, 0, 0, x0, xs, NULL, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + B, ys)
             NC_SWITCH_TW(tw, NC_TW, NC_LIN)
