@@ -199,6 +199,15 @@ static void dot_avx2(int m, int n, int k, float alpha, const float *a, long lda,
  * the sliver to a few L1 and L2 sets (measured 87 vs 112 GFLOP/s at
  * m = 64, n = k = 1024). */
 #define GEMM_INPLACE_B(m, ldb) ((m) <= 64 && (ldb) % 1024 != 0)
+/* A packed, in BLIS's loop order, when its rows are a multiple of 4 KiB
+ * apart (the set conflict B's comment describes) and there are many: at
+ * n = 1024 on Zen 3 the median paired ratio to OpenBLAS (a C harness,
+ * 25 alternating rounds, twice) is 0.90–0.91 in place and 0.94–0.98
+ * packed; at n = 768, 1000 and 1040 in place is as fast, and at 256 and
+ * 512 faster. Smaller m is not measured, so it stays in place. */
+#define GEMM_PACK_A(m, lda) ((m) > 512 && (lda) % 1024 == 0)
+#define GEMM_PACK_A_MC 96
+#define GEMM_PACK_A_NC 1024
 #define GEMM_DOT_M 4
 #define GEMM_DOT dot_avx2
 #define GEMM_NAME hw_sgemm_avx2

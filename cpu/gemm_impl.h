@@ -19,6 +19,10 @@
  *       A in place unless it is transposed, and B in place when it is
  *       untransposed and GEMM_INPLACE_B(m, ldb) is true (default never);
  *       see the comment in the driver for why.
+ *       With GEMM_PACK_A(m, lda) defined and true for an untransposed A,
+ *       the driver packs A too, in blocks of GEMM_PACK_A_MC rows (B in
+ *       blocks of GEMM_PACK_A_NC columns), and loops in BLIS's order (see
+ *       GEMM_NAME_packed).
  * and may define
  *   GEMM_PACKB_T(b, ldb, kc, nc, dst)   a faster packing of transposed B
  *   GEMM_DOT_M, GEMM_DOT                for m <= GEMM_DOT_M, A not and B
@@ -115,6 +119,52 @@ static void GEMM_CAT(GEMM_NAME, _packB)(int transB, const float *b, long ldb, in
     }
 }
 
+#if defined(GEMM_DIRECT_UKR) && defined(GEMM_PACK_A)
+/* GEMM_NAME_packed is the direct driver with both operands packed, for an
+ * A whose rows GEMM_PACK_A says not to read in place: MR rows a multiple
+ * of 4 KiB apart fall in one L1 set at every step of k, and evict the B
+ * sliver. Loops as BLIS: jc over n by GEMM_PACK_A_NC, pc over k by KC
+ * (pack B: kc×nc in L3), ic over m by GEMM_PACK_A_MC (pack A: in L2), jr
+ * by NR (a B sliver in L1), ir by MR. Each element of C takes the same panels in the
+ * same order as in the other loops, so results are bit-identical. */
+static int GEMM_CAT(GEMM_NAME, _packed)(int transB, int m, int n, int k, float alpha, const float *a, long lda,
+                                        const float *b, long ldb, float beta, float *c, long ldc)
+{
+    int mcap = m < GEMM_PACK_A_MC ? m : GEMM_PACK_A_MC;
+    int kcap = k < GEMM_KC ? k : GEMM_KC;
+    int ncap = n < GEMM_PACK_A_NC ? n : GEMM_PACK_A_NC;
+    size_t asz = (size_t)((mcap + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * kcap;
+    size_t bsz = (size_t)((ncap + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * kcap;
+    asz = (asz + 15) & ~(size_t)15; /* keep B 64-byte aligned */
+    float *buf = aligned_alloc(64, ((asz + bsz) * sizeof(float) + 63) & ~(size_t)63);
+    if (!buf)
+        return -1;
+    float *ap = buf, *bp = buf + asz;
+    for (int jc = 0; jc < n; jc += GEMM_PACK_A_NC) {
+        int nc = n - jc < GEMM_PACK_A_NC ? n - jc : GEMM_PACK_A_NC;
+        for (int pc = 0; pc < k; pc += GEMM_KC) {
+            int kc = k - pc < GEMM_KC ? k - pc : GEMM_KC;
+            float bet = pc == 0 ? beta : 1.0f;
+            GEMM_CAT(GEMM_NAME, _packB)(transB, transB ? b + (long)jc * ldb + pc : b + (long)pc * ldb + jc, ldb, kc, nc, bp);
+            for (int ic = 0; ic < m; ic += GEMM_PACK_A_MC) {
+                int mc = m - ic < GEMM_PACK_A_MC ? m - ic : GEMM_PACK_A_MC;
+                GEMM_CAT(GEMM_NAME, _packA)(0, a + (long)ic * lda + pc, lda, mc, kc, ap);
+                for (int jr = 0; jr < nc; jr += GEMM_NR) {
+                    int nr = nc - jr < GEMM_NR ? nc - jr : GEMM_NR;
+                    for (int ir = 0; ir < mc; ir += GEMM_MR) {
+                        int mr = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
+                        GEMM_DIRECT_UKR(kc, ap + (long)ir * kc, 1, GEMM_MR, bp + (long)jr * kc, GEMM_NR,
+                                        c + (long)(ic + ir) * ldc + jc + jr, ldc, alpha, bet, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+#endif
+
 /* GEMM_NAME_blocked runs the blocked product; k > 0 and alpha != 0
  * (hw_sgemm handles the rest). Returns -1 when the packing buffers cannot
  * be allocated, 0 otherwise. */
@@ -141,6 +191,10 @@ static int GEMM_CAT(GEMM_NAME, _blocked)(int transA, int transB, int m, int n, i
      * otherwise, for the same reason.
      * Loops: pc over k by KC, ic over m by MC (pack A), jc over n by NC
      * (pack B), jr by NR (the B sliver stays in L1/L2), ir by MR. */
+#ifdef GEMM_PACK_A
+    if (!transA && GEMM_PACK_A(m, lda))
+        return GEMM_CAT(GEMM_NAME, _packed)(transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
 #ifndef GEMM_INPLACE_B
 #define GEMM_INPLACE_B(m, ldb) 0
 #endif

@@ -371,6 +371,53 @@ func TestSgemmTransposedRouteBitwise(t *testing.T) {
 	}
 }
 
+// TestSgemmPackedARouteBitwise checks the route that packs A (AVX2, for
+// many rows a multiple of 4 KiB apart: gemm_avx2.c's GEMM_PACK_A) against
+// the same product with A's rows at another stride, read in place: every
+// element must be bit-identical. The sizes leave partial blocks of rows
+// (96), columns (1024, and a partial 16-column tile) and depth (384).
+func TestSgemmPackedARouteBitwise(t *testing.T) {
+	defer SetISA(ISA())
+	const m, n, k = 520, 1040, 400
+	r := rand.New(rand.NewPCG(3, 4))
+	a1024, a1000 := make([]float32, m*1024), make([]float32, m*1000)
+	for i := 0; i < m; i++ {
+		for p := 0; p < k; p++ {
+			v := float32(r.Float64()*2 - 1)
+			a1024[i*1024+p], a1000[i*1000+p] = v, v
+		}
+	}
+	b, bs, c0 := randSlice(r, k*n), make([]float32, n*k), randSlice(r, m*n)
+	for p := 0; p < k; p++ {
+		for j := 0; j < n; j++ {
+			bs[j*k+p] = b[p*n+j]
+		}
+	}
+	for _, isa := range SupportedISAs() {
+		if err := SetISA(isa); err != nil {
+			t.Fatal(err)
+		}
+		for _, transB := range []bool{false, true} {
+			bm, ldb := b, n
+			if transB {
+				bm, ldb = bs, k
+			}
+			want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
+			if err := Sgemm(false, transB, m, n, k, 0.5, a1000, 1000, bm, ldb, -1, want, n, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := Sgemm(false, transB, m, n, k, 0.5, a1024, 1024, bm, ldb, -1, got, n, 1); err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%s transB=%v: C[%d] = %g with lda 1024, %g with lda 1000", isa, transB, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
 // TestSgemmEdgeTiles sweeps every row count 1..13 and column count 1..130
 // (every partial register tile of every level, masked vectors included) at
 // a small depth, with beta = 0.5 so each stored element is also read.
