@@ -119,6 +119,23 @@ static void GEMM_CAT(GEMM_NAME, _packB)(int transB, const float *b, long ldb, in
     }
 }
 
+/* GEMM_NAME_bufs allocates one buffer for a packed A block of up to ma
+ * rows and a packed B block of up to nb columns (either 0: none), both of
+ * depth min(k, KC), and points *ap and *bp at them, B 64-byte aligned.
+ * Returns the buffer to free, or NULL: nothing to pack, or no memory (then
+ * *ap and *bp are NULL too, and a caller with something to pack fails). */
+static float *GEMM_CAT(GEMM_NAME, _bufs)(int ma, int nb, int k, float **ap, float **bp)
+{
+    int kcap = k < GEMM_KC ? k : GEMM_KC;
+    size_t asz = (size_t)((ma + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * kcap;
+    size_t bsz = (size_t)((nb + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * kcap;
+    asz = (asz + 15) & ~(size_t)15;
+    float *buf = asz + bsz > 0 ? aligned_alloc(64, ((asz + bsz) * sizeof(float) + 63) & ~(size_t)63) : NULL;
+    *ap = buf;
+    *bp = buf ? buf + asz : NULL;
+    return buf;
+}
+
 #if defined(GEMM_DIRECT_UKR) && defined(GEMM_PACK_A)
 /* GEMM_NAME_packed is the direct driver with both operands packed, for an
  * A whose rows GEMM_PACK_A says not to read in place: MR rows a multiple
@@ -130,16 +147,11 @@ static void GEMM_CAT(GEMM_NAME, _packB)(int transB, const float *b, long ldb, in
 static int GEMM_CAT(GEMM_NAME, _packed)(int transB, int m, int n, int k, float alpha, const float *a, long lda,
                                         const float *b, long ldb, float beta, float *c, long ldc)
 {
-    int mcap = m < GEMM_PACK_A_MC ? m : GEMM_PACK_A_MC;
-    int kcap = k < GEMM_KC ? k : GEMM_KC;
-    int ncap = n < GEMM_PACK_A_NC ? n : GEMM_PACK_A_NC;
-    size_t asz = (size_t)((mcap + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * kcap;
-    size_t bsz = (size_t)((ncap + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * kcap;
-    asz = (asz + 15) & ~(size_t)15; /* keep B 64-byte aligned */
-    float *buf = aligned_alloc(64, ((asz + bsz) * sizeof(float) + 63) & ~(size_t)63);
+    float *ap, *bp;
+    float *buf = GEMM_CAT(GEMM_NAME, _bufs)(m < GEMM_PACK_A_MC ? m : GEMM_PACK_A_MC,
+                                            n < GEMM_PACK_A_NC ? n : GEMM_PACK_A_NC, k, &ap, &bp);
     if (!buf)
         return -1;
-    float *ap = buf, *bp = buf + asz;
     for (int jc = 0; jc < n; jc += GEMM_PACK_A_NC) {
         int nc = n - jc < GEMM_PACK_A_NC ? n - jc : GEMM_PACK_A_NC;
         for (int pc = 0; pc < k; pc += GEMM_KC) {
@@ -199,19 +211,11 @@ static int GEMM_CAT(GEMM_NAME, _blocked)(int transA, int transB, int m, int n, i
 #define GEMM_INPLACE_B(m, ldb) 0
 #endif
     int packb = transB || !GEMM_INPLACE_B(m, ldb);
-    int mcap = m < GEMM_MC ? m : GEMM_MC;
-    int kcap = k < GEMM_KC ? k : GEMM_KC;
-    int ncap = n < GEMM_NC ? n : GEMM_NC;
-    size_t asz = transA ? (size_t)((mcap + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * kcap : 0;
-    size_t bsz = packb ? (size_t)((ncap + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * kcap : 0;
-    asz = (asz + 15) & ~(size_t)15; /* keep B 64-byte aligned */
-    float *buf = NULL;
-    if (asz + bsz > 0) {
-        buf = aligned_alloc(64, ((asz + bsz) * sizeof(float) + 63) & ~(size_t)63);
-        if (!buf)
-            return -1;
-    }
-    float *ap = buf, *bp = buf + asz;
+    int ma = transA ? (m < GEMM_MC ? m : GEMM_MC) : 0, nb = packb ? (n < GEMM_NC ? n : GEMM_NC) : 0;
+    float *ap, *bp;
+    float *buf = GEMM_CAT(GEMM_NAME, _bufs)(ma, nb, k, &ap, &bp);
+    if (!buf && ma + nb > 0)
+        return -1;
     for (int pc = 0; pc < k; pc += GEMM_KC) {
         int kc = k - pc < GEMM_KC ? k - pc : GEMM_KC;
         float bet = pc == 0 ? beta : 1.0f;
@@ -240,16 +244,10 @@ static int GEMM_CAT(GEMM_NAME, _blocked)(int transA, int transB, int m, int n, i
     free(buf);
     return 0;
 #else
-    int mcap = m < GEMM_MC ? m : GEMM_MC;
-    int kcap = k < GEMM_KC ? k : GEMM_KC;
-    int ncap = n < GEMM_NC ? n : GEMM_NC;
-    size_t asz = (size_t)((mcap + GEMM_MR - 1) / GEMM_MR * GEMM_MR) * kcap;
-    size_t bsz = (size_t)((ncap + GEMM_NR - 1) / GEMM_NR * GEMM_NR) * kcap;
-    asz = (asz + 15) & ~(size_t)15; /* keep B 64-byte aligned */
-    float *buf = aligned_alloc(64, ((asz + bsz) * sizeof(float) + 63) & ~(size_t)63);
+    float *ap, *bp;
+    float *buf = GEMM_CAT(GEMM_NAME, _bufs)(m < GEMM_MC ? m : GEMM_MC, n < GEMM_NC ? n : GEMM_NC, k, &ap, &bp);
     if (!buf)
         return -1;
-    float *ap = buf, *bp = buf + asz;
 
     for (int ic = 0; ic < m; ic += GEMM_MC) {
         int mc = m - ic < GEMM_MC ? m - ic : GEMM_MC;
