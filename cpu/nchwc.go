@@ -59,12 +59,21 @@ func padChannels(v []float32, b int) []float32 {
 }
 
 // packLinearWeights repacks fo×fi weights (row-major, one row per output)
-// for the blocked linear kernel: [⌈fo/B⌉][fi][B], zero beyond fo.
-func packLinearWeights(w []float32, fo, fi, b int) []float32 {
-	out := make([]float32, blocks(fo, b)*fi*b)
+// for the blocked linear kernel: [⌈fo/B⌉][R][B], zero beyond fo, where
+// column r of the R is column cols[r] of w (nil cols: all fi, in order).
+func packLinearWeights(w []float32, fo, fi, b int, cols []int) []float32 {
+	r := fi
+	if cols != nil {
+		r = len(cols)
+	}
+	out := make([]float32, blocks(fo, b)*r*b)
 	for o := 0; o < fo; o++ {
-		for i := 0; i < fi; i++ {
-			out[((o/b)*fi+i)*b+o%b] = w[o*fi+i]
+		for i := 0; i < r; i++ {
+			f := i
+			if cols != nil {
+				f = cols[i]
+			}
+			out[((o/b)*r+i)*b+o%b] = w[o*fi+f]
 		}
 	}
 	return out

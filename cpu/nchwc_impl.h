@@ -429,14 +429,14 @@ void NC_FN(linear)(long n, int fo, const float *x, long xs, const float *w, long
         const float *wk = w + ob * wblock;
         float *y0 = y + s0 * ys + (long)ob * B;
         const vf b0 = bias ? ld(bias + (long)ob * B) : (vf){0};
+        /* b1 is the second block's bias; a lone last block ignores it. */
+        const vf b1 = bias && ob + 1 < Ob ? ld(bias + (long)(ob + 1) * B) : (vf){0};
         if (tw == 1) {
-            const vf b1 = bias && ob + 1 < Ob ? ld(bias + (long)(ob + 1) * B) : (vf){0};
             if (ob + 1 < Ob)
                 linear_one(2, x0, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + B);
             else
-                linear_one(1, x0, wk, wblock, taps, ntaps, b0, b0, act, y0, y0);
+                linear_one(1, x0, wk, wblock, taps, ntaps, b0, b1, act, y0, y0);
         } else if (ob + 1 < Ob) {
-            const vf b1 = bias ? ld(bias + (long)(ob + 1) * B) : (vf){0};
 #define NC_LIN(TW) conv_tile(2, TW, 0, 0, x0, xs, NULL, wk, wblock, taps, ntaps, b0, b1, act, y0, y0 + B, ys)
             NC_SWITCH_TW(tw, NC_TW, NC_LIN)
 #undef NC_LIN

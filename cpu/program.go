@@ -579,7 +579,7 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 		// [Kb][C][KH][KW][B]: a kernel row's weight vectors consecutive,
 		// as its input values are (hw_nc_conv_taps); the linear layout of
 		// K rows of C·KH·KW.
-		w = packLinearWeights(w, cp.K, cp.C*cp.KH*cp.KW, c.block)
+		w = packLinearWeights(w, cp.K, cp.C*cp.KH*cp.KW, c.block, nil)
 	}
 	taps := make([]C.int, 3*cp.C*cp.KH*cp.KW)
 	nt := C.hw_nc_conv_taps(isa, &ccp, xb, &taps[0])
@@ -674,14 +674,8 @@ func (c *compiler) linear(i int, op *accel.Op) {
 	x := c.bufs[op.In[0]]
 	fi := len(op.W) / fo
 	cols, taps := linearTaps(x, fi, c.block)
-	w := make([]float32, fo*len(cols))
-	for o := 0; o < fo; o++ {
-		for r, f := range cols {
-			w[o*len(cols)+r] = op.W[o*fi+f]
-		}
-	}
 	y := c.define(op.Out[0], true)
-	wp := packLinearWeights(w, fo, len(cols), c.block)
+	wp := packLinearWeights(op.W, fo, fi, c.block, cols)
 	nt := C.int(len(taps) / 3)
 	bias := padChannels(op.B, c.block)
 	isa, act, wblock := c.isa, C.int(op.Act), C.long(len(cols)*c.block)
