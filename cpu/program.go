@@ -657,18 +657,24 @@ func (c *compiler) linear(i int, op *accel.Op) {
 	if op.Quant != nil || sparse != nil {
 		x := c.bufs[op.In[0]]
 		q := op.Quant
+		var li linearInput
 		if !x.blocked || sparse != nil {
 			x = c.need(op.In[0], false, i)
 		} else {
-			q = c.linearQuantWeights(op, x)
+			q, li = c.linearQuantWeights(op, x), linearInput{stride: x.stride, c: x.c, hw: x.hw, b: c.block}
 		}
 		y := c.define(op.Out[0], false)
 		fi := x.stride
+		if li.c > 0 {
+			fi = li.c * li.hw
+		}
 		if sparse != nil {
 			c.addWhole(i, func(sp span) { must(sp.k.SpLinear(sp.n(), fi, fo, sp.of(x), sparse, op.B, op.Act, sp.of(y))) }, x, y)
 			return
 		}
-		c.addWhole(i, func(sp span) { must(sp.k.QLinear(sp.n(), fi, fo, sp.of(x), q, op.B, op.Act, sp.of(y))) }, x, y)
+		c.addWhole(i, func(sp span) {
+			must(qLinearFrom(sp.k.threads(), sp.n(), fi, fo, sp.of(x), li, q, op.B, op.Act, sp.of(y)))
+		}, x, y)
 		return
 	}
 	x := c.bufs[op.In[0]]
@@ -736,18 +742,18 @@ func (c *compiler) linearOnly(id int) bool {
 }
 
 // linearQuantWeights returns op's int8 weights with columns in the order
-// of x, a blocked tensor (a flattened feature map, or a vector): plain
-// column c·hw + p moves to (c/B)·hw·B + p·B + c mod B, and the padding
-// lanes' columns are zero.
+// qLinearFrom reads x, a blocked tensor (a flattened feature map, or a
+// vector), in: channels-last, plain column ch·hw + p moves to p·c + ch, and
+// the padding lanes of a last partial channel block are left out.
 func (c *compiler) linearQuantWeights(op *accel.Op, x *tbuf) *accel.QuantWeights {
-	b, fi := c.block, x.c*x.hw
+	fi := x.c * x.hw
 	fo := len(op.Quant.Q) / fi
 	q := *op.Quant
-	q.Q = make([]int8, fo*x.stride)
+	q.Q = make([]int8, fo*fi)
 	for o := 0; o < fo; o++ {
 		for ch := 0; ch < x.c; ch++ {
 			for px := 0; px < x.hw; px++ {
-				q.Q[o*x.stride+(ch/b)*x.hw*b+px*b+ch%b] = op.Quant.Q[o*fi+ch*x.hw+px]
+				q.Q[o*fi+px*x.c+ch] = op.Quant.Q[o*fi+ch*x.hw+px]
 			}
 		}
 	}

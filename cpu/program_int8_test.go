@@ -33,7 +33,7 @@ func TestProgramInt8Blocked(t *testing.T) {
 		{"pw-grid", 26, 64, 1, 1, 1, 63, accel.ActReLU},
 		{"pw-int", 64, 40, 1, 1, 1, 127, accel.ActNone},
 		{"grouped", 40, 30, 3, 1, 2, 63, accel.ActReLU},
-		{"int-g3", 30, 24, 3, 1, 3, 127, accel.ActHardSwish},
+		{"int-g3", 30, 30, 3, 1, 3, 127, accel.ActHardSwish},
 	}
 	plan := &accel.Plan{Name: "int8", Tensors: []accel.Shape{{20, 9, 9}}}
 	h := 9
@@ -56,8 +56,31 @@ func TestProgramInt8Blocked(t *testing.T) {
 		plan.Tensors = append(plan.Tensors, accel.Shape{s.out, h, h})
 		plan.Ops = append(plan.Ops, op)
 	}
+	// Then int8 linear layers: one on the flattened feature map of 30
+	// channels (not whole blocks at any level: its padding lanes are left
+	// out, qLinearFrom), one on the vector it writes.
+	last := len(plan.Tensors) - 1
+	plan.Tensors = append(plan.Tensors, accel.Shape{30 * h * h})
+	plan.Ops = append(plan.Ops, accel.Op{Name: "flat", Kind: accel.OpFlatten, In: []int{last}, Out: []int{last + 1}})
+	in := 30 * h * h
+	for j, out := range []int{13, 7} {
+		op := accel.Op{Name: "fc", Kind: accel.OpLinear, In: []int{last + 1 + j}, Out: []int{last + 2 + j}, Act: accel.ActReLU,
+			W: make([]float32, out*in), B: make([]float32, out),
+			Quant: &accel.QuantWeights{Bits: 8, Q: make([]int8, out*in), Scale: make([]float32, out), InScale: 0.05, InZero: int32(r.IntN(40))}}
+		for o := range out {
+			op.B[o] = float32(r.NormFloat64())
+			op.Quant.Scale[o] = float32(0.5+r.Float64()) / float32(in*127) * 8
+			for i := range in {
+				v := int8(r.IntN(255) - 127)
+				op.Quant.Q[o*in+i], op.W[o*in+i] = v, op.Quant.Scale[o]*float32(v)
+			}
+		}
+		plan.Tensors = append(plan.Tensors, accel.Shape{out})
+		plan.Ops = append(plan.Ops, op)
+		in = out
+	}
 	plan.Output = len(plan.Tensors) - 1
-	const n = 5
+	const n = 9 // AVX2 runs int8 linear layers of 8 and more rows on its broadcast GEMM
 	x := make([]float32, n*plan.Tensors[0].Size())
 	for i := range x {
 		x[i] = float32(r.Float64()*3 - 0.5)

@@ -322,14 +322,65 @@ var (
 // q's uint8 input grid: q_x = clamp(rint(x/InScale) + InZero, 0, 255),
 // accumulating Σ(q_x − InZero)·Q exactly in int32 (qgemm) before scaling.
 func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias []float32, act accel.Act, y []float32) error {
+	return qLinearFrom(threads, n, in, out, x, linearInput{}, q, bias, act, y)
+}
+
+// linearInput says where qLinearFrom's n samples of in features lie in x:
+// plain rows (the zero value: sample s at x[s·in:]), or, with c > 0, a
+// feature map in the blocked layout of the compiled programs (c channels ×
+// hw pixels in channel blocks of b lanes, sample s at x[s·stride:]), whose
+// in = c·hw features are taken channels-last, feature p·c + ch for channel
+// ch at pixel p (hw_quantize_hwc_u8), without the padding lanes of a last
+// partial block. The weights' columns must be in the same order.
+type linearInput struct{ stride, c, hw, b int }
+
+// check reports whether x is long enough for n samples of in features.
+func (li linearInput) check(n, in int, x []float32) error {
+	if li.c == 0 {
+		if len(x) != n*in {
+			return fmt.Errorf("qlinear: x has %d elements, want %d", len(x), n*in)
+		}
+		return nil
+	}
+	if li.c*li.hw != in || li.b <= 0 || li.stride < blocks(li.c, li.b)*li.b*li.hw {
+		return fmt.Errorf("qlinear: blocked input of %d channels × %d pixels (block %d, stride %d) does not hold %d features", li.c, li.hw, li.b, li.stride, in)
+	}
+	if len(x) < (n-1)*li.stride+blocks(li.c, li.b)*li.b*li.hw {
+		return fmt.Errorf("qlinear: blocked input of %d floats is too short for %d samples", len(x), n)
+	}
+	return nil
+}
+
+// quantize writes n samples of in features of x on q's uint8 input grid
+// into dst, rows ld ≥ in bytes apart, zero past in.
+func (li linearInput) quantize(n, in int, x []float32, q *accel.QuantWeights, dst []uint8, ld int) {
+	isa, scale, zero := cISA(), C.float(q.InScale), C.int(q.InZero)
+	if li.c == 0 && ld == in { // all rows in one call
+		C.hw_quantize_u8(isa, C.long(n*in), (*C.float)(&x[0]), scale, zero, (*C.uint8_t)(&dst[0]))
+		return
+	}
+	for s := 0; s < n; s++ {
+		row := dst[s*ld : (s+1)*ld]
+		if li.c == 0 {
+			C.hw_quantize_u8(isa, C.long(in), (*C.float)(&x[s*in]), scale, zero, (*C.uint8_t)(&row[0]))
+		} else {
+			C.hw_quantize_hwc_u8(isa, (*C.float)(&x[s*li.stride]), C.int(li.c), C.long(li.hw), C.int(li.b), scale, zero, (*C.uint8_t)(&row[0]))
+		}
+		clear(row[in:])
+	}
+}
+
+// qLinearFrom is qLinear on samples laid out as li says.
+func qLinearFrom(threads, n, in, out int, x []float32, li linearInput, q *accel.QuantWeights, bias []float32, act accel.Act, y []float32) error {
 	const kernel = "qlinear"
 	switch {
 	case n <= 0 || in <= 0 || out <= 0:
 		return fmt.Errorf("%s: sizes must be positive (n=%d in=%d out=%d)", kernel, n, in, out)
-	case len(x) != n*in:
-		return fmt.Errorf("%s: x has %d elements, want %d", kernel, len(x), n*in)
 	case len(y) != n*out:
 		return fmt.Errorf("%s: y has %d elements, want %d", kernel, len(y), n*out)
+	}
+	if err := li.check(n, in, x); err != nil {
+		return err
 	}
 	if err := ref.CheckQuant(kernel, q, out, in); err != nil {
 		return err
@@ -345,21 +396,13 @@ func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias [
 		k4 := (in + 3) &^ 3
 		xq := getU8(n * k4)
 		defer u8Pool.Put(xq)
-		rows := n // quantized at once when there is no padding
-		if k4 != in {
-			rows = 1
-		}
-		for i := 0; i < n; i += rows {
-			row := (*xq)[i*k4 : (i+rows)*k4]
-			C.hw_quantize_u8(cISA(), C.long(rows*in), (*C.float)(&x[i*in]), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&row[0]))
-			clear(row[rows*in:])
-		}
+		li.quantize(n, in, x, q, *xq, k4)
 		prep = prepareQuant(q, out, in, 1, 1, 1, packAVX2)
 		broadcastGemm(threads, prep, 0, n, out, k4, patches{u8: xq}, k4, *acc, out)
 	} else {
 		xq := getU8(n * in)
 		defer u8Pool.Put(xq)
-		C.hw_quantize_u8(cISA(), C.long(n*in), (*C.float)(&x[0]), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&(*xq)[0]))
+		li.quantize(n, in, x, q, *xq, in)
 		if err := QGemm(n, out, in, *xq, in, q.Q, in, *acc, out, 1, threads); err != nil {
 			return fmt.Errorf("%s: %w", kernel, err)
 		}
