@@ -166,7 +166,8 @@ func TestQKernelsBadInput(t *testing.T) {
 //
 // int8 weights take the int16 (vpmaddwd) path on AVX2, 7-bit ones the
 // vpmaddubsw one (accel.PairSafe); fp32 is the blocked convolution the
-// backend compiles. HWNAS_ISA=avx2 measures the AVX2 level.
+// backend compiles. The fc rows compile one linear layer of fc1's size on
+// a plain vector the same way. HWNAS_ISA=avx2 measures the AVX2 level.
 func BenchmarkQConvVsFP32(b *testing.B) {
 	r := rand.New(rand.NewPCG(9, 9))
 	k1 := NewKernels(1)
@@ -208,25 +209,30 @@ func BenchmarkQConvVsFP32(b *testing.B) {
 		}
 		run("fp32", nil)
 	}
+	// fc1's shape as a plain vector: both compiled (int8 on qLinearFrom,
+	// fp32 on the blocked linear kernel).
 	for _, n := range []int{1, 64} {
 		in, out := 800, 500
 		x, w, y := randSlice(r, n*in), randSlice(r, in*out), make([]float32, n*out)
-		q := randQuant(r, out, in, 8, 3)
 		name := fmt.Sprintf("fc800x500-b%d", n)
-		b.Run("int8/"+name, func(b *testing.B) {
-			for b.Loop() {
-				if err := qLinear(1, n, in, out, x, q, nil, accel.ActReLU, y); err != nil {
-					b.Fatal(err)
-				}
+		plan := &accel.Plan{Name: name, Tensors: []accel.Shape{{in}, {out}}, Input: 0, Output: 1,
+			Ops: []accel.Op{{Name: "fc", Kind: accel.OpLinear, In: []int{0}, Out: []int{1}, W: w, Act: accel.ActReLU}}}
+		for _, q := range []*accel.QuantWeights{randQuant(r, out, in, 8, 3), nil} {
+			p := *plan
+			p.Ops = []accel.Op{plan.Ops[0]}
+			p.Ops[0].Quant = q
+			prog, err := compileProgram(k1, &p, n)
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-		b.Run("fp32/"+name, func(b *testing.B) {
-			for b.Loop() {
-				if err := Sgemm(false, true, n, out, in, 1, x, in, w, in, 0, y, out, 1); err != nil {
-					b.Fatal(err)
+			b.Run(map[bool]string{true: "int8/", false: "fp32/"}[q != nil]+name, func(b *testing.B) {
+				for b.Loop() {
+					if err := prog.Run(x, y); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
