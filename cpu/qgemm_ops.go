@@ -334,7 +334,7 @@ func qLinear(threads, n, in, out int, x []float32, q *accel.QuantWeights, bias [
 // partial block. The weights' columns must be in the same order.
 type linearInput struct{ stride, c, hw, b int }
 
-// check reports whether x is long enough for n samples of in features.
+// check reports whether li describes in features and x holds n samples.
 func (li linearInput) check(n, in int, x []float32) error {
 	if li.c == 0 {
 		if len(x) != n*in {
