@@ -664,10 +664,7 @@ func (c *compiler) linear(i int, op *accel.Op) {
 			q, li = c.linearQuantWeights(op, x), linearInput{stride: x.stride, c: x.c, hw: x.hw, b: c.block}
 		}
 		y := c.define(op.Out[0], false)
-		fi := x.stride
-		if li.c > 0 {
-			fi = li.c * li.hw
-		}
+		fi := x.c * x.hw // features: a plain x's stride, a blocked one's without padding
 		if sparse != nil {
 			c.addWhole(i, func(sp span) { must(sp.k.SpLinear(sp.n(), fi, fo, sp.of(x), sparse, op.B, op.Act, sp.of(y))) }, x, y)
 			return
@@ -747,16 +744,8 @@ func (c *compiler) linearOnly(id int) bool {
 // the padding lanes of a last partial channel block are left out.
 func (c *compiler) linearQuantWeights(op *accel.Op, x *tbuf) *accel.QuantWeights {
 	fi := x.c * x.hw
-	fo := len(op.Quant.Q) / fi
 	q := *op.Quant
-	q.Q = make([]int8, fo*fi)
-	for o := 0; o < fo; o++ {
-		for ch := 0; ch < x.c; ch++ {
-			for px := 0; px < x.hw; px++ {
-				q.Q[o*fi+px*x.c+ch] = op.Quant.Q[o*fi+ch*x.hw+px]
-			}
-		}
-	}
+	q.Q = channelsLast(op.Quant.Q, len(op.Quant.Q)/fi, fi, x.hw)
 	return &q
 }
 

@@ -224,15 +224,7 @@ func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw, groups int, pack pa
 		e.sums[o] = s
 	}
 	if needHWC {
-		cg := cols / (kh * kw)
-		e.hwc = make([]int8, len(q.Q))
-		for o := 0; o < rows; o++ {
-			for c := 0; c < cg; c++ {
-				for t := 0; t < kh*kw; t++ {
-					e.hwc[o*cols+t*cg+c] = q.Q[o*cols+c*kh*kw+t]
-				}
-			}
-		}
+		e.hwc = channelsLast(q.Q, rows, cols, kh*kw)
 	}
 	w := q.Q
 	if e.hwc != nil {
@@ -252,6 +244,24 @@ func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw, groups int, pack pa
 		runtime.AddCleanup(q, func(k weak.Pointer[accel.QuantWeights]) { quantPreps.Delete(k) }, key)
 	}
 	return e
+}
+
+// channelsLast returns rows rows of cols weights with each row's columns
+// moved from (channel, position) order, position < kk, to (position,
+// channel): column c·kk + t becomes t·(cols/kk) + c. A convolution's
+// weights so match its channels-last patches, a linear layer's those of
+// a channels-last feature map (kk pixels).
+func channelsLast(w []int8, rows, cols, kk int) []int8 {
+	cg := cols / kk
+	out := make([]int8, rows*cols)
+	for o := 0; o < rows; o++ {
+		for c := 0; c < cg; c++ {
+			for t := 0; t < kk; t++ {
+				out[o*cols+t*cg+c] = w[o*cols+c*kk+t]
+			}
+		}
+	}
+	return out
 }
 
 // packedSize is the length, in elements, of n rows of k weights packed by
