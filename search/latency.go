@@ -369,10 +369,7 @@ func measureGroup(be accel.Backend, plans []*accel.Plan, ctl controls, batch, th
 		probe := best.Stats[k*per+copies].Latency
 		drift := float64(probe) / float64(usualCounting(probe, spec.ProbeHistory[rt]))
 		for i := range plans {
-			st := best.Stats[k*per+lead+i]
-			st.Latency = time.Duration(float64(st.Latency) / drift)
-			st.Low = time.Duration(float64(st.Low) / drift)
-			st.High = time.Duration(float64(st.High) / drift)
+			st := driftCorrected(best.Stats[k*per+lead+i], drift)
 			u := float64(usual)
 			ratio := accel.Ratio{Value: float64(st.Latency) / u, Low: float64(st.Low) / u, High: float64(st.High) / u}
 			runtime := rt
@@ -385,6 +382,17 @@ func measureGroup(be accel.Backend, plans []*accel.Plan, ctl controls, batch, th
 		}
 	}
 	return g, nil
+}
+
+// driftCorrected is st with its figure and the figure's interval divided
+// by drift (the probe's figure over its usual one): what the model would
+// have taken at the machine's usual speed. The other statistics stay as
+// measured.
+func driftCorrected(st accel.LatencyStats, drift float64) accel.LatencyStats {
+	st.Latency = time.Duration(float64(st.Latency) / drift)
+	st.Low = time.Duration(float64(st.Low) / drift)
+	st.High = time.Duration(float64(st.High) / drift)
+	return st
 }
 
 // perOpTimes runs the program runs times with per-op timing and returns

@@ -81,11 +81,16 @@ func TestMeasureGroup(t *testing.T) {
 	if want := float64(hw2.Probe) / float64(2*p1); hw2.Drift != want {
 		t.Errorf("drift %v, want the probe's %v over its usual %v = %v", hw2.Drift, hw2.Probe, 2*p1, want)
 	}
-	if r := float64(hw2.Figure()) / float64(hw.Figure()); r < 1.4 || r > 2.8 {
-		t.Errorf("figure %v at drift %.2f against %v at drift 1: ×%.2f, want about 2", hw2.Figure(), hw2.Drift, hw.Figure(), r)
+	// The figure as measured is a low quantile of the rounds' floors, so
+	// not below the fastest run, which stays as measured. (Comparing
+	// the figure with the first measurement's is a timing test: the
+	// probe and the model do not slow down together on a shared machine;
+	// TestDriftCorrected checks the arithmetic.)
+	if raw := float64(hw2.Figure()) * hw2.Drift; raw < float64(hw2.Stats.Min)*(1-1e-6) {
+		t.Errorf("figure %v at drift %.3f is %v as measured, below the fastest run %v", hw2.Figure(), hw2.Drift, time.Duration(raw), hw2.Stats.Min)
 	}
-	if hw2.Stats.Min >= hw2.Figure() || hw2.Stats.Low > hw2.Figure() || hw2.Stats.High < hw2.Figure() {
-		t.Errorf("the raw floor %v stays as measured, the interval [%v, %v] holds the figure %v", hw2.Stats.Min, hw2.Stats.Low, hw2.Stats.High, hw2.Figure())
+	if hw2.Stats.Low > hw2.Figure() || hw2.Stats.High < hw2.Figure() {
+		t.Errorf("the interval [%v, %v] does not hold the figure %v", hw2.Stats.Low, hw2.Stats.High, hw2.Figure())
 	}
 	g.close()
 
@@ -103,6 +108,26 @@ func TestMeasureGroup(t *testing.T) {
 	// A model of another input size is refused.
 	if _, err := measureGroup(be, []*accel.Plan{twoOpPlan(false)}, ref, 1, 1, in, LatencySpec{Rounds: quick}, nil); err == nil {
 		t.Error("a model of 64 inputs measured on 784")
+	}
+}
+
+// TestDriftCorrected: the figure and its interval are divided by the
+// drift; the statistics of the runs stay as measured.
+func TestDriftCorrected(t *testing.T) {
+	st := accel.LatencyStats{Latency: 30 * time.Microsecond, Low: 28 * time.Microsecond, High: 36 * time.Microsecond,
+		Median: 33 * time.Microsecond, Min: 27 * time.Microsecond, Max: 40 * time.Microsecond, Runs: 41, Rounds: 5}
+	got := driftCorrected(st, 0.5)
+	want := st
+	want.Latency, want.Low, want.High = 60*time.Microsecond, 56*time.Microsecond, 72*time.Microsecond
+	if got != want {
+		t.Errorf("at drift 0.5: %+v, want %+v", got, want)
+	}
+	if got := driftCorrected(st, 1); got != st {
+		t.Errorf("at drift 1: %+v, want it unchanged", got)
+	}
+	got = driftCorrected(st, 1.2)
+	if got.Latency != 25*time.Microsecond || got.High != 30*time.Microsecond || got.Min != st.Min {
+		t.Errorf("at drift 1.2: %+v", got)
 	}
 }
 

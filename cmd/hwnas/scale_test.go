@@ -206,7 +206,9 @@ func TestPostgresStudyAcrossProcesses(t *testing.T) {
 		return false
 	})
 	t.Logf("worker killed mid-trial %d: re-claimed after %v, finished after %v (lease %v)", held.Number, reclaimed.Round(time.Millisecond), finished.Round(time.Millisecond), scaleLease)
-	if reclaimed > scaleLease+time.Second {
+	// Re-claimed because the lease ran out, not at the trial's 2-minute
+	// timeout; the bound leaves the 2-core machine room for a slow poll.
+	if reclaimed > 3*scaleLease {
 		t.Errorf("re-claimed %v after the kill, lease %v", reclaimed, scaleLease)
 	}
 
