@@ -204,7 +204,10 @@ var quantPreps sync.Map
 
 // prepareQuant returns the cached quantPrep of q (rows output channels of
 // cols weights), with the channels-last copy for a kh×kw kernel when
-// kh·kw > 1 and cols > kh·kw.
+// kh·kw > 1 and cols > kh·kw, packed for pack's broadcast GEMM. Asked
+// for packNone (the sums and channels-last copy only), it returns the
+// cached entry whatever its packing: its pack and wide() then describe
+// that packing, not the caller's.
 func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw, groups int, pack packing) *quantPrep {
 	key := weak.Make(q)
 	needHWC := kh*kw > 1 && cols > kh*kw
@@ -476,7 +479,10 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 	// Several input channels: go channels-last and copy each tap's cg
 	// channels at once; the weights come reordered to match.
 	hwc := prep.hwc != nil
-	col := getPatches(hwc && prep.wide(), pix*ld)
+	// Widened patches only for this level's broadcast GEMM: asked for
+	// packNone, prepareQuant may return an entry packed for another level
+	// (a process that switched levels), whose wide() does not apply here.
+	col := getPatches(hwc && pack != packNone && prep.wide(), pix*ld)
 	defer col.put()
 	acc := getI32(pn.K * pix)
 	defer i32Pool.Put(acc)
