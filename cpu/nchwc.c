@@ -113,9 +113,9 @@ long hw_nc_linear_tasks(int isa, long n, int fo)
 }
 
 void hw_nc_dwconv(int isa, const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps,
-                  int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1)
+                  const float *bias, int act, float *y, long ys, long r0, long r1)
 {
-    NC_DISPATCH(dwconv, p, x, xs, w, taps, ntaps, bias, act, y, ys, r0, r1);
+    NC_DISPATCH(dwconv, p, x, xs, w, taps, bias, act, y, ys, r0, r1);
 }
 
 int hw_nc_dwconv_taps(int isa, const hw_conv_t *p, int *taps)

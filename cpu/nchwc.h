@@ -89,12 +89,12 @@ void hw_nc_linear(int isa, long n, int fo, const float *x, long xs, const float 
 long hw_nc_linear_tasks(int isa, long n, int fo);
 
 /* hw_nc_dwconv computes tasks [r0,r1) (an output row of one channel
- * block: T = Cb·OH) of a depthwise convolution (G = C = K) of an already
- * padded x (p's padding 0), x and y blocked, w packed [Cb][KH][KW][B],
- * bias Cb·B floats or NULL, taps the KH·KW pairs hw_nc_dwconv_taps
- * writes. */
+ * block: T = Cb·OH) of a depthwise convolution (G = C = K) of x, unpadded
+ * (the kernel skips the taps that fall in p's padding), x and y blocked,
+ * w packed [Cb][KH][KW][B], bias Cb·B floats or NULL, taps the KH·KW
+ * pairs (ky-major) hw_nc_dwconv_taps writes. */
 void hw_nc_dwconv(int isa, const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps,
-                  int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);
+                  const float *bias, int act, float *y, long ys, long r0, long r1);
 int hw_nc_dwconv_taps(int isa, const hw_conv_t *p, int *taps);
 
 /* hw_nc_pool computes tasks [r0,r1) (T = Cb·OH) of max (avg = 0) or
@@ -146,7 +146,7 @@ void hw_nc_shuffle(int isa, int C, int g, long hw, const float *x, float *y);
     void hw_nc_conv_##suf(const hw_conv_t *p, int xb, const float *x, long xs, const float *w, const int *taps,  \
                           int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);           \
     void hw_nc_dwconv_##suf(const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps,        \
-                            int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);         \
+                            const float *bias, int act, float *y, long ys, long r0, long r1);                    \
     void hw_nc_linear_##suf(long n, int fo, const float *x, long xs, const float *w, long wblock,               \
                             const int *taps, int ntaps, const float *bias, int act, float *y, long ys, long r0, \
                             long r1);                                                                            \

@@ -470,27 +470,91 @@ NC_INLINE void dw_tile(const int TW, const float *x0, long xstep, const float *w
         st(y0 + (long)j * NC_B, act_v(acc[j], act));
 }
 
-void NC_FN(dwconv)(const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps, int ntaps,
+/* dw_edge computes output pixels [ox0,ox1) of a row, whose windows
+ * cross the padding at the left or right, one by one: only the taps
+ * ky in [ky0,ky1) and those kx of each pixel's window inside the input.
+ * Even and odd kernel rows have their own accumulators, so a pixel's
+ * multiply-adds are two chains, not one. */
+NC_INLINE void dw_edge(const hw_conv_t *p, const float *xc, int iy0, int ky0, int ky1, int ox0, int ox1,
+                       const float *wc, vf b0, int act, float *yr)
+{
+    const int B = NC_B;
+    const long xrow = (long)p->dh * p->W * B, xcol = (long)p->dw * B, wrow = (long)p->KW * B;
+    for (int ox = ox0; ox < ox1; ox++) {
+        int kx0, kx1;
+        span(ox, p->sw, p->pw, p->dw, p->KW, p->W, &kx0, &kx1);
+        vf a[2] = {b0, {0}};
+        const float *xr = xc + ((long)(iy0 + ky0 * p->dh) * p->W + ox * p->sw - p->pw) * B;
+        const float *wr = wc + ky0 * wrow;
+        for (int ky = ky0; ky < ky1; ky++, xr += xrow, wr += wrow)
+            for (int kx = kx0; kx < kx1; kx++)
+                a[ky & 1] += ld(xr + kx * xcol) * ld(wr + kx * B);
+        st(yr + (long)ox * B, act_v(a[0] + a[1], act));
+    }
+}
+
+/* dw_run computes output pixels [ox0,ox1) of a row as register tiles:
+ * x0 is the input of pixel 0 at the taps' origin, ntaps the taps. */
+NC_INLINE void dw_run(const float *x0, long xstep, const float *wc, const int *taps, int ntaps, vf b0, int act,
+                      float *yr, int ox0, int ox1)
+{
+    int ox = ox0;
+    for (; ox + NC_TW <= ox1; ox += NC_TW)
+        dw_tile(NC_TW, x0 + ox * xstep, xstep, wc, taps, ntaps, b0, act, yr + (long)ox * NC_B);
+    if (ox < ox1) {
+#define NC_DW_REST(TW) dw_tile(TW, x0 + ox * xstep, xstep, wc, taps, ntaps, b0, act, yr + (long)ox * NC_B)
+        NC_SWITCH_TW(ox1 - ox, NC_TW, NC_DW_REST)
+#undef NC_DW_REST
+    }
+}
+
+/* The depthwise convolution handles the padding itself, so no padded
+ * copy of its input is made (program.go does so for strides > 1: on a
+ * 12-channel 14×14 map at batch 64, stride 2, the copy took longer than
+ * the convolution). In each output row the pixels whose windows lie
+ * inside the input horizontally, [lo, hi), run as register tiles over
+ * the kernel rows inside it vertically; the pixels at the left and right
+ * edges run one by one. Without padding every row is one run of tiles. */
+void NC_FN(dwconv)(const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps,
                    const float *bias, int act, float *y, long ys, long r0, long r1)
 {
-    const int B = NC_B, OW = p->OW;
+    const int B = NC_B, OW = p->OW, KW = p->KW, KH = p->KH;
     const long tasks = (long)(p->C + B - 1) / B * p->OH;
     const long rstride = (long)p->W * B, xstep = (long)p->sw * B, xplane = (long)p->H * rstride;
+    const int padded = p->ph > 0 || p->pw > 0;
+    /* lo: the first ox with ox·sw − pw ≥ 0; hi: one past the last with
+     * ox·sw − pw + (KW−1)·dw ≤ W − 1. */
+    const int last = p->W - 1 - (KW - 1) * p->dw + p->pw;
+    int lo = (p->pw + p->sw - 1) / p->sw, hi = last < 0 ? 0 : last / p->sw + 1;
+    lo = lo < OW ? lo : OW;
+    hi = hi < OW ? hi : OW;
+    hi = hi > lo ? hi : lo;
     for (long r = r0; r < r1; r++) {
         const long n = r / tasks;
         const int t = (int)(r % tasks), cb = t / p->OH, oy = t % p->OH;
-        const float *xr = x + n * xs + cb * xplane + (long)oy * p->sh * rstride;
-        const float *wc = w + (long)cb * p->KH * p->KW * B;
+        const float *xc = x + n * xs + cb * xplane;
+        const float *wc = w + (long)cb * KH * KW * B;
         float *yr = y + n * ys + ((long)cb * p->OH + oy) * OW * B;
         const vf b0 = bias ? ld(bias + (long)cb * B) : (vf){0};
-        int ox = 0;
-        for (; ox + NC_TW <= OW; ox += NC_TW)
-            dw_tile(NC_TW, xr + ox * xstep, xstep, wc, taps, ntaps, b0, act, yr + (long)ox * B);
-        if (ox < OW) {
-#define NC_DW_REST(TW) dw_tile(TW, xr + ox * xstep, xstep, wc, taps, ntaps, b0, act, yr + (long)ox * B)
-            NC_SWITCH_TW(OW - ox, NC_TW, NC_DW_REST)
-#undef NC_DW_REST
+        const int iy0 = oy * p->sh - p->ph;
+        if (!padded) {
+            dw_run(xc + (long)iy0 * rstride, xstep, wc, taps, KH * KW, b0, act, yr, 0, OW);
+            continue;
         }
+        /* The kernel rows inside the input: iy0 + ky·dh in [0, H). */
+        const int below = p->H - iy0;
+        const int ky0 = iy0 < 0 ? (-iy0 + p->dh - 1) / p->dh : 0;
+        int ky1 = below <= 0 ? 0 : (below + p->dh - 1) / p->dh;
+        ky1 = ky1 < KH ? ky1 : KH;
+        ky1 = ky1 > ky0 ? ky1 : ky0;
+        dw_edge(p, xc, iy0, ky0, ky1, 0, lo, wc, b0, act, yr);
+        /* The tap offsets are linear in ky, so the kernel rows from ky0
+         * on are the table's first (ky1 − ky0)·KW taps read from kernel
+         * row ky0's input row and weights. */
+        const int nt = (ky1 - ky0) * KW;
+        const long xrow = nt ? (long)(iy0 + ky0 * p->dh) * rstride - (long)p->pw * B : 0;
+        dw_run(xc + xrow, xstep, wc + (long)ky0 * KW * B, taps, nt, b0, act, yr, lo, hi);
+        dw_edge(p, xc, iy0, ky0, ky1, hi, OW, wc, b0, act, yr);
     }
 }
 

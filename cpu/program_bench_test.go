@@ -24,6 +24,8 @@ var benchShapes = []struct {
 	{"stem_c1_k16_5x5s2", accel.Shape{1, 28, 28}, 16, 5, 2, 2, 0, "relu"},
 	{"dw_c1_3x3s2", accel.Shape{1, 28, 28}, 1, 3, 2, 1, -1, "relu"},
 	{"dw_c16_14_3x3s2", accel.Shape{16, 14, 14}, 16, 3, 2, 1, -1, "relu"},
+	{"dw_c12_14_3x3s2", accel.Shape{12, 14, 14}, 12, 3, 2, 1, -1, "relu"},
+	{"dw_c12_15_3x3s2_nopad", accel.Shape{12, 15, 15}, 12, 3, 2, 0, -1, "relu"},
 	{"dw_c24_7_3x3s1", accel.Shape{24, 7, 7}, 24, 3, 1, 1, -1, "relu"},
 	{"pw_c16_7_k24", accel.Shape{16, 7, 7}, 24, 1, 1, 0, 0, "relu"},
 	{"conv_c16_14_k32_5x5s2", accel.Shape{16, 14, 14}, 32, 5, 2, 2, 0, "relu"},

@@ -75,6 +75,30 @@ func TestProgramTileWidths(t *testing.T) {
 	} {
 		cases = append(cases, tileCase{conv(sc.name, sc.in, sc.cp, accel.ActReLU), 2})
 	}
+	// Depthwise convolutions handle their padding in the kernel: windows
+	// crossing the border at either side and at the top and bottom,
+	// strides and dilations that leave a few or no interior pixels, a
+	// padding as wide as the kernel (pixels whose windows see nothing but
+	// padding), each side's padding alone, and none.
+	for _, sc := range []struct {
+		name string
+		in   accel.Shape
+		cp   accel.ConvParams
+	}{
+		{"dw_c12_14_s2", accel.Shape{12, 14, 14}, accel.ConvParams{KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}},
+		{"dw_5x5_s2", accel.Shape{12, 9, 13}, accel.ConvParams{KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2}},
+		{"dw_7x7_s3", accel.Shape{20, 11, 17}, accel.ConvParams{KH: 7, KW: 7, StrideH: 3, StrideW: 3, PadH: 3, PadW: 3}},
+		{"dw_d2", accel.Shape{10, 9, 13}, accel.ConvParams{KH: 3, KW: 3, DilH: 2, DilW: 2, PadH: 2, PadW: 2}},
+		{"dw_kernel_wider", accel.Shape{6, 2, 3}, accel.ConvParams{KH: 5, KW: 5, PadH: 2, PadW: 2}},
+		{"dw_pad_3", accel.Shape{6, 3, 4}, accel.ConvParams{KH: 3, KW: 3, PadH: 3, PadW: 3}},
+		{"dw_pad_w", accel.Shape{9, 5, 30}, accel.ConvParams{KH: 3, KW: 3, PadW: 1}},
+		{"dw_pad_h", accel.Shape{9, 5, 30}, accel.ConvParams{KH: 3, KW: 3, StrideW: 2, PadH: 1}},
+		{"dw_3x1", accel.Shape{8, 6, 9}, accel.ConvParams{KH: 3, KW: 1, PadH: 1}},
+		{"dw_s2_nopad", accel.Shape{12, 15, 15}, accel.ConvParams{KH: 3, KW: 3, StrideH: 2, StrideW: 2}},
+	} {
+		sc.cp.K, sc.cp.Groups = sc.in[0], sc.in[0]
+		cases = append(cases, tileCase{conv(sc.name, sc.in, sc.cp, accel.ActReLU6), 3})
+	}
 	eachLevel(t, func(t *testing.T, k *Kernels) {
 		b := &Backend{kernels: k}
 		for _, tc := range cases {
