@@ -541,12 +541,8 @@ void NC_FN(dwconv)(const hw_conv_t *p, const float *x, long xs, const float *w, 
             dw_run(xc + (long)iy0 * rstride, xstep, wc, taps, KH * KW, b0, act, yr, 0, OW);
             continue;
         }
-        /* The kernel rows inside the input: iy0 + ky·dh in [0, H). */
-        const int below = p->H - iy0;
-        const int ky0 = iy0 < 0 ? (-iy0 + p->dh - 1) / p->dh : 0;
-        int ky1 = below <= 0 ? 0 : (below + p->dh - 1) / p->dh;
-        ky1 = ky1 < KH ? ky1 : KH;
-        ky1 = ky1 > ky0 ? ky1 : ky0;
+        int ky0, ky1; /* the kernel rows inside the input */
+        span(oy, p->sh, p->ph, p->dh, KH, p->H, &ky0, &ky1);
         dw_edge(p, xc, iy0, ky0, ky1, 0, lo, wc, b0, act, yr);
         /* The tap offsets are linear in ky, so the kernel rows from ky0
          * on are the table's first (ky1 − ky0)·KW taps read from kernel
