@@ -127,6 +127,27 @@ void hw_qgemm_packed16_avx2(int m, int n, int k2, const uint16_t *a, int lda,
 void hw_qgemm_packed_pairsafe_avx2(int m, int n, int k4, const uint8_t *a, int lda,
                                    const int8_t *bp, int32_t *c, int ldc);
 
+/* hw_qconv_direct_avx2 computes a convolution's accumulators straight
+ * from its channels-last image, with no patch matrix: for i < m, j < n,
+ *
+ *     c[i·ldc + j] = Σ_{t<ntaps} Σ_{s<tsteps} ⟨row i, tap t, step s⟩·B[t·tsteps + s][j]
+ *
+ * where step s of tap t of row i is the 4 bytes at img + rowoff[i] +
+ * tapoff[t] + 4·s: a uint8 quad multiplied with vpmaddubsw (B packed by
+ * packB; pair-safe weights only, as hw_qgemm_packed_pairsafe_avx2), or
+ * with wide a pair of uint16 multiplied with vpmaddwd (B packed by
+ * packB16, as hw_qgemm_packed16_avx2). rowoff[i] is the byte offset of
+ * output pixel i's first tap in the (padded) image, tapoff[t] that of tap
+ * t from it; a tap is tsteps whole steps (its channels fill 4-byte steps
+ * exactly). AVX2 only. */
+void hw_qconv_direct_avx2(int wide, int m, int n, const void *img, const long *rowoff, const long *tapoff,
+                          int ntaps, int tsteps, const void *bp, int32_t *c, int ldc);
+
+/* hw_qconv_direct_vnni is hw_qconv_direct_avx2's uint8 form on AVX-512
+ * VNNI (vpdpbusd, B packed by packB; any int8 weights). */
+void hw_qconv_direct_vnni(int m, int n, const uint8_t *img, const long *rowoff, const long *tapoff, int ntaps,
+                          int tsteps, const int8_t *bp, int32_t *c, int ldc);
+
 /* hw_widen_u8_u16 writes y[i] = x[i] for i < n. */
 void hw_widen_u8_u16(int isa, long n, const uint8_t *x, uint16_t *y);
 

@@ -257,27 +257,36 @@ void hw_widen_u8_u16_avx2(long n, const uint8_t *x, uint16_t *y) {
  * geometry in bytes: each step reads 4 bytes of a row of a (a uint8 quad,
  * or a pair of uint16) and 32 bytes of B per 8 columns (8 int8 quads, or 8
  * int16 pairs). PAIRSAFE multiplies quads with vpmaddubsw and sums the
- * int16 pairs with vpmaddwd by ones; otherwise pairs with vpmaddwd. */
+ * int16 pairs with vpmaddwd by ones; otherwise pairs with vpmaddwd. The
+ * reduction runs over ntaps taps of tsteps steps each: step s of tap t
+ * reads row r at ar[r] + toff[t] + 4·s (a plain GEMM is one tap; a
+ * convolution read straight from its image has one per kernel position). */
 static inline __attribute__((always_inline)) void
-ptile(const int MR, const int NV, const int PAIRSAFE, int steps, const uint8_t *a, long lda,
-      const uint8_t *bp, long bstride, int32_t *c, int ldc, int ncols) {
+ptile(const int MR, const int NV, const int PAIRSAFE, const uint8_t *const *ar, const long *toff, int ntaps,
+      int tsteps, const uint8_t *bp, long bstride, int32_t *c, int ldc, int ncols) {
     __m256i acc[6][2];
+    const uint8_t *a[6];
 #pragma GCC unroll 6
-    for (int r = 0; r < MR; r++)
+    for (int r = 0; r < MR; r++) {
+        a[r] = ar[r];
         for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_si256();
-    for (int s = 0; s < steps; s++, bp += bstride) {
-        __m256i b[2];
-        for (int v = 0; v < NV; v++) b[v] = _mm256_loadu_si256((const __m256i *)(bp + 32 * v));
+    }
+    for (int t = 0; t < ntaps; t++) {
+        const long o = toff[t];
+        for (int s = 0; s < tsteps; s++, bp += bstride) {
+            __m256i b[2];
+            for (int v = 0; v < NV; v++) b[v] = _mm256_loadu_si256((const __m256i *)(bp + 32 * v));
 #pragma GCC unroll 6
-        for (int r = 0; r < MR; r++) {
-            int32_t quad;
-            memcpy(&quad, a + r * lda + 4L * s, 4);
-            __m256i av = _mm256_set1_epi32(quad);
+            for (int r = 0; r < MR; r++) {
+                int32_t quad;
+                memcpy(&quad, a[r] + o + 4L * s, 4);
+                __m256i av = _mm256_set1_epi32(quad);
 #pragma GCC unroll 2
-            for (int v = 0; v < NV; v++) {
-                __m256i prod = PAIRSAFE ? _mm256_madd_epi16(_mm256_maddubs_epi16(av, b[v]), _mm256_set1_epi16(1))
-                                        : _mm256_madd_epi16(av, b[v]);
-                acc[r][v] = _mm256_add_epi32(acc[r][v], prod);
+                for (int v = 0; v < NV; v++) {
+                    __m256i prod = PAIRSAFE ? _mm256_madd_epi16(_mm256_maddubs_epi16(av, b[v]), _mm256_set1_epi16(1))
+                                            : _mm256_madd_epi16(av, b[v]);
+                    acc[r][v] = _mm256_add_epi32(acc[r][v], prod);
+                }
             }
         }
     }
@@ -289,22 +298,23 @@ ptile(const int MR, const int NV, const int PAIRSAFE, int steps, const uint8_t *
     }
 }
 
-#define PCASE(PS, MR, NV)                                                                  \
-    case ((PS) * 8 + (MR)) * 4 + (NV):                                                     \
-        ptile(MR, NV, PS, steps, a + i0 * lda, lda, b, bstride, c + (long)i0 * ldc + j0, ldc, nc); \
+#define PCASE(PS, MR, NV)                                                                           \
+    case ((PS) * 8 + (MR)) * 4 + (NV):                                                              \
+        ptile(MR, NV, PS, ar, toff, ntaps, tsteps, b, bstride, c + (long)i0 * ldc + j0, ldc, nc); \
         break;
 #define PCASES(PS, MR) PCASE(PS, MR, 1) PCASE(PS, MR, 2)
 
-/* The broadcast GEMM over steps of 4 bytes of k, in tiles of 6×16 for
- * vpmaddwd (12 accumulators, the two B vectors, the broadcast and one
- * product: all sixteen ymm registers) and of 5×16 for the pair-safe form,
- * whose vector of ones and second product take two more. 6×16 ran 71
- * against 4×16's 61 GMAC/s (AMD EPYC Zen 3, all operands in L1). Each
- * form is its own instantiation (pairsafe constant), so the vector of
- * ones is not kept in a register where it is not used. */
-static inline __attribute__((always_inline)) void packed_avx2(const int pairsafe, int m, int n, int steps,
-                                                              const uint8_t *a, long lda, const uint8_t *bp,
-                                                              int32_t *c, int ldc) {
+/* The broadcast GEMM, in tiles of 6×16 for vpmaddwd (12 accumulators, the
+ * two B vectors, the broadcast and one product: all sixteen ymm registers)
+ * and of 5×16 for the pair-safe form, whose vector of ones and second
+ * product take two more. 6×16 ran 71 against 4×16's 61 GMAC/s (AMD EPYC
+ * Zen 3, all operands in L1). Each form is its own instantiation
+ * (pairsafe constant), so the vector of ones is not kept in a register
+ * where it is not used. Row i of a starts at a + rowoff[i], or with rowoff
+ * NULL at a + i·lda; the reduction is ntaps taps of tsteps steps (ptile). */
+static inline __attribute__((always_inline)) void
+bcast_avx2(const int pairsafe, int m, int n, const uint8_t *a, long lda, const long *rowoff, const long *toff,
+           int ntaps, int tsteps, const uint8_t *bp, int32_t *c, int ldc) {
     long bstride = 4L * ((n + 15) & ~15);
     const int mrmax = pairsafe ? 5 : 6;
     for (int j0 = 0; j0 < n; j0 += 16) {
@@ -313,12 +323,21 @@ static inline __attribute__((always_inline)) void packed_avx2(const int pairsafe
         const uint8_t *b = bp + 4L * j0;
         for (int i0 = 0; i0 < m; i0 += mrmax) {
             int mr = m - i0 < mrmax ? m - i0 : mrmax;
+            const uint8_t *ar[6];
+            for (int r = 0; r < mr; r++) ar[r] = rowoff ? a + rowoff[i0 + r] : a + (i0 + r) * lda;
             switch ((pairsafe * 8 + mr) * 4 + nv) {
                 PCASES(0, 1) PCASES(0, 2) PCASES(0, 3) PCASES(0, 4) PCASES(0, 5) PCASES(0, 6)
                 PCASES(1, 1) PCASES(1, 2) PCASES(1, 3) PCASES(1, 4) PCASES(1, 5)
             }
         }
     }
+}
+
+static inline __attribute__((always_inline)) void packed_avx2(const int pairsafe, int m, int n, int steps,
+                                                              const uint8_t *a, long lda, const uint8_t *bp,
+                                                              int32_t *c, int ldc) {
+    static const long tap0 = 0;
+    bcast_avx2(pairsafe, m, n, a, lda, NULL, &tap0, 1, steps, bp, c, ldc);
 }
 
 void hw_qgemm_packed16_avx2(int m, int n, int k2, const uint16_t *a, int lda,
@@ -329,5 +348,12 @@ void hw_qgemm_packed16_avx2(int m, int n, int k2, const uint16_t *a, int lda,
 void hw_qgemm_packed_pairsafe_avx2(int m, int n, int k4, const uint8_t *a, int lda,
                                    const int8_t *bp, int32_t *c, int ldc) {
     packed_avx2(1, m, n, k4 / 4, a, lda, (const uint8_t *)bp, c, ldc);
+}
+void hw_qconv_direct_avx2(int wide, int m, int n, const void *img, const long *rowoff, const long *tapoff,
+                          int ntaps, int tsteps, const void *bp, int32_t *c, int ldc) {
+    if (wide)
+        bcast_avx2(0, m, n, img, 0, rowoff, tapoff, ntaps, tsteps, bp, c, ldc);
+    else
+        bcast_avx2(1, m, n, img, 0, rowoff, tapoff, ntaps, tsteps, bp, c, ldc);
 }
 #endif

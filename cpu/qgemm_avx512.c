@@ -146,21 +146,29 @@ void hw_qgemm_avx512(int m, int n, int k, const uint8_t *a, int lda,
 }
 
 /* ptile computes an MR-row × (16·NV)-column block of the packed product;
- * nvalid columns of the block are stored. */
+ * nvalid columns of the block are stored. The reduction runs over ntaps
+ * taps of tsteps quads each: quad s of tap t reads row r at ar[r] +
+ * toff[t] + 4·s (a plain GEMM is one tap; a convolution read straight
+ * from its image has one per kernel row or position). */
 static inline __attribute__((always_inline)) void
-ptile(const int MR, const int NV, int k4, const uint8_t *a, int lda,
+ptile(const int MR, const int NV, const uint8_t *const *ar, const long *toff, int ntaps, int tsteps,
       const int8_t *bp, long bstride, int32_t *c, int ldc, int nvalid) {
     __m512i acc[4][4], vb[4];
-    for (int r = 0; r < MR; r++)
+    const uint8_t *a[4];
+    for (int r = 0; r < MR; r++) {
+        a[r] = ar[r];
         for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_si512();
-    for (int p = 0; p < k4; p += 4) {
-        const int8_t *brow = bp + (long)(p / 4) * bstride;
-        for (int v = 0; v < NV; v++) vb[v] = _mm512_loadu_si512(brow + v * 64);
-        for (int r = 0; r < MR; r++) {
-            int32_t quad;
-            memcpy(&quad, a + (long)r * lda + p, 4);
-            __m512i va = _mm512_set1_epi32(quad);
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], va, vb[v]);
+    }
+    for (int t = 0; t < ntaps; t++) {
+        const long o = toff[t];
+        for (int s = 0; s < tsteps; s++, bp += bstride) {
+            for (int v = 0; v < NV; v++) vb[v] = _mm512_loadu_si512(bp + v * 64);
+            for (int r = 0; r < MR; r++) {
+                int32_t quad;
+                memcpy(&quad, a[r] + o + 4L * s, 4);
+                __m512i va = _mm512_set1_epi32(quad);
+                for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], va, vb[v]);
+            }
         }
     }
     for (int v = 0; v < NV; v++) {
@@ -170,14 +178,17 @@ ptile(const int MR, const int NV, int k4, const uint8_t *a, int lda,
     }
 }
 
-#define PCASE(MR, NV)                                                           \
-    case (MR) * 8 + (NV):                                                       \
-        ptile(MR, NV, k4, a + (long)i0 * lda, lda, bp + 4 * j0, bstride, c + (long)i0 * ldc + j0, ldc, nvalid); \
+#define PCASE(MR, NV)                                                                                  \
+    case (MR) * 8 + (NV):                                                                              \
+        ptile(MR, NV, ar, toff, ntaps, tsteps, bp + 4 * j0, bstride, c + (long)i0 * ldc + j0, ldc, nvalid); \
         break;
 #define PCASES(MR) PCASE(MR, 1) PCASE(MR, 2) PCASE(MR, 3) PCASE(MR, 4)
 
-void hw_qgemm_packed_vnni(int m, int n, int k4, const uint8_t *a, int lda,
-                          const int8_t *bp, int32_t *c, int ldc) {
+/* The VNNI broadcast GEMM in tiles of 4×64: row i of a starts at a +
+ * rowoff[i], or with rowoff NULL at a + i·lda; the reduction is ntaps
+ * taps of tsteps quads (ptile). */
+static void bcast_vnni(int m, int n, const uint8_t *a, long lda, const long *rowoff, const long *toff, int ntaps,
+                       int tsteps, const int8_t *bp, int32_t *c, int ldc) {
     int np = (n + 15) & ~15;
     long bstride = 4L * np;
     for (int j0 = 0; j0 < n; j0 += 64) {
@@ -185,10 +196,23 @@ void hw_qgemm_packed_vnni(int m, int n, int k4, const uint8_t *a, int lda,
         int nv = (nvalid + 15) / 16;
         for (int i0 = 0; i0 < m; i0 += 4) {
             int mr = m - i0 < 4 ? m - i0 : 4;
+            const uint8_t *ar[4];
+            for (int r = 0; r < mr; r++) ar[r] = rowoff ? a + rowoff[i0 + r] : a + (i0 + r) * lda;
             switch (mr * 8 + nv) {
                 PCASES(1) PCASES(2) PCASES(3) PCASES(4)
             }
         }
     }
+}
+
+void hw_qgemm_packed_vnni(int m, int n, int k4, const uint8_t *a, int lda,
+                          const int8_t *bp, int32_t *c, int ldc) {
+    static const long tap0 = 0;
+    bcast_vnni(m, n, a, lda, NULL, &tap0, 1, k4 / 4, bp, c, ldc);
+}
+
+void hw_qconv_direct_vnni(int m, int n, const uint8_t *img, const long *rowoff, const long *tapoff, int ntaps,
+                          int tsteps, const int8_t *bp, int32_t *c, int ldc) {
+    bcast_vnni(m, n, img, 0, rowoff, tapoff, ntaps, tsteps, bp, c, ldc);
 }
 #endif

@@ -94,6 +94,19 @@ void hw_qgemm_packed16_avx2(int m, int n, int k2, const uint16_t *a, int lda,
     (void)m, (void)n, (void)k2, (void)a, (void)lda, (void)bp, (void)c, (void)ldc;
 }
 
+void hw_qconv_direct_avx2(int wide, int m, int n, const void *img, const long *rowoff, const long *tapoff,
+                          int ntaps, int tsteps, const void *bp, int32_t *c, int ldc)
+{
+    (void)wide, (void)m, (void)n, (void)img, (void)rowoff, (void)tapoff, (void)ntaps, (void)tsteps, (void)bp, (void)c,
+        (void)ldc;
+}
+
+void hw_qconv_direct_vnni(int m, int n, const uint8_t *img, const long *rowoff, const long *tapoff, int ntaps,
+                          int tsteps, const int8_t *bp, int32_t *c, int ldc)
+{
+    (void)m, (void)n, (void)img, (void)rowoff, (void)tapoff, (void)ntaps, (void)tsteps, (void)bp, (void)c, (void)ldc;
+}
+
 void hw_qgemm_packed_pairsafe_avx2(int m, int n, int k4, const uint8_t *a, int lda,
                                    const int8_t *bp, int32_t *c, int ldc)
 {

@@ -141,6 +141,100 @@ func broadcastGemm(threads int, prep *quantPrep, g, m, n, k4 int, a patches, lda
 	})
 }
 
+// directConv reports whether convolution pn (normalised) runs its
+// integer GEMM straight from the channels-last image (convDirect) rather
+// than through im2col patches: a broadcast GEMM (VNNI's, AVX2's), one
+// group, and a pixel's channels filling whole 4-byte steps (a multiple of
+// 4 channels for the uint8 forms, of 2 for AVX2's widened one), so that
+// each tap is a run of whole steps.
+func directConv(prep *quantPrep, pn accel.ConvParams) bool {
+	vsize := 1
+	if prep.wide() {
+		vsize = 2
+	}
+	return prep.pack != packNone && pn.Groups == 1 && pn.C*vsize%4 == 0
+}
+
+// convDirect computes the accumulators of one channels-last uint8 image xt
+// (h×w×c) of convolution pn, acc[pixel·K + channel], on the level's
+// direct broadcast GEMM (hw_qconv_direct_vnni, hw_qconv_direct_avx2) with
+// the weights prepareQuant packed (directConv must hold): the image is
+// copied into a border of the zero point when pn pads (and widened to
+// uint16 for AVX2's vpmaddwd form); each output pixel then reads its taps
+// in place, where im2col would copy kh·kw of them per pixel. The
+// reduction order per pixel is that of the patches (ky, kx, channel): the
+// sums are the same integers.
+func convDirect(threads int, prep *quantPrep, pn accel.ConvParams, oh, ow int, xt []uint8, zero int32, acc []int32) {
+	wide := prep.wide()
+	vsize := 1
+	if wide {
+		vsize = 2
+	}
+	hp, wp := pn.H+2*pn.PadH, pn.W+2*pn.PadW
+	img := unsafe.Pointer(&xt[0])
+	switch {
+	case wide:
+		b := getU16(hp * wp * pn.C)
+		defer u16Pool.Put(b)
+		if pn.PadH > 0 || pn.PadW > 0 {
+			fill(*b, uint16(zero))
+		}
+		for y := 0; y < pn.H; y++ {
+			C.hw_widen_u8_u16(cISA(), C.long(pn.W*pn.C), (*C.uint8_t)(&xt[y*pn.W*pn.C]), (*C.uint16_t)(&(*b)[((y+pn.PadH)*wp+pn.PadW)*pn.C]))
+		}
+		img = unsafe.Pointer(&(*b)[0])
+	case pn.PadH > 0 || pn.PadW > 0:
+		b := getU8(hp * wp * pn.C)
+		defer u8Pool.Put(b)
+		fill(*b, uint8(zero))
+		for y := 0; y < pn.H; y++ {
+			copy((*b)[((y+pn.PadH)*wp+pn.PadW)*pn.C:], xt[y*pn.W*pn.C:(y+1)*pn.W*pn.C])
+		}
+		img = unsafe.Pointer(&(*b)[0])
+	}
+	px := pn.C * vsize // bytes per pixel
+	// A tap is one kernel position, or without dilation along x a whole
+	// kernel row (its positions are adjacent pixels: one run of steps).
+	tw, ntaps := 1, pn.KH*pn.KW
+	if pn.DilW == 1 {
+		tw, ntaps = pn.KW, pn.KH
+	}
+	offs := getI64(oh*ow + ntaps)
+	defer i64Pool.Put(offs)
+	rowoff, tapoff := (*offs)[:oh*ow], (*offs)[oh*ow:]
+	for oy := 0; oy < oh; oy++ {
+		for ox := 0; ox < ow; ox++ {
+			rowoff[oy*ow+ox] = int64((oy*pn.StrideH*wp + ox*pn.StrideW) * px)
+		}
+	}
+	for t := range tapoff {
+		ky, kx := t*tw/pn.KW, t*tw%pn.KW
+		tapoff[t] = int64((ky*pn.DilH*wp + kx*pn.DilW) * px)
+	}
+	kk := pn.C * pn.KH * pn.KW
+	var bp unsafe.Pointer
+	if wide {
+		bp = unsafe.Pointer(&prep.packed16[0])
+	} else {
+		bp = unsafe.Pointer(&prep.packed[0])
+	}
+	parallel(threads, oh*ow, int64(oh*ow)*int64(pn.K)*int64(kk), func(i0, i1 int) {
+		ro, to, tsteps, c := (*C.long)(unsafe.Pointer(&rowoff[i0])), (*C.long)(unsafe.Pointer(&tapoff[0])), C.int(tw*px/4), (*C.int32_t)(&acc[i0*pn.K])
+		if prep.pack == packVNNI {
+			C.hw_qconv_direct_vnni(C.int(i1-i0), C.int(pn.K), (*C.uint8_t)(img), ro, to, C.int(ntaps), tsteps, (*C.int8_t)(bp), c, C.int(pn.K))
+			return
+		}
+		C.hw_qconv_direct_avx2(cbool(wide), C.int(i1-i0), C.int(pn.K), img, ro, to, C.int(ntaps), tsteps, bp, c, C.int(pn.K))
+	})
+}
+
+// fill sets every element of b to v.
+func fill[T any](b []T, v T) {
+	for i := range b {
+		b[i] = v
+	}
+}
+
 // levelPacking is the packing qConv2DInt uses at the current level.
 func levelPacking() packing {
 	return map[C.int]packing{C.HW_QISA_VNNI: packVNNI, C.HW_ISA_AVX2: packAVX2}[qisa()]
@@ -303,6 +397,7 @@ var (
 	u16Pool = sync.Pool{New: func() any { return new([]uint16) }}
 	u8Pool  = sync.Pool{New: func() any { return new([]uint8) }}
 	i32Pool = sync.Pool{New: func() any { return new([]int32) }}
+	i64Pool = sync.Pool{New: func() any { return new([]int64) }}
 	f32Pool = sync.Pool{New: func() any { return new([]float32) }}
 )
 
@@ -318,6 +413,7 @@ func getBuf[T any](pool *sync.Pool, n int) *[]T {
 func getU16(n int) *[]uint16  { return getBuf[uint16](&u16Pool, n) }
 func getU8(n int) *[]uint8    { return getBuf[uint8](&u8Pool, n) }
 func getI32(n int) *[]int32   { return getBuf[int32](&i32Pool, n) }
+func getI64(n int) *[]int64   { return getBuf[int64](&i64Pool, n) }
 func getF32(n int) *[]float32 { return getBuf[float32](&f32Pool, n) }
 
 // The batch from which qLinear runs AVX2's broadcast GEMM (each weight
@@ -482,8 +578,12 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 	// Widened patches only for this level's broadcast GEMM: asked for
 	// packNone, prepareQuant may return an entry packed for another level
 	// (a process that switched levels), whose wide() does not apply here.
-	col := getPatches(hwc && pack != packNone && prep.wide(), pix*ld)
-	defer col.put()
+	direct := hwc && pack != packNone && directConv(prep, pn)
+	var col patches
+	if !direct {
+		col = getPatches(hwc && pack != packNone && prep.wide(), pix*ld)
+		defer col.put()
+	}
 	acc := getI32(pn.K * pix)
 	defer i32Pool.Put(acc)
 	var xt *[]uint8
@@ -500,7 +600,10 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 		if hwc {
 			C.hw_chw_to_hwc_u8((*C.uint8_t)(&(*xq)[0]), C.int(pn.C), C.int(hw), (*C.uint8_t)(&(*xt)[0]))
 		}
-		for g := 0; g < pn.Groups; g++ {
+		if direct {
+			convDirect(threads, prep, pn, oh, ow, *xt, q.InZero, *acc)
+		}
+		for g := 0; !direct && g < pn.Groups; g++ {
 			if hwc {
 				im2colHWC(*xt, pn, g, oh, ow, q.InZero, col, ld)
 			} else {
@@ -555,14 +658,21 @@ func qConv2DBlocked(threads int, pn accel.ConvParams, block int, x []float32, xs
 	k4 := (kk + 3) &^ 3
 	xt := getU8(pn.C * hw)
 	defer u8Pool.Put(xt)
-	col := getPatches(prep.wide(), pix*k4)
-	defer col.put()
+	direct := directConv(prep, pn)
+	var col patches
+	if !direct {
+		col = getPatches(prep.wide(), pix*k4)
+		defer col.put()
+	}
 	acc := getI32(pn.K * pix)
 	defer i32Pool.Put(acc)
 	isa := cISA()
 	for img := 0; img < pn.N; img++ {
 		C.hw_quantize_hwc_u8(isa, (*C.float)(&x[img*xstride]), C.int(pn.C), C.long(hw), C.int(block), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&(*xt)[0]))
-		for g := 0; g < pn.Groups; g++ {
+		if direct {
+			convDirect(threads, prep, pn, oh, ow, *xt, q.InZero, *acc)
+		}
+		for g := 0; !direct && g < pn.Groups; g++ {
 			im2colHWC(*xt, pn, g, oh, ow, q.InZero, col, k4)
 			broadcastGemm(threads, prep, g, pix, kg, k4, col, k4, (*acc)[g*kg:], pn.K)
 		}

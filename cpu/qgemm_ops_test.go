@@ -323,3 +323,69 @@ func TestQConvExtremes(t *testing.T) {
 		}
 	})
 }
+
+// TestConvDirectMatchesPatches checks, at the levels with a broadcast
+// GEMM (AVX-512 VNNI, AVX2; the others have no convDirect), that
+// convDirect's accumulators equal integer for integer those of the im2col
+// patches through broadcastGemm — on AVX2 in both forms (pair-safe 7-bit
+// weights on vpmaddubsw, 8-bit ones widened on vpmaddwd) — over strides,
+// dilations, paddings, non-square and 1×1 kernels, pixel counts that are
+// not whole tiles, channel counts that are not whole blocks, and 1 and 2
+// threads; and that directConv takes exactly the shapes whose taps are
+// whole steps.
+func TestConvDirectMatchesPatches(t *testing.T) {
+	convs := []accel.ConvParams{
+		{C: 8, H: 11, W: 9, K: 20, KH: 3, KW: 5, PadH: 1, PadW: 2, StrideH: 2, DilW: 2},
+		{C: 4, H: 7, W: 7, K: 17, KH: 1, KW: 1},
+		{C: 20, H: 12, W: 12, K: 50, KH: 5, KW: 5},
+		{C: 6, H: 10, W: 10, K: 9, KH: 3, KW: 3, PadH: 1, PadW: 1},
+		{C: 16, H: 15, W: 14, K: 24, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2},
+		{C: 12, H: 5, W: 6, K: 33, KH: 3, KW: 3, PadH: 2, PadW: 3, StrideW: 3, DilH: 2},
+	}
+	checked := 0
+	forEachQLevel(t, func(l qLevel) {
+		pack := levelPacking()
+		if pack == packNone {
+			return
+		}
+		for ci, p := range convs {
+			pn := p.Norm()
+			kk := pn.C * pn.KH * pn.KW
+			oh, ow := pn.OutH(), pn.OutW()
+			pix, k4 := oh*ow, (kk+3)&^3
+			for _, bits := range []int{8, 7} {
+				r := rand.New(rand.NewPCG(uint64(ci), uint64(bits)))
+				q := randQuant(r, pn.K, kk, bits, int32(r.IntN(256)))
+				prep := prepareQuant(q, pn.K, kk, pn.KH, pn.KW, 1, pack)
+				wantDirect := pn.C%4 == 0 || (pack == packAVX2 && bits == 8 && pn.C%2 == 0)
+				if got := directConv(prep, pn); got != wantDirect {
+					t.Fatalf("%v, conv %+v, %d bits: directConv = %v, want %v", l, p, bits, got, wantDirect)
+				}
+				if !wantDirect {
+					continue
+				}
+				xt := make([]uint8, pn.H*pn.W*pn.C)
+				for i := range xt {
+					xt[i] = uint8(r.IntN(256))
+				}
+				col := getPatches(prep.wide(), pix*k4)
+				want := make([]int32, pix*pn.K)
+				im2colHWC(xt, pn, 0, oh, ow, q.InZero, col, k4)
+				broadcastGemm(1, prep, 0, pix, pn.K, k4, col, k4, want, pn.K)
+				col.put()
+				checked++
+				for _, threads := range []int{1, 2} {
+					got := make([]int32, pix*pn.K)
+					convDirect(threads, prep, pn, oh, ow, xt, q.InZero, got)
+					for i := range want {
+						if got[i] != want[i] {
+							t.Fatalf("%v, conv %+v, %d bits, %d threads: acc[%d] (pixel %d, channel %d) = %d, want %d",
+								l, p, bits, threads, i, i/pn.K, i%pn.K, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	})
+	t.Logf("%d convolutions checked (levels %v)", checked, qLevels())
+}
