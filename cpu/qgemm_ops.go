@@ -228,6 +228,9 @@ func convDirect(threads int, prep *quantPrep, pn accel.ConvParams, oh, ow int, x
 	})
 }
 
+// convDirect passes its []int64 offsets as C long arrays.
+var _ [unsafe.Sizeof(C.long(0)) - 8]byte
+
 // fill sets every element of b to v.
 func fill[T any](b []T, v T) {
 	for i := range b {
