@@ -265,12 +265,9 @@ static inline __attribute__((always_inline)) void
 ptile(const int MR, const int NV, const int PAIRSAFE, const uint8_t *const *ar, const long *toff, int ntaps,
       int tsteps, const uint8_t *bp, long bstride, int32_t *c, int ldc, int ncols) {
     __m256i acc[6][2];
-    const uint8_t *a[6];
 #pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) {
-        a[r] = ar[r];
+    for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_si256();
-    }
     for (int t = 0; t < ntaps; t++) {
         const long o = toff[t];
         for (int s = 0; s < tsteps; s++, bp += bstride) {
@@ -279,7 +276,7 @@ ptile(const int MR, const int NV, const int PAIRSAFE, const uint8_t *const *ar, 
 #pragma GCC unroll 6
             for (int r = 0; r < MR; r++) {
                 int32_t quad;
-                memcpy(&quad, a[r] + o + 4L * s, 4);
+                memcpy(&quad, ar[r] + o + 4L * s, 4);
                 __m256i av = _mm256_set1_epi32(quad);
 #pragma GCC unroll 2
                 for (int v = 0; v < NV; v++) {

@@ -154,18 +154,15 @@ static inline __attribute__((always_inline)) void
 ptile(const int MR, const int NV, const uint8_t *const *ar, const long *toff, int ntaps, int tsteps,
       const int8_t *bp, long bstride, int32_t *c, int ldc, int nvalid) {
     __m512i acc[4][4], vb[4];
-    const uint8_t *a[4];
-    for (int r = 0; r < MR; r++) {
-        a[r] = ar[r];
+    for (int r = 0; r < MR; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_si512();
-    }
     for (int t = 0; t < ntaps; t++) {
         const long o = toff[t];
         for (int s = 0; s < tsteps; s++, bp += bstride) {
             for (int v = 0; v < NV; v++) vb[v] = _mm512_loadu_si512(bp + v * 64);
             for (int r = 0; r < MR; r++) {
                 int32_t quad;
-                memcpy(&quad, a[r] + o + 4L * s, 4);
+                memcpy(&quad, ar[r] + o + 4L * s, 4);
                 __m512i va = _mm512_set1_epi32(quad);
                 for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], va, vb[v]);
             }

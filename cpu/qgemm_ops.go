@@ -141,6 +141,15 @@ func broadcastGemm(threads int, prep *quantPrep, g, m, n, k4 int, a patches, lda
 	})
 }
 
+// valueBytes is the size of one patch value of prep's broadcast GEMM: 2
+// for AVX2's widened vpmaddwd form, else 1.
+func (p *quantPrep) valueBytes() int {
+	if p.wide() {
+		return 2
+	}
+	return 1
+}
+
 // directConv reports whether convolution pn (normalised) runs its
 // integer GEMM straight from the channels-last image (convDirect) rather
 // than through im2col patches: a broadcast GEMM (VNNI's, AVX2's), one
@@ -148,83 +157,113 @@ func broadcastGemm(threads int, prep *quantPrep, g, m, n, k4 int, a patches, lda
 // 4 channels for the uint8 forms, of 2 for AVX2's widened one), so that
 // each tap is a run of whole steps.
 func directConv(prep *quantPrep, pn accel.ConvParams) bool {
-	vsize := 1
-	if prep.wide() {
-		vsize = 2
-	}
-	return prep.pack != packNone && pn.Groups == 1 && pn.C*vsize%4 == 0
+	return prep.pack != packNone && pn.Groups == 1 && pn.C*prep.valueBytes()%4 == 0
 }
 
-// convDirect computes the accumulators of one channels-last uint8 image xt
+// convDirect computes the accumulators of channels-last uint8 images
 // (h×w×c) of convolution pn, acc[pixel·K + channel], on the level's
 // direct broadcast GEMM (hw_qconv_direct_vnni, hw_qconv_direct_avx2) with
-// the weights prepareQuant packed (directConv must hold): the image is
-// copied into a border of the zero point when pn pads (and widened to
-// uint16 for AVX2's vpmaddwd form); each output pixel then reads its taps
-// in place, where im2col would copy kh·kw of them per pixel. The
-// reduction order per pixel is that of the patches (ky, kx, channel): the
-// sums are the same integers.
-func convDirect(threads int, prep *quantPrep, pn accel.ConvParams, oh, ow int, xt []uint8, zero int32, acc []int32) {
-	wide := prep.wide()
-	vsize := 1
-	if wide {
-		vsize = 2
-	}
+// the weights prepareQuant packed (directConv must hold). Each image is
+// copied into a buffer whose border holds the zero point when pn pads (and
+// widened to uint16 for AVX2's vpmaddwd form); each output pixel then
+// reads its taps in place, where im2col would copy kh·kw of them per
+// pixel. The reduction order per pixel is that of the patches (ky, kx,
+// channel): the sums are the same integers. The offsets and the border are
+// made once, by newConvDirect, for all the images of a call.
+type convDirect struct {
+	prep           *quantPrep
+	pn             accel.ConvParams
+	pix            int
+	u8             *[]uint8  // the padded image, when pn pads and the form is uint8
+	u16            *[]uint16 // the widened (and padded) image, for vpmaddwd
+	offs           *[]int64
+	rowoff, tapoff []int64 // per output pixel and per tap, in bytes
+	tsteps         int     // 4-byte steps per tap
+}
+
+// newConvDirect prepares convDirect for images of pn (oh×ow outputs) on
+// the grid of zero point zero; put returns its buffers.
+func newConvDirect(prep *quantPrep, pn accel.ConvParams, oh, ow int, zero int32) *convDirect {
+	d := &convDirect{prep: prep, pn: pn, pix: oh * ow}
 	hp, wp := pn.H+2*pn.PadH, pn.W+2*pn.PadW
-	img := unsafe.Pointer(&xt[0])
+	padded := pn.PadH > 0 || pn.PadW > 0
 	switch {
-	case wide:
-		b := getU16(hp * wp * pn.C)
-		defer u16Pool.Put(b)
-		if pn.PadH > 0 || pn.PadW > 0 {
-			fill(*b, uint16(zero))
+	case prep.wide():
+		d.u16 = getU16(hp * wp * pn.C)
+		if padded {
+			fill(*d.u16, uint16(zero))
 		}
-		for y := 0; y < pn.H; y++ {
-			C.hw_widen_u8_u16(cISA(), C.long(pn.W*pn.C), (*C.uint8_t)(&xt[y*pn.W*pn.C]), (*C.uint16_t)(&(*b)[((y+pn.PadH)*wp+pn.PadW)*pn.C]))
-		}
-		img = unsafe.Pointer(&(*b)[0])
-	case pn.PadH > 0 || pn.PadW > 0:
-		b := getU8(hp * wp * pn.C)
-		defer u8Pool.Put(b)
-		fill(*b, uint8(zero))
-		for y := 0; y < pn.H; y++ {
-			copy((*b)[((y+pn.PadH)*wp+pn.PadW)*pn.C:], xt[y*pn.W*pn.C:(y+1)*pn.W*pn.C])
-		}
-		img = unsafe.Pointer(&(*b)[0])
+	case padded:
+		d.u8 = getU8(hp * wp * pn.C)
+		fill(*d.u8, uint8(zero))
 	}
-	px := pn.C * vsize // bytes per pixel
+	px := pn.C * prep.valueBytes() // bytes per pixel
 	// A tap is one kernel position, or without dilation along x a whole
 	// kernel row (its positions are adjacent pixels: one run of steps).
 	tw, ntaps := 1, pn.KH*pn.KW
 	if pn.DilW == 1 {
 		tw, ntaps = pn.KW, pn.KH
 	}
-	offs := getI64(oh*ow + ntaps)
-	defer i64Pool.Put(offs)
-	rowoff, tapoff := (*offs)[:oh*ow], (*offs)[oh*ow:]
+	d.tsteps = tw * px / 4
+	d.offs = getI64(d.pix + ntaps)
+	d.rowoff, d.tapoff = (*d.offs)[:d.pix], (*d.offs)[d.pix:]
 	for oy := 0; oy < oh; oy++ {
 		for ox := 0; ox < ow; ox++ {
-			rowoff[oy*ow+ox] = int64((oy*pn.StrideH*wp + ox*pn.StrideW) * px)
+			d.rowoff[oy*ow+ox] = int64((oy*pn.StrideH*wp + ox*pn.StrideW) * px)
 		}
 	}
-	for t := range tapoff {
+	for t := range d.tapoff {
 		ky, kx := t*tw/pn.KW, t*tw%pn.KW
-		tapoff[t] = int64((ky*pn.DilH*wp + kx*pn.DilW) * px)
+		d.tapoff[t] = int64((ky*pn.DilH*wp + kx*pn.DilW) * px)
 	}
-	kk := pn.C * pn.KH * pn.KW
+	return d
+}
+
+func (d *convDirect) put() {
+	if d.u8 != nil {
+		u8Pool.Put(d.u8)
+	}
+	if d.u16 != nil {
+		u16Pool.Put(d.u16)
+	}
+	i64Pool.Put(d.offs)
+}
+
+// run computes the accumulators of the image xt into acc, its output
+// pixels split across threads.
+func (d *convDirect) run(threads int, xt []uint8, acc []int32) {
+	pn := d.pn
+	wp, row := pn.W+2*pn.PadW, pn.W*pn.C
+	img := unsafe.Pointer(&xt[0])
+	switch {
+	case d.u16 != nil && pn.PadH == 0 && pn.PadW == 0:
+		C.hw_widen_u8_u16(cISA(), C.long(pn.H*row), (*C.uint8_t)(img), (*C.uint16_t)(&(*d.u16)[0]))
+		img = unsafe.Pointer(&(*d.u16)[0])
+	case d.u16 != nil:
+		for y := 0; y < pn.H; y++ {
+			C.hw_widen_u8_u16(cISA(), C.long(row), (*C.uint8_t)(&xt[y*row]), (*C.uint16_t)(&(*d.u16)[((y+pn.PadH)*wp+pn.PadW)*pn.C]))
+		}
+		img = unsafe.Pointer(&(*d.u16)[0])
+	case d.u8 != nil:
+		for y := 0; y < pn.H; y++ {
+			copy((*d.u8)[((y+pn.PadH)*wp+pn.PadW)*pn.C:], xt[y*row:(y+1)*row])
+		}
+		img = unsafe.Pointer(&(*d.u8)[0])
+	}
 	var bp unsafe.Pointer
-	if wide {
-		bp = unsafe.Pointer(&prep.packed16[0])
+	if d.u16 != nil {
+		bp = unsafe.Pointer(&d.prep.packed16[0])
 	} else {
-		bp = unsafe.Pointer(&prep.packed[0])
+		bp = unsafe.Pointer(&d.prep.packed[0])
 	}
-	parallel(threads, oh*ow, int64(oh*ow)*int64(pn.K)*int64(kk), func(i0, i1 int) {
-		ro, to, tsteps, c := (*C.long)(unsafe.Pointer(&rowoff[i0])), (*C.long)(unsafe.Pointer(&tapoff[0])), C.int(tw*px/4), (*C.int32_t)(&acc[i0*pn.K])
-		if prep.pack == packVNNI {
-			C.hw_qconv_direct_vnni(C.int(i1-i0), C.int(pn.K), (*C.uint8_t)(img), ro, to, C.int(ntaps), tsteps, (*C.int8_t)(bp), c, C.int(pn.K))
+	ntaps := C.int(len(d.tapoff))
+	parallel(threads, d.pix, int64(d.pix)*int64(pn.K)*int64(pn.C*pn.KH*pn.KW), func(i0, i1 int) {
+		ro, to, c := (*C.long)(unsafe.Pointer(&d.rowoff[i0])), (*C.long)(unsafe.Pointer(&d.tapoff[0])), (*C.int32_t)(&acc[i0*pn.K])
+		if d.prep.pack == packVNNI {
+			C.hw_qconv_direct_vnni(C.int(i1-i0), C.int(pn.K), (*C.uint8_t)(img), ro, to, ntaps, C.int(d.tsteps), (*C.int8_t)(bp), c, C.int(pn.K))
 			return
 		}
-		C.hw_qconv_direct_avx2(cbool(wide), C.int(i1-i0), C.int(pn.K), img, ro, to, C.int(ntaps), tsteps, bp, c, C.int(pn.K))
+		C.hw_qconv_direct_avx2(cbool(d.u16 != nil), C.int(i1-i0), C.int(pn.K), img, ro, to, ntaps, C.int(d.tsteps), bp, c, C.int(pn.K))
 	})
 }
 
@@ -581,9 +620,13 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 	// Widened patches only for this level's broadcast GEMM: asked for
 	// packNone, prepareQuant may return an entry packed for another level
 	// (a process that switched levels), whose wide() does not apply here.
-	direct := hwc && pack != packNone && directConv(prep, pn)
+	var direct *convDirect
+	if hwc && pack != packNone && directConv(prep, pn) {
+		direct = newConvDirect(prep, pn, oh, ow, q.InZero)
+		defer direct.put()
+	}
 	var col patches
-	if !direct {
+	if direct == nil {
 		col = getPatches(hwc && pack != packNone && prep.wide(), pix*ld)
 		defer col.put()
 	}
@@ -603,10 +646,10 @@ func qConv2DInt(threads int, pn accel.ConvParams, x []float32, q *accel.QuantWei
 		if hwc {
 			C.hw_chw_to_hwc_u8((*C.uint8_t)(&(*xq)[0]), C.int(pn.C), C.int(hw), (*C.uint8_t)(&(*xt)[0]))
 		}
-		if direct {
-			convDirect(threads, prep, pn, oh, ow, *xt, q.InZero, *acc)
+		if direct != nil {
+			direct.run(threads, *xt, *acc)
 		}
-		for g := 0; !direct && g < pn.Groups; g++ {
+		for g := 0; direct == nil && g < pn.Groups; g++ {
 			if hwc {
 				im2colHWC(*xt, pn, g, oh, ow, q.InZero, col, ld)
 			} else {
@@ -661,9 +704,13 @@ func qConv2DBlocked(threads int, pn accel.ConvParams, block int, x []float32, xs
 	k4 := (kk + 3) &^ 3
 	xt := getU8(pn.C * hw)
 	defer u8Pool.Put(xt)
-	direct := directConv(prep, pn)
+	var direct *convDirect
+	if directConv(prep, pn) {
+		direct = newConvDirect(prep, pn, oh, ow, q.InZero)
+		defer direct.put()
+	}
 	var col patches
-	if !direct {
+	if direct == nil {
 		col = getPatches(prep.wide(), pix*k4)
 		defer col.put()
 	}
@@ -672,10 +719,10 @@ func qConv2DBlocked(threads int, pn accel.ConvParams, block int, x []float32, xs
 	isa := cISA()
 	for img := 0; img < pn.N; img++ {
 		C.hw_quantize_hwc_u8(isa, (*C.float)(&x[img*xstride]), C.int(pn.C), C.long(hw), C.int(block), C.float(q.InScale), C.int(q.InZero), (*C.uint8_t)(&(*xt)[0]))
-		if direct {
-			convDirect(threads, prep, pn, oh, ow, *xt, q.InZero, *acc)
+		if direct != nil {
+			direct.run(threads, *xt, *acc)
 		}
-		for g := 0; !direct && g < pn.Groups; g++ {
+		for g := 0; direct == nil && g < pn.Groups; g++ {
 			im2colHWC(*xt, pn, g, oh, ow, q.InZero, col, k4)
 			broadcastGemm(threads, prep, g, pix, kg, k4, col, k4, (*acc)[g*kg:], pn.K)
 		}

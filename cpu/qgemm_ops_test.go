@@ -374,9 +374,12 @@ func TestConvDirectMatchesPatches(t *testing.T) {
 				broadcastGemm(1, prep, 0, pix, pn.K, k4, col, k4, want, pn.K)
 				col.put()
 				checked++
+				// One convDirect for both runs, as for the images of a
+				// batch: its border is made once.
+				d := newConvDirect(prep, pn, oh, ow, q.InZero)
 				for _, threads := range []int{1, 2} {
 					got := make([]int32, pix*pn.K)
-					convDirect(threads, prep, pn, oh, ow, xt, q.InZero, got)
+					d.run(threads, xt, got)
 					for i := range want {
 						if got[i] != want[i] {
 							t.Fatalf("%v, conv %+v, %d bits, %d threads: acc[%d] (pixel %d, channel %d) = %d, want %d",
@@ -384,6 +387,7 @@ func TestConvDirectMatchesPatches(t *testing.T) {
 						}
 					}
 				}
+				d.put()
 			}
 		}
 	})
