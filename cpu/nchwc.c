@@ -112,6 +112,21 @@ long hw_nc_linear_tasks(int isa, long n, int fo)
     return (n + tw - 1) / tw * (((fo + B - 1) / B + 1) / 2);
 }
 
+int hw_nc_conv_px(int isa, const hw_conv_t *p, const float *x, long xs, const float *w, const float *bias,
+                  int act, float *y, long ys, long n0, long n1)
+{
+#if HW_X86
+    if (isa == HW_ISA_AVX512)
+        return hw_nc_conv_px_avx512(p, x, xs, w, bias, act, y, ys, n0, n1);
+    if (isa == HW_ISA_AVX2)
+        return hw_nc_conv_px_avx2(p, x, xs, w, bias, act, y, ys, n0, n1);
+#elif HW_ARM64
+    if (isa == HW_ISA_ARM64)
+        return hw_nc_conv_px_neon(p, x, xs, w, bias, act, y, ys, n0, n1);
+#endif
+    return hw_nc_conv_px_generic(p, x, xs, w, bias, act, y, ys, n0, n1);
+}
+
 void hw_nc_dwconv(int isa, const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps,
                   const float *bias, int act, float *y, long ys, long r0, long r1)
 {

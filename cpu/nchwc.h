@@ -97,6 +97,21 @@ void hw_nc_dwconv(int isa, const hw_conv_t *p, const float *x, long xs, const fl
                   const float *bias, int act, float *y, long ys, long r0, long r1);
 int hw_nc_dwconv_taps(int isa, const hw_conv_t *p, int *taps);
 
+/* hw_nc_conv_px computes samples [n0,n1) of y = act(conv(x, w) + bias)
+ * with x and y plain (C×H×W and K×OH×OW), for outputs of too few
+ * channels to fill a block's lanes (program.go: a depthwise convolution
+ * of a one-channel image, a stem of one or two output channels): its
+ * vectors run along an output row, not across channels. Per sample it
+ * splits x's rows into sw phase rows (x[iy][j·sw + q], q < sw), with the
+ * horizontal padding as zeros, in a scratch buffer it allocates itself;
+ * a tap (ky, kx) then reads phase (kx·dw) mod sw from offset
+ * ⌊kx·dw / sw⌋ as one contiguous vector per NC_B output pixels. Kernel
+ * rows in the vertical padding are skipped. p's groups must be 1, w is
+ * K×C×KH×KW as in accel, bias K floats or NULL. It returns -1 when the
+ * scratch buffer cannot be allocated, else 0. */
+int hw_nc_conv_px(int isa, const hw_conv_t *p, const float *x, long xs, const float *w, const float *bias,
+                  int act, float *y, long ys, long n0, long n1);
+
 /* hw_nc_pool computes tasks [r0,r1) (T = Cb·OH) of max (avg = 0) or
  * average pooling (avg = 1, dividing by the in-bounds window size), x and
  * y blocked; p's K, G and dilations are unused (K = C). */
@@ -145,6 +160,8 @@ void hw_nc_shuffle(int isa, int C, int g, long hw, const float *x, float *y);
 #define HW_NC_DECLARE(suf)                                                                                       \
     void hw_nc_conv_##suf(const hw_conv_t *p, int xb, const float *x, long xs, const float *w, const int *taps,  \
                           int ntaps, const float *bias, int act, float *y, long ys, long r0, long r1);           \
+    int hw_nc_conv_px_##suf(const hw_conv_t *p, const float *x, long xs, const float *w, const float *bias,      \
+                            int act, float *y, long ys, long n0, long n1);                                       \
     void hw_nc_dwconv_##suf(const hw_conv_t *p, const float *x, long xs, const float *w, const int *taps,        \
                             const float *bias, int act, float *y, long ys, long r0, long r1);                    \
     void hw_nc_linear_##suf(long n, int fo, const float *x, long xs, const float *w, long wblock,               \

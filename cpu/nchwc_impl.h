@@ -27,6 +27,7 @@
  * code); narrow outputs are tiled across rows (hw_nc_conv_flat). */
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "act.h"
@@ -552,6 +553,130 @@ void NC_FN(dwconv)(const hw_conv_t *p, const float *x, long xs, const float *w, 
         dw_run(xc + xrow, xstep, wc + (long)ky0 * KW * B, taps, nt, b0, act, yr, lo, hi);
         dw_edge(p, xc, iy0, ky0, ky1, hi, OW, wc, b0, act, yr);
     }
+}
+
+/* px_run accumulates NV vectors of output pixels from ox0 over the taps
+ * of one output row and stores act(acc + bias), the last vector's lanes
+ * beyond OW left out. t0 is the row's first phase row (input channel 0,
+ * kernel row 0, an index into ph that is negative when that row lies in
+ * the padding); toff[(c·KH + ky)·KW + kx] is each tap's offset from it,
+ * so the loop has no divisions; the scratch
+ * rows hold whole vectors past every tap, so no load is checked. */
+NC_INLINE void px_run(const int NV, int C, int KH, int KW, int ky0, int ky1, const long *toff, const float *ph,
+                      long t0, const float *wk, float b, int act, int OW, int ox0, float *yr)
+{
+    vf acc[4];
+    for (int v = 0; v < NV; v++)
+        acc[v] = splat(b);
+    for (int c = 0; c < C; c++)
+        for (int ky = ky0; ky < ky1; ky++) {
+            const int tap = (c * KH + ky) * KW;
+            for (int kx = 0; kx < KW; kx++) {
+                const float *t = ph + (t0 + toff[tap + kx] + ox0);
+                const vf wv = splat(wk[tap + kx]);
+                for (int v = 0; v < NV; v++)
+                    acc[v] += wv * ld(t + v * NC_B);
+            }
+        }
+    for (int v = 0; v < NV; v++) {
+        const int n = OW - ox0 - v * NC_B;
+        const vf r = act_v(acc[v], act);
+        if (n >= NC_B)
+            st(yr + ox0 + v * NC_B, r);
+        else {
+            float tmp[NC_B];
+            st(tmp, r);
+            memcpy(yr + ox0 + v * NC_B, tmp, (size_t)n * sizeof(float));
+        }
+    }
+}
+
+/* px_phases splits n input rows of W values (x, row stride W) into sw
+ * phase rows each (dst row r·sw + q, plen floats apart), phase q's value
+ * j being x column j·sw + q − pw for j in [lo[q], hi[q]); the rest of a
+ * phase row is left as it is (zero: the caller clears the buffer once). */
+NC_INLINE void px_phases(const float *x, long n, int W, int sw, int pw, const long *lo, const long *hi, float *dst,
+                         long plen)
+{
+    for (long r = 0; r < n; r++, x += W)
+        for (int q = 0; q < sw; q++) {
+            float *d = dst + (r * sw + q) * plen;
+            const float *s = x + q - pw;
+            if (sw == 1)
+                memcpy(d + lo[0], s + lo[0], (size_t)(hi[0] - lo[0]) * sizeof(float));
+            else if (sw == 2)
+                for (long j = lo[q]; j < hi[q]; j++)
+                    d[j] = s[2 * j];
+            else
+                for (long j = lo[q]; j < hi[q]; j++)
+                    d[j] = s[j * sw];
+        }
+}
+
+int NC_FN(conv_px)(const hw_conv_t *p, const float *x, long xs, const float *w, const float *bias, int act, float *y,
+                   long ys, long n0, long n1)
+{
+    const int sw = p->sw, C = p->C, KH = p->KH, KW = p->KW, OW = p->OW, nv = (OW + NC_B - 1) / NC_B;
+    /* Phase q of an input row holds padded-input columns j·sw + q (x
+     * column j·sw + q − pw) for j < plen: a tap reads from ⌊kx·dw/sw⌋
+     * on, nv·NC_B values. */
+    const long plen = (long)((KW - 1) * p->dw) / sw + (long)nv * NC_B, rows = (long)C * p->H;
+    const long ntaps = (long)C * KH * KW;
+    float *ph = calloc((size_t)(rows * sw * plen), sizeof(float));
+    long *toff = malloc((size_t)(ntaps + 2 * sw) * sizeof(long));
+    if (!ph || !toff) {
+        free(ph);
+        free(toff);
+        return -1;
+    }
+    long *lo = toff + ntaps, *hi = lo + sw;
+    for (int q = 0; q < sw; q++) {
+        /* j with 0 ≤ j·sw + q − pw ≤ W − 1 */
+        long a = p->pw - q > 0 ? (p->pw - q + sw - 1) / sw : 0;
+        long b = p->W - 1 + p->pw - q >= 0 ? (p->W - 1 + p->pw - q) / sw + 1 : 0;
+        a = a < plen ? a : plen;
+        b = b < plen ? b : plen;
+        lo[q] = a;
+        hi[q] = b > a ? b : a;
+    }
+    for (int c = 0; c < C; c++)
+        for (int ky = 0; ky < KH; ky++)
+            for (int kx = 0; kx < KW; kx++) {
+                const int o = kx * p->dw;
+                toff[(c * KH + ky) * KW + kx] = (((long)c * p->H + (long)ky * p->dh) * sw + o % sw) * plen + o / sw;
+            }
+    for (long n = n0; n < n1; n++) {
+        px_phases(x + n * xs, rows, p->W, sw, p->pw, lo, hi, ph, plen);
+        for (int oy = 0; oy < p->OH; oy++) {
+            int ky0, ky1;
+            span(oy, p->sh, p->ph, p->dh, KH, p->H, &ky0, &ky1);
+            /* Phase row 0 of input row oy·sh − ph (which may lie in the
+             * padding: only taps from ky0 on are read). */
+            const long t0 = (long)(oy * p->sh - p->ph) * sw * plen;
+            for (int k = 0; k < p->K; k++) {
+                const float *wk = w + (long)k * ntaps;
+                const float b = bias ? bias[k] : 0.0f;
+                float *yr = y + n * ys + ((long)k * p->OH + oy) * OW;
+                int v = 0;
+                for (; v + 4 <= nv; v += 4)
+                    px_run(4, C, KH, KW, ky0, ky1, toff, ph, t0, wk, b, act, OW, v * NC_B, yr);
+                switch (nv - v) {
+                case 3:
+                    px_run(3, C, KH, KW, ky0, ky1, toff, ph, t0, wk, b, act, OW, v * NC_B, yr);
+                    break;
+                case 2:
+                    px_run(2, C, KH, KW, ky0, ky1, toff, ph, t0, wk, b, act, OW, v * NC_B, yr);
+                    break;
+                case 1:
+                    px_run(1, C, KH, KW, ky0, ky1, toff, ph, t0, wk, b, act, OW, v * NC_B, yr);
+                    break;
+                }
+            }
+        }
+    }
+    free(ph);
+    free(toff);
+    return 0;
 }
 
 void NC_FN(pool)(const hw_conv_t *p, int avg, const float *xall, long xs, float *yall, long ys, long r0, long r1)

@@ -58,7 +58,11 @@ func TestProgramTileWidths(t *testing.T) {
 			accel.ConvParams{K: 20, KH: 5, KW: 5, PadH: 2, PadW: 2, Groups: 1}, accel.ActNone)
 		db := conv(fmt.Sprintf("conv3x3_c10_w%d", w), accel.Shape{10, 1, w},
 			accel.ConvParams{K: 20, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 1}, accel.ActReLU)
-		cases = append(cases, tileCase{d, 2}, tileCase{dw, 2}, tileCase{lin, w}, tileCase{d5, 1}, tileCase{db, 1})
+		// One output channel from a one-channel image (the pixel-vector
+		// kernel, hw_nc_conv_px): every tail of a vector of pixels.
+		px := conv(fmt.Sprintf("px3x3_s2_w%d", w), accel.Shape{1, 3, w},
+			accel.ConvParams{K: 1, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, Groups: 1}, accel.ActReLU)
+		cases = append(cases, tileCase{d, 2}, tileCase{dw, 2}, tileCase{lin, w}, tileCase{d5, 1}, tileCase{db, 1}, tileCase{px, 2})
 	}
 	// Strides 2 (the pixel steps the kernel makes constants) and a dilated
 	// plain input (one tap per kernel value, not per kernel row), 7-wide
@@ -72,6 +76,14 @@ func TestProgramTileWidths(t *testing.T) {
 		{"plain_d2", accel.Shape{3, 9, 13}, accel.ConvParams{K: 20, KH: 3, KW: 3, DilH: 2, DilW: 2, PadH: 2, PadW: 2, Groups: 1}},
 		{"plain_7x7_s2", accel.Shape{1, 15, 15}, accel.ConvParams{K: 12, KH: 7, KW: 7, StrideH: 2, StrideW: 2, PadH: 3, PadW: 3, Groups: 1}},
 		{"blocked_s2", accel.Shape{24, 9, 13}, accel.ConvParams{K: 20, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, Groups: 1}},
+		// Few output channels (hw_nc_conv_px where K·4 ≤ B): stride 3
+		// with dilation, 5×5 stride 2 (two phases), 4×3 kernels with
+		// padding on one side only, rows of 2–12 vectors of pixels.
+		{"px_c2k2_5x5_s2", accel.Shape{2, 11, 23}, accel.ConvParams{K: 2, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2, Groups: 1}},
+		{"px_c3k1_d2_s3", accel.Shape{3, 12, 40}, accel.ConvParams{K: 1, KH: 3, KW: 3, StrideH: 3, StrideW: 3, DilH: 2, DilW: 2, PadH: 1, PadW: 2, Groups: 1}},
+		{"px_c1k4_4x3_padw", accel.Shape{1, 7, 19}, accel.ConvParams{K: 4, KH: 4, KW: 3, PadW: 1, Groups: 1}},
+		{"px_c1k1_wide", accel.Shape{1, 4, 97}, accel.ConvParams{K: 1, KH: 3, KW: 3, PadH: 1, PadW: 1, Groups: 1}},
+		{"px_c1k1_70", accel.Shape{1, 3, 70}, accel.ConvParams{K: 1, KH: 1, KW: 1, Groups: 1}},
 	} {
 		cases = append(cases, tileCase{conv(sc.name, sc.in, sc.cp, accel.ActReLU), 2})
 	}
@@ -95,6 +107,8 @@ func TestProgramTileWidths(t *testing.T) {
 		{"dw_pad_h", accel.Shape{9, 5, 30}, accel.ConvParams{KH: 3, KW: 3, StrideW: 2, PadH: 1}},
 		{"dw_3x1", accel.Shape{8, 6, 9}, accel.ConvParams{KH: 3, KW: 1, PadH: 1}},
 		{"dw_s2_nopad", accel.Shape{12, 15, 15}, accel.ConvParams{KH: 3, KW: 3, StrideH: 2, StrideW: 2}},
+		// A one-channel image's depthwise convolution is a 1 → 1 one.
+		{"dw_c1_28_s2", accel.Shape{1, 28, 28}, accel.ConvParams{KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1}},
 	} {
 		sc.cp.K, sc.cp.Groups = sc.in[0], sc.in[0]
 		cases = append(cases, tileCase{conv(sc.name, sc.in, sc.cp, accel.ActReLU6), 3})
