@@ -1,3 +1,6 @@
+#include <pthread.h>
+#include <stdlib.h>
+
 #include "gemm.h"
 #include "gemm_kernels.h"
 #include "neon.h"
@@ -55,4 +58,61 @@ void hw_sgemm(int isa, int transA, int transB, int m, int n, int k, float alpha,
     }
     if (rc != 0)
         hw_sgemm_plain(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+typedef struct {
+    int isa, transA, transB, m, n, k, lda, ldb, ldc, i0, i1, j0, j1;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} sgemm_band_t;
+
+/* sgemm_band runs one band: the block of C at rows [i0,i1), columns
+ * [j0,j1), with its A rows (or columns, transposed) and B columns (rows). */
+static void *sgemm_band(void *arg)
+{
+    const sgemm_band_t *t = arg;
+    const float *a = t->a + (t->transA ? (long)t->i0 : (long)t->i0 * t->lda);
+    const float *b = t->b + (t->transB ? (long)t->j0 * t->ldb : (long)t->j0);
+    hw_sgemm(t->isa, t->transA, t->transB, t->i1 - t->i0, t->j1 - t->j0, t->k, t->alpha, a, t->lda, b, t->ldb,
+             t->beta, t->c + (long)t->i0 * t->ldc + t->j0, t->ldc);
+    return NULL;
+}
+
+void hw_sgemm_bands(int isa, int rows, int nb, const int *bounds, int transA, int transB, int m, int n, int k,
+                    float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    sgemm_band_t *bands = malloc((size_t)nb * sizeof *bands);
+    pthread_t *th = malloc((size_t)nb * sizeof *th);
+    char *started = calloc((size_t)nb, 1);
+    if (!bands || !th || !started) {
+        free(bands);
+        free(th);
+        free(started);
+        hw_sgemm(isa, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    for (int i = 0; i < nb; i++) {
+        sgemm_band_t t = {isa, transA, transB, m, n, k, lda, ldb, ldc, 0, m, 0, n, alpha, beta, a, b, c};
+        if (rows) {
+            t.i0 = bounds[2 * i];
+            t.i1 = bounds[2 * i + 1];
+        } else {
+            t.j0 = bounds[2 * i];
+            t.j1 = bounds[2 * i + 1];
+        }
+        bands[i] = t;
+    }
+    for (int i = 1; i < nb; i++)
+        started[i] = pthread_create(&th[i], NULL, sgemm_band, &bands[i]) == 0;
+    sgemm_band(&bands[0]);
+    for (int i = 1; i < nb; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else
+            sgemm_band(&bands[i]);
+    }
+    free(bands);
+    free(th);
+    free(started);
 }

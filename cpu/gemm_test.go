@@ -297,6 +297,9 @@ func testThreadsBitwise(t *testing.T, isa string) {
 		{m: 700, n: 650, k: 20, alpha: 1, transB: true, beta: 1},
 		{m: 26, n: 20, k: 5000, alpha: 1, transB: true}, // 24 + 2 rows: one band
 		{m: 2, n: 20, k: 60000, alpha: 1, transB: true}, // dot path, split by rows
+		// At least threadMinMACs: bands on C threads (hw_sgemm_bands).
+		{m: 522, n: 516, k: 520, alpha: 1, beta: 1},                    // by rows
+		{m: 96, n: 2600, k: 600, alpha: 1, transA: true, transB: true}, // by columns
 	} {
 		r := rand.New(rand.NewPCG(5, 6))
 		a, b := randSlice(r, g.m*g.k), randSlice(r, g.k*g.n)
