@@ -61,7 +61,7 @@ void hw_sgemm(int isa, int transA, int transB, int m, int n, int k, float alpha,
 }
 
 typedef struct {
-    int isa, transA, transB, m, n, k, lda, ldb, ldc, i0, i1, j0, j1;
+    int isa, transA, transB, k, lda, ldb, ldc, i0, i1, j0, j1;
     float alpha, beta;
     const float *a, *b;
     float *c;
@@ -93,7 +93,7 @@ void hw_sgemm_bands(int isa, int rows, int nb, const int *bounds, int transA, in
         return;
     }
     for (int i = 0; i < nb; i++) {
-        sgemm_band_t t = {isa, transA, transB, m, n, k, lda, ldb, ldc, 0, m, 0, n, alpha, beta, a, b, c};
+        sgemm_band_t t = {isa, transA, transB, k, lda, ldb, ldc, 0, m, 0, n, alpha, beta, a, b, c};
         if (rows) {
             t.i0 = bounds[2 * i];
             t.i1 = bounds[2 * i + 1];

@@ -118,8 +118,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		bounds = append(bounds, C.int(r[0]), C.int(r[1]))
 	}
 	C.hw_sgemm_bands(isa, cbool(byRows), C.int(len(bands)), &bounds[0], cbool(transA), cbool(transB), C.int(m), C.int(n), C.int(k),
-		C.float(alpha), (*C.float)(unsafe.Pointer(&a[0])), C.int(lda), (*C.float)(unsafe.Pointer(&b[0])), C.int(ldb), C.float(beta),
-		(*C.float)(unsafe.Pointer(&c[0])), C.int(ldc))
+		C.float(alpha), fptr(a), C.int(lda), fptr(b), C.int(ldb), C.float(beta), fptr(c), C.int(ldc))
 	return nil
 }
 

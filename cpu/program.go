@@ -578,12 +578,8 @@ func (c *compiler) conv(i int, op *accel.Op) error {
 		c.kernels[i] = "plain-pixels"
 		x = c.fakeQuant(x, s, grid, i)
 		y := c.define(op.Out[0], false)
-		var bias *C.float
-		if len(op.B) > 0 {
-			bias = fptr(op.B)
-		}
 		c.add(i, c.tasks(1, minItems(macsSample), func(sp span, n0, n1 C.long) {
-			if C.hw_nc_conv_px(isa, &ccp, fptr(x.at(sp)), C.long(x.stride), fptr(w), bias, act, fptr(y.at(sp)), C.long(y.stride), n0, n1) != 0 {
+			if C.hw_nc_conv_px(isa, &ccp, fptr(x.at(sp)), C.long(x.stride), fptr(w), fptr(op.B), act, fptr(y.at(sp)), C.long(y.stride), n0, n1) != 0 {
 				must(fmt.Errorf("conv %s: no memory for its input's phase rows", op.Name))
 			}
 		}), x, y)
