@@ -10,7 +10,8 @@ type Program interface {
 	InputSize() int
 	OutputSize() int
 	// Run reads Batch()·InputSize() floats from in and writes
-	// Batch()·OutputSize() floats to out.
+	// Batch()·OutputSize() floats to out. It does not write in; in and
+	// out may be the same slice.
 	Run(in, out []float32) error
 	Close() error
 }

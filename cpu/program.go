@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"hwnas/accel"
 )
@@ -50,9 +51,13 @@ type program struct {
 	isa    C.int
 	block  int
 	in     *tbuf // the plan input (plain)
-	out    *tbuf // the plan output, plain (a conversion of the last value when that is blocked)
-	steps  []step
-	closed bool
+	// inWritten says a step writes the input's storage (an op writing
+	// it, or a view of it, in place): Run then copies the caller's input
+	// rather than reading it where it lies.
+	inWritten bool
+	out       *tbuf // the plan output, plain (a conversion of the last value when that is blocked)
+	steps     []step
+	closed    bool
 	// kernels names, per conv and linear op (by plan op index), the
 	// kernel the compiler chose for this level (see kernelChoice).
 	kernels map[int]string
@@ -253,6 +258,9 @@ func (c *compiler) convert(src, dst *tbuf, op int) {
 // buffer, whose other-layout copy becomes stale.
 func (c *compiler) define(id int, blocked bool) *tbuf {
 	if b := c.bufs[id]; b != nil {
+		if b.root() == c.in {
+			c.inWritten = true
+		}
 		b.altOK = false
 		if b.alt != nil {
 			clear(b.alt.padOK)
@@ -903,10 +911,37 @@ func (p *program) run(in, out []float32, perOp []time.Duration) (err error) {
 			err = fmt.Errorf("plan %q: %w", p.plan.Name, ke.err)
 		}
 	}()
-	copy(p.in.root().data, in)
+	ir, or := p.in.root(), p.out.root()
+	own := [2][]float32{ir.data, or.data}
+	defer func() { ir.data, or.data = own[0], own[1] }()
+	// The steps read the caller's input and write its output where they
+	// lie when they can (no copy at either end): the input when no step
+	// writes it, the output when its storage is a plain batch of its own;
+	// neither when the caller's slices overlap.
+	apart := !overlap(in, out)
+	if apart && !p.inWritten {
+		ir.data = in
+	} else {
+		copy(ir.data, in)
+	}
+	direct := apart && or != ir && !or.blocked && len(or.data) == len(out)
+	if direct {
+		or.data = out
+	}
 	p.schedule(perOp)
-	copy(out, p.out.root().data)
+	if !direct {
+		copy(out, or.data)
+	}
 	return nil
+}
+
+// overlap reports whether slices a and b share memory.
+func overlap(a, b []float32) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	a0, b0 := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&b[0]))
+	return a0 < b0+uintptr(len(b))*4 && b0 < a0+uintptr(len(a))*4
 }
 
 // schedule runs the steps: whole steps on the whole batch, runs of the

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -84,12 +85,29 @@ func Check(b accel.Backend, c Case, batch int) (float64, error) {
 		return 0, fmt.Errorf("run: %w", err)
 	}
 	nmse := NMSE(got, want)
+	// The second run's output starts as NaN: every value must be written.
 	again := make([]float32, len(want))
+	for i := range again {
+		again[i] = float32(math.NaN())
+	}
 	if err := prog.Run(in, again); err != nil {
 		return nmse, fmt.Errorf("second run: %w", err)
 	}
-	if d := NMSE(again, got); d > MaxNMSE {
-		return nmse, fmt.Errorf("second run differs from the first (NMSE %.3g)", d)
+	if d := NMSE(again, got); !(d <= MaxNMSE) {
+		return nmse, fmt.Errorf("second run, into an output of NaNs, differs from the first (NMSE %.3g)", d)
+	}
+	if fresh := c.Input(batch); !slices.Equal(in, fresh) {
+		return nmse, fmt.Errorf("Run changed its input")
+	}
+	if len(in) == len(want) {
+		// One slice as both input and output.
+		both := slices.Clone(in)
+		if err := prog.Run(both, both); err != nil {
+			return nmse, fmt.Errorf("run in place: %w", err)
+		}
+		if d := NMSE(both, got); !(d <= MaxNMSE) {
+			return nmse, fmt.Errorf("run with one slice as input and output differs (NMSE %.3g)", d)
+		}
 	}
 	if ot, ok := prog.(accel.OpTimedProgram); ok {
 		per := make([]time.Duration, len(c.Plan.Ops))

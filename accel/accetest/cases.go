@@ -256,6 +256,13 @@ func Cases() []Case {
 		c := b.conv(0, cp(3, 1, 1, 1, 1, 0, 0, 1, 1, 1), accel.ActNone, true, 1)
 		return b.concat(c, 0, c)
 	}, 2, 3, 5)
+	// The plan input written in place (the program must not write the
+	// caller's slice), and an output that is the input's own storage.
+	add("relu_inplace_input_conv", func(b *builder) int {
+		b.p.Ops = append(b.p.Ops, accel.Op{Name: "relu", Kind: accel.OpAct, In: []int{0}, Out: []int{0}, Act: accel.ActReLU})
+		return b.conv(0, cp(4, 3, 3, 1, 1, 1, 1, 1, 1, 1), accel.ActNone, true, 1)
+	}, 3, 6, 5)
+	add("flatten_input", func(b *builder) int { return b.flatten(0) }, 3, 4, 5)
 	add("shuffle3", func(b *builder) int { return b.shuffle(0, 3) }, 9, 2, 3)
 	add("split_concat", func(b *builder) int {
 		parts := b.split(0, 2, 4, 1)
