@@ -140,8 +140,32 @@ void hw_qgemm_packed_pairsafe_avx2(int m, int n, int k4, const uint8_t *a, int l
  * output pixel i's first tap in the (padded) image, tapoff[t] that of tap
  * t from it; a tap is tsteps whole steps (its channels fill 4-byte steps
  * exactly). AVX2 only. */
-void hw_qconv_direct_avx2(int wide, int m, int n, const void *img, const long *rowoff, const long *tapoff,
-                          int ntaps, int tsteps, const void *bp, int32_t *c, int ldc);
+void hw_qconv_direct_avx2(int wide, int m, int n, int ncols, const void *img, const long *rowoff,
+                          const long *tapoff, int ntaps, int tsteps, const void *bp, int32_t *c, int ldc);
+
+/* hw_pair_planes lays out an hp×wp image of npairs uint16 channel pairs
+ * per pixel (channels-last, hwc[(y·wp + x)·npairs + s]) as one plane per
+ * pair, each row split into sw phase rows of wq = ⌈wp/sw⌉ pixels (x =
+ * j·sw + q): pair s of pixel (y, x) goes to
+ *
+ *     planes[s·plane + (y·sw + x mod sw)·wq + x/sw],
+ *
+ * so that the pixels a tap reads for consecutive output pixels of a row
+ * are adjacent at any stride sw. plane ≥ hp·sw·wq + 8 (a vector read
+ * from a row's last pixel stays inside). */
+void hw_pair_planes(const uint32_t *hwc, int hp, int wp, int npairs, int sw, uint32_t *planes, long plane);
+
+/* hw_qconv_pairs_avx2 computes nt ≤ 7 columns of accumulators as
+ * hw_qconv_direct_avx2 does with wide (c[i·ldc + j], j < nt), for output
+ * pixels i in [p0, p1) of rows of ow, eight pixels of a row to a vector
+ * where the broadcast tiles put eight columns: the last K mod 8 channels
+ * of a convolution then cost nt vpmaddwd per eight pixels rather than
+ * eight. Pixel i reads pair s of tap t at planes + s·plane + (i/ow)·rowstep
+ * + i mod ow + toff[t] (hw_pair_planes' layout); B is packB16's for those
+ * nt columns alone, its steps tap-major (ntaps taps of npairs pairs).
+ * AVX2 only. */
+void hw_qconv_pairs_avx2(int p0, int p1, int ow, long rowstep, int nt, const uint32_t *planes, long plane,
+                         int npairs, const long *toff, int ntaps, const int16_t *bp, int32_t *c, int ldc);
 
 /* hw_qconv_direct_vnni is hw_qconv_direct_avx2's uint8 form on AVX-512
  * VNNI (vpdpbusd, B packed by packB; any int8 weights). */

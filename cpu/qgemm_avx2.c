@@ -308,14 +308,15 @@ ptile(const int MR, const int NV, const int PAIRSAFE, const uint8_t *const *ar, 
  * Zen 3, all operands in L1). Each form is its own instantiation
  * (pairsafe constant), so the vector of ones is not kept in a register
  * where it is not used. Row i of a starts at a + rowoff[i], or with rowoff
- * NULL at a + i·lda; the reduction is ntaps taps of tsteps steps (ptile). */
+ * NULL at a + i·lda; the reduction is ntaps taps of tsteps steps (ptile).
+ * Columns [0, ncols) of the n packed ones are computed. */
 static inline __attribute__((always_inline)) void
-bcast_avx2(const int pairsafe, int m, int n, const uint8_t *a, long lda, const long *rowoff, const long *toff,
-           int ntaps, int tsteps, const uint8_t *bp, int32_t *c, int ldc) {
+bcast_avx2(const int pairsafe, int m, int n, int ncols, const uint8_t *a, long lda, const long *rowoff,
+           const long *toff, int ntaps, int tsteps, const uint8_t *bp, int32_t *c, int ldc) {
     long bstride = 4L * ((n + 15) & ~15);
     const int mrmax = pairsafe ? 5 : 6;
-    for (int j0 = 0; j0 < n; j0 += 16) {
-        int nc = n - j0 < 16 ? n - j0 : 16;
+    for (int j0 = 0; j0 < ncols; j0 += 16) {
+        int nc = ncols - j0 < 16 ? ncols - j0 : 16;
         int nv = (nc + 7) / 8;
         const uint8_t *b = bp + 4L * j0;
         for (int i0 = 0; i0 < m; i0 += mrmax) {
@@ -334,7 +335,7 @@ static inline __attribute__((always_inline)) void packed_avx2(const int pairsafe
                                                               const uint8_t *a, long lda, const uint8_t *bp,
                                                               int32_t *c, int ldc) {
     static const long tap0 = 0;
-    bcast_avx2(pairsafe, m, n, a, lda, NULL, &tap0, 1, steps, bp, c, ldc);
+    bcast_avx2(pairsafe, m, n, n, a, lda, NULL, &tap0, 1, steps, bp, c, ldc);
 }
 
 void hw_qgemm_packed16_avx2(int m, int n, int k2, const uint16_t *a, int lda,
@@ -346,11 +347,74 @@ void hw_qgemm_packed_pairsafe_avx2(int m, int n, int k4, const uint8_t *a, int l
                                    const int8_t *bp, int32_t *c, int ldc) {
     packed_avx2(1, m, n, k4 / 4, a, lda, (const uint8_t *)bp, c, ldc);
 }
-void hw_qconv_direct_avx2(int wide, int m, int n, const void *img, const long *rowoff, const long *tapoff,
-                          int ntaps, int tsteps, const void *bp, int32_t *c, int ldc) {
+void hw_qconv_direct_avx2(int wide, int m, int n, int ncols, const void *img, const long *rowoff,
+                          const long *tapoff, int ntaps, int tsteps, const void *bp, int32_t *c, int ldc) {
     if (wide)
-        bcast_avx2(0, m, n, img, 0, rowoff, tapoff, ntaps, tsteps, bp, c, ldc);
+        bcast_avx2(0, m, n, ncols, img, 0, rowoff, tapoff, ntaps, tsteps, bp, c, ldc);
     else
-        bcast_avx2(1, m, n, img, 0, rowoff, tapoff, ntaps, tsteps, bp, c, ldc);
+        bcast_avx2(1, m, n, ncols, img, 0, rowoff, tapoff, ntaps, tsteps, bp, c, ldc);
+}
+
+/* NT columns of two vectors of (up to) eight output pixels each
+ * (hw_qconv_pairs_avx2): per step, one vector of the pixels' uint16 pairs
+ * from each of src0 and src1, times NT broadcast weight pairs. */
+static inline __attribute__((always_inline)) void
+pairs_tile(const int NT, const uint32_t *src0, const uint32_t *src1, long plane, int npairs, const long *toff,
+           int ntaps, const int16_t *bp, long bstride, __m256i acc[2][7]) {
+    for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm256_setzero_si256();
+    for (int t = 0; t < ntaps; t++) {
+        const uint32_t *a0 = src0 + toff[t], *a1 = src1 + toff[t];
+        const int16_t *b = bp + (long)t * npairs * bstride;
+        for (int s = 0; s < npairs; s++, a0 += plane, a1 += plane, b += bstride) {
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)a0), v1 = _mm256_loadu_si256((const __m256i *)a1);
+#pragma GCC unroll 7
+            for (int j = 0; j < NT; j++) {
+                int32_t w;
+                memcpy(&w, b + 2 * j, 4);
+                __m256i wv = _mm256_set1_epi32(w);
+                acc[0][j] = _mm256_add_epi32(acc[0][j], _mm256_madd_epi16(v0, wv));
+                acc[1][j] = _mm256_add_epi32(acc[1][j], _mm256_madd_epi16(v1, wv));
+            }
+        }
+    }
+}
+
+#define PAIRS_CASE(NT)                                                                    \
+    case NT:                                                                              \
+        pairs_tile(NT, src[0], src[1], plane, npairs, toff, ntaps, bp, bstride, acc); \
+        break;
+
+void hw_qconv_pairs_avx2(int p0, int p1, int ow, long rowstep, int nt, const uint32_t *planes, long plane,
+                         int npairs, const long *toff, int ntaps, const int16_t *bp, int32_t *c, int ldc) {
+    const long bstride = 32; /* packB16's rows of 16 columns of pairs */
+    for (int p = p0; p < p1;) {
+        /* Two runs of up to eight pixels, each within a row (the
+         * second empty, and its vector a repeat of the first, at the
+         * end of the range). */
+        const uint32_t *src[2];
+        int at[2], run[2];
+        for (int v = 0; v < 2; v++) {
+            int q = v == 0 || p + run[0] >= p1 ? p : p + run[0];
+            int ox = q % ow, r = ow - ox;
+            r = r < 8 ? r : 8;
+            r = r < p1 - q ? r : p1 - q;
+            src[v] = planes + (long)(q / ow) * rowstep + ox;
+            at[v] = q;
+            run[v] = v == 1 && q == p ? 0 : r;
+        }
+        __m256i acc[2][7];
+        switch (nt) {
+            PAIRS_CASE(1) PAIRS_CASE(2) PAIRS_CASE(3) PAIRS_CASE(4) PAIRS_CASE(5) PAIRS_CASE(6) PAIRS_CASE(7)
+        default:
+            return;
+        }
+        for (int v = 0; v < 2; v++)
+            for (int j = 0; j < nt; j++) {
+                int32_t x[8];
+                _mm256_storeu_si256((__m256i *)x, acc[v][j]);
+                for (int l = 0; l < run[v]; l++) c[(long)(at[v] + l) * ldc + j] = x[l];
+            }
+        p += run[0] + run[1];
+    }
 }
 #endif

@@ -145,6 +145,17 @@ void hw_chw_to_hwc_u8(const uint8_t *x, int c, int hw, uint8_t *y) {
     }
 }
 
+void hw_pair_planes(const uint32_t *hwc, int hp, int wp, int npairs, int sw, uint32_t *planes, long plane) {
+    const int wq = (wp + sw - 1) / sw;
+    for (int s = 0; s < npairs; s++)
+        for (int y = 0; y < hp; y++) {
+            const uint32_t *src = hwc + (long)y * wp * npairs + s;
+            uint32_t *dst = planes + (long)s * plane + (long)y * sw * wq;
+            for (int q = 0; q < sw; q++)
+                for (int x = q, j = 0; x < wp; x += sw, j++) dst[q * wq + j] = src[(long)x * npairs];
+        }
+}
+
 void hw_quantize_hwc_u8(int isa, const float *x, int c, long hw, int b, float scale, int zero, uint8_t *y) {
 #if HW_X86
     if (isa >= HW_ISA_AVX512 && b == 16) {

@@ -94,11 +94,18 @@ void hw_qgemm_packed16_avx2(int m, int n, int k2, const uint16_t *a, int lda,
     (void)m, (void)n, (void)k2, (void)a, (void)lda, (void)bp, (void)c, (void)ldc;
 }
 
-void hw_qconv_direct_avx2(int wide, int m, int n, const void *img, const long *rowoff, const long *tapoff,
-                          int ntaps, int tsteps, const void *bp, int32_t *c, int ldc)
+void hw_qconv_direct_avx2(int wide, int m, int n, int ncols, const void *img, const long *rowoff,
+                          const long *tapoff, int ntaps, int tsteps, const void *bp, int32_t *c, int ldc)
 {
-    (void)wide, (void)m, (void)n, (void)img, (void)rowoff, (void)tapoff, (void)ntaps, (void)tsteps, (void)bp, (void)c,
-        (void)ldc;
+    (void)wide, (void)m, (void)n, (void)ncols, (void)img, (void)rowoff, (void)tapoff, (void)ntaps, (void)tsteps,
+        (void)bp, (void)c, (void)ldc;
+}
+
+void hw_qconv_pairs_avx2(int p0, int p1, int ow, long rowstep, int nt, const uint32_t *planes, long plane,
+                         int npairs, const long *toff, int ntaps, const int16_t *bp, int32_t *c, int ldc)
+{
+    (void)p0, (void)p1, (void)ow, (void)rowstep, (void)nt, (void)planes, (void)plane, (void)npairs, (void)toff,
+        (void)ntaps, (void)bp, (void)c, (void)ldc;
 }
 
 void hw_qconv_direct_vnni(int m, int n, const uint8_t *img, const long *rowoff, const long *tapoff, int ntaps,
