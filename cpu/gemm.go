@@ -33,8 +33,10 @@ const threadMinMACs = 1 << 27
 // leading dimension lda, B k×n (n×k when transposed) with ldb, and C m×n
 // with ldc. When beta is 0, C is overwritten without being read (NaN in C
 // does not propagate). The work is split by blocks of C over threads
-// goroutines (threads <= 0: runtime.NumCPU()), each block one call into the
-// single-threaded C kernel hw_sgemm at the current ISA level; the result is
+// (threads <= 0: runtime.NumCPU()), each block one run of the
+// single-threaded C kernel hw_sgemm at the current ISA level: goroutines,
+// one cgo call each, for small products, and threads started inside one
+// cgo call from threadMinMACs multiply-adds up; the result is
 // bit-identical for every thread count (not across ISA levels).
 //
 // It returns an error naming the argument when a size is negative, a leading
