@@ -143,17 +143,37 @@ void hw_qgemm_packed_pairsafe_avx2(int m, int n, int k4, const uint8_t *a, int l
 void hw_qconv_direct_avx2(int wide, int m, int n, int ncols, const void *img, const long *rowoff,
                           const long *tapoff, int ntaps, int tsteps, const void *bp, int32_t *c, int ldc);
 
-/* hw_pair_planes lays out an hp×wp image of npairs uint16 channel pairs
- * per pixel (channels-last, hwc[(y·wp + x)·npairs + s]) as one plane per
- * pair, each row split into sw phase rows of wq = ⌈wp/sw⌉ pixels (x =
- * j·sw + q): pair s of pixel (y, x) goes to
+/* hw_step_planes lays out an hp×wp channels-last image of nsteps 4-byte
+ * steps per pixel (uint16 channel pairs, or uint8 channel quads:
+ * hwc[(y·wp + x)·nsteps + s]) as one plane per step, each row split into
+ * sw phase rows of wq = ⌈wp/sw⌉ pixels (x = j·sw + q): step s of pixel
+ * (y, x) goes to
  *
  *     planes[s·plane + (y·sw + x mod sw)·wq + x/sw],
  *
  * so that the pixels a tap reads for consecutive output pixels of a row
- * are adjacent at any stride sw. plane ≥ hp·sw·wq + 8 (a vector read
+ * are adjacent at any stride sw. plane ≥ hp·sw·wq + 16 (a vector read
  * from a row's last pixel stays inside). */
-void hw_pair_planes(const uint32_t *hwc, int hp, int wp, int npairs, int sw, uint32_t *planes, long plane);
+void hw_step_planes(const uint32_t *hwc, int hp, int wp, int nsteps, int sw, uint32_t *planes, long plane);
+
+/* hw_plane_runs sets, for the tail kernels (hw_qconv_pairs_avx2,
+ * hw_qconv_quads_vnni), the next two runs of at most lanes output pixels
+ * from pixel p (< p1), each within a row of ow: run v starts at pixel
+ * at[v], run[v] long, its vector at src[v] in the planes. At the end of
+ * the range the second run is empty and its vector a repeat of the
+ * first's. */
+static inline void hw_plane_runs(int p, int p1, int ow, long rowstep, int lanes, const uint32_t *planes,
+                                 const uint32_t *src[2], int at[2], int run[2]) {
+    for (int v = 0; v < 2; v++) {
+        int q = v == 0 || p + run[0] >= p1 ? p : p + run[0];
+        int ox = q % ow, r = ow - ox;
+        r = r < lanes ? r : lanes;
+        r = r < p1 - q ? r : p1 - q;
+        src[v] = planes + (long)(q / ow) * rowstep + ox;
+        at[v] = q;
+        run[v] = v == 1 && q == p ? 0 : r;
+    }
+}
 
 /* hw_qconv_pairs_avx2 computes nt ≤ 7 columns of accumulators as
  * hw_qconv_direct_avx2 does with wide (c[i·ldc + j], j < nt), for output
@@ -161,16 +181,24 @@ void hw_pair_planes(const uint32_t *hwc, int hp, int wp, int npairs, int sw, uin
  * where the broadcast tiles put eight columns: the last K mod 8 channels
  * of a convolution then cost nt vpmaddwd per eight pixels rather than
  * eight. Pixel i reads pair s of tap t at planes + s·plane + (i/ow)·rowstep
- * + i mod ow + toff[t] (hw_pair_planes' layout); B is packB16's for those
+ * + i mod ow + toff[t] (hw_step_planes' layout); B is packB16's for those
  * nt columns alone, its steps tap-major (ntaps taps of npairs pairs).
  * AVX2 only. */
 void hw_qconv_pairs_avx2(int p0, int p1, int ow, long rowstep, int nt, const uint32_t *planes, long plane,
                          int npairs, const long *toff, int ntaps, const int16_t *bp, int32_t *c, int ldc);
 
 /* hw_qconv_direct_vnni is hw_qconv_direct_avx2's uint8 form on AVX-512
- * VNNI (vpdpbusd, B packed by packB; any int8 weights). */
-void hw_qconv_direct_vnni(int m, int n, const uint8_t *img, const long *rowoff, const long *tapoff, int ntaps,
-                          int tsteps, const int8_t *bp, int32_t *c, int ldc);
+ * VNNI (vpdpbusd, B packed by packB; any int8 weights), columns [0, ncols)
+ * of n. */
+void hw_qconv_direct_vnni(int m, int n, int ncols, const uint8_t *img, const long *rowoff, const long *tapoff,
+                          int ntaps, int tsteps, const int8_t *bp, int32_t *c, int ldc);
+
+/* hw_qconv_quads_vnni is hw_qconv_pairs_avx2 for hw_qconv_direct_vnni:
+ * nt ≤ 12 columns (the last K mod 16), sixteen output pixels of a row to a
+ * vector of uint8 channel quads (vpdpbusd), B packed by packB for those nt
+ * columns alone. */
+void hw_qconv_quads_vnni(int p0, int p1, int ow, long rowstep, int nt, const uint32_t *planes, long plane,
+                         int nquads, const long *toff, int ntaps, const int8_t *bp, int32_t *c, int ldc);
 
 /* hw_widen_u8_u16 writes y[i] = x[i] for i < n. */
 void hw_widen_u8_u16(int isa, long n, const uint8_t *x, uint16_t *y);

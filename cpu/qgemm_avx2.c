@@ -388,20 +388,9 @@ void hw_qconv_pairs_avx2(int p0, int p1, int ow, long rowstep, int nt, const uin
                          int npairs, const long *toff, int ntaps, const int16_t *bp, int32_t *c, int ldc) {
     const long bstride = 32; /* packB16's rows of 16 columns of pairs */
     for (int p = p0; p < p1;) {
-        /* Two runs of up to eight pixels, each within a row (the
-         * second empty, and its vector a repeat of the first, at the
-         * end of the range). */
         const uint32_t *src[2];
         int at[2], run[2];
-        for (int v = 0; v < 2; v++) {
-            int q = v == 0 || p + run[0] >= p1 ? p : p + run[0];
-            int ox = q % ow, r = ow - ox;
-            r = r < 8 ? r : 8;
-            r = r < p1 - q ? r : p1 - q;
-            src[v] = planes + (long)(q / ow) * rowstep + ox;
-            at[v] = q;
-            run[v] = v == 1 && q == p ? 0 : r;
-        }
+        hw_plane_runs(p, p1, ow, rowstep, 8, planes, src, at, run);
         __m256i acc[2][7];
         switch (nt) {
             PAIRS_CASE(1) PAIRS_CASE(2) PAIRS_CASE(3) PAIRS_CASE(4) PAIRS_CASE(5) PAIRS_CASE(6) PAIRS_CASE(7)

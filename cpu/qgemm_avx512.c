@@ -183,13 +183,14 @@ ptile(const int MR, const int NV, const uint8_t *const *ar, const long *toff, in
 
 /* The VNNI broadcast GEMM in tiles of 4×64: row i of a starts at a +
  * rowoff[i], or with rowoff NULL at a + i·lda; the reduction is ntaps
- * taps of tsteps quads (ptile). */
-static void bcast_vnni(int m, int n, const uint8_t *a, long lda, const long *rowoff, const long *toff, int ntaps,
-                       int tsteps, const int8_t *bp, int32_t *c, int ldc) {
+ * taps of tsteps quads (ptile). Columns [0, ncols) of the n packed ones
+ * are computed. */
+static void bcast_vnni(int m, int n, int ncols, const uint8_t *a, long lda, const long *rowoff, const long *toff,
+                       int ntaps, int tsteps, const int8_t *bp, int32_t *c, int ldc) {
     int np = (n + 15) & ~15;
     long bstride = 4L * np;
-    for (int j0 = 0; j0 < n; j0 += 64) {
-        int nvalid = n - j0 < 64 ? n - j0 : 64;
+    for (int j0 = 0; j0 < ncols; j0 += 64) {
+        int nvalid = ncols - j0 < 64 ? ncols - j0 : 64;
         int nv = (nvalid + 15) / 16;
         for (int i0 = 0; i0 < m; i0 += 4) {
             int mr = m - i0 < 4 ? m - i0 : 4;
@@ -205,11 +206,63 @@ static void bcast_vnni(int m, int n, const uint8_t *a, long lda, const long *row
 void hw_qgemm_packed_vnni(int m, int n, int k4, const uint8_t *a, int lda,
                           const int8_t *bp, int32_t *c, int ldc) {
     static const long tap0 = 0;
-    bcast_vnni(m, n, a, lda, NULL, &tap0, 1, k4 / 4, bp, c, ldc);
+    bcast_vnni(m, n, n, a, lda, NULL, &tap0, 1, k4 / 4, bp, c, ldc);
 }
 
-void hw_qconv_direct_vnni(int m, int n, const uint8_t *img, const long *rowoff, const long *tapoff, int ntaps,
-                          int tsteps, const int8_t *bp, int32_t *c, int ldc) {
-    bcast_vnni(m, n, img, 0, rowoff, tapoff, ntaps, tsteps, bp, c, ldc);
+void hw_qconv_direct_vnni(int m, int n, int ncols, const uint8_t *img, const long *rowoff, const long *tapoff,
+                          int ntaps, int tsteps, const int8_t *bp, int32_t *c, int ldc) {
+    bcast_vnni(m, n, ncols, img, 0, rowoff, tapoff, ntaps, tsteps, bp, c, ldc);
+}
+
+/* NT columns of two vectors of (up to) sixteen output pixels each
+ * (hw_qconv_quads_vnni): per step, one vector of the pixels' uint8 quads
+ * from each of src0 and src1, times NT broadcast weight quads. */
+static inline __attribute__((always_inline)) void
+quads_tile(const int NT, const uint32_t *src0, const uint32_t *src1, long plane, int nquads, const long *toff,
+           int ntaps, const int8_t *bp, __m512i acc[2][12]) {
+    for (int j = 0; j < NT; j++) acc[0][j] = acc[1][j] = _mm512_setzero_si512();
+    for (int t = 0; t < ntaps; t++) {
+        const uint32_t *a0 = src0 + toff[t], *a1 = src1 + toff[t];
+        const int8_t *b = bp + (long)t * nquads * 64;
+        for (int s = 0; s < nquads; s++, a0 += plane, a1 += plane, b += 64) {
+            __m512i v0 = _mm512_loadu_si512(a0), v1 = _mm512_loadu_si512(a1);
+#pragma GCC unroll 12
+            for (int j = 0; j < NT; j++) {
+                int32_t w;
+                memcpy(&w, b + 4 * j, 4);
+                __m512i wv = _mm512_set1_epi32(w);
+                acc[0][j] = _mm512_dpbusd_epi32(acc[0][j], v0, wv);
+                acc[1][j] = _mm512_dpbusd_epi32(acc[1][j], v1, wv);
+            }
+        }
+    }
+}
+
+#define QUADS_CASE(NT)                                                               \
+    case NT:                                                                         \
+        quads_tile(NT, src[0], src[1], plane, nquads, toff, ntaps, bp, acc); \
+        break;
+
+void hw_qconv_quads_vnni(int p0, int p1, int ow, long rowstep, int nt, const uint32_t *planes, long plane,
+                         int nquads, const long *toff, int ntaps, const int8_t *bp, int32_t *c, int ldc) {
+    for (int p = p0; p < p1;) {
+        const uint32_t *src[2];
+        int at[2], run[2];
+        hw_plane_runs(p, p1, ow, rowstep, 16, planes, src, at, run);
+        __m512i acc[2][12];
+        switch (nt) {
+            QUADS_CASE(1) QUADS_CASE(2) QUADS_CASE(3) QUADS_CASE(4) QUADS_CASE(5) QUADS_CASE(6)
+            QUADS_CASE(7) QUADS_CASE(8) QUADS_CASE(9) QUADS_CASE(10) QUADS_CASE(11) QUADS_CASE(12)
+        default:
+            return;
+        }
+        for (int v = 0; v < 2; v++)
+            for (int j = 0; j < nt; j++) {
+                int32_t x[16];
+                _mm512_storeu_si512(x, acc[v][j]);
+                for (int l = 0; l < run[v]; l++) c[(long)(at[v] + l) * ldc + j] = x[l];
+            }
+        p += run[0] + run[1];
+    }
 }
 #endif

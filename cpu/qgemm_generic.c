@@ -145,14 +145,14 @@ void hw_chw_to_hwc_u8(const uint8_t *x, int c, int hw, uint8_t *y) {
     }
 }
 
-void hw_pair_planes(const uint32_t *hwc, int hp, int wp, int npairs, int sw, uint32_t *planes, long plane) {
+void hw_step_planes(const uint32_t *hwc, int hp, int wp, int nsteps, int sw, uint32_t *planes, long plane) {
     const int wq = (wp + sw - 1) / sw;
-    for (int s = 0; s < npairs; s++)
+    for (int s = 0; s < nsteps; s++)
         for (int y = 0; y < hp; y++) {
-            const uint32_t *src = hwc + (long)y * wp * npairs + s;
+            const uint32_t *src = hwc + (long)y * wp * nsteps + s;
             uint32_t *dst = planes + (long)s * plane + (long)y * sw * wq;
             for (int q = 0; q < sw; q++)
-                for (int x = q, j = 0; x < wp; x += sw, j++) dst[q * wq + j] = src[(long)x * npairs];
+                for (int x = q, j = 0; x < wp; x += sw, j++) dst[q * wq + j] = src[(long)x * nsteps];
         }
 }
 

@@ -108,10 +108,18 @@ void hw_qconv_pairs_avx2(int p0, int p1, int ow, long rowstep, int nt, const uin
         (void)ntaps, (void)bp, (void)c, (void)ldc;
 }
 
-void hw_qconv_direct_vnni(int m, int n, const uint8_t *img, const long *rowoff, const long *tapoff, int ntaps,
-                          int tsteps, const int8_t *bp, int32_t *c, int ldc)
+void hw_qconv_direct_vnni(int m, int n, int ncols, const uint8_t *img, const long *rowoff, const long *tapoff,
+                          int ntaps, int tsteps, const int8_t *bp, int32_t *c, int ldc)
 {
-    (void)m, (void)n, (void)img, (void)rowoff, (void)tapoff, (void)ntaps, (void)tsteps, (void)bp, (void)c, (void)ldc;
+    (void)m, (void)n, (void)ncols, (void)img, (void)rowoff, (void)tapoff, (void)ntaps, (void)tsteps, (void)bp,
+        (void)c, (void)ldc;
+}
+
+void hw_qconv_quads_vnni(int p0, int p1, int ow, long rowstep, int nt, const uint32_t *planes, long plane,
+                         int nquads, const long *toff, int ntaps, const int8_t *bp, int32_t *c, int ldc)
+{
+    (void)p0, (void)p1, (void)ow, (void)rowstep, (void)nt, (void)planes, (void)plane, (void)nquads, (void)toff,
+        (void)ntaps, (void)bp, (void)c, (void)ldc;
 }
 
 void hw_qgemm_packed_pairsafe_avx2(int m, int n, int k4, const uint8_t *a, int lda,

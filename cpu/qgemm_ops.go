@@ -44,10 +44,12 @@ type quantPrep struct {
 	packed16 []int16
 	// tail16 holds the last rows mod 8 rows alone, packed as packed16
 	// (one group only), for hw_qconv_pairs_avx2: their pairs of a step
-	// then share a cache line rather than one line a step.
-	tail16 []int16
-	pack   packing
-	groups int
+	// then share a cache line rather than one line a step; tailQuads the
+	// last rows mod 16 packed as packed, for hw_qconv_quads_vnni.
+	tail16    []int16
+	tailQuads []int8
+	pack      packing
+	groups    int
 	// pairSafe: every weight lies in [−64, 64] (accel.PairSafe).
 	pairSafe bool
 	// fw holds Scale[o]·Q[o,i] as float for qConv2DGrid (made on first use).
@@ -183,31 +185,35 @@ type convDirect struct {
 	offs           *[]int64
 	rowoff, tapoff []int64 // per output pixel and per tap, in bytes
 	tsteps         int     // 4-byte steps per tap
-	// pairs, when set, computes the last K mod 8 channels on
-	// hw_qconv_pairs_avx2 from the widened image laid out by
-	// hw_pair_planes (usePairPlanes); the broadcast tiles then stop at
-	// the multiple of 8 below K.
-	pairs *pairPlanes
+	// planes, when set, computes the last channels past a whole vector
+	// (K mod 8 on AVX2's widened form, K mod 16 on VNNI) on
+	// hw_qconv_pairs_avx2 or hw_qconv_quads_vnni from the image laid out
+	// by hw_step_planes (useStepPlanes); the broadcast tiles then stop at
+	// the multiple of the vector below K.
+	planes *stepPlanes
 }
 
-// pairPlanes is the channel-pair layout of convDirect's widened image and
-// the offsets hw_qconv_pairs_avx2 reads it with.
-type pairPlanes struct {
-	buf     *[]int32 // npairs planes of plane uint32 pairs
+// stepPlanes is the planar layout of convDirect's image (one plane per
+// 4-byte step of a pixel's channels) and the offsets the tail kernels read
+// it with.
+type stepPlanes struct {
+	buf     *[]int32 // nsteps planes of plane steps
 	plane   int64
+	nsteps  int     // 4-byte steps per pixel
 	rowstep int64   // elements from one output row's first pixel to the next's
 	toff    []int64 // per kernel position (ky, kx), in elements
 	sw, ow  int
+	lanes   int // the vector's width in channels: 8 (AVX2) or 16 (VNNI)
 }
 
-// usePairPlanes reports whether hw_qconv_pairs_avx2 pays for the last
-// nt = K mod 8 channels of a convolution with rows of ow output pixels:
-// its nt vpmaddwd per (up to) eight pixels of a row, against one per
-// pixel in the broadcast tiles, whose vector of eight channels holds nt;
-// at most three quarters as many, for its extra loads and stores and the
+// useStepPlanes reports whether the tail kernels pay for the last nt = K
+// mod lanes channels of a convolution with rows of ow output pixels: their
+// nt multiplies per (up to) lanes pixels of a row, against one per pixel
+// in the broadcast tiles, whose vector of lanes channels holds nt; at most
+// three quarters as many, for their extra loads and stores and the
 // relayout of the image.
-func usePairPlanes(nt, ow int) bool {
-	return nt > 0 && 4*((ow+7)/8)*nt <= 3*ow
+func useStepPlanes(nt, ow, lanes int) bool {
+	return nt > 0 && 4*((ow+lanes-1)/lanes)*nt <= 3*ow
 }
 
 // newConvDirect prepares convDirect for images of pn (oh×ow outputs) on
@@ -245,19 +251,26 @@ func newConvDirect(prep *quantPrep, pn accel.ConvParams, oh, ow int, zero int32)
 		ky, kx := t*tw/pn.KW, t*tw%pn.KW
 		d.tapoff[t] = int64((ky*pn.DilH*wp + kx*pn.DilW) * px)
 	}
-	if prep.wide() && prep.tail16 != nil && usePairPlanes(pn.K%8, ow) {
+	lanes := 0
+	switch {
+	case prep.wide() && prep.tail16 != nil:
+		lanes = 8
+	case prep.pack == packVNNI && prep.tailQuads != nil:
+		lanes = 16
+	}
+	if lanes > 0 && useStepPlanes(pn.K%lanes, ow, lanes) {
 		sw := pn.StrideW
 		wq := (wp + sw - 1) / sw
-		pp := &pairPlanes{plane: int64(hp*sw*wq + 8), rowstep: int64(pn.StrideH * sw * wq), sw: sw, ow: ow}
-		pp.buf = getI32(pn.C / 2 * int(pp.plane))
-		pp.toff = make([]int64, pn.KH*pn.KW)
+		sp := &stepPlanes{plane: int64(hp*sw*wq + 16), nsteps: px / 4, rowstep: int64(pn.StrideH * sw * wq), sw: sw, ow: ow, lanes: lanes}
+		sp.buf = getI32(sp.nsteps * int(sp.plane))
+		sp.toff = make([]int64, pn.KH*pn.KW)
 		for ky := range pn.KH {
 			for kx := range pn.KW {
 				x := kx * pn.DilW
-				pp.toff[ky*pn.KW+kx] = int64((ky*pn.DilH*sw+x%sw)*wq + x/sw)
+				sp.toff[ky*pn.KW+kx] = int64((ky*pn.DilH*sw+x%sw)*wq + x/sw)
 			}
 		}
-		d.pairs = pp
+		d.planes = sp
 	}
 	return d
 }
@@ -270,8 +283,8 @@ func (d *convDirect) put() {
 		u16Pool.Put(d.u16)
 	}
 	i64Pool.Put(d.offs)
-	if d.pairs != nil {
-		i32Pool.Put(d.pairs.buf)
+	if d.planes != nil {
+		i32Pool.Put(d.planes.buf)
 	}
 }
 
@@ -303,23 +316,30 @@ func (d *convDirect) run(threads int, xt []uint8, acc []int32) {
 		bp = unsafe.Pointer(&d.prep.packed[0])
 	}
 	ntaps, ncols := C.int(len(d.tapoff)), pn.K
-	pp := d.pairs
-	if pp != nil {
-		ncols = pn.K &^ 7
-		C.hw_pair_planes((*C.uint32_t)(img), C.int(pn.H+2*pn.PadH), C.int(wp), C.int(pn.C/2), C.int(pp.sw),
-			(*C.uint32_t)(unsafe.Pointer(&(*pp.buf)[0])), C.long(pp.plane))
+	sp := d.planes
+	var planes *C.uint32_t
+	if sp != nil {
+		ncols = pn.K &^ (sp.lanes - 1)
+		planes = (*C.uint32_t)(unsafe.Pointer(&(*sp.buf)[0]))
+		C.hw_step_planes((*C.uint32_t)(img), C.int(pn.H+2*pn.PadH), C.int(wp), C.int(sp.nsteps), C.int(sp.sw), planes, C.long(sp.plane))
 	}
 	parallel(threads, d.pix, int64(d.pix)*int64(pn.K)*int64(pn.C*pn.KH*pn.KW), func(i0, i1 int) {
 		ro, to, c := (*C.long)(unsafe.Pointer(&d.rowoff[i0])), (*C.long)(unsafe.Pointer(&d.tapoff[0])), (*C.int32_t)(&acc[i0*pn.K])
-		if d.prep.pack == packVNNI {
-			C.hw_qconv_direct_vnni(C.int(i1-i0), C.int(pn.K), (*C.uint8_t)(img), ro, to, ntaps, C.int(d.tsteps), (*C.int8_t)(bp), c, C.int(pn.K))
+		vnni := d.prep.pack == packVNNI
+		if vnni {
+			C.hw_qconv_direct_vnni(C.int(i1-i0), C.int(pn.K), C.int(ncols), (*C.uint8_t)(img), ro, to, ntaps, C.int(d.tsteps), (*C.int8_t)(bp), c, C.int(pn.K))
+		} else {
+			C.hw_qconv_direct_avx2(cbool(d.u16 != nil), C.int(i1-i0), C.int(pn.K), C.int(ncols), img, ro, to, ntaps, C.int(d.tsteps), bp, c, C.int(pn.K))
+		}
+		if sp == nil {
 			return
 		}
-		C.hw_qconv_direct_avx2(cbool(d.u16 != nil), C.int(i1-i0), C.int(pn.K), C.int(ncols), img, ro, to, ntaps, C.int(d.tsteps), bp, c, C.int(pn.K))
-		if pp != nil {
-			C.hw_qconv_pairs_avx2(C.int(i0), C.int(i1), C.int(pp.ow), C.long(pp.rowstep), C.int(pn.K%8),
-				(*C.uint32_t)(unsafe.Pointer(&(*pp.buf)[0])), C.long(pp.plane), C.int(pn.C/2),
-				(*C.long)(unsafe.Pointer(&pp.toff[0])), C.int(len(pp.toff)), (*C.int16_t)(&d.prep.tail16[0]), (*C.int32_t)(&acc[ncols]), C.int(pn.K))
+		p0, p1, ow, rs, nt := C.int(i0), C.int(i1), C.int(sp.ow), C.long(sp.rowstep), C.int(pn.K-ncols)
+		toff, nk, ns, tail := (*C.long)(unsafe.Pointer(&sp.toff[0])), C.int(len(sp.toff)), C.int(sp.nsteps), (*C.int32_t)(&acc[ncols])
+		if vnni {
+			C.hw_qconv_quads_vnni(p0, p1, ow, rs, nt, planes, C.long(sp.plane), ns, toff, nk, (*C.int8_t)(&d.prep.tailQuads[0]), tail, C.int(pn.K))
+		} else {
+			C.hw_qconv_pairs_avx2(p0, p1, ow, rs, nt, planes, C.long(sp.plane), ns, toff, nk, (*C.int16_t)(&d.prep.tail16[0]), tail, C.int(pn.K))
 		}
 	})
 }
@@ -438,6 +458,9 @@ func prepareQuant(q *accel.QuantWeights, rows, cols, kh, kw, groups int, pack pa
 	}
 	if packed16 && groups == 1 && rows%8 != 0 {
 		e.tail16 = packB16(w[rows&^7*cols:], rows%8, cols)
+	}
+	if pack == packVNNI && groups == 1 && rows%16 != 0 {
+		e.tailQuads = packB(w[rows&^15*cols:], rows%16, cols)
 	}
 	if _, loaded := quantPreps.Swap(key, e); !loaded {
 		runtime.AddCleanup(q, func(k weak.Pointer[accel.QuantWeights]) { quantPreps.Delete(k) }, key)

@@ -341,24 +341,30 @@ func TestConvDirectMatchesPatches(t *testing.T) {
 		{C: 6, H: 10, W: 10, K: 9, KH: 3, KW: 3, PadH: 1, PadW: 1},
 		{C: 16, H: 15, W: 14, K: 24, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadH: 2, PadW: 2},
 		{C: 12, H: 5, W: 6, K: 33, KH: 3, KW: 3, PadH: 2, PadW: 3, StrideW: 3, DilH: 2},
-		// K mod 8 = 1…6 on AVX2's channel-pair planes (usePairPlanes):
-		// rows of 5 to 20 output pixels, strides 1 to 3, dilation, one
-		// channel pair.
+		// The last K mod 8 (AVX2's widened form) or K mod 16 (VNNI)
+		// channels on the step planes (useStepPlanes): K mod 8 = 1…6 and
+		// K mod 16 = 1…10, rows of 4 to 32 output pixels, strides 1 to
+		// 3, dilation, one step per pixel.
 		{C: 10, H: 6, W: 20, K: 21, KH: 3, KW: 3, PadH: 1, PadW: 1},
 		{C: 2, H: 7, W: 33, K: 11, KH: 5, KW: 5, StrideH: 2, StrideW: 2, PadW: 2},
 		{C: 4, H: 5, W: 16, K: 10, KH: 3, KW: 2, StrideW: 3, DilW: 3, PadW: 1},
 		{C: 8, H: 4, W: 10, K: 14, KH: 3, KW: 3},
 		{C: 6, H: 9, W: 28, K: 12, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadH: 1, PadW: 1, DilW: 2},
+		{C: 4, H: 4, W: 33, K: 26, KH: 2, KW: 2},
+		{C: 12, H: 7, W: 36, K: 21, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadW: 2, DilW: 2},
 	}
-	checked, paired, avx2 := 0, 0, 0
+	// Convolutions on the step planes, per level: ten of these have a K
+	// mod 8 and rows that pay at AVX2 (8-bit weights only: the widened
+	// form), five a K mod 16 that pays on VNNI (both widths).
+	planar := map[packing]int{}
+	wantPlanar := map[packing]int{packAVX2: 10, packVNNI: 10}
+	checked := 0
 	forEachQLevel(t, func(l qLevel) {
 		pack := levelPacking()
 		if pack == packNone {
 			return
 		}
-		if pack == packAVX2 {
-			avx2++
-		}
+		planar[pack] -= wantPlanar[pack]
 		for ci, p := range convs {
 			pn := p.Norm()
 			kk := pn.C * pn.KH * pn.KW
@@ -388,8 +394,8 @@ func TestConvDirectMatchesPatches(t *testing.T) {
 				// One convDirect for both runs, as for the images of a
 				// batch: its border is made once.
 				d := newConvDirect(prep, pn, oh, ow, q.InZero)
-				if d.pairs != nil {
-					paired++
+				if d.planes != nil {
+					planar[pack]++
 				}
 				for _, threads := range []int{1, 2} {
 					got := make([]int32, pix*pn.K)
@@ -405,10 +411,10 @@ func TestConvDirectMatchesPatches(t *testing.T) {
 			}
 		}
 	})
-	t.Logf("%d convolutions checked, %d of them with channel-pair planes (levels %v)", checked, paired, qLevels())
-	// Nine of the convolutions have a K mod 8 and rows that pay
-	// (usePairPlanes), at 8 bits.
-	if paired != 9*avx2 {
-		t.Errorf("%d convolutions ran on channel-pair planes at %d AVX2 levels, want 9 each", paired, avx2)
+	t.Logf("%d convolutions checked (levels %v)", checked, qLevels())
+	for pack, extra := range planar {
+		if extra != 0 {
+			t.Errorf("packing %d: %+d convolutions on the step planes against the %d expected per level", pack, extra, wantPlanar[pack])
+		}
 	}
 }
